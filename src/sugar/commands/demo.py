@@ -1,0 +1,9 @@
+"""`sugar` subcommands for the demo area (filled in by the demo work)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the top-level app."""

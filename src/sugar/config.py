@@ -1,0 +1,236 @@
+"""Configs: one dataclass per stage, loaded from YAML (configs/) with `--set a.b=value` overrides.
+
+Configs are plain data (never executed). `load_config` validates every key, so a typo in a YAML file or an
+override is a clear error instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from sugar.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, protocol and how samples become tensors."""
+
+    dataset: str = "synthetic"
+    root: str | None = None  # dataset folder; None = the dataset's default location
+    protocol: str | None = None  # e.g. xsub, xview; None = the dataset's default
+    frames: int = 64  # T after resampling
+    max_persons: int = 2  # M after padding
+    centre: bool = True
+    align: bool = True  # SGN-style view alignment
+    random_crop: tuple[float, float] = (0.5, 1.0)  # training window as a fraction of the sequence
+    random_rotate: float = 0.3  # max rotation (radians) per axis at training; 0 disables
+    val_fraction: float = 0.1  # validation part carved from training (seeded)
+    num_workers: int = 0
+
+
+@dataclass
+class EncoderConfig:
+    """CTR-GCN family skeleton encoder."""
+
+    preset: str = "cpu"  # "paper" (CTR-GCN widths) or "cpu"
+    temporal_stride: str = "stock"  # "none" (paper: keep every frame) or "stock" (CTR-GCN strides 2, 2)
+    dropout: float = 0.0
+    text_model: str = "all-MiniLM-L6-v2"  # sentence-transformers name/path or a CLIP model name
+
+
+@dataclass
+class PretrainConfig:
+    """Stage 2: knowledge-supervised encoder training (MIL-NCE)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: EncoderConfig = field(default_factory=EncoderConfig)
+    loss: str = "milnce"  # milnce | ce | milnce+ce
+    knowledge: str | None = None  # knowledge file; None = the dataset's shipped file
+    use_motion: bool = True
+    use_visual: bool = True
+    temperature: float = 0.07
+    learn_temperature: bool = True
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 4e-4
+    warmup_epochs: int = 5
+    lr_steps: tuple[int, ...] = (20, 25)
+    lr_decay: float = 0.1
+    amp: bool = True  # used on GPU only
+    seed: int = 1
+    exclude_classes: tuple[str, ...] = ()  # held out for zero-shot
+    max_train_samples: int | None = None  # for quick runs
+
+
+@dataclass
+class BridgeConfig:
+    """Temporal Query Projection and its ablation alternatives."""
+
+    kind: str = "tqp"  # tqp | qformer | linear | pool
+    num_queries: int = 32  # L (paper: 128)
+    chunk_frames: int = 8  # encoder frames per TQP chunk
+    hidden_size: int = 256
+    num_layers: int = 2
+    num_heads: int = 4
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16  # paper: 64
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass
+class TuneConfig:
+    """Stage 3: TQP + LoRA on a frozen LLM, encoder frozen."""
+
+    encoder_run: str | None = None
+    llm: str = "smollm2-135m"  # alias of the offline GGUF model, a Hugging Face name or path, or a .gguf file
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    knowledge: str | None = None
+    epochs: int = 1
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 2e-4  # paper: 2e-5 for a 7B model
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    max_answer_tokens: int = 48
+    decode: str = "rank"  # rank | generate
+    seed: int = 1
+    amp: bool = True
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A YAML-friendly dict (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, prefix=f"{key}.")
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{key}: {value!r} does not fit {tp}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            value = [value]
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        if (len(args) == 2 and args[1] is Ellipsis) or len(args) == 1:
+            return tuple(_coerce(inner, v, key) for v in value)
+        if len(args) != len(value):
+            raise ConfigError(f"{key}: expected {len(args)} values, got {value!r}")
+        return tuple(_coerce(a, v, key) for a, v in zip(args, value, strict=True))
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build config dataclass `cls` from a (possibly partial) dict, rejecting unknown keys."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in sorted(unknown))}")
+    kwargs = {k: _coerce(hints[k], v, prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """`["train.lr=0.05", "model.preset=paper"]` -> nested dict; values parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else None
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override")
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in extra.items():
+        merged[k] = _merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
+                defaults: dict[str, Any] | None = None) -> T:
+    """Defaults <- `defaults` dict <- YAML file <- `--set` overrides, validated into `cls`."""
+    data: dict[str, Any] = dict(defaults or {})
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a config file must be a YAML mapping")
+        data = _merge(data, loaded)
+    data = _merge(data, parse_overrides(overrides or []))
+    return from_dict(cls, data)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
