@@ -13,7 +13,7 @@ def test_overrides_and_yaml_roundtrip(tmp_path):
 
 
 def test_unknown_and_mistyped_keys_are_errors():
-    with pytest.raises(ConfigError, match="bridge.bogus"):
+    with pytest.raises(ConfigError, match=r"bridge\.bogus"):
         load_config(TuneConfig, overrides=["bridge.bogus=1"])
     with pytest.raises(ConfigError, match="epochs: expected an integer"):
         load_config(TuneConfig, overrides=["epochs=many"])

@@ -8,7 +8,8 @@ from pathlib import Path
 
 def cache_dir(*parts: str) -> Path:
     """Per-user cache root (SUGAR_CACHE, else XDG cache); created on demand."""
-    root = Path(os.environ.get("SUGAR_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sugar")
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    root = Path(os.environ.get("SUGAR_CACHE") or xdg / "sugar")
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
