@@ -23,7 +23,7 @@ def _write_ucla(root: Path, action: int, subject: int, view: int, episode: int =
     name = f"a{action:02d}_s{subject:02d}_e{episode:02d}_v{view:02d}"
     rng = np.random.default_rng([seed, action, subject, view, episode])
     frames = int(rng.integers(8, 20))
-    skel = rng.normal(0, 0.3, size=(frames, 20, 3)) + [0, 0, 3]
+    skel = rng.normal(0, 0.3, size=(frames, 20, 3)) + np.array([0, 0, 3])
     path = root / f"{name}.json"
     path.write_text(json.dumps({"file_name": name, "skeletons": skel.round(4).tolist(),
                                 "label": NWUCLA_IDS.index(action) + 1}))
