@@ -184,8 +184,14 @@ def test_killed_cache_build_leaves_no_broken_cache(fake_ucla: Path, tmp_path: Pa
     assert not any(p.name.startswith(".build-") for p in folder.iterdir())  # the dead build was cleaned
 
 
-def test_samples_are_read_only_views(fake_ucla: Path):
+def test_samples_are_read_only_views_and_dataset_pickles_small(fake_ucla: Path):
+    import pickle
+
     d = open_dataset("nw-ucla", root=fake_ucla, split="test")
+    _ = d[0].joints.sum()  # opens the memmap
+    blob = pickle.dumps(d)  # what DataLoader workers receive under spawn: no array data
+    assert len(blob) < 100_000
+    np.testing.assert_array_equal(pickle.loads(blob)[3].joints, d[3].joints)
     s = d[0]
     assert not s.joints.flags.writeable
     assert d[-1].name == d.names[-1]

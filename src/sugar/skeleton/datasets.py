@@ -24,7 +24,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from sugar.errors import DataError, SugarError
+from sugar.errors import DataError, KnowledgeError, SugarError
 from sugar.knowledge.actions import load_action_list
 from sugar.paths import shared_data_dir
 from sugar.skeleton.cache import ParseResult, SampleStore, code_version, open_store, source_key
@@ -238,7 +238,8 @@ class NTU(Benchmark):
 
     def missing_ids(self, root: Path) -> frozenset[str]:
         """The official list of samples without skeletons: from root if present, else the shared copy."""
-        candidates = [*root.rglob(f"*{self.missing_list}")] if root.is_dir() else []
+        near = [root, root.parent] if root.is_dir() else [root.parent]
+        candidates = [p for folder in near for p in sorted(folder.glob(f"*{self.missing_list}"))]
         candidates.append(shared_data_dir() / "ntu_rgbd" / "meta" / f"official_{self.missing_list}")
         for path in candidates:
             if path.is_file():
@@ -360,7 +361,10 @@ class Synthetic(Benchmark):
         return ids["part"]
 
     def all_classes(self) -> tuple[str, ...]:
-        return _synthetic_module().SYNTHETIC_CLASSES
+        try:
+            return load_action_list(self.name)
+        except KnowledgeError:  # the action list file may not be shipped; the generator defines the classes
+            return tuple(_synthetic_module().SYNTHETIC_CLASSES)
 
 
 def _synthetic_module() -> Any:
@@ -557,6 +561,9 @@ def open_dataset(name: str, root: str | Path | None = None, protocol: str | None
     store = _load_store(bench, root_path)
     layout = get_layout(bench.layout) if bench.layout != "toyota" else _toyota_layout(store)
     all_names = bench.all_classes()
+    if len(store.labels) and int(store.labels.max()) >= len(all_names):
+        raise DataError(store.root, f"labels go up to {int(store.labels.max())} but {name}'s action list has "
+                                    f"{len(all_names)} classes")
     usable = bench.class_subset(protocol) or list(range(len(all_names)))
     keep = _resolve_classes(all_names, usable, tuple(exclude_classes), only_classes, name)
     remap = np.full(len(all_names), -1, dtype=np.int64)
