@@ -251,6 +251,12 @@ class AnswerCache:
                           sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
+    @staticmethod
+    def messages_digest(messages: Sequence[Message]) -> str:
+        """sha256 of the canonical messages alone (stored with each entry, so a server log can be matched)."""
+        blob = json.dumps(list(messages), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
@@ -351,7 +357,9 @@ class ChatClient:
         answer = call_with_retry(lambda: self.provider.complete(messages, sampling), self.retry, what=what,
                                  on_retry=lambda exc, delay: self.stats.add("retries"))
         self.stats.add("asked")
-        self.cache.put(key, answer, {"provider": self.provider.identity, "what": what})
+        self.cache.put(key, answer, {"provider": self.provider.identity, "what": what,
+                                     "messages_sha256": self.cache.messages_digest(messages),
+                                     "temperature": sampling.temperature, "seed": sampling.seed})
         return answer
 
     def ask_parsed(self, messages: Sequence[Message], parse: Callable[[str], T], *, sampling: Sampling | None = None,
