@@ -244,13 +244,13 @@ def _clap(phi: np.ndarray, a: float, rng: np.random.Generator, info: dict) -> _M
     cycles = info.setdefault("cycles", int(rng.integers(3, 7)))
     e = _hold(phi, 0.2, 0.2)
     close = 0.5 * (1 - np.cos(2 * np.pi * cycles * _ramp(phi, 0.2, 0.8)))
-    inward = (12 + 16 * close * a) * e
+    inward = (4 + 13 * close * a) * e  # 17 degrees brings the palms together
     return _Motion(
         {
             "right_elbow": _vec(x=55 * e, y=inward, z=-8 * e),
             "left_elbow": _vec(x=55 * e, y=-inward, z=8 * e),
-            "right_wrist": _vec(x=45 * e, y=25 * e),
-            "left_wrist": _vec(x=45 * e, y=-25 * e),
+            "right_wrist": _vec(x=45 * e),
+            "left_wrist": _vec(x=45 * e),
         }
     )
 
