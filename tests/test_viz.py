@@ -159,3 +159,16 @@ def test_errors(tmp_path: Path) -> None:
     if not viz.animation.writers.is_available("ffmpeg"):
         with pytest.raises(SugarError, match="ffmpeg"):
             viz.render_sequence(joints, "ntu25", tmp_path / "x.mp4")
+
+
+def test_centred_data_keeps_its_centre_joint() -> None:
+    """After centring on spine_mid that joint is at the origin, yet it is a real joint and stays drawn."""
+    layout = get_layout("ntu25")
+    joints = make_synthetic(1, seed=0, min_frames=3, max_frames=3, classes=("bow",))[0].joints.astype(np.float64)
+    joints = joints - joints[:, :, layout.centre[0] : layout.centre[0] + 1]
+    joints[0, 2] = 0  # the person is absent in the last frame
+    scene = viz._Scene(joints, layout, "front", "bow", "x " * 200)
+    assert scene.mask[0, 0].all() and not scene.mask[0, 2].any()
+    scores = _pose_2d("coco17", persons=1, frames=1)
+    scores[0, 0, 3, :2] = 0  # a detected joint may sit at (0, 0) in centred 2-D data: the score decides
+    assert viz._Scene(scores, get_layout("coco17"), "image", None, None).mask[0, 0].all()

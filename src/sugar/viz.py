@@ -254,14 +254,19 @@ def _resolve_view(joints: np.ndarray, layout: Layout, view: str) -> str:
     return "image" if joints.shape[-1] == 2 or layout.name in _IMAGE_LAYOUTS else "front"
 
 
-def _visible(joints: np.ndarray, view: str) -> np.ndarray:
-    """[M, T, V] mask of recorded joints: zero-filled joints (and 2-D joints with score 0) are hidden."""
-    if view == "image":
-        mask = np.any(joints[..., :2] != 0, axis=-1)
-        if joints.shape[-1] == 3:
-            mask &= joints[..., 2] > 0
-        return mask
-    return np.any(joints != 0, axis=-1)
+def _visible(joints: np.ndarray, layout: Layout, view: str) -> np.ndarray:
+    """[M, T, V] mask of recorded joints.
+
+    2-D with scores: score > 0. 2-D without: not at (0, 0). 3-D: not at the origin, except a single
+    centre joint while the rest of its person is there (centred data puts that joint at the origin).
+    """
+    if view == "image" and joints.shape[-1] == 3:
+        return joints[..., 2] > 0
+    mask = np.any(joints != 0, axis=-1)
+    if view != "image" and len(layout.centre) == 1:
+        c = layout.centre[0]
+        mask[..., c] |= mask.sum(-1) > layout.num_joints // 2
+    return mask
 
 
 def _tint(colour: str, amount: float = 0.55) -> tuple[float, float, float]:
@@ -276,7 +281,7 @@ class _Scene:
         self.joints = joints
         self.layout = layout
         self.view = view
-        self.mask = _visible(joints, view)
+        self.mask = _visible(joints, layout, view)
         self.bones = np.array(layout.bones, dtype=int).reshape(-1, 2)
         left = [layout.joints[c].startswith("left") for c, _ in layout.bones]
         # Per person, per bone: the person's colour, a lighter tint on the left side (shows mirroring).
@@ -284,12 +289,14 @@ class _Scene:
         for m in range(joints.shape[0]):
             base = _PERSON_COLOURS[m % len(_PERSON_COLOURS)]
             self.colours.append([_tint(base) if is_left else to_rgb(base) for is_left in left])
-        lines = textwrap.wrap(description, 56)[:4] if description else []
+        lines = textwrap.wrap(description, 56, max_lines=4, placeholder=" …") if description else []
         self.fig = Figure(figsize=(4.8, 5.0 + 0.22 * len(lines)), dpi=80)
         top = 0.9 - (0.03 * len(lines) if lines else 0.0)
         self.fig.subplots_adjust(left=0.02, right=0.98, bottom=0.06, top=top if label else top + 0.05)
         if label:
-            self.fig.text(0.5, 0.985, _short(str(label), 44), ha="center", va="top", fontsize=14, weight="bold")
+            text = _short(str(label), 48)
+            size = float(np.clip(4.6 * 72 / (0.62 * len(text)), 9.0, 14.0))  # fit the width
+            self.fig.text(0.5, 0.985, text, ha="center", va="top", fontsize=size, weight="bold")
         if lines:
             self.fig.text(0.5, 0.985 - (0.05 if label else 0.0), "\n".join(lines), ha="center", va="top", fontsize=9)
         self.counter = self.fig.text(0.98, 0.015, "", ha="right", va="bottom", fontsize=8, color="0.4")
