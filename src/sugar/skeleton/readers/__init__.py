@@ -12,6 +12,7 @@ sugar.errors.DataError naming the file and the problem for anything it cannot re
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,27 @@ class ScanResult:
     layout: str | None = None
     classes: list[str] = field(default_factory=list)
     format: str | None = None
+
+    def summary(self) -> dict:
+        """Counts for `sugar data inspect`: samples, classes present (with sample counts), frames and persons
+        (min/median/max), and the bad files with their reasons."""
+        import numpy as np
+
+        frames = np.array([s.num_frames for s in self.samples] or [0])
+        persons = np.array([s.num_persons for s in self.samples] or [0])
+        labels = Counter(s.label for s in self.samples if s.label is not None)
+        stats = lambda a: {"min": int(a.min()), "median": float(np.median(a)), "max": int(a.max())}  # noqa: E731
+        return {
+            "format": self.format,
+            "layout": self.layout,
+            "samples": len(self.samples),
+            "unlabelled": sum(s.label is None for s in self.samples),
+            "classes": [{"label": int(k), "name": self.classes[k] if k < len(self.classes) else f"class_{k}",
+                         "samples": labels[k]} for k in sorted(labels)],
+            "frames": stats(frames),
+            "persons": stats(persons),
+            "bad": [{"file": f, "reason": r} for f, r in self.bad],
+        }
 
 
 def _files(root: Path, format: str | None) -> tuple[str, list[Path]]:
