@@ -65,6 +65,14 @@ def finite(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
     return arr
 
 
+def to_f32(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """float32 copy of finite coordinates; NaN/inf or values beyond float32's range are a DataError."""
+    finite(arr, path, what)
+    if arr.size and np.abs(arr).max() > np.finfo(np.float32).max:
+        raise DataError(path, f"{what} has values too large for float32")
+    return arr.astype(np.float32)
+
+
 def as_int(value: float, path: Path, what: str, low: int = 0, high: int | None = None) -> int:
     """A count that must be a whole number within bounds (counts read as floats from numeric text)."""
     if not np.isfinite(value) or value != int(value):

@@ -8,12 +8,12 @@ Samples are named `train_000000`, `test_000000`, ... with meta["split"].
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from sugar.errors import DataError
+from sugar.skeleton.readers._common import to_f32
 from sugar.skeleton.sample import Sample
 
 
@@ -46,7 +46,7 @@ def read(path: Path) -> list[Sample]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except Exception as exc:  # damaged zips and array headers fail with many error types (zlib, struct, ...)
         raise DataError(path, f"not a readable .npz ({type(exc).__name__}: {str(exc)[:120]})") from None
     parts = [p for p in ("train", "test") if f"x_{p}" in arrays]
     if not parts:
@@ -54,7 +54,7 @@ def read(path: Path) -> list[Sample]:
     samples = []
     for part in parts:
         x, y = arrays[f"x_{part}"], arrays.get(f"y_{part}")
-        if not np.issubdtype(x.dtype, np.number):
+        if not np.issubdtype(x.dtype, np.number) or x.dtype.kind == "c":
             raise DataError(path, f"x_{part} is not numeric ({x.dtype})")
         data = _to_mtvc(x, path, f"x_{part}")
         labels = _labels(y, len(x), path, f"y_{part}") if y is not None else None
@@ -64,6 +64,6 @@ def read(path: Path) -> list[Sample]:
             joints = joints[:, : alive[-1] + 1] if alive.size else joints[:, :0]
             persons = [m for m in range(joints.shape[0]) if joints[m].any()] or [0]
             label = int(labels[i]) if labels is not None else None
-            samples.append(Sample(f"{part}_{i:06d}", np.ascontiguousarray(joints[persons], dtype=np.float32),
-                                  label, {"split": part}))
+            arr = to_f32(np.ascontiguousarray(joints[persons]), path, f"x_{part}[{i}]")
+            samples.append(Sample(f"{part}_{i:06d}", arr, label, {"split": part}))
     return samples

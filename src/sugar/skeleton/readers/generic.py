@@ -22,7 +22,7 @@ import numpy as np
 
 from sugar.errors import DataError, LayoutError
 from sugar.skeleton.layouts import Layout, get_layout
-from sugar.skeleton.readers._common import read_text
+from sugar.skeleton.readers._common import read_text, to_f32
 from sugar.skeleton.sample import Sample
 
 MANIFEST = "manifest.csv"
@@ -39,15 +39,15 @@ def read_npy(path: Path, name: str | None = None) -> Sample:
     """One .npy array ([M, T, V, C] or [T, V, C]) as a Sample (not yet validated)."""
     try:
         arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(path, f"not a readable .npy array ({str(exc)[:120]})") from None
+    except Exception as exc:  # a damaged header fails deep in numpy's parser with many error types
+        raise DataError(path, f"not a readable .npy array ({type(exc).__name__}: {str(exc)[:120]})") from None
     if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.number) or arr.dtype.kind == "c":
         raise DataError(path, f"expected a real-valued numeric array, got dtype {getattr(arr, 'dtype', '?')}")
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4:
         raise DataError(path, f"expected [M, T, V, C] or [T, V, C], got shape {arr.shape}")
-    return Sample(name or path.stem, arr.astype(np.float32), None, {})
+    return Sample(name or path.stem, to_f32(arr, path, "array"), None, {})
 
 
 def read_layout(folder: Path) -> Layout:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import finite, name_ids, numbers, read_text
+from sugar.skeleton.readers._common import name_ids, numbers, read_text, to_f32
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "msr20"
@@ -31,8 +29,7 @@ def read(path: Path) -> list[Sample]:
         raise DataError(path, f"{len(lines)} joint rows is not a whole number of {JOINTS}-joint frames "
                               "(truncated file or wrong joint count)")
     rows = numbers([tok for row in lines for tok in row], path, "joint rows").reshape(-1, 4)
-    finite(rows, path, "joint rows")
-    joints = rows[:, :3].reshape(-1, JOINTS, 3).astype(np.float32)
+    joints = to_f32(rows[:, :3].reshape(-1, JOINTS, 3), path, "joint coordinates")
     name = path.name.removesuffix(".txt").removesuffix("_skeleton3D").removesuffix("_skeleton")
     ids = name_ids(NAME_RE, name)
     label = ids["action"] - 1 if 1 <= ids.get("action", 0) <= 20 else None

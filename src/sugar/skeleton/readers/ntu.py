@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import MAX_BODIES, MAX_FRAMES, as_int, name_ids, numbers, read_text
+from sugar.skeleton.readers._common import MAX_BODIES, MAX_FRAMES, as_int, name_ids, numbers, read_text, to_f32
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "ntu25"
@@ -105,7 +105,7 @@ def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
     frames, bodies = _parse(path)
     if not bodies:
         raise DataError(path, "no body in any frame (no skeleton recorded)")
-    stacked = {b: np.stack(arrs) for b, (_, arrs) in bodies.items()}
+    stacked = {b: to_f32(np.stack(arrs), path, "joint coordinates") for b, (_, arrs) in bodies.items()}
     keep = select_bodies(stacked, max_persons)
     joints = np.zeros((len(keep), frames, JOINTS, 3), dtype=np.float32)
     for m, b in enumerate(keep):

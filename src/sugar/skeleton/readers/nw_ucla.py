@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import finite, float_array, name_ids, read_json
+from sugar.skeleton.readers._common import float_array, name_ids, read_json, to_f32
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "kinect20"
@@ -29,7 +27,7 @@ def read(path: Path) -> list[Sample]:
     if joints.shape[1:] != (20, 3):
         v, c = joints.shape[1:]
         raise DataError(path, f"expected 20 joints x 3 coordinates per frame, got {v} x {c}")
-    finite(joints, path, "skeletons")
+    joints = to_f32(joints, path, "skeletons")
     name = data.get("file_name", path.stem)
     if not isinstance(name, str) or not name:
         raise DataError(path, "file_name must be a non-empty string")
@@ -40,5 +38,5 @@ def read(path: Path) -> list[Sample]:
             raise DataError(path, f"label must be an integer 1..10, got {raw_label!r}")
         label = raw_label - 1
     meta = {"layout": LAYOUT, **name_ids(NAME_RE, name)}
-    sample = Sample(name, joints.astype(np.float32)[None], label, meta)
+    sample = Sample(name, joints[None], label, meta)
     return [sample.validate(num_joints=20, source=path)]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import MAX_FRAMES, finite, float_array, read_json
+from sugar.skeleton.readers._common import MAX_FRAMES, float_array, read_json, to_f32
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "openpose18"
@@ -53,7 +53,7 @@ def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
                                       f"scores, got {pose.size} and {score.size}")
             joints[m, fi - first, :, :2] = pose.reshape(JOINTS, 2)
             joints[m, fi - first, :, 2] = score
-    finite(joints, path, "poses")
+    joints = to_f32(joints, path, "poses")
     order = np.argsort(-joints[..., 2].mean(axis=(1, 2)), kind="stable")
     used = [m for m in order if joints[m].any()][:max_persons]
     if not used:
@@ -64,5 +64,5 @@ def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
     meta: dict = {"layout": LAYOUT}
     if isinstance(doc.get("label"), str):
         meta["label_name"] = doc["label"]
-    sample = Sample(path.stem, joints[sorted(used, key=list(order).index)].astype(np.float32), label, meta)
+    sample = Sample(path.stem, joints[sorted(used, key=list(order).index)], label, meta)
     return [sample.validate(num_joints=JOINTS, source=path)]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import as_int, finite, numbers, read_text
+from sugar.skeleton.readers._common import as_int, numbers, read_text, to_f32
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "ntu25"
@@ -79,8 +79,7 @@ def read_skeleton(path: Path) -> np.ndarray:
         if len(row) != VALUES:
             raise DataError(path, f"frame {n}: expected {VALUES} numbers (2 bodies x 25 joints x 3), got {len(row)}")
     vals = numbers([t for row in lines for t in row], path, "skeleton values")
-    finite(vals, path, "skeleton values")
-    return vals.reshape(len(lines), 2, 25, 3).transpose(1, 0, 2, 3).astype(np.float32)
+    return to_f32(vals.reshape(len(lines), 2, 25, 3).transpose(1, 0, 2, 3), path, "skeleton values")
 
 
 def read(path: Path, label_path: Path | None = None) -> list[Sample]:

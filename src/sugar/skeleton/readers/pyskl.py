@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sugar.errors import DataError
+from sugar.skeleton.readers._common import to_f32
 from sugar.skeleton.sample import Sample
 
 _ALLOWED: frozenset[tuple[str, str]] = frozenset({
@@ -80,18 +81,17 @@ def read(path: Path) -> list[Sample]:
         if not isinstance(kp, np.ndarray) or kp.ndim != 4 or kp.shape[-1] not in (2, 3):
             raise DataError(path, f"{where}.keypoint must be an [M, T, V, 2|3] array, got "
                                   f"{getattr(kp, 'shape', type(kp).__name__)}")
-        try:
-            joints = kp.astype(np.float32)
-        except (TypeError, ValueError):
-            raise DataError(path, f"{where}.keypoint is not numeric") from None
+        if not np.issubdtype(kp.dtype, np.number) or kp.dtype.kind == "c":
+            raise DataError(path, f"{where}.keypoint is not a real-valued numeric array ({kp.dtype})")
+        joints = to_f32(kp.astype(np.float64), path, f"{where}.keypoint")
         score = ann.get("keypoint_score")
         if joints.shape[-1] == 2 and score is not None:
             if not isinstance(score, np.ndarray) or score.shape != joints.shape[:3]:
                 raise DataError(path, f"{where}.keypoint_score must be [M, T, V] = {joints.shape[:3]}")
-            try:
-                joints = np.concatenate([joints, score.astype(np.float32)[..., None]], axis=-1)
-            except (TypeError, ValueError):
-                raise DataError(path, f"{where}.keypoint_score is not numeric") from None
+            if not np.issubdtype(score.dtype, np.number) or score.dtype.kind == "c":
+                raise DataError(path, f"{where}.keypoint_score is not a real-valued numeric array ({score.dtype})")
+            score32 = to_f32(score.astype(np.float64), path, f"{where}.keypoint_score")
+            joints = np.concatenate([joints, score32[..., None]], axis=-1)
         name = str(ann.get("frame_dir", f"{path.stem}_{k:06d}"))
         label = ann.get("label")
         if label is not None:

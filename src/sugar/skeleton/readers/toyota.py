@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import MAX_FRAMES, finite, float_array, read_json
+from sugar.skeleton.readers._common import MAX_FRAMES, float_array, read_json, to_f32
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "lcrnet13"
@@ -61,7 +61,7 @@ def read(path: Path) -> list[Sample]:
             raise DataError(path, f"frames[{t}][0].pose3d: expected {3 * JOINTS} values (13 joints x 3), "
                                   f"got {flat.size}")
         joints[t] = flat.reshape(3, JOINTS).T
-    finite(joints, path, "pose3d")
+    joints = to_f32(joints, path, "pose3d")
     name = path.stem.removesuffix("_pose3d")
     m = NAME_RE.search(name)
     meta: dict = {"layout": LAYOUT}
@@ -70,5 +70,5 @@ def read(path: Path) -> list[Sample]:
         meta.update({k: (v if k == "action" else int(v)) for k, v in m.groupdict().items()})
         lookup = {a.lower(): i for i, a in enumerate(ACTIONS)}
         label = lookup.get(m["action"].lower())
-    sample = Sample(name, joints.astype(np.float32)[None], label, meta)
+    sample = Sample(name, joints[None], label, meta)
     return [sample.validate(num_joints=JOINTS, source=path)]
