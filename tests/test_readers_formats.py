@@ -195,3 +195,18 @@ def test_detect_format_unknown(tmp_path: Path):
     with pytest.raises(DataError, match="unknown format"):
         read_file(tmp_path / "notes.txt", format="nope")
     assert set(FORMATS) >= {"ntu", "nw-ucla", "msr", "pku-mmd", "toyota", "openpose", "pyskl", "ctrgcn-npz"}
+
+
+def test_pyskl_pickle_as_ntu_root(tmp_path: Path):
+    """open_dataset accepts one container file as root: a PYSKL pickle whose samples have NTU names."""
+    from sugar.skeleton.datasets import open_dataset
+
+    r = np.random.default_rng(0)
+    names = [f"S001C00{c}P00{p}R001A00{a}" for c in (1, 2) for p in (1, 3) for a in (1, 2)]
+    anns = [{"frame_dir": n, "label": int(n[-1]) - 1, "keypoint": r.normal(size=(1, 8, 25, 3)).astype(np.float32)}
+            for n in names]
+    path = tmp_path / "ntu60_3d.pkl"
+    path.write_bytes(pickle.dumps({"split": {}, "annotations": anns}))
+    test = open_dataset("ntu60", root=path, protocol="xsub", split="test")
+    assert sorted(test.names) == sorted(n for n in names if "P003" in n) and test.bad == []
+    assert [int(n[-1]) - 1 for n in test.names] == test.labels.tolist()

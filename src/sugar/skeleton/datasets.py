@@ -463,7 +463,9 @@ def _load_store(bench: Benchmark, root: Path) -> SampleStore:
         key = source_key(root, files, f"{bench.name}|{_reader_version()}")
 
         def results() -> Iterator[ParseResult]:
-            return _parse_files(files, bench.reader_format, f"parsing {bench.name}")
+            # root may be one container file of another format (e.g. a PYSKL pickle of NTU-named samples)
+            fmt = readers.detect_format(root) if root.is_file() else bench.reader_format
+            return _parse_files(files, fmt, f"parsing {bench.name}")
 
     def label_of(sample: Sample) -> tuple[int, dict[str, Any]] | None:
         ids = bench.parse_name(sample.name)
