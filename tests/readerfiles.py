@@ -73,3 +73,26 @@ def npz_file(folder: Path, n: int = 3, frames: int = 30, seed: int = 0) -> Path:
     path = folder / "data.npz"
     np.savez(path, x_train=x[:2], y_train=y[:2], x_test=x[2:], y_test=y[2:])
     return path
+
+
+def ntu_text(bodies: dict[str, tuple[range, np.ndarray]], frames: int) -> str:
+    """A raw NTU .skeleton text. bodies: id -> (frames present, joints [len(frames), 25, 3])."""
+    lines = [str(frames)]
+    for t in range(frames):
+        here = [(bid, arr[list(rng_).index(t)]) for bid, (rng_, arr) in bodies.items() if t in rng_]
+        lines.append(str(len(here)))
+        for bid, joints in here:
+            lines.append(f"{bid} 0 1 1 1 1 0 0.01 0.02 2")
+            lines.append("25")
+            for x, y, z in joints:
+                lines.append(f"{x:.6f} {y:.6f} {z:.6f} 250 180 1000 500 0.1 0.2 0.9 0.1 2")
+    return "\n".join(lines) + "\n"
+
+
+def upright_body(frames: int, seed: int, motion: float, width: float = 0.4, height: float = 1.6) -> np.ndarray:
+    """A person-shaped point cloud (taller than wide) that moves by `motion` (std, metres)."""
+    r = rng(seed)
+    base = np.stack([r.uniform(-width / 2, width / 2, 25), r.uniform(-height / 2, height / 2, 25),
+                     np.full(25, 3.0)], axis=1)
+    drift = r.normal(0, motion, size=(frames, 1, 3))
+    return base[None] + drift

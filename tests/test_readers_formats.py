@@ -210,3 +210,26 @@ def test_pyskl_pickle_as_ntu_root(tmp_path: Path):
     test = open_dataset("ntu60", root=path, protocol="xsub", split="test")
     assert sorted(test.names) == sorted(n for n in names if "P003" in n) and test.bad == []
     assert [int(n[-1]) - 1 for n in test.names] == test.labels.tolist()
+
+
+def test_pku_mmd_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """open_dataset reads PKU-MMD skeleton files only (label files beside them are not samples)."""
+    from sugar.errors import KnowledgeError
+    from sugar.skeleton import datasets
+
+    real = datasets.load_action_list
+
+    def actions(name: str) -> tuple[str, ...]:
+        try:
+            return real(name)
+        except KnowledgeError:  # the PKU-MMD action list may not be shipped yet
+            return tuple(f"action {i}" for i in range(1, 52))
+
+    monkeypatch.setattr(datasets, "load_action_list", actions)
+    for i, video in enumerate(["0002-L", "0002-M", "0291-L"]):
+        pku_files(tmp_path, video, seed=i)
+    test = datasets.open_dataset("pku-mmd", root=tmp_path, protocol="xview", split="test")
+    train = datasets.open_dataset("pku-mmd", root=tmp_path, protocol="xview", split="trainval")
+    assert sorted(test.names) == ["0002-L_01", "0002-L_02", "0291-L_01", "0291-L_02"]
+    assert sorted(train.names) == ["0002-M_01", "0002-M_02"] and train.bad == []
+    assert sorted(test.labels.tolist()) == [2, 2, 50, 50]

@@ -159,3 +159,30 @@ def test_pristine_files_read(fmt: str, originals: dict[str, Path]):
     if fmt not in originals:
         pytest.skip(f"real {fmt} file not available")
     assert read_file(originals[fmt], format=fmt)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(part=st.sampled_from(["manifest.csv", "layout.json", "classes.txt"]),
+       edits=st.lists(text_edit, min_size=1, max_size=3))
+def test_mangled_generic_folder_only_raises_data_error(tmp_path: Path, part: str, edits: list[tuple]):
+    import shutil
+
+    from sugar.skeleton.readers import scan, write_generic
+    from sugar.skeleton.sample import Sample
+
+    pristine = tmp_path / "pristine"
+    if not pristine.exists():
+        r = np.random.default_rng(0)
+        samples = [Sample(f"s{i}", r.normal(size=(1, 6, 25, 3)).astype(np.float32), i % 2) for i in range(3)]
+        write_generic(samples, "ntu25", ["a", "b"], ["train", "test", "train"], pristine)
+    work = tmp_path / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(pristine, work)
+    (work / part).write_bytes(mangle((pristine / part).read_bytes(), edits))
+    for call in (lambda: read_file(work, format="generic"), lambda: scan(work).samples):
+        try:
+            samples = call()
+        except DataError:
+            continue
+        for s in samples:  # anything returned is a valid skeleton
+            assert s.joints.dtype == np.float32 and s.joints.ndim == 4 and np.isfinite(s.joints).all()

@@ -22,7 +22,7 @@ import numpy as np
 
 from sugar.errors import DataError, LayoutError
 from sugar.skeleton.layouts import Layout, get_layout
-from sugar.skeleton.readers._common import read_text, to_f32
+from sugar.skeleton.readers._common import read_json, read_text, to_f32
 from sugar.skeleton.sample import Sample
 
 MANIFEST = "manifest.csv"
@@ -51,10 +51,16 @@ def read_npy(path: Path, name: str | None = None) -> Sample:
 
 
 def read_layout(folder: Path) -> Layout:
+    path = folder / LAYOUT_FILE
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise DataError(path, "a layout file must hold one JSON object")
     try:
-        return Layout.from_json(folder / LAYOUT_FILE)
+        return Layout.from_dict(data, source=str(path))
     except LayoutError as exc:
-        raise DataError(folder / LAYOUT_FILE, str(exc)) from None
+        raise DataError(path, str(exc)) from None
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # fields of the wrong JSON type
+        raise DataError(path, f"malformed layout ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
 def read_classes(folder: Path) -> list[str]:
@@ -97,6 +103,9 @@ def iter_dir(folder: Path) -> Iterable[tuple[str, Sample | None, str | None]]:
             yield str(manifest), None, f"line {n}: duplicate sample name {name!r}"
             continue
         seen.add(name)
+        if "\x00" in rel:
+            yield str(manifest), None, f"line {n}: path contains a NUL byte"
+            continue
         target = (folder / rel).resolve()
         if folder.resolve() not in target.parents:
             yield str(manifest), None, f"line {n}: path {rel!r} leaves the dataset folder"
