@@ -1,8 +1,8 @@
 """Kinetics-Skeleton json (ST-GCN release; OpenPose 18 joints, 2D plus a confidence score).
 
 {"data": [{"frame_index": 1, "skeleton": [{"pose": [x0, y0, x1, y1, ...], "score": [s0, ...]}, ...]}, ...],
- "label": "class name", "label_index": 0-based int}. Persons are not tracked across frames: slot m of a frame
-is its m-th skeleton (as in ST-GCN). Slots are ranked by mean score over all frames and the top
+ "label": "class name", "label_index": 0-based int, -1 = unknown}. Persons are not tracked across frames:
+slot m of a frame is its m-th skeleton (as in ST-GCN). Slots are ranked by mean score over all frames and the top
 `max_persons` kept. C = (x, y, score); the ST-GCN release stores x, y normalised to [0, 1] by image size, and
 we keep them as stored. Frame t = frame_index - first frame_index.
 """
@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import MAX_FRAMES, float_array, read_json, to_f32
+from sugar.skeleton.readers._common import float_array, read_json, to_f32
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "openpose18"
 JOINTS = 18
 MAX_PERSONS = 2
 MAX_IN = 5  # skeletons per frame considered (ST-GCN's num_person_in)
+MAX_SPAN = 100_000  # frames; a corrupted frame_index must not allocate gigabytes (Kinetics clips have 300)
 
 
 def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
@@ -39,8 +40,8 @@ def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
             raise DataError(path, f"data[{k}].frame_index must be an integer, got {fi!r}")
         indices.append(fi)
     first, last = min(indices), max(indices)
-    if last - first + 1 > MAX_FRAMES:
-        raise DataError(path, f"frame_index spans {last - first + 1} frames, more than {MAX_FRAMES}")
+    if last - first + 1 > MAX_SPAN:
+        raise DataError(path, f"frame_index spans {last - first + 1} frames, more than {MAX_SPAN}")
     joints = np.zeros((MAX_IN, last - first + 1, JOINTS, 3), dtype=np.float64)
     for k, (fr, fi) in enumerate(zip(frames, indices, strict=True)):
         for m, skel in enumerate(fr["skeleton"][:MAX_IN]):
@@ -59,8 +60,10 @@ def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
     if not used:
         raise DataError(path, "no skeleton in any frame")
     label = doc.get("label_index")
-    if label is not None and (isinstance(label, bool) or not isinstance(label, int) or label < 0):
-        raise DataError(path, f"label_index must be a non-negative integer, got {label!r}")
+    if label is not None and (isinstance(label, bool) or not isinstance(label, int)):
+        raise DataError(path, f"label_index must be an integer, got {label!r}")
+    if label is not None and label < 0:  # unlabelled clips carry -1
+        label = None
     meta: dict = {"layout": LAYOUT}
     if isinstance(doc.get("label"), str):
         meta["label_name"] = doc["label"]
