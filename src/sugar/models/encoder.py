@@ -318,7 +318,8 @@ def save_encoder(encoder: SkeletonEncoder, folder: str | Path, extra: dict | Non
     atomic_write_text(folder / ENCODER_META, json.dumps(meta, indent=2))
 
 
-def load_encoder(run_dir: str | Path, map_location: str | torch.device = "cpu") -> tuple[SkeletonEncoder, PretrainConfig]:
+def load_encoder(run_dir: str | Path,
+                 map_location: str | torch.device = "cpu") -> tuple[SkeletonEncoder, PretrainConfig]:
     """THE public loader: the encoder of a `sugar pretrain` run (its best checkpoint) and its config, in eval mode.
 
     Reads run_dir/config.yaml, run_dir/encoder.json (layout, input channels) and run_dir/encoder.safetensors.
