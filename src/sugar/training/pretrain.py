@@ -119,11 +119,14 @@ def resolve_exclusions(cfg: PretrainConfig, classes: list[str]) -> PretrainConfi
 
 def open_split(cfg: PretrainConfig, split: str, exclude: tuple[str, ...] = (), dataset: str | None = None,
                protocol: str | None = None, root: str | None = None):
+    """A split of the config's dataset, or of another one (its own default root/protocol unless given)."""
     from sugar.skeleton.datasets import open_dataset
 
-    return open_dataset(dataset or cfg.data.dataset, root=root if dataset else cfg.data.root,
-                        protocol=protocol if dataset else cfg.data.protocol, split=split, seed=cfg.seed,
-                        val_fraction=cfg.data.val_fraction, exclude_classes=exclude)
+    name = dataset or cfg.data.dataset
+    same = name == cfg.data.dataset
+    return open_dataset(name, root=root if root is not None else (cfg.data.root if same else None),
+                        protocol=protocol if protocol is not None else (cfg.data.protocol if same else None),
+                        split=split, seed=cfg.seed, val_fraction=cfg.data.val_fraction, exclude_classes=exclude)
 
 
 def tensor_dataset(cfg: PretrainConfig, ds: Any, train: bool, seed: int | None = None) -> Dataset:
@@ -147,6 +150,8 @@ def build_data(cfg: PretrainConfig, info: DistInfo | None = None) -> tuple[Pretr
     """Open train/val/test with the config's transforms and embed the knowledge (rank 0 fills the cache)."""
     train_raw = open_split(cfg, "train")
     classes = list(train_raw.classes)
+    if cfg.data.protocol is None and getattr(train_raw, "protocol", None):
+        cfg = replace(cfg, data=replace(cfg.data, protocol=train_raw.protocol))  # record the default
     cfg = resolve_exclusions(cfg, classes)
     if cfg.exclude_classes:
         train_raw = open_split(cfg, "train", cfg.exclude_classes)
