@@ -398,9 +398,9 @@ def finish(cfg: PretrainConfig, run: RunDir, model: PretrainModel, data: Pretrai
     return report
 
 
-def default_run_dir(cfg: PretrainConfig) -> Path:
-    """runs/pretrain/<dataset>[-<protocol>]: fixed, so rerunning the same command resumes the same run."""
-    name = cfg.data.dataset + (f"-{cfg.data.protocol}" if cfg.data.protocol else "")
+def default_run_dir(cfg: PretrainConfig, name: str | None = None) -> Path:
+    """runs/pretrain/<name or dataset>[-<protocol>]: fixed, so rerunning the same command resumes the same run."""
+    name = (name or cfg.data.dataset) + (f"-{cfg.data.protocol}" if cfg.data.protocol else "")
     return Path("runs") / "pretrain" / name
 
 
@@ -419,13 +419,17 @@ def check_resume_config(cfg: PretrainConfig, run_dir: Path) -> None:
                           "use another --run-dir or the same settings to resume")
 
 
-def pretrain(cfg: PretrainConfig, run_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """The `sugar pretrain` entry: data + knowledge from the config, then `train` (single process or DDP)."""
+def pretrain(cfg: PretrainConfig, run_dir: str | Path | None = None, progress: bool = True,
+             name: str | None = None) -> dict[str, Any]:
+    """The `sugar pretrain` entry: data + knowledge from the config, then `train` (single process or DDP).
+
+    Without `run_dir` the run goes to runs/pretrain/<name or dataset>-<protocol> (name: the config file's stem).
+    """
     info = setup_distributed()
     try:
         torch.manual_seed(cfg.seed)
         cfg, data = build_data(cfg, info)
-        run_path = Path(run_dir) if run_dir else default_run_dir(cfg)
+        run_path = Path(run_dir) if run_dir else default_run_dir(cfg, name)
         check_resume_config(cfg, run_path)
         return train(cfg, run_path, data, info, progress=progress)
     finally:
