@@ -99,3 +99,22 @@ def test_save_load_symmetry(tmp_path):
 def test_load_encoder_names_what_is_missing(tmp_path):
     with pytest.raises(SugarError, match=r"config\.yaml"):
         load_encoder(tmp_path)
+
+
+def test_fused_ctrgc_equals_ctrgcn_formulation():
+    """The fused CTR-GC equals CTR-GCN's per-subset formula (relation convs, time-mean, tanh, lift, einsum)."""
+    from torch import nn
+
+    from sugar.models.encoder import CTRGC
+
+    torch.manual_seed(0)
+    m = CTRGC(16, 24, 3)
+    x, adjacency, alpha = torch.randn(2, 16, 7, 5), torch.rand(3, 5, 5), torch.tensor([0.6])
+    r, c, expected = m.rel, m.out, 0
+    for i in range(3):
+        def conv(layer, x, width, i=i):
+            return nn.functional.conv2d(x, layer.weight[i * width:(i + 1) * width], layer.bias[i * width:(i + 1) * width])
+        x1, x2, x3 = conv(m.phi, x, r).mean(-2), conv(m.psi, x, r).mean(-2), conv(m.value, x, c)
+        topo = conv(m.lift, torch.tanh(x1.unsqueeze(-1) - x2.unsqueeze(-2)), c) * alpha + adjacency[i]
+        expected = expected + torch.einsum("ncuv,nctv->nctu", topo, x3)
+    torch.testing.assert_close(m(x, adjacency, alpha), expected, rtol=1e-5, atol=1e-5)

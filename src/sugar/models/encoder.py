@@ -122,16 +122,20 @@ class CTRGC(nn.Module):
 
     def forward(self, x: torch.Tensor, adjacency: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         n, _, t, v = x.shape
-        k = self.subsets
-        pooled = x.mean(2, keepdim=True)  # [n, c, 1, v]; 1x1 convs commute with the time mean
+        k, c = self.subsets, self.out
+        pooled = x.mean(2, keepdim=True)  # [n, c_in, 1, v]; 1x1 convs commute with the time mean
         q = self.phi(pooled).squeeze(2)  # [n, k*rel, v]
         r = self.psi(pooled).squeeze(2)
         rel = torch.tanh(q.unsqueeze(-1) - r.unsqueeze(-2))  # [n, k*rel, v, v]
-        topo = self.lift(rel).view(n, k, self.out, v, v) * alpha + adjacency.view(1, k, 1, v, v)
-        values = self.value(x).view(n, k, self.out, t, v)
-        # y[n, c, t, u] = sum_k sum_v topo[n, k, c, u, v] * values[n, k, c, t, v]
-        out = torch.matmul(values, topo.transpose(-1, -2))  # [n, k, c, t, u]
-        return out.sum(1)
+        # alpha * lift(rel), with alpha folded into the (small) conv weights instead of the (large) output
+        refined = nn.functional.conv2d(rel, self.lift.weight * alpha, self.lift.bias * alpha, groups=k)
+        topo = refined.view(n, k, c, v, v) + adjacency.view(1, k, 1, v, v)  # [n, k, c, u, v]
+        values = self.value(x).view(n, k, c, t, v)
+        # y[n, c, t, u] = sum_{k, v} values[n, k, c, t, v] * topo[n, k, c, u, v]: one matmul per (n, c) that
+        # contracts over subsets and joints together (k*v), instead of k matmuls and a sum
+        values = values.permute(0, 2, 3, 1, 4).reshape(n, c, t, k * v)
+        topo = topo.permute(0, 2, 1, 4, 3).reshape(n, c, k * v, v)
+        return torch.matmul(values, topo)
 
 
 class GraphConv(nn.Module):
@@ -171,35 +175,40 @@ class TemporalConv(nn.Sequential):
 
 
 class MultiScaleTemporalConv(nn.Module):
-    """Parallel branches (dilated k-convs, a max-pool, a strided 1x1) concatenated along channels."""
+    """Parallel branches (dilated k-convs, a max-pool, a strided 1x1) concatenated along channels.
+
+    The 1x1 conv + BN + ReLU that opens each of the dilated and max-pool branches is computed as one wider
+    conv and split (BatchNorm is per channel, so this is the same function as separate branches).
+    """
 
     def __init__(self, channels: int, kernel: int = 5, stride: int = 1, dilations: tuple[int, ...] = (1, 2)):
         super().__init__()
         branches = len(dilations) + 2
         widths = [channels // branches] * branches
         widths[0] += channels - sum(widths)  # any remainder goes to the first branch
-
-        def entry(width: int) -> list[nn.Module]:
-            conv = nn.Conv2d(channels, width, 1)
-            _conv_init(conv)
-            bn = nn.BatchNorm2d(width)
-            _bn_init(bn, 1.0)
-            return [conv, bn, nn.ReLU(inplace=True)]
-
-        self.branches = nn.ModuleList()
-        for width, dilation in zip(widths, dilations, strict=False):
-            self.branches.append(nn.Sequential(*entry(width), TemporalConv(width, width, kernel, stride, dilation)))
+        self.widths = widths
+        opened = sum(widths[:-1])
+        entry = nn.Conv2d(channels, opened, 1)
+        _conv_init(entry)
+        entry_bn = nn.BatchNorm2d(opened)
+        _bn_init(entry_bn, 1.0)
+        self.entry = nn.Sequential(entry, entry_bn, nn.ReLU(inplace=True))
+        self.dilated = nn.ModuleList(TemporalConv(w, w, kernel, stride, d) for w, d in zip(widths, dilations,
+                                                                                          strict=False))
         pool_bn = nn.BatchNorm2d(widths[-2])
         _bn_init(pool_bn, 1.0)
-        self.branches.append(nn.Sequential(*entry(widths[-2]), nn.MaxPool2d((3, 1), (stride, 1), (1, 0)), pool_bn))
+        self.pool = nn.Sequential(nn.MaxPool2d((3, 1), (stride, 1), (1, 0)), pool_bn)
         point = nn.Conv2d(channels, widths[-1], 1, stride=(stride, 1))
         _conv_init(point)
         point_bn = nn.BatchNorm2d(widths[-1])
         _bn_init(point_bn, 1.0)
-        self.branches.append(nn.Sequential(point, point_bn))
+        self.point = nn.Sequential(point, point_bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([branch(x) for branch in self.branches], dim=1)
+        opened = self.entry(x).split(self.widths[:-1], dim=1)
+        outs = [conv(part) for conv, part in zip(self.dilated, opened, strict=False)]
+        outs += [self.pool(opened[-1]), self.point(x)]
+        return torch.cat(outs, dim=1)
 
 
 class Unit(nn.Module):
