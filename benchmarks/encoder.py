@@ -114,12 +114,14 @@ def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threa
             model(x)
         sync()
     infer_s = time.perf_counter() - start
-    out = {"variant": variant, "preset": preset, "stride": stride, "shape": shape, "T": t, "V": layout.num_joints, "M": m, "batch": n,
+    out = {"variant": variant, "preset": preset, "stride": stride, "shape": shape, "T": t, "V": layout.num_joints,
+           "M": m, "batch": n,
            "threads": threads, "device": str(device), "params": sum(p.numel() for p in model.parameters()),
            "train_samples_per_s": round(steps * n / train_s, 2), "infer_samples_per_s": round(steps * n / infer_s, 2),
            "train_peak_mem_mb": round(train_mem, 1)}
     if profile:
-        from torch.profiler import ProfilerActivity, profile as prof
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as prof
 
         model.train()
         with prof(activities=[ProfilerActivity.CPU]) as p:

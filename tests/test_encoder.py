@@ -113,7 +113,8 @@ def test_fused_ctrgc_equals_ctrgcn_formulation():
     r, c, expected = m.rel, m.out, 0
     for i in range(3):
         def conv(layer, x, width, i=i):
-            return nn.functional.conv2d(x, layer.weight[i * width:(i + 1) * width], layer.bias[i * width:(i + 1) * width])
+            rows = slice(i * width, (i + 1) * width)
+            return nn.functional.conv2d(x, layer.weight[rows], layer.bias[rows])
         x1, x2, x3 = conv(m.phi, x, r).mean(-2), conv(m.psi, x, r).mean(-2), conv(m.value, x, c)
         topo = conv(m.lift, torch.tanh(x1.unsqueeze(-1) - x2.unsqueeze(-2)), c) * alpha + adjacency[i]
         expected = expected + torch.einsum("ncuv,nctv->nctu", topo, x3)

@@ -21,7 +21,8 @@ def pretrain_cmd(
     protocol: str = typer.Option(None, "--protocol", help="Protocol, e.g. xview, xsub; default: the dataset's."),
     config: Path = typer.Option(None, "--config", help="YAML config (configs/pretrain/*.yaml)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key: --set lr=0.05 (repeatable)."),
-    run_dir: Path = typer.Option(None, "--run-dir", help="Run directory; default runs/pretrain/<config name or dataset>-<protocol>."),
+    run_dir: Path = typer.Option(None, "--run-dir",
+                                 help="Run directory; default runs/pretrain/<config name or dataset>-<protocol>."),
     root: Path = typer.Option(None, "--root", help="Dataset folder (default: the dataset's usual location)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per epoch."),
 ) -> None:
