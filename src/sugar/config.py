@@ -33,6 +33,7 @@ class DataConfig:
     align: bool = True  # SGN-style view alignment
     random_crop: tuple[float, float] = (0.5, 1.0)  # training window as a fraction of the sequence
     random_rotate: float = 0.3  # max rotation (radians) per axis at training; 0 disables
+    stream: str = "joint"  # joint | bone | motion | bone_motion (input modality, as in CTR-GCN's streams)
     val_fraction: float = 0.1  # validation part carved from training (seeded)
     num_workers: int = 0
 

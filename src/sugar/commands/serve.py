@@ -1,9 +1,29 @@
-"""`sugar` subcommands for the serve area (filled in by the serve work)."""
+"""`sugar serve`: the HTTP recognition service around a trained stage-3 run."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the top-level app."""
+    """Add `sugar serve`."""
+
+    @app.command("serve")
+    def serve(
+        run: Path = typer.Option(..., "--run", help="A stage-3 run directory (from `sugar tune` or `sugar demo`)."),
+        host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+        port: int = typer.Option(8000, help="TCP port."),
+        max_batch: int = typer.Option(32, help="Most samples the model sees in one batched call."),
+        max_wait_ms: float = typer.Option(10.0, help="How long a request may wait for others to batch with."),
+    ) -> None:
+        """Serve POST /v1/recognize, GET/POST /v1/actions, /healthz, the OpenAPI schema and a web page at /."""
+        import uvicorn
+
+        from sugar.models.recognizer import Recognizer
+        from sugar.serve import create_app
+
+        recognizer = Recognizer.load(run)
+        typer.echo(f"serving {run} on http://{host}:{port}  (web page at /, API docs at /docs)")
+        uvicorn.run(create_app(recognizer, max_batch=max_batch, max_wait_s=max_wait_ms / 1000), host=host, port=port)

@@ -1,0 +1,601 @@
+"""Named benchmarks: where their files are, class names, and the official train/test rules.
+
+`open_dataset(name, root, protocol, split)` parses the source once into a memory-mapped cache (see
+cache.py), then selects the protocol's samples. Splits: "train", "val", "trainval", "test". "val" is carved
+from the training part (seeded, stratified by class) and never touches test, so model selection never sees
+test data; "train" is training minus val and "trainval" the whole training part. (Toyota Smarthome's
+cross-view protocols have an official validation camera, 5, which is used as "val" there instead.)
+
+Class subsets for zero-shot work: `exclude_classes` drops classes (seen-class training) and `only_classes`
+keeps just the given ones (e.g. the unseen classes' test samples). Labels always index `dataset.classes`,
+which lists the remaining classes in the dataset's own order. Rules and sources are documented per dataset
+below and in docs/datasets.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+from sugar.errors import DataError, KnowledgeError, SugarError
+from sugar.knowledge.actions import load_action_list
+from sugar.paths import shared_data_dir
+from sugar.skeleton.cache import ParseResult, SampleStore, code_version, open_store, source_key
+from sugar.skeleton.layouts import Layout, get_layout
+from sugar.skeleton.sample import Sample
+
+SPLITS: tuple[str, ...] = ("train", "val", "trainval", "test")
+
+
+# --------------------------------------------------------------------------- reading source files
+
+
+def _readers() -> Any | None:
+    try:
+        from sugar.skeleton import readers
+    except ImportError:
+        return None
+    return readers
+
+
+def _read_nw_ucla_fallback(path: Path) -> list[Sample]:
+    """Minimal NW-UCLA json parser, used only until sugar.skeleton.readers is available."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+        joints = np.asarray(data["skeletons"], dtype=np.float32)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(path, f"not an NW-UCLA skeleton json ({exc})") from None
+    if joints.ndim != 3 or joints.shape[1:] != (20, 3):
+        raise DataError(path, f"skeletons must be T x 20 x 3, got {joints.shape}")
+    return [Sample(str(data.get("file_name", path.stem)), joints[None], None, {})]
+
+
+def _read_msr_fallback(path: Path) -> list[Sample]:
+    """Minimal MSR Action3D text parser (x y z confidence, 20 rows a frame), until the readers land."""
+    try:
+        rows = np.loadtxt(path, dtype=np.float32, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise DataError(path, f"not an MSR Action3D skeleton file ({exc})") from None
+    if rows.shape[1] != 4 or rows.shape[0] % 20:
+        raise DataError(path, f"expected rows of 4 numbers, 20 rows per frame; got {rows.shape}")
+    joints = rows[:, :3].reshape(-1, 20, 3)
+    return [Sample(path.name.removesuffix("_skeleton3D.txt"), joints[None], None, {})]
+
+
+_FALLBACKS = {"nw-ucla": _read_nw_ucla_fallback, "msr": _read_msr_fallback}
+
+
+def _read_one(args: tuple[str, str]) -> ParseResult:
+    """Read one source file with the project's readers; DataError makes it a reported bad file."""
+    path_str, fmt = args
+    path = Path(path_str)
+    readers = _readers()
+    try:
+        if readers is not None:
+            samples = list(readers.read_file(path, format=fmt))
+        elif fmt in _FALLBACKS:
+            samples = _FALLBACKS[fmt](path)
+        else:
+            raise SugarError(f"reading {fmt!r} files needs sugar.skeleton.readers, which is not installed")
+    except DataError as exc:
+        return path_str, None, exc.problem
+    if not samples:
+        return path_str, None, "no sample in file"
+    return path_str, samples, None
+
+
+def _parse_files(files: Sequence[Path], fmt: str, desc: str) -> Iterator[ParseResult]:
+    """Parse files in order; in worker processes when there are many (NTU has ~114k files)."""
+    from tqdm import tqdm
+
+    jobs = [(str(f), fmt) for f in files]
+    if len(jobs) < 4000:
+        yield from tqdm(map(_read_one, jobs), total=len(jobs), desc=desc, disable=None, leave=False)
+        return
+    import os
+
+    workers = max(1, min(8, (os.cpu_count() or 2)))
+    with ProcessPoolExecutor(workers) as pool:
+        yield from tqdm(pool.map(_read_one, jobs, chunksize=64), total=len(jobs), desc=desc, disable=None)
+
+
+def _reader_version() -> str:
+    readers = _readers()
+    if readers is not None and getattr(readers, "__file__", None):
+        folder = Path(readers.__file__).parent
+        return "readers:" + code_version(*folder.glob("*.py"))
+    return "fallback:" + code_version(Path(__file__))
+
+
+# --------------------------------------------------------------------------- benchmark definitions
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One named dataset: file naming, labels and protocol rules. Subclasses fill in the rules."""
+
+    name: str
+    layout: str
+    protocols: tuple[str, ...]
+    reader_format: str
+    pattern: str  # glob for source files under root (recursive)
+    name_regex: str  # parses a sample name into its ids
+
+    def default_root(self) -> Path | None:
+        return None
+
+    def source_files(self, root: Path) -> list[Path]:
+        if root.is_file():
+            return [root]
+        return sorted(p for p in root.rglob(self.pattern) if p.is_file())
+
+    def parse_name(self, name: str) -> dict[str, Any] | None:
+        m = re.search(self.name_regex, name)
+        if m is None:
+            return None
+        return {k: (int(v) if v.isdigit() else v) for k, v in m.groupdict().items()}
+
+    def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
+        """Global class index (into load_action_list(name)) of a sample."""
+        raise NotImplementedError
+
+    def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
+        """'train', 'test', 'val' (an official validation part) or None (not used by this protocol)."""
+        raise NotImplementedError
+
+    def splitter(self, root: Path, protocol: str) -> Callable[[dict[str, Any]], str | None]:
+        """The protocol's rule for this root (a dataset may read official split lists found under root)."""
+        return lambda ids: self.assign(protocol, ids)
+
+    def class_subset(self, protocol: str) -> list[int] | None:
+        """Global class indices a protocol uses (None = all)."""
+        return None
+
+    def all_classes(self) -> tuple[str, ...]:
+        return load_action_list(self.name)
+
+
+def _ids(values: Iterable[int]) -> frozenset[int]:
+    return frozenset(values)
+
+
+class NWUCLA(Benchmark):
+    """Northwestern-UCLA (CTR-GCN json distribution). xview: views 1 and 2 train, view 3 test."""
+
+    ACTION_IDS = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12)  # file-name action ids in class order
+
+    def default_root(self) -> Path:
+        return shared_data_dir() / "nw_ucla" / "all_sqe"
+
+    def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
+        return self.ACTION_IDS.index(ids["action"]) if ids["action"] in self.ACTION_IDS else None
+
+    def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
+        return "test" if ids["view"] == 3 else "train"
+
+
+class MSRAction3D(Benchmark):
+    """MSR Action3D: all 20 actions, subjects 1,3,5,7,9 train and 2,4,6,8,10 test, restricted to the 557
+    sequences of files_used_in_cvpr12_paper.txt (the common protocol; 10 noisy sequences dropped)."""
+
+    ID_LIST = "files_used_in_cvpr12_paper.txt"
+
+    def default_root(self) -> Path:
+        return shared_data_dir() / "msr_action3d" / "real_world_coordinates"
+
+    def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
+        return ids["action"] - 1 if 1 <= ids["action"] <= 20 else None
+
+    def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
+        return "train" if ids["subject"] % 2 == 1 else "test"
+
+    def splitter(self, root: Path, protocol: str) -> Callable[[dict[str, Any]], str | None]:
+        path = (root if root.is_dir() else root.parent) / self.ID_LIST
+        if not path.is_file():
+            raise DataError(path, "MSR Action3D's list of the 557 sequences of the common protocol is missing")
+        used = frozenset(line.strip() for line in path.read_text().splitlines() if line.strip())
+
+        def rule(ids: dict[str, Any]) -> str | None:
+            sid = f"a{ids['action']:02d}_s{ids['subject']:02d}_e{ids['episode']:02d}"
+            return self.assign(protocol, ids) if sid in used else None
+
+        return rule
+
+
+class NTU(Benchmark):
+    """NTU RGB+D 60/120 raw .skeleton files (or one file holding many samples named like NTU files)."""
+
+    max_action: int = 60
+    missing_list: str = "NTU_RGBD_samples_with_missing_skeletons.txt"
+
+    XSUB60_TRAIN = _ids([1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38])
+    XSUB120_TRAIN = _ids([
+        1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38, 45, 46, 47, 49, 50, 52, 53, 54,
+        55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92, 93, 94, 95, 97, 98, 100, 103,
+    ])  # fmt: skip
+
+    def source_files(self, root: Path) -> list[Path]:
+        files = super().source_files(root)
+        if root.is_file():
+            return files
+        missing = self.missing_ids(root)
+        keep = []
+        for f in files:
+            ids = self.parse_name(f.stem)
+            if ids is None or ids["action"] > self.max_action or f.stem in missing:
+                continue
+            keep.append(f)
+        return keep
+
+    def missing_ids(self, root: Path) -> frozenset[str]:
+        """The official list of samples without skeletons: from root if present, else the shared copy."""
+        near = [root, root.parent] if root.is_dir() else [root.parent]
+        candidates = [p for folder in near for p in sorted(folder.glob(f"*{self.missing_list}"))]
+        candidates.append(shared_data_dir() / "ntu_rgbd" / "meta" / f"official_{self.missing_list}")
+        for path in candidates:
+            if path.is_file():
+                return frozenset(re.findall(r"S\d{3}C\d{3}P\d{3}R\d{3}A\d{3}", path.read_text()))
+        return frozenset()
+
+    def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
+        return ids["action"] - 1 if 1 <= ids["action"] <= self.max_action else None
+
+    def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
+        if protocol == "xsub":
+            train = self.XSUB60_TRAIN if self.max_action == 60 else self.XSUB120_TRAIN
+            return "train" if ids["performer"] in train else "test"
+        if protocol == "xview":
+            return "train" if ids["camera"] in (2, 3) else "test"
+        if protocol == "xset":
+            return "train" if ids["setup"] % 2 == 0 else "test"
+        raise AssertionError(protocol)
+
+
+class NTU120(NTU):
+    max_action = 120
+    missing_list = "NTU_RGBD120_samples_with_missing_skeletons.txt"
+
+
+class PKUMMD(Benchmark):
+    """PKU-MMD phase 1, action segments cut from the long videos (51 classes).
+
+    xview: train on the middle and right cameras (-M, -R), test on the left (-L). xsub: the official
+    cross-subject.txt ("Training videos:" / "Validataion videos:" = test) when it is found under root; else the
+    built-in rule: test = videos 0291-0334 (all three cameras), as used by third-party reproductions; this
+    fallback could not be checked against the official file, so place cross-subject.txt under root.
+    """
+
+    def source_files(self, root: Path) -> list[Path]:
+        files = super().source_files(root)
+        return [f for f in files if re.search(r"\d{4}-[LMR]", f.stem)]
+
+    def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
+        if sample.label is None or not 0 <= sample.label < 51:
+            return None
+        return int(sample.label)
+
+    def official_split(self, root: Path, protocol: str) -> dict[str, str] | None:
+        fname = {"xsub": "cross-subject.txt", "xview": "cross-view.txt"}[protocol]
+        found = [root / fname] if (root / fname).is_file() else list(root.rglob(fname)) if root.is_dir() else []
+        if not found:
+            return None
+        text = found[0].read_text()
+        parts = re.split(r"Validataion videos:|Validation videos:", text)
+        if len(parts) != 2 or "Training videos:" not in parts[0]:
+            raise DataError(found[0], "expected 'Training videos:' and 'Validataion videos:' sections")
+        train = re.findall(r"\d{4}-[LMR]", parts[0])
+        test = re.findall(r"\d{4}-[LMR]", parts[1])
+        return {**{v: "train" for v in train}, **{v: "test" for v in test}}
+
+    def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
+        if protocol == "xview":
+            return "test" if ids["camera"] == "L" else "train"
+        return "test" if 291 <= ids["video"] <= 334 else "train"
+
+    def splitter(self, root: Path, protocol: str) -> Callable[[dict[str, Any]], str | None]:
+        official = self.official_split(root, protocol)
+        if official is None:
+            return super().splitter(root, protocol)
+        return lambda ids: official.get(f"{ids['video']:04d}-{ids['camera']}")
+
+
+class Toyota(Benchmark):
+    """Toyota Smarthome (trimmed, 31 classes). Das et al., ICCV 2019 protocols:
+    cs: train subjects 3,4,6,7,9,12,13,15,17,19,25, test the other 7 (all 31 classes);
+    cv1: train camera 1, validation camera 5, test camera 2; cv2: train cameras 1,3,4,6,7, validation 5,
+    test 2; both cross-view protocols use the 19 classes seen from cameras 1, 2 and 5."""
+
+    RAW = (
+        "Cook.Cleandishes", "Cook.Cleanup", "Cook.Cut", "Cook.Stir", "Cook.Usestove", "Cutbread",
+        "Drink.Frombottle", "Drink.Fromcan", "Drink.Fromcup", "Drink.Fromglass", "Eat.Attable", "Eat.Snack",
+        "Enter", "Getup", "Laydown", "Leave", "Makecoffee.Pourgrains", "Makecoffee.Pourwater",
+        "Maketea.Boilwater", "Maketea.Insertteabag", "Pour.Frombottle", "Pour.Fromcan", "Pour.Fromkettle",
+        "Readbook", "Sitdown", "Takepills", "Uselaptop", "Usetablet", "Usetelephone", "Walk", "WatchTV",
+    )  # fmt: skip
+    CV_CLASSES = (
+        "Cutbread", "Drink.Frombottle", "Drink.Fromcan", "Drink.Fromcup", "Drink.Fromglass", "Eat.Attable",
+        "Eat.Snack", "Enter", "Getup", "Leave", "Pour.Frombottle", "Pour.Fromcan", "Readbook", "Sitdown",
+        "Takepills", "Uselaptop", "Usetablet", "Usetelephone", "Walk",
+    )  # fmt: skip
+    CS_TRAIN = _ids([3, 4, 6, 7, 9, 12, 13, 15, 17, 19, 25])
+
+    def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
+        action = str(ids["action"])
+        lookup = {a.lower(): i for i, a in enumerate(self.RAW)}
+        return lookup.get(action.lower())
+
+    def class_subset(self, protocol: str) -> list[int] | None:
+        if protocol == "cs":
+            return None
+        return [self.RAW.index(a) for a in self.CV_CLASSES]
+
+    def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
+        if protocol == "cs":
+            return "train" if ids["subject"] in self.CS_TRAIN else "test"
+        cam = ids["camera"]
+        train_cams = (1,) if protocol == "cv1" else (1, 3, 4, 6, 7)
+        return "train" if cam in train_cams else "val" if cam == 5 else "test" if cam == 2 else None
+
+
+class Synthetic(Benchmark):
+    """Procedural actions (sugar.skeleton.synthetic): a fixed seeded train set and a disjoint test set."""
+
+    TRAIN_PER_CLASS = 40
+    TEST_PER_CLASS = 10
+    TRAIN_SEED = 1000
+    TEST_SEED = 2000
+
+    def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
+        return sample.label
+
+    def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
+        return ids["part"]
+
+    def all_classes(self) -> tuple[str, ...]:
+        try:
+            return load_action_list(self.name)
+        except KnowledgeError:  # the action list file may not be shipped; the generator defines the classes
+            return tuple(_synthetic_module().SYNTHETIC_CLASSES)
+
+
+def _synthetic_module() -> Any:
+    try:
+        from sugar.skeleton import synthetic
+    except ImportError:
+        raise SugarError("the synthetic dataset needs sugar.skeleton.synthetic, which is not installed yet") from None
+    return synthetic
+
+
+_NTU_RE = r"S(?P<setup>\d{3})C(?P<camera>\d{3})P(?P<performer>\d{3})R(?P<replication>\d{3})A(?P<action>\d{3})"
+BENCHMARKS: dict[str, Benchmark] = {
+    "ntu60": NTU("ntu60", "ntu25", ("xsub", "xview"), "ntu", "*.skeleton", _NTU_RE),
+    "ntu120": NTU120("ntu120", "ntu25", ("xsub", "xset"), "ntu", "*.skeleton", _NTU_RE),
+    "pku-mmd": PKUMMD("pku-mmd", "ntu25", ("xsub", "xview"), "pku-mmd", "*.txt",
+                      r"(?P<video>\d{4})-(?P<camera>[LMR])"),
+    "toyota": Toyota("toyota", "toyota", ("cs", "cv1", "cv2"), "toyota", "*.json",
+                     r"(?P<action>[A-Za-z.]+)_p(?P<subject>\d+)_r(?P<rep>\d+)_v(?P<var>\d+)_c(?P<camera>\d+)"),
+    "nw-ucla": NWUCLA("nw-ucla", "kinect20", ("xview",), "nw-ucla", "a*_s*_e*_v*.json",
+                      r"a(?P<action>\d+)_s(?P<subject>\d+)_e(?P<episode>\d+)_v(?P<view>\d+)"),
+    "msr-action3d": MSRAction3D("msr-action3d", "msr20", ("xsub",), "msr", "a*_s*_e*_skeleton3D.txt",
+                                r"a(?P<action>\d+)_s(?P<subject>\d+)_e(?P<episode>\d+)"),
+    "synthetic": Synthetic("synthetic", "ntu25", ("default",), "", "", r"^(?P<part>train|test)/"),
+}  # fmt: skip
+
+
+def list_datasets() -> list[str]:
+    return list(BENCHMARKS)
+
+
+# --------------------------------------------------------------------------- the dataset object
+
+
+class SkeletonDataset(Sequence[Sample]):
+    """The samples of one split of one protocol. Labels index `classes`; samples are memmap views."""
+
+    def __init__(self, name: str, layout: Layout, classes: list[str], protocol: str, split: str,
+                 store: SampleStore, indices: np.ndarray, labels: np.ndarray, bad: list[tuple[str, str]]):
+        self.name = name
+        self.layout = layout
+        self.classes = classes
+        self.protocol = protocol
+        self.split = split
+        self.store = store
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.bad = bad
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @overload
+    def __getitem__(self, i: int) -> Sample: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Sample]: ...
+
+    def __getitem__(self, i: int | slice) -> Sample | list[Sample]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        s = self.store.sample(int(self.indices[i]))
+        s.label = int(self.labels[i])
+        s.meta = {**s.meta, "dataset": self.name}
+        return s
+
+    @cached_property
+    def names(self) -> list[str]:
+        return [self.store.names[int(j)] for j in self.indices]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def max_persons(self) -> int:
+        return int(self.store.persons[self.indices].max()) if len(self) else 0
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=len(self.classes))
+
+    def subset(self, positions: Sequence[int] | np.ndarray) -> SkeletonDataset:
+        """A dataset of the given positions of this one (same classes), e.g. for quick runs."""
+        pos = np.asarray(positions, dtype=np.int64)
+        return SkeletonDataset(self.name, self.layout, self.classes, self.protocol, self.split, self.store,
+                               self.indices[pos], self.labels[pos], self.bad)
+
+    def __repr__(self) -> str:
+        return (f"SkeletonDataset({self.name!r}, protocol={self.protocol!r}, split={self.split!r}, "
+                f"samples={len(self)}, classes={len(self.classes)})")
+
+
+def _stratified_val(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """bool mask of the validation part: per class, a seeded random `fraction` (at least one sample when the
+    class has two or more, never all of it). Seeded per class, so dropping other classes leaves it unchanged."""
+    mask = np.zeros(len(labels), dtype=bool)
+    if fraction <= 0:
+        return mask
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        n = len(members)
+        if n < 2:
+            continue
+        k = min(n - 1, max(1, round(fraction * n)))
+        rng = np.random.default_rng([seed, int(c)])
+        mask[rng.choice(members, size=k, replace=False)] = True
+    return mask
+
+
+def _resolve_classes(all_names: Sequence[str], usable: list[int], exclude: Sequence[str],
+                     only: Sequence[str] | None, dataset: str) -> list[int]:
+    names = list(all_names)
+    usable_names = {names[i] for i in usable}
+    for what, given in (("exclude_classes", exclude), ("only_classes", only or ())):
+        unknown = [c for c in given if c not in usable_names]
+        if unknown:
+            raise SugarError(f"{what}: {unknown} are not classes of {dataset} in this protocol")
+    keep = [i for i in usable if names[i] not in set(exclude)]
+    if only is not None:
+        keep = [i for i in keep if names[i] in set(only)]
+    if not keep:
+        raise SugarError(f"no class of {dataset} is left after exclude_classes/only_classes")
+    return keep
+
+
+def _load_store(bench: Benchmark, root: Path) -> SampleStore:
+    if isinstance(bench, Synthetic):
+        synthetic = _synthetic_module()
+        version = code_version(Path(synthetic.__file__))
+        key = source_key(root, [], f"synthetic|{version}|{bench.TRAIN_PER_CLASS}|{bench.TEST_PER_CLASS}")
+
+        def results() -> Iterator[ParseResult]:
+            for part, n, seed in (("train", bench.TRAIN_PER_CLASS, bench.TRAIN_SEED),
+                                  ("test", bench.TEST_PER_CLASS, bench.TEST_SEED)):
+                samples = synthetic.make_synthetic(n, seed)
+                for s in samples:
+                    s.name = f"{part}/{s.name}"
+                yield f"<synthetic {part}>", samples, None
+    else:
+        if not root.exists():
+            raise DataError(root, f"{bench.name} data not found (pass root=... / --root)")
+        files = bench.source_files(root)
+        if not files:
+            raise DataError(root, f"no {bench.name} files ({bench.pattern}) found")
+        key = source_key(root, files, f"{bench.name}|{_reader_version()}")
+
+        def results() -> Iterator[ParseResult]:
+            return _parse_files(files, bench.reader_format, f"parsing {bench.name}")
+
+    def label_of(sample: Sample) -> tuple[int, dict[str, Any]] | None:
+        ids = bench.parse_name(sample.name)
+        if ids is None:
+            return None
+        label = bench.label(ids, sample)
+        if label is None:
+            return None
+        meta = {k: v for k, v in sample.meta.items() if isinstance(v, str | int | float | bool)}
+        meta["ids"] = ids
+        return label, meta
+
+    store, _ = open_store(bench.name, root, key, results, label_of)
+    return store
+
+
+def open_dataset(name: str, root: str | Path | None = None, protocol: str | None = None, split: str = "train",
+                 *, seed: int = 0, val_fraction: float = 0.1, exclude_classes: Sequence[str] = (),
+                 only_classes: Sequence[str] | None = None) -> SkeletonDataset:
+    """One split of a named benchmark, parsed once and cached.
+
+    name: ntu60, ntu120, pku-mmd, toyota, nw-ucla, msr-action3d, synthetic. root: the dataset folder (nw-ucla and
+    msr-action3d default to the shared copies). protocol: the dataset's protocol (first one when None).
+    split: train | val | trainval | test; val = a seeded, class-stratified `val_fraction` of the training part.
+    exclude_classes: class names to drop; only_classes: keep just these (e.g. unseen classes for zero-shot
+    testing). Labels index the returned dataset's `classes`.
+    """
+    bench = BENCHMARKS.get(name)
+    if bench is None:
+        raise SugarError(f"unknown dataset {name!r}; known: {', '.join(BENCHMARKS)}")
+    protocol = protocol or bench.protocols[0]
+    if protocol not in bench.protocols:
+        raise SugarError(f"{name} has no protocol {protocol!r}; choose from {', '.join(bench.protocols)}")
+    if split not in SPLITS:
+        raise SugarError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if not 0 <= val_fraction < 1:
+        raise SugarError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if root is None:
+        default = bench.default_root()
+        if default is None and not isinstance(bench, Synthetic):
+            raise SugarError(f"dataset {name} needs root=... (the folder holding its files)")
+        root_path = Path(default) if default is not None else Path(".")
+    else:
+        root_path = Path(root).expanduser()
+
+    store = _load_store(bench, root_path)
+    layout = get_layout(bench.layout) if bench.layout != "toyota" else _toyota_layout(store)
+    all_names = bench.all_classes()
+    if len(store.labels) and int(store.labels.max()) >= len(all_names):
+        raise DataError(store.root, f"labels go up to {int(store.labels.max())} but {name}'s action list has "
+                                    f"{len(all_names)} classes")
+    usable = bench.class_subset(protocol) or list(range(len(all_names)))
+    keep = _resolve_classes(all_names, usable, tuple(exclude_classes), only_classes, name)
+    remap = np.full(len(all_names), -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
+    usable_set = set(usable)
+
+    rule = bench.splitter(root_path, protocol)
+    part = np.array([rule(m["ids"]) for m in store.meta], dtype=object)
+    in_protocol = np.array([int(lab) in usable_set for lab in store.labels], dtype=bool)
+    train = np.flatnonzero((part == "train") & in_protocol)
+    official_val = np.flatnonzero((part == "val") & in_protocol)
+    test = np.flatnonzero((part == "test") & in_protocol)
+
+    if official_val.size:
+        val_mask_train = np.zeros(len(train), dtype=bool)
+        val = official_val
+    else:
+        val_mask_train = _stratified_val(store.labels[train], val_fraction, seed)
+        val = train[val_mask_train]
+    chosen = {
+        "train": train[~val_mask_train],
+        "val": val,
+        "trainval": np.sort(np.concatenate([train, official_val])),
+        "test": test,
+    }[split]
+    chosen = chosen[remap[store.labels[chosen]] >= 0]
+    return SkeletonDataset(name, layout, [all_names[i] for i in keep], protocol, split, store, chosen,
+                           remap[store.labels[chosen]], list(store.bad))
+
+
+def _toyota_layout(store: SampleStore) -> Layout:
+    names = {m.get("layout") for m in store.meta if m.get("layout")}
+    if len(names) == 1:
+        return get_layout(names.pop())
+    raise DataError(store.root, "the Toyota Smarthome reader did not say which joint layout its files use")
