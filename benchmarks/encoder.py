@@ -2,7 +2,8 @@
 
 Each configuration runs in its own subprocess so that peak RSS (resource.getrusage ru_maxrss, minus the RSS
 after the model and the batch are built) belongs to it alone; on GPU, torch.cuda.max_memory_allocated.
-Training = forward + backward + SGD step on the encoder with a mean-token loss, in train mode.
+Training = forward + backward + SGD step on the encoder with a mean-token loss, in train mode. Speeds are
+batch size / median step time (the medians resist the stalls of a shared CPU); every step time is in the JSON.
 
   python benchmarks/encoder.py                      # NTU and NW-UCLA shapes, both presets, both strides
   python benchmarks/encoder.py --presets paper --strides stock --json out.json --profile
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -29,7 +31,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def use_reference_formulation() -> None:
+def use_reference_formulation(model=None) -> None:  # type: ignore[no-untyped-def]
     """Swap in CTR-GCN's straightforward formulation (same weights): per-subset convs with the time-mean after
     the relation convs, alpha applied to the full refined topology, einsum aggregation, and one 1x1 conv per
     temporal branch. The A/B baseline for the fused code in sugar.models.encoder."""
@@ -62,8 +64,46 @@ def use_reference_formulation() -> None:
             start += w
         return torch.cat([*outs, self.point(x)], dim=1)
 
-    enc.CTRGC.forward = ctrgc
-    enc.MultiScaleTemporalConv.forward = tcn
+    if model is None:  # patch the classes (every encoder built afterwards)
+        enc.CTRGC.forward = ctrgc
+        enc.MultiScaleTemporalConv.forward = tcn
+        return
+    import types
+
+    for module in model.modules():  # patch one model's modules only
+        if isinstance(module, enc.CTRGC):
+            module.forward = types.MethodType(ctrgc, module)
+        elif isinstance(module, enc.MultiScaleTemporalConv):
+            module.forward = types.MethodType(tcn, module)
+
+
+def interleaved_ab(preset: str, stride: str, shape: str, rounds: int, threads: int) -> dict:
+    """Fused vs reference in ONE process, alternating train steps, so CPU stalls hit both alike; min + median."""
+    import torch
+
+    from sugar.models.encoder import SkeletonEncoder
+    from sugar.skeleton.layouts import get_layout
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    layout_name, t, m, n = SHAPES[shape]
+    layout = get_layout(layout_name)
+    x = torch.randn(n, 3, t, layout.num_joints, m)
+    fused = SkeletonEncoder(layout, 3, preset, stride)
+    reference = SkeletonEncoder(layout, 3, preset, stride)
+    reference.load_state_dict(fused.state_dict())
+    use_reference_formulation(reference)
+    times: dict[str, list[float]] = {"fused": [], "reference": []}
+    for r in range(rounds + 1):
+        for name, model in (("fused", fused), ("reference", reference)):
+            start = time.perf_counter()
+            model(x).mean().backward()
+            if r:  # round 0 is warm-up
+                times[name].append(time.perf_counter() - start)
+    return {"preset": preset, "stride": stride, "shape": shape, "batch": n, "threads": threads,
+            **{f"{k}_train_samples_per_s_best": round(n / min(v), 2) for k, v in times.items()},
+            **{f"{k}_train_samples_per_s_median": round(n / statistics.median(v), 2) for k, v in times.items()},
+            "step_s": {k: [round(x, 3) for x in v] for k, v in times.items()}}
 
 
 def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threads: int, profile: bool,
@@ -97,11 +137,12 @@ def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threa
     sync()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
+    train_times = []
     for _ in range(steps):
+        start = time.perf_counter()
         train_step()
-    sync()
-    train_s = time.perf_counter() - start
+        sync()
+        train_times.append(time.perf_counter() - start)
     train_mem = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else rss_mb() - base
 
     model.eval()
@@ -109,15 +150,18 @@ def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threa
         for _ in range(warmup):
             model(x)
         sync()
-        start = time.perf_counter()
+        infer_times = []
         for _ in range(steps):
+            start = time.perf_counter()
             model(x)
-        sync()
-    infer_s = time.perf_counter() - start
+            sync()
+            infer_times.append(time.perf_counter() - start)
     out = {"variant": variant, "preset": preset, "stride": stride, "shape": shape, "T": t, "V": layout.num_joints,
            "M": m, "batch": n,
            "threads": threads, "device": str(device), "params": sum(p.numel() for p in model.parameters()),
-           "train_samples_per_s": round(steps * n / train_s, 2), "infer_samples_per_s": round(steps * n / infer_s, 2),
+           "train_samples_per_s": round(n / statistics.median(train_times), 2),
+           "infer_samples_per_s": round(n / statistics.median(infer_times), 2),
+           "train_step_s": [round(v, 3) for v in train_times], "infer_step_s": [round(v, 3) for v in infer_times],
            "train_peak_mem_mb": round(train_mem, 1)}
     if profile:
         from torch.profiler import ProfilerActivity
@@ -142,6 +186,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/encoder.json"))
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table per configuration")
+    ap.add_argument("--ab", type=int, metavar="ROUNDS", help="interleaved fused-vs-reference A/B (train steps)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration, print JSON
     args = ap.parse_args()
     if args.one:
@@ -151,6 +196,16 @@ def main() -> None:
         return
 
     rows = []
+    if args.ab:
+        for shape in args.shapes:
+            for preset in args.presets:
+                for stride in args.strides:
+                    row = interleaved_ab(preset, stride, shape, args.ab, args.threads)
+                    rows.append(row)
+                    print(json.dumps({k: v for k, v in row.items() if k != "step_s"}), flush=True)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+        return
     for shape in args.shapes:
         for preset in args.presets:
             for stride in args.strides:
