@@ -27,7 +27,7 @@ def ucla_run(tmp_path_factory, shared_data):
 
 
 def test_pretrain_writes_the_run_directory(ucla_run):
-    for name in ("config.yaml", "metrics.jsonl", "report.json", "encoder.safetensors", "encoder.json",
+    for name in ("config.yaml", "metrics.jsonl", "report.json", "encoder.safetensors", "encoder.json", "curves.png",
                  "checkpoints/best.safetensors", "checkpoints/last.json"):
         assert (ucla_run / name).is_file(), name
     assert any((ucla_run / "tb").iterdir())
@@ -43,13 +43,15 @@ def test_pretrain_writes_the_run_directory(ucla_run):
 
 def test_evaluate_and_extract(ucla_run, tmp_path, shared_data):
     runner = CliRunner()
-    result = runner.invoke(app, ["evaluate", str(ucla_run), "--split", "test", "--multi-clip", "2", "--no-tsne",
+    result = runner.invoke(app, ["evaluate", str(ucla_run), "--split", "test", "--multi-clip", "2", "--tsne",
                                  "--root", str(shared_data / "nw_ucla" / "all_sqe")])
     assert result.exit_code == 0, result.output
     res = json.loads((ucla_run / "evaluation" / "test" / "results.json").read_text())
     ce = res["heads"]["ce"]["all"]
     assert ce["samples"] == 464 and 0 <= ce["top1"] <= ce["top5"] <= 1
     assert len(ce["confusion"]) == 10 and sum(map(sum, ce["confusion"])) == 464
+    for png in ("confusion-ce-all.png", "tsne.png"):
+        assert (ucla_run / "evaluation" / "test" / png).stat().st_size > 1000
     out = tmp_path / "features"
     result = runner.invoke(app, ["extract", str(ucla_run), "--split", "test", "--out", str(out),
                                  "--root", str(shared_data / "nw_ucla" / "all_sqe")])

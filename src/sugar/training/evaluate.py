@@ -2,7 +2,9 @@
 
 The text head scores a sample by cosine similarity between its projected feature and each class's text
 prototype (the normalised mean of the class's motion and visual embeddings), so it works for classes never
-seen in training and for other datasets whose knowledge file exists. `--multi-clip N` averages the scores
+seen in training and for other datasets whose knowledge file exists. Pictures: a confusion matrix per head
+and view, and a side-by-side t-SNE of the test features of the randomly initialised encoder (the run's seed)
+and of the trained one (the paper's Figure 5). `--multi-clip N` averages the scores
 of N views: the deterministic test view plus N-1 random temporal crops (training crop range, no rotation).
 """
 
@@ -24,6 +26,11 @@ from sugar.models.encoder import ENCODER_META, build_encoder
 from sugar.skeleton.layouts import Layout
 from sugar.training.loop import RunDir, atomic_write_text
 from sugar.training.pretrain import PretrainModel, collect, load_texts, open_split, tensor_dataset
+from sugar.viz import plot_confusion, plot_tsne
+
+
+def res_name(cfg: PretrainConfig, dataset: str | None) -> str:
+    return dataset or cfg.data.dataset
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
@@ -57,19 +64,6 @@ def _views(cfg: PretrainConfig, ds: Any, multi_clip: int) -> list[Any]:
         crop_cfg = replace(cfg, data=replace(cfg.data, random_rotate=0.0))
         views += [tensor_dataset(crop_cfg, ds, train=True, seed=1000 + i) for i in range(multi_clip - 1)]
     return views
-
-
-def _plot(kind: str, *args: Any, **kwargs: Any) -> str | None:
-    """Draw with sugar.viz when it is installed; return why not otherwise."""
-    try:
-        from sugar import viz
-    except ImportError:
-        return "sugar.viz is not available"
-    fn = getattr(viz, kind, None)
-    if fn is None:
-        return f"sugar.viz has no {kind}"
-    fn(*args, **kwargs)
-    return None
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, dataset: str | None = None,
@@ -122,17 +116,17 @@ def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, 
             rep = classification_report(s, y, names)
             results["heads"][head][name] = rep
             png = out_dir / f"confusion-{head}-{name}.png"
-            why = _plot("plot_confusion", np.asarray(rep["confusion"]), names, png,
-                        title=f"{head} head, {name} ({rep['top1'] * 100:.1f}% top-1)")
-            results["pictures"][png.name] = why or str(png)
+            plot_confusion(np.asarray(rep["confusion"]), names, png,
+                           title=f"{head} head, {name} ({rep['top1'] * 100:.1f}% top-1)")
+            results["pictures"][png.name] = str(png)
     if tsne:
         random_model, _, _ = load_run(run_dir, device, random_init=True)
         before = collect(random_model, DataLoader(_views(cfg, ds, 1)[0], batch_size=bs), device)["pooled"]
-        for tag, feats in (("before", before), ("after", outputs[0]["pooled"])):
-            png = out_dir / f"tsne-{tag}.png"
-            why = _plot("plot_tsne", feats, labels, classes, png,
-                        title=f"test features {'before' if tag == 'before' else 'after'} training")
-            results["pictures"][png.name] = why or str(png)
+        png = out_dir / "tsne.png"
+        plot_tsne(before, outputs[0]["pooled"], labels, classes, png,
+                  title=f"{res_name(cfg, dataset)} {split}: encoder features (time-averaged), t-SNE",
+                  names=("random initialisation", "after training"), seed=cfg.seed)
+        results["pictures"][png.name] = str(png)
     atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
     results["out_dir"] = str(out_dir)
     return results

@@ -394,6 +394,9 @@ def finish(cfg: PretrainConfig, run: RunDir, model: PretrainModel, data: Pretrai
         unseen = [i for i in range(len(data.classes)) if i not in set(data.seen)]
         if unseen and data.texts is not None and model.projection is not None:
             report["zero_shot"] = evaluate_split(model, data.test, data, cfg, device, unseen)
+    from sugar.viz import plot_curves
+
+    plot_curves(run.metrics_path, run.path / "curves.png", title=f"stage 2: {cfg.data.dataset} {cfg.loss}")
     atomic_write_text(run.path / "report.json", json.dumps(report, indent=2))
     return report
 
