@@ -1,9 +1,90 @@
-"""`sugar` subcommands for the data area (filled in by the data work)."""
+"""`sugar data inspect` and `sugar data convert`: look at a skeleton folder, write it in the generic format."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+from sugar.errors import DataError
+
+FORMAT_HELP = "Skeleton format (default: detected). One of: ntu, nw-ucla, msr, pku-mmd, toyota, openpose, pyskl, " \
+              "ctrgcn-npz, generic, npy."
+
+
+def inspect(
+    path: Path = typer.Argument(..., help="A skeleton file or a folder (searched recursively)."),
+    format: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Count samples, classes, frames and persons; list files that could not be read and why."""
+    from sugar.skeleton.readers import scan
+
+    summary = scan(path, format, progress=not as_json).summary()
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    overview = Table(title=f"{path}", show_header=False)
+    overview.add_row("format", str(summary["format"]))
+    overview.add_row("layout", str(summary["layout"]))
+    overview.add_row("samples", str(summary["samples"]))
+    overview.add_row("classes", str(len(summary["classes"])))
+    if summary["unlabelled"]:
+        overview.add_row("unlabelled", str(summary["unlabelled"]))
+    for key in ("frames", "persons"):
+        s = summary[key]
+        overview.add_row(f"{key} min / median / max", f"{s['min']} / {s['median']:g} / {s['max']}")
+    overview.add_row("bad files", str(len(summary["bad"])))
+    console.print(overview)
+    if summary["classes"]:
+        classes = Table(title="classes")
+        for col in ("label", "name", "samples"):
+            classes.add_column(col)
+        for c in summary["classes"]:
+            classes.add_row(str(c["label"]), c["name"], str(c["samples"]))
+        console.print(classes)
+    if summary["bad"]:
+        bad = Table(title="skipped (bad) files")
+        bad.add_column("file", overflow="fold")
+        bad.add_column("reason", overflow="fold")
+        for b in summary["bad"]:
+            bad.add_row(b["file"], b["reason"])
+        console.print(bad)
+
+
+def convert(
+    src: Path = typer.Argument(..., help="A skeleton file or folder to read."),
+    out: Path = typer.Argument(..., help="Output folder (created; must not hold a dataset already)."),
+    format: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+    layout: str | None = typer.Option(None, "--layout", "-l", help="Joint layout name or JSON file (default: the "
+                                                                   "format's own layout)."),
+) -> None:
+    """Write the readable samples of SRC as a generic dataset folder (layout.json, classes.txt, manifest.csv,
+    samples/*.npy). Bad files are reported and skipped."""
+    from sugar.skeleton.layouts import get_layout
+    from sugar.skeleton.readers import scan, write_generic
+
+    result = scan(src, format, progress=True)
+    name = layout or result.layout
+    if name is None:
+        raise DataError(src, "cannot tell the joint layout of these samples; pass --layout")
+    if not result.samples:
+        raise DataError(src, "no readable sample to convert")
+    chosen = get_layout(name)
+    write_generic(result.samples, chosen, result.classes, None, out)
+    typer.echo(f"wrote {len(result.samples)} samples ({chosen.name}, {len(result.classes)} classes) to {out}")
+    for f, reason in result.bad:
+        typer.echo(f"skipped {f}: {reason}", err=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the top-level app."""
+    """Add `sugar data inspect|convert` to the top-level app."""
+    data_app = typer.Typer(help="Inspect skeleton files and convert them to the generic format.", no_args_is_help=True)
+    data_app.command("inspect")(inspect)
+    data_app.command("convert")(convert)
+    app.add_typer(data_app, name="data")

