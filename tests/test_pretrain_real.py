@@ -18,7 +18,7 @@ def ucla_run(tmp_path_factory, shared_data):
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("ucla") / "run"
     args = ["pretrain", "--dataset", "nw-ucla", "--run-dir", str(run), "--no-progress",
-            "--root", str(shared_data / "nw_ucla" / "all_sqe"), "--set", "loss=ce", "--set", "epochs=1",
+            "--root", str(shared_data / "nw_ucla" / "all_sqe"), "--set", "loss=milnce+ce", "--set", "epochs=1",
             "--set", "batch_size=16", "--set", "max_train_samples=48", "--set", "data.frames=16",
             "--set", "data.max_persons=1", "--set", "model.preset=cpu", "--set", "warmup_epochs=0"]
     result = CliRunner().invoke(app, args)
@@ -47,10 +47,11 @@ def test_evaluate_and_extract(ucla_run, tmp_path, shared_data):
                                  "--root", str(shared_data / "nw_ucla" / "all_sqe")])
     assert result.exit_code == 0, result.output
     res = json.loads((ucla_run / "evaluation" / "test" / "results.json").read_text())
-    ce = res["heads"]["ce"]["all"]
-    assert ce["samples"] == 464 and 0 <= ce["top1"] <= ce["top5"] <= 1
-    assert len(ce["confusion"]) == 10 and sum(map(sum, ce["confusion"])) == 464
-    for png in ("confusion-ce-all.png", "tsne.png"):
+    for head in ("text", "ce"):
+        r = res["heads"][head]["all"]
+        assert r["samples"] == 464 and 0 <= r["top1"] <= r["top5"] <= 1
+        assert len(r["confusion"]) == 10 and sum(map(sum, r["confusion"])) == 464
+    for png in ("confusion-ce-all.png", "confusion-text-all.png", "tsne.png"):
         assert (ucla_run / "evaluation" / "test" / png).stat().st_size > 1000
     out = tmp_path / "features"
     result = runner.invoke(app, ["extract", str(ucla_run), "--split", "test", "--out", str(out),

@@ -1,8 +1,7 @@
-"""A tiny real stage-2 run: synthetic skeletons, real knowledge texts through the offline MiniLM, 2 epochs."""
+"""A tiny real stage-2 run: synthetic skeletons, the shipped knowledge through the offline MiniLM, 2 epochs."""
 
 import json
 
-import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -10,26 +9,13 @@ from sugar.cli import app
 from sugar.models.encoder import load_encoder
 from sugar.paths import cache_dir
 
-pytest.importorskip("sugar.knowledge.schema", reason="needs the knowledge loader (kcode branch)")
-
-
-def knowledge_file(path):
-    from sugar.skeleton.synthetic import SYNTHETIC_CLASSES
-
-    classes = [{"label": c,
-                "motion": {p: f"{p} moves as in {c}" for p in ("head", "hand", "arm", "hip", "leg", "foot")},
-                "visual": [f"A person performs {c}.", f"Side view of someone who does {c}."],
-                "description": f"The person does {c}."} for c in SYNTHETIC_CLASSES]
-    path.write_text(json.dumps({"schema_version": 1, "dataset": "synthetic", "source": "test", "classes": classes}))
-    return path
-
 
 def test_tiny_synthetic_pretrain(tmp_path):
     torch.set_num_threads(1)
     run = tmp_path / "run"
     args = ["pretrain", "--config", "configs/pretrain/synthetic.yaml", "--run-dir", str(run), "--no-progress",
             "--set", "epochs=2", "--set", "max_train_samples=40", "--set", "data.frames=16",
-            "--set", "loss=milnce+ce", "--set", f"knowledge={knowledge_file(tmp_path / 'k.json')}",
+            "--set", "loss=milnce+ce",  # the shipped synthetic knowledge
             "--set", "unseen_classes=2"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
