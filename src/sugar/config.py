@@ -50,27 +50,32 @@ class EncoderConfig:
 
 @dataclass
 class PretrainConfig:
-    """Stage 2: knowledge-supervised encoder training (MIL-NCE)."""
+    """Stage 2: knowledge-supervised encoder training (MIL-NCE). Defaults are the paper's schedule
+    (SGD, lr 0.01, 200 epochs, batch 200, x0.1 steps); the step epochs and warm-up are [choice]."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: EncoderConfig = field(default_factory=EncoderConfig)
     loss: str = "milnce"  # milnce | ce | milnce+ce
-    knowledge: str | None = None  # knowledge file; None = the dataset's shipped file
+    knowledge: str | None = None  # knowledge file or dataset name; None = the dataset's shipped file
     use_motion: bool = True
     use_visual: bool = True
+    text_mix: str = "convex"  # convex: random convex mixes of motion with each visual text per step | none
     temperature: float = 0.07
     learn_temperature: bool = True
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 0.1
+    epochs: int = 200
+    batch_size: int = 200  # global batch (split over DDP processes)
+    lr: float = 0.01
     momentum: float = 0.9
+    nesterov: bool = True
     weight_decay: float = 4e-4
     warmup_epochs: int = 5
-    lr_steps: tuple[int, ...] = (20, 25)
+    lr_steps: tuple[int, ...] = (120, 170)
     lr_decay: float = 0.1
     amp: bool = True  # used on GPU only
+    sync_bn: bool = True  # global-batch BatchNorm under DDP
     seed: int = 1
     exclude_classes: tuple[str, ...] = ()  # held out for zero-shot
+    unseen_classes: int = 0  # K > 0: hold out K seeded-chosen classes (recorded in exclude_classes)
     max_train_samples: int | None = None  # for quick runs
 
 

@@ -1,9 +1,111 @@
-"""`sugar` subcommands for the encoder area (filled in by the encoder work)."""
+"""`sugar pretrain | evaluate | extract`: the stage-2 encoder commands (thin wrappers over the library)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x * 100:.2f}"
+
+
+def pretrain_cmd(
+    dataset: str = typer.Option(None, "--dataset", help="Dataset name (nw-ucla, msr-action3d, ntu60, synthetic, ...)."),
+    protocol: str = typer.Option(None, "--protocol", help="Protocol, e.g. xview, xsub; default: the dataset's."),
+    config: Path = typer.Option(None, "--config", help="YAML config (configs/pretrain/*.yaml)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config key: --set lr=0.05 (repeatable)."),
+    run_dir: Path = typer.Option(None, "--run-dir",
+                                 help="Run directory; default runs/pretrain/<config name or dataset>-<protocol>."),
+    root: Path = typer.Option(None, "--root", help="Dataset folder (default: the dataset's usual location)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per epoch."),
+) -> None:
+    """Train the skeleton encoder against the knowledge texts (stage 2); rerun the same command to resume.
+
+    Runs in one process, or under `torchrun --nproc_per_node N` (DDP, global batch split over processes).
+    """
+    from sugar.config import PretrainConfig, load_config
+    from sugar.training.pretrain import pretrain
+
+    extra = list(overrides)
+    if dataset:
+        extra.append(f"data.dataset={dataset}")
+    if protocol:
+        extra.append(f"data.protocol={protocol}")
+    if root:
+        extra.append(f"data.root={root}")
+    cfg = load_config(PretrainConfig, config, extra)
+    report = pretrain(cfg, run_dir, progress=progress, name=config.stem if config else None)
+    if not report:  # a non-zero DDP rank
+        return
+    table = Table(title=f"stage 2: {cfg.data.dataset} {cfg.data.protocol or ''}".strip())
+    for col in ("part", "samples", "top-1 %", "top-5 %"):
+        table.add_column(col)
+    table.add_row("val (best)", "-", _pct(report.get("best_val_top1")), "-")
+    for part in ("test", "zero_shot"):
+        if part in report:
+            r = report[part]
+            table.add_row(part, str(r["samples"]), _pct(r["top1"]), _pct(r["top5"]))
+    console.print(table)
+    console.print(json.dumps(report))
+
+
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="A `sugar pretrain` run directory."),
+    split: str = typer.Option("test", "--split", help="train | val | test | trainval."),
+    multi_clip: int = typer.Option(1, "--multi-clip", min=1, help="Average N views (test view + N-1 random crops)."),
+    dataset: str = typer.Option(None, "--dataset", help="Evaluate on another dataset (text head, zero-shot)."),
+    protocol: str = typer.Option(None, "--protocol"),
+    root: Path = typer.Option(None, "--root"),
+    out: Path = typer.Option(None, "--out", help="Output folder (default RUN/evaluation/<split>)."),
+    tsne: bool = typer.Option(True, "--tsne/--no-tsne", help="t-SNE of features before/after training."),
+) -> None:
+    """Score a split with the text head (cosine to class texts) and the CE head; confusion matrix, t-SNE."""
+    from sugar.training.evaluate import evaluate_run
+
+    res = evaluate_run(run, split, multi_clip, dataset, protocol, str(root) if root else None, out, tsne)
+    table = Table(title=f"{res['dataset']} {split} ({res['samples']} samples, {multi_clip} clip(s))")
+    for col in ("head", "classes", "samples", "top-1 %", "top-5 %", "mean class acc %"):
+        table.add_column(col)
+    for head, views in res["heads"].items():
+        for name, r in views.items():
+            table.add_row(f"{head} / {name}", str(len(r["classes"])), str(r["samples"]), _pct(r["top1"]),
+                          _pct(r["top5"]), _pct(r["mean_class_accuracy"]))
+    console.print(table)
+    summary = {h: {n: {k: r[k] for k in ("samples", "top1", "top5", "mean_class_accuracy")} for n, r in v.items()}
+               for h, v in res["heads"].items()}
+    console.print(json.dumps({"out_dir": res["out_dir"], "heads": summary, "pictures": res["pictures"]}))
+
+
+def extract_cmd(
+    run: Path = typer.Argument(..., help="A `sugar pretrain` run directory."),
+    out: Path = typer.Option(..., "--out", help="Output folder (shards + index.json)."),
+    dataset: str = typer.Option(None, "--dataset", help="Default: the run's dataset."),
+    protocol: str = typer.Option(None, "--protocol"),
+    split: str = typer.Option("train", "--split", help="train | val | test | trainval."),
+    root: Path = typer.Option(None, "--root"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 | float16 | bfloat16."),
+) -> None:
+    """Write per-sample encoder token sequences [T', d] for stage 3 (safetensors shards + index.json)."""
+    from sugar.errors import ConfigError
+    from sugar.features import extract_features
+
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise ConfigError(f"--dtype {dtype!r}: choose float32, float16 or bfloat16")
+    info = extract_features(run, out, dataset, protocol, split, str(root) if root else None, batch_size,
+                            dtype=dtype)
+    console.print(json.dumps({k: v for k, v in info.items() if k != "classes"}))
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the top-level app."""
+    app.command("pretrain")(pretrain_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("extract")(extract_cmd)

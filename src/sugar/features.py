@@ -1,0 +1,107 @@
+"""Pre-computed encoder token sequences for stage 3 (`sugar extract`), so the frozen encoder runs only once.
+
+Layout of an output folder:
+  index.json            {"format": "sugar-features/1", "encoder_run", "dataset", "protocol", "split", "dim",
+                         "dtype", "classes": [...], "samples": [{"name", "label", "length", "shard", "key"}]}
+  shard-00000.safetensors  one tensor per sample, key = "000123" (its position in "samples"), shape [length, dim]
+Shards hold up to `shard_size` samples each and are written atomically; index.json is written last, so a
+folder with an index is complete.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from torch.utils.data import DataLoader
+
+from sugar.errors import DataError
+from sugar.training.loop import atomic_save_safetensors, atomic_write_text
+
+FORMAT = "sugar-features/1"
+
+
+@torch.no_grad()
+def extract_features(run_dir: str | Path, out_dir: str | Path, dataset: str | None = None,
+                     protocol: str | None = None, split: str = "train", root: str | None = None,
+                     batch_size: int = 32, shard_size: int = 1024, dtype: str = "float32",
+                     progress: bool = True) -> dict[str, Any]:
+    """Run the run's encoder over a split (deterministic test-time transform) and write shards + index.json."""
+    from sugar.models.encoder import load_encoder
+    from sugar.training.pretrain import open_split, tensor_dataset
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    encoder, cfg = load_encoder(run_dir, device)
+    ds = open_split(cfg, split, dataset=dataset, protocol=protocol, root=root)
+    if len(ds) == 0:
+        raise DataError(root or dataset or cfg.data.dataset, f"the {split} split is empty")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+    loader = DataLoader(tensor_dataset(cfg, ds, train=False), batch_size=batch_size, shuffle=False,
+                        num_workers=cfg.data.num_workers)
+    if progress:
+        from tqdm import tqdm
+
+        loader = tqdm(loader, desc=f"extract {split}")
+    samples: list[dict[str, Any]] = []
+    pending: dict[str, torch.Tensor] = {}
+    shard = 0
+
+    def flush() -> None:
+        nonlocal shard, pending
+        if pending:
+            atomic_save_safetensors(pending, out / f"shard-{shard:05d}.safetensors")
+            shard, pending = shard + 1, {}
+
+    for x, _ in loader:
+        tokens = encoder(x.to(device).float()).to(torch_dtype).cpu()
+        for row in tokens:
+            i = len(samples)
+            sample = ds[i]
+            key = f"{i:06d}"
+            pending[key] = row.contiguous()
+            samples.append({"name": sample.name, "label": sample.label, "length": int(row.shape[0]),
+                            "shard": f"shard-{shard:05d}.safetensors", "key": key})
+            if len(pending) >= shard_size:
+                flush()
+    flush()
+    index = {"format": FORMAT, "encoder_run": str(run_dir), "dataset": ds.name, "protocol": ds.protocol,
+             "split": split, "dim": encoder.dim, "dtype": dtype, "classes": list(ds.classes), "samples": samples}
+    atomic_write_text(out / "index.json", json.dumps(index, indent=1))
+    return {k: v for k, v in index.items() if k != "samples"} | {"count": len(samples), "out": str(out)}
+
+
+class FeatureStore(Sequence):
+    """Read a `sugar extract` folder: store[i] -> (tokens [length, dim] float32, label, name)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        path = self.folder / "index.json"
+        try:
+            self.index = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(path, f"not a feature folder written by `sugar extract` ({exc})") from None
+        if self.index.get("format") != FORMAT:
+            raise DataError(path, f"unknown format {self.index.get('format')!r}; expected {FORMAT}")
+        self.samples: list[dict[str, Any]] = self.index["samples"]
+        self.classes: list[str] = self.index["classes"]
+        self.dim: int = int(self.index["dim"])
+        self._open: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int | None, str]:  # type: ignore[override]
+        entry = self.samples[i]
+        handle = self._open.get(entry["shard"])
+        if handle is None:
+            path = self.folder / entry["shard"]
+            if not path.is_file():
+                raise DataError(path, "feature shard listed in index.json is missing")
+            handle = self._open[entry["shard"]] = safe_open(str(path), framework="pt")
+        return handle.get_tensor(entry["key"]).float(), entry["label"], entry["name"]

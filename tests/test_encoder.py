@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+import torch
+
+from sugar.config import EncoderConfig, PretrainConfig, save_config
+from sugar.errors import ConfigError, SugarError
+from sugar.models.encoder import (
+    ProjectionHead,
+    SkeletonEncoder,
+    build_encoder,
+    load_encoder,
+    save_encoder,
+    spatial_graph,
+)
+from sugar.skeleton.layouts import get_layout, list_layouts
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("layout_name", list_layouts())
+@pytest.mark.parametrize("stride", ["none", "stock"])
+def test_token_shapes_for_every_layout(layout_name, stride):
+    layout = get_layout(layout_name)
+    enc = SkeletonEncoder(layout, 3, "cpu", stride).eval()
+    x = torch.randn(2, 3, 20, layout.num_joints, 2)
+    tokens = enc(x)
+    expected_t = 20 if stride == "none" else 5
+    assert tokens.shape == (2, expected_t, enc.dim) == (2, enc.output_length(20), 128)
+    assert torch.isfinite(tokens).all()
+
+
+def test_paper_preset_is_ctrgcn_sized():
+    enc = SkeletonEncoder(get_layout("ntu25"), 3, "paper", "stock")
+    assert len(enc.units) == 10 and enc.dim == 256
+    params = sum(p.numel() for p in enc.parameters())
+    assert 1.3e6 < params < 1.5e6  # CTR-GCN joint stream: 1.46M including its 60-way classifier
+    assert enc(torch.randn(1, 3, 16, 25, 2)).shape == (1, 4, 256)
+    full = SkeletonEncoder(get_layout("ntu25"), 3, "paper", "none").eval()
+    assert full(torch.randn(1, 3, 9, 25, 1)).shape == (1, 9, 256)
+
+
+def test_2d_input_and_any_person_count():
+    enc = SkeletonEncoder(get_layout("coco17"), 2, "cpu", "stock").eval()
+    assert enc(torch.randn(3, 2, 8, 17, 1)).shape == (3, 2, 128)
+    assert enc(torch.randn(3, 2, 8, 17, 4)).shape == (3, 2, 128)
+    with pytest.raises(ValueError, match="C=2"):
+        enc(torch.randn(3, 3, 8, 17, 1))
+
+
+def test_adjacency_from_bones():
+    layout = get_layout("kinect20")
+    a = spatial_graph(layout)
+    assert a.shape == (3, 20, 20)
+    np.testing.assert_array_equal(a[0], np.eye(20))
+    for child, parent in layout.bones:
+        assert a[1][parent, child] > 0  # inward: child -> parent
+        assert a[2][child, parent] > 0  # outward: parent -> child
+    # each non-empty column is normalised by its degree (CTR-GCN normalize_digraph: A @ D^-1)
+    for k in (1, 2):
+        sums = a[k].sum(0)
+        assert np.allclose(sums[sums > 0], 1.0)
+    assert (a[1] > 0).sum() == len(layout.bones) == (a[2] > 0).sum()
+
+
+def test_persons_are_interchangeable():
+    enc = SkeletonEncoder(get_layout("ntu25"), 3, "cpu", "stock").eval()
+    x = torch.randn(2, 3, 8, 25, 2)
+    torch.testing.assert_close(enc(x), enc(x.flip(-1)), rtol=1e-4, atol=1e-5)
+
+
+def test_bad_config_is_a_clear_error():
+    with pytest.raises(ConfigError, match="preset"):
+        build_encoder(EncoderConfig(preset="huge"), get_layout("ntu25"))
+    with pytest.raises(ConfigError, match="temporal_stride"):
+        build_encoder(EncoderConfig(temporal_stride="2"), get_layout("ntu25"))
+
+
+def test_projection_head_is_unit_norm():
+    head = ProjectionHead(128, 32)
+    out = head(torch.randn(4, 7, 128))
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(4))
+
+
+def test_save_load_symmetry(tmp_path):
+    cfg = PretrainConfig()
+    cfg.model.preset, cfg.model.temporal_stride = "cpu", "none"
+    enc = build_encoder(cfg.model, get_layout("msr20"))
+    enc.train()
+    enc(torch.randn(4, 3, 8, 20, 1))  # move BN running stats away from their init
+    enc.eval()
+    save_config(cfg, tmp_path / "config.yaml")
+    save_encoder(enc, tmp_path)
+    loaded, loaded_cfg = load_encoder(tmp_path)
+    assert loaded_cfg == cfg and loaded.layout == enc.layout and not loaded.training
+    x = torch.randn(2, 3, 8, 20, 1)
+    torch.testing.assert_close(loaded(x), enc(x))
+
+
+def test_load_encoder_names_what_is_missing(tmp_path):
+    with pytest.raises(SugarError, match=r"config\.yaml"):
+        load_encoder(tmp_path)
+
+
+def test_fused_ctrgc_equals_ctrgcn_formulation():
+    """The fused CTR-GC equals CTR-GCN's per-subset formula (relation convs, time-mean, tanh, lift, einsum)."""
+    from torch import nn
+
+    from sugar.models.encoder import CTRGC
+
+    torch.manual_seed(0)
+    m = CTRGC(16, 24, 3)
+    x, adjacency, alpha = torch.randn(2, 16, 7, 5), torch.rand(3, 5, 5), torch.tensor([0.6])
+    r, c, expected = m.rel, m.out, 0
+    for i in range(3):
+        def conv(layer, x, width, i=i):
+            rows = slice(i * width, (i + 1) * width)
+            return nn.functional.conv2d(x, layer.weight[rows], layer.bias[rows])
+        x1, x2, x3 = conv(m.phi, x, r).mean(-2), conv(m.psi, x, r).mean(-2), conv(m.value, x, c)
+        topo = conv(m.lift, torch.tanh(x1.unsqueeze(-1) - x2.unsqueeze(-2)), c) * alpha + adjacency[i]
+        expected = expected + torch.einsum("ncuv,nctv->nctu", topo, x3)
+    torch.testing.assert_close(m(x, adjacency, alpha), expected, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,106 @@
+import math
+
+import pytest
+import torch
+
+from sugar.errors import ConfigError
+from sugar.models.losses import MILNCELoss, milnce, text_bank
+from sugar.models.text import KnowledgeEmbeddings
+
+
+def unit(*shape, seed=0):
+    return torch.nn.functional.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=-1)
+
+
+def slow_milnce(features, labels, texts, owners, tau):
+    total = 0.0
+    for i in range(len(features)):
+        sims = [math.exp(float(features[i] @ texts[n]) / tau) for n in range(len(texts))]
+        pos = sum(s for s, o in zip(sims, owners, strict=True) if int(o) == int(labels[i]))
+        total += -math.log(pos / sum(sims))
+    return total / len(features)
+
+
+def test_matches_slow_reference():
+    features, texts = unit(6, 8), unit(9, 8, seed=1)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    owners = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    loss = milnce(features, labels, texts, owners, torch.tensor(1 / 0.07)).mean()
+    assert loss.item() == pytest.approx(slow_milnce(features, labels, texts, owners, 0.07), rel=1e-5)
+
+
+def test_gradient_pulls_towards_positives_and_away_from_negatives():
+    texts = unit(2, 16, seed=3)
+    features = unit(1, 16, seed=4).requires_grad_(True)
+    loss = milnce(features, torch.tensor([0]), texts, torch.tensor([0, 1]), torch.tensor(10.0)).sum()
+    loss.backward()
+    step = -features.grad[0]  # gradient descent direction
+    assert step @ texts[0] > 0 and step @ texts[1] < 0
+
+
+def test_random_features_give_about_log_num_classes():
+    classes, per_class = 10, 5
+    texts = unit(classes * per_class, 512, seed=5)
+    owners = torch.arange(classes).repeat_interleave(per_class)
+    features, labels = unit(400, 512, seed=6), torch.arange(400) % classes
+    loss = milnce(features, labels, texts, owners, torch.tensor(1.0)).mean().item()
+    assert loss == pytest.approx(math.log(classes), abs=0.05)
+
+
+def test_perfect_features_give_low_loss():
+    texts = unit(3, 32, seed=7)
+    loss = milnce(texts.clone(), torch.arange(3), texts, torch.arange(3), torch.tensor(1 / 0.07)).mean()
+    assert loss.item() < 0.01
+
+
+def test_temperature_is_learnable_and_clamped():
+    loss_fn = MILNCELoss(0.07)
+    assert loss_fn.temperature == pytest.approx(0.07)
+    with torch.no_grad():
+        loss_fn.logit_scale.fill_(20.0)
+    assert loss_fn.temperature == pytest.approx(0.01)
+    features, texts = unit(4, 8).requires_grad_(True), unit(4, 8, seed=1)
+    loss_fn = MILNCELoss(0.07)
+    loss_fn(features, torch.arange(4), texts, torch.arange(4)).mean().backward()
+    assert loss_fn.logit_scale.grad is not None and features.grad is not None
+    assert "logit_scale" not in dict(MILNCELoss(0.07, learn_temperature=False).named_parameters())
+
+
+def knowledge(classes=3, visual=2):
+    return KnowledgeEmbeddings([f"c{i}" for i in range(classes)], unit(classes, 8), unit(classes * visual, 8, seed=2),
+                               torch.arange(classes).repeat_interleave(visual))
+
+
+def test_text_bank_flags_and_mixing():
+    emb = knowledge()
+    classes = torch.tensor([0, 2])
+    texts, owners = text_bank(emb, classes, mix="none")
+    assert owners.tolist() == [0, 0, 0, 2, 2, 2]
+    torch.testing.assert_close(texts[0], emb.motion[0])
+    torch.testing.assert_close(texts[1:3], emb.visual[0:2])
+    texts, owners = text_bank(emb, classes, use_visual=False)
+    assert owners.tolist() == [0, 2]
+    texts, owners = text_bank(emb, classes, use_motion=False)
+    torch.testing.assert_close(texts, emb.visual[[0, 1, 4, 5]])
+    mixed, owners = text_bank(emb, classes, generator=torch.Generator().manual_seed(0))
+    again, _ = text_bank(emb, classes, generator=torch.Generator().manual_seed(0))
+    other, _ = text_bank(emb, classes, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(mixed, again)
+    assert not torch.allclose(mixed, other)
+    torch.testing.assert_close(mixed.norm(dim=-1), torch.ones(len(mixed)))
+    # a convex mix lies between its motion and visual embedding
+    assert (mixed[1] @ emb.motion[0]) >= min(emb.visual[0] @ emb.motion[0], 1.0) - 1e-6
+    with pytest.raises(ConfigError):
+        text_bank(emb, classes, use_motion=False, use_visual=False)
+
+
+def test_prototypes_and_subset():
+    emb = knowledge(4)
+    sub = emb.subset(["c3", "c1"])
+    torch.testing.assert_close(sub.motion, emb.motion[[3, 1]])
+    assert sub.visual_owner.tolist() == [1, 1, 0, 0]  # visual rows keep file order, owners re-indexed
+    torch.testing.assert_close(sub.visual, emb.visual[[2, 3, 6, 7]])
+    protos = sub.prototypes()
+    torch.testing.assert_close(protos.norm(dim=-1), torch.ones(2))
+    expected = torch.nn.functional.normalize(emb.motion[3] + emb.visual[6] + emb.visual[7], dim=0)
+    torch.testing.assert_close(protos[0], expected)
