@@ -35,3 +35,36 @@ def tiny_config(llm: str, kind: str = "tqp", **bridge) -> TuneConfig:
                      dropout=0.0, **bridge)
     return TuneConfig(llm=llm, bridge=b, lora=LoraConfig(r=4, alpha=8, dropout=0.0), max_description_tokens=6,
                       max_answer_tokens=24, eval_batch_size=4)
+
+
+def session_tokenizer(tmp_path_factory):
+    """The real SmolLM2 tokenizer, converted into this test session's cache (the conftest cache path)."""
+    import os
+
+    from sugar.models.llm import load_tokenizer
+
+    old = os.environ.get("SUGAR_CACHE")
+    os.environ["SUGAR_CACHE"] = str(tmp_path_factory.getbasetemp() / "sugar-cache")
+    try:
+        return load_tokenizer("smollm2-135m")
+    finally:
+        if old is None:
+            os.environ.pop("SUGAR_CACHE", None)
+        else:
+            os.environ["SUGAR_CACHE"] = old
+
+
+def build_tiny(tmp_path_factory, tokenizer, kind: str = "tqp", encoder_dim: int = 16, seed: int = 0, **bridge):
+    """A Recognizer on a tiny random LLaMA (fresh LoRA + bridge, seeded)."""
+    from sugar.models.recognizer import Recognizer
+
+    folder = tiny_llm_dir(tmp_path_factory.getbasetemp(), tokenizer)
+    cfg = tiny_config(str(folder), kind, **bridge)
+    torch.manual_seed(seed)
+    rec = Recognizer.build(cfg, encoder_dim, ACTIONS, DESCRIPTIONS)
+    # LoRA B matrices start at zero; give them values so that adapters matter in save/load tests
+    with torch.no_grad():
+        for name, p in rec.llm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    return rec.eval()

@@ -2,6 +2,8 @@
 
 Everything here works on a "context": the model's DynamicCache after [prefix][action tokens][suffix] for a batch
 of N samples, the 2-D attention mask of that context [N, Lc] and the logits of its last position [N, V].
+Masked (padding) positions inside the context take no position id: a token's position is the number of real
+tokens before it, so a sample's result does not depend on the samples it is batched with.
 
 Ranking scores C candidates per sample in ONE forward pass: the candidates' token sequences are merged into a
 prefix tree (candidates that share leading tokens share nodes), the tree's nodes are laid out as one sequence
@@ -12,8 +14,8 @@ separate passes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -118,7 +120,7 @@ def rank_candidates(model: nn.Module, cache, context_mask: torch.Tensor, last_lo
         visible = torch.cat([context_mask.bool()[:, None, :].expand(n, u, lc),
                              tree.visible.to(device)[None].expand(n, u, u)], dim=2)  # [N, U, Lc + U]
         attn = _additive(visible[:, None], dtype)
-        positions = (lc + tree.node_depth.to(device))[None].expand(n, -1)
+        positions = context_mask.long().sum(1, keepdim=True) + tree.node_depth.to(device)[None]
         out, _ = run_cached(model, clone_cache(cache), inputs_embeds=x, attention_mask=attn, position_ids=positions)
         logp = torch.log_softmax(out.logits.float(), -1)  # [N, U, V]
         cand, node, target = tree.pairs.to(device).unbind(1)
@@ -136,22 +138,22 @@ def greedy_continue(model: nn.Module, cache, context_mask: torch.Tensor, last_lo
     Returns the generated ids per row (stop id excluded) and the mean log-probability of those tokens.
     The context cache is not modified.
     """
-    n, lc = context_mask.shape
+    n, _lc = context_mask.shape
     device = last_logits.device
     cache = clone_cache(cache)
     mask = context_mask.long()
     logits = last_logits
-    next_pos = torch.full((n,), lc, dtype=torch.long, device=device)
+    next_pos = context_mask.long().sum(1)  # positions count real tokens only (padding inside the context)
     if forced is not None and any(len(f) for f in forced):
         width = max(len(f) for f in forced)
         ids = torch.zeros(n, width, dtype=torch.long, device=device)
         fmask = torch.zeros(n, width, dtype=torch.long, device=device)
-        pos = torch.full((n, width), lc, dtype=torch.long, device=device)
+        pos = next_pos[:, None].repeat(1, width)
         for i, f in enumerate(forced):  # left-padded inside the chunk, so each row's last column is real
             if f:
                 ids[i, width - len(f):] = torch.tensor(list(f), device=device)
                 fmask[i, width - len(f):] = 1
-                pos[i, width - len(f):] = lc + torch.arange(len(f), device=device)
+                pos[i, width - len(f):] = next_pos[i] + torch.arange(len(f), device=device)
         mask = torch.cat([mask, fmask], 1)
         out, cache = run_cached(model, cache, input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1)
         logits = out.logits[:, -1]

@@ -121,5 +121,7 @@ def build_batch(embed_tokens: torch.nn.Module, parts: PromptParts, action_embeds
         attn[i, start:start + len(a)] = 1
     embeds = embed_tokens(ids)
     embeds = torch.cat([embeds[:, :p], action_embeds.to(embeds.dtype), embeds[:, p + k:]], dim=1)
-    return {"inputs_embeds": embeds, "attention_mask": attn, "labels": labels,
+    # a token's position counts real tokens only, as at inference (padded action tokens take none)
+    positions = (attn.cumsum(1) - 1).clamp_min(0)
+    return {"inputs_embeds": embeds, "attention_mask": attn, "labels": labels, "position_ids": positions,
             "action_start": torch.full((n,), p, dtype=torch.long, device=device)}

@@ -220,7 +220,7 @@ class Recognizer(nn.Module):
         batch = build_batch(self.llm.get_input_embeddings(), parts, embeds, amask, answers,
                             self.tokenizer.pad_token_id)
         out = self.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
-                       labels=batch["labels"])
+                       position_ids=batch["position_ids"], labels=batch["labels"])
         return out.loss
 
     def _prefix_cache(self, parts: PromptParts, zero_shot: bool) -> Any:
@@ -244,13 +244,15 @@ class Recognizer(nn.Module):
         p = len(parts.prefix_ids)
         mask = torch.cat([torch.ones(n, p, dtype=torch.long, device=self.device), amask.long(),
                           torch.ones(n, len(parts.suffix_ids), dtype=torch.long, device=self.device)], 1)
+        positions = mask.cumsum(1) - 1  # padded action tokens take no position
         if self.use_prefix_cache:
             cache = decoding.expand_cache(self._prefix_cache(parts, zero_shot), n)
-            out, cache = decoding.run_cached(self.llm, cache, inputs_embeds=x, attention_mask=mask, logits_to_keep=1)
+            out, cache = decoding.run_cached(self.llm, cache, inputs_embeds=x, attention_mask=mask,
+                                             position_ids=positions[:, p:], logits_to_keep=1)
         else:
             prefix = embed(torch.tensor(parts.prefix_ids, device=self.device))[None].expand(n, -1, -1)
             out, cache = decoding.run_cached(self.llm, None, inputs_embeds=torch.cat([prefix, x], 1),
-                                             attention_mask=mask, logits_to_keep=1)
+                                             attention_mask=mask, position_ids=positions, logits_to_keep=1)
         return cache, mask, out.logits[:, -1]
 
     def _stop_ids(self, parts: PromptParts) -> list[int]:
