@@ -73,3 +73,19 @@ def test_answer_is_cut_but_keeps_the_end_of_turn(tok) -> None:
     parts = build_prompt(tok, ACTIONS)
     ids = answer_ids(tok, parts, ACTIONS[0], "word " * 100, max_tokens=10)
     assert len(ids) == 10 + len(parts.end_ids) and ids[-len(parts.end_ids):] == list(parts.end_ids)
+
+
+def test_loss_equals_the_plain_causal_lm_loss(tmp_path_factory, tok) -> None:
+    """Recognizer.loss (logits at answer positions only) == the LLM's own loss over the full labels."""
+    from stage3helpers import build_tiny
+
+    rec = build_tiny(tmp_path_factory, tok)
+    tokens = [torch.randn(7, 16), torch.randn(9, 16)]
+    parts = rec.prompt(ACTIONS)
+    embeds, amask = rec.action_tokens(tokens)
+    answers = [answer_ids(tok, parts, ACTIONS[i], DESCRIPTIONS[ACTIONS[i]], 24) for i in (2, 5)]
+    batch = build_batch(rec.llm.get_input_embeddings(), parts, embeds, amask, answers, tok.pad_token_id)
+    with torch.no_grad():
+        plain = rec.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
+                        labels=batch["labels"]).loss
+        assert rec.loss(tokens, [2, 5]).item() == pytest.approx(plain.item(), rel=1e-5)

@@ -33,7 +33,7 @@ from sugar.config import TuneConfig, from_dict, to_dict
 from sugar.errors import ConfigError, SugarError
 from sugar.models import decoding
 from sugar.models.matching import match_label
-from sugar.models.prompt import PromptParts, answer_ids, build_batch, build_prompt, candidate_ids
+from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt, candidate_ids
 from sugar.models.tqp import build_bridge, pad_tokens
 from sugar.skeleton.sample import Sample
 
@@ -219,9 +219,15 @@ class Recognizer(nn.Module):
                               self.cfg.max_answer_tokens) for y in labels]
         batch = build_batch(self.llm.get_input_embeddings(), parts, embeds, amask, answers,
                             self.tokenizer.pad_token_id)
+        # logits only where an answer token is predicted: the prompt part of the sequence needs no vocabulary
+        # projection (the answer starts at the same column in every row)
+        start = len(parts.prefix_ids) + embeds.shape[1] + len(parts.suffix_ids)
+        total = batch["labels"].shape[1]
+        keep = torch.arange(start - 1, total - 1, device=self.device)
         out = self.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
-                       position_ids=batch["position_ids"], labels=batch["labels"])
-        return out.loss
+                       position_ids=batch["position_ids"], logits_to_keep=keep)
+        return nn.functional.cross_entropy(out.logits.flatten(0, 1).float(), batch["labels"][:, start:].flatten(),
+                                           ignore_index=IGNORE_INDEX)
 
     def _prefix_cache(self, parts: PromptParts, zero_shot: bool) -> Any:
         key = (parts.actions, zero_shot)

@@ -343,7 +343,7 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
                 with torch.autocast("cuda", torch.bfloat16, enabled=cfg.amp and info.device.type == "cuda"):
                     loss = model(x, y) / cfg.grad_accum
                 loss.backward()
-                losses.append(float(loss) * cfg.grad_accum)
+                losses.append(float(loss.detach()) * cfg.grad_accum)
                 batch_in_epoch += 1
                 if bar is not None:
                     bar.update(1)
