@@ -77,6 +77,7 @@ class Recognizer(nn.Module):
                 p.requires_grad_(False)
         self.data_cfg = data_cfg
         self.use_prefix_cache = True
+        self._merged = False  # LoRA folded into the base weights (inference only; see merge_lora)
         self._prefix: dict[tuple[tuple[str, ...], bool], tuple[PromptParts, Any]] = {}
 
     # ------------------------------------------------------------------ construction and persistence
@@ -109,9 +110,23 @@ class Recognizer(nn.Module):
         state.update({f"lora.{k}": v for k, v in get_peft_model_state_dict(self.llm).items()})
         return state
 
+    def merge_lora(self, merge: bool = True) -> None:
+        """Fold the LoRA weights into the base weights (faster inference) or take them out again.
+
+        Training never merges: repeated merge/unmerge would let rounding drift into the frozen base weights.
+        `Recognizer.load` merges, and `.train()` unmerges.
+        """
+        if merge and not self._merged:
+            self.llm.merge_adapter()
+        elif not merge and self._merged:
+            self.llm.unmerge_adapter()
+        self._merged = merge
+        self.clear_cache()
+
     def load_trainable_state(self, state: Mapping[str, torch.Tensor]) -> None:
         from peft import set_peft_model_state_dict
 
+        self.merge_lora(False)
         self.bridge.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("bridge.")})
         set_peft_model_state_dict(self.llm, {k[5:]: v for k, v in state.items() if k.startswith("lora.")})
         self.clear_cache()
@@ -132,10 +147,11 @@ class Recognizer(nn.Module):
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str | torch.device = "cpu", with_encoder: bool = True,
-             llm: nn.Module | None = None, tokenizer: Any = None) -> Recognizer:
+             llm: nn.Module | None = None, tokenizer: Any = None, merge_lora: bool = True) -> Recognizer:
         """Rebuild a saved recogniser: base LLM from its name, adapters and bridge from run_dir, encoder from its run.
 
         with_encoder=False skips the encoder (then only precomputed token sequences can be recognised).
+        merge_lora folds the adapters into the base weights for inference (undone by `.train()`).
         """
         from safetensors.torch import load_file
 
@@ -165,10 +181,15 @@ class Recognizer(nn.Module):
             data_cfg = pcfg.data
         rec = cls(model, tokenizer, bridge, cfg, int(meta["encoder_dim"]), meta["actions"],
                   meta.get("descriptions") or {}, encoder, data_cfg)
-        return rec.to(device).eval()
+        rec = rec.to(device).eval()
+        if merge_lora:
+            rec.merge_lora()
+        return rec
 
     # ------------------------------------------------------------------ pieces of the forward pass
     def train(self, mode: bool = True) -> Recognizer:
+        if mode:
+            self.merge_lora(False)
         super().train(mode)
         if self.encoder is not None:
             self.encoder.eval()  # frozen: BatchNorm statistics stay as trained
