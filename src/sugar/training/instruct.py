@@ -118,7 +118,6 @@ def features_data(cfg: TuneConfig) -> TuneData:
 def online_data(cfg: TuneConfig, device: torch.device) -> TuneData:
     """Skeleton splits of the encoder run's dataset (or cfg.dataset), encoded on the fly by the frozen encoder."""
     from sugar.models.encoder import load_encoder
-
     from sugar.skeleton.datasets import open_dataset
     from sugar.skeleton.torchdata import SkeletonTensorDataset
     from sugar.skeleton.transforms import build_transform

@@ -139,7 +139,6 @@ def tensor_dataset(cfg: PretrainConfig, ds: Any, train: bool, seed: int | None =
 
 def load_texts(cfg: PretrainConfig, classes: list[str], device: str = "cpu") -> KnowledgeEmbeddings:
     from sugar.knowledge.schema import load_knowledge
-
     from sugar.models.text import embed_knowledge
 
     knowledge = load_knowledge(cfg.knowledge or cfg.data.dataset)
