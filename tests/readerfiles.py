@@ -96,3 +96,17 @@ def upright_body(frames: int, seed: int, motion: float, width: float = 0.4, heig
                      np.full(25, 3.0)], axis=1)
     drift = r.normal(0, motion, size=(frames, 1, 3))
     return base[None] + drift
+
+
+def openpose_frames(folder: Path, frames: int = 6, joints: int = 25, seed: int = 0) -> Path:
+    """An `openpose --write_json` folder: clip_000000000000_keypoints.json, ...; frame t holds t % 3 people
+    (so frame 0 has nobody), each a flat [x, y, c] * joints list; person k of a frame has score 0.3 + 0.2 k."""
+    r = rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for t in range(frames):
+        people = []
+        for k in range(t % 3):
+            kp = np.concatenate([r.uniform(0, 640, size=(joints, 2)), np.full((joints, 1), 0.3 + 0.2 * k)], axis=1)
+            people.append({"person_id": [-1], "pose_keypoints_2d": kp.round(3).reshape(-1).tolist()})
+        (folder / f"clip_{t:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
+    return folder

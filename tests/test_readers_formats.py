@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from readerfiles import npz_file, pku_files, pyskl_file, toyota_file
+from readerfiles import npz_file, openpose_frames, pku_files, pyskl_file, toyota_file
 from sugar.errors import DataError
 from sugar.skeleton.layouts import get_layout
 from sugar.skeleton.readers import FORMATS, detect_format, read_file, scan, write_generic
@@ -233,3 +233,55 @@ def test_pku_mmd_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert sorted(test.names) == ["0002-L_01", "0002-L_02", "0291-L_01", "0291-L_02"]
     assert sorted(train.names) == ["0002-M_01", "0002-M_02"] and train.bad == []
     assert sorted(test.labels.tolist()) == [2, 2, 50, 50]
+
+
+@pytest.mark.parametrize("joints", [25, 18])
+def test_openpose_frames_folder(tmp_path: Path, joints: int):
+    folder = openpose_frames(tmp_path / "clip", frames=12, joints=joints)
+    assert detect_format(folder) == "openpose-frames"
+    assert detect_format(folder / "clip_000000000004_keypoints.json") == "openpose-frames"
+    [s] = read_file(folder)
+    assert s.name == "clip" and s.label is None and s.joints.shape == (2, 12, 18, 3)
+    assert s.meta["layout"] == "openpose18"
+    src = np.array(json.loads((folder / "clip_000000000002_keypoints.json").read_text())["people"][1]
+                   ["pose_keypoints_2d"]).reshape(joints, 3)
+    if joints == 25:  # BODY_25 -> openpose18: mid-hip (8) and the feet (19-24) dropped
+        src = src[[0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]]
+    np.testing.assert_allclose(s.joints[0, 2], src, rtol=1e-6)  # the higher-scored person fills slot 0
+    assert not s.joints[:, 0].any() and not s.joints[1, 1].any()  # nobody in frame 0, one person in frame 1
+
+
+def test_openpose_frames_order_top_m_and_scan(tmp_path: Path):
+    folder = tmp_path / "root" / "video"
+    folder.mkdir(parents=True)
+    for t in (10, 2, 1):  # frame numbers, not name order (10 < 2 as text)
+        people = [{"pose_keypoints_2d": [float(t)] * 2 + [0.1 * k + 0.1] + [1.0] * 51} for k in range(3)]
+        (folder / f"v_{t}_keypoints.json").write_text(json.dumps({"people": people}))
+    [s] = read_file(folder)
+    assert s.joints[0, :, 0, 0].tolist() == [1, 2, 10]
+    np.testing.assert_allclose(s.joints[:, 0, 0, 2], [0.3, 0.2], rtol=1e-6)  # top 2 of 3 by mean score
+    openpose_frames(tmp_path / "root" / "other", frames=5)
+    result = scan(tmp_path / "root")
+    assert result.format == "openpose-frames" and result.layout == "openpose18" and not result.bad
+    assert sorted(x.name for x in result.samples) == ["other", "video"]
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"people": [{"pose_keypoints_2d": [1.0] * 60}]}, "60 keypoint values is neither BODY_25"),
+    ({"people": [{"face_keypoints_2d": [1.0] * 54}]}, "no 'pose_keypoints_2d'"),
+    ({"persons": []}, "no 'people' list"),
+    ({"people": [{"pose_keypoints_2d": ["x"] * 54}]}, "regular array of numbers"),
+])  # fmt: skip
+def test_openpose_frames_errors(tmp_path: Path, doc: dict, message: str):
+    folder = openpose_frames(tmp_path / "clip", frames=4)
+    bad = folder / "clip_000000000003_keypoints.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=message) as info:
+        read_file(folder)
+    assert bad.name in str(info.value)
+
+
+def test_openpose_frames_nobody(tmp_path: Path):
+    folder = openpose_frames(tmp_path / "empty", frames=1)
+    with pytest.raises(DataError, match="no person detected in any of its 1 frames"):
+        read_file(folder)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from readerfiles import npz_file, pku_files, pyskl_file, toyota_file
+from readerfiles import npz_file, openpose_frames, pku_files, pyskl_file, toyota_file
 from sugar.errors import DataError
 from sugar.paths import shared_data_dir
 from sugar.skeleton.readers import read_file
@@ -186,3 +186,26 @@ def test_mangled_generic_folder_only_raises_data_error(tmp_path: Path, part: str
             continue
         for s in samples:  # anything returned is a valid skeleton
             assert s.joints.dtype == np.float32 and s.joints.ndim == 4 and np.isfinite(s.joints).all()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frame=st.integers(0, 4), joints=st.sampled_from([25, 18]), edits=st.lists(text_edit, min_size=1, max_size=3))
+def test_mangled_openpose_frame_only_raises_data_error(tmp_path: Path, frame: int, joints: int, edits: list[tuple]):
+    """One damaged *_keypoints.json in an OpenPose output folder (BODY_25 or COCO-18)."""
+    import shutil
+
+    pristine = tmp_path / f"pristine{joints}"
+    if not pristine.exists():
+        openpose_frames(pristine, frames=5, joints=joints)
+    work = tmp_path / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(pristine, work)
+    target = sorted(work.iterdir())[frame]
+    target.write_bytes(mangle(target.read_bytes(), edits))
+    try:
+        samples = read_file(work, format="openpose-frames")
+    except DataError as exc:
+        assert exc.path is not None
+        return
+    for s in samples:  # anything returned is a valid skeleton
+        assert s.joints.dtype == np.float32 and s.joints.shape[2:] == (18, 3) and np.isfinite(s.joints).all()

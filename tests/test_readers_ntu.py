@@ -65,3 +65,28 @@ def test_structure_errors(tmp_path: Path, edit, message):
     with pytest.raises(DataError, match=message) as info:
         read_file(_write(tmp_path, edit(ntu_text(bodies, 6))))
     assert NAME in str(info.value)
+
+
+def test_body_id_switch_joins_one_person(tmp_path: Path):
+    """NTU body ids often change mid-clip: two non-overlapping bodies are one person (CTR-GCN's slot rule)."""
+    first, second = upright_body(20, 1, motion=0.1), upright_body(20, 2, motion=0.05)
+    bodies = {"111": (range(0, 20), first), "222": (range(20, 40), second)}
+    [s] = read_file(_write(tmp_path, ntu_text(bodies, 40)))
+    assert s.joints.shape == (1, 40, 25, 3) and s.meta["bodies"] == 2
+    assert s.joints[0].reshape(40, -1).any(axis=1).all()  # every frame filled
+    np.testing.assert_allclose(s.joints[0, :20], first, atol=1e-5)
+    np.testing.assert_allclose(s.joints[0, 20:], second, atol=1e-5)
+
+
+def test_overlapping_fragments_fill_second_slot(tmp_path: Path):
+    """A third body overlapping both slots is dropped; one overlapping only slot 0 joins slot 1."""
+    bodies = {
+        "1": (range(0, 40), upright_body(40, 1, motion=0.3)),   # most active: slot 0 = [0, 39]
+        "2": (range(0, 20), upright_body(20, 2, motion=0.1)),   # overlaps slot 0 -> slot 1 = [0, 19]
+        "3": (range(20, 40), upright_body(20, 3, motion=0.05)),  # overlaps slot 0, not slot 1 -> slot 1
+        "4": (range(10, 30), upright_body(20, 4, motion=0.01)),  # overlaps both -> dropped
+    }
+    [s] = read_file(_write(tmp_path, ntu_text(bodies, 40)))
+    assert s.joints.shape == (2, 40, 25, 3)
+    np.testing.assert_allclose(s.joints[1, :20], bodies["2"][1], atol=1e-5)
+    np.testing.assert_allclose(s.joints[1, 20:], bodies["3"][1], atol=1e-5)

@@ -86,9 +86,11 @@ class BridgeConfig:
     kind: str = "tqp"  # tqp | qformer | linear | pool
     num_queries: int = 32  # L (paper: 128)
     chunk_frames: int = 8  # encoder frames per TQP chunk
-    hidden_size: int = 256
-    num_layers: int = 2
+    hidden_size: int = 256  # Q-Former width
+    num_layers: int = 2  # Q-Former depth
     num_heads: int = 4
+    intermediate_size: int | None = None  # Q-Former MLP width; None = 4 x hidden_size
+    dropout: float = 0.1
 
 
 @dataclass
@@ -104,20 +106,32 @@ class TuneConfig:
     """Stage 3: TQP + LoRA on a frozen LLM, encoder frozen."""
 
     encoder_run: str | None = None
+    features: str | None = None  # `sugar extract` output: a folder with train/ val/ test/ sub-folders
+    dataset: str | None = None  # None = the encoder run's dataset (online encoding only)
+    protocol: str | None = None
     llm: str = "smollm2-135m"  # alias of the offline GGUF model, a Hugging Face name or path, or a .gguf file
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
-    knowledge: str | None = None
+    knowledge: str | None = None  # knowledge file; None = the dataset's shipped file
+    zero_shot_prompt: bool = False  # the paper's "choose the top five ..." instruction
     epochs: int = 1
     batch_size: int = 8
     grad_accum: int = 1
     lr: float = 2e-4  # paper: 2e-5 for a 7B model
     weight_decay: float = 0.0
     warmup_steps: int = 10
-    max_answer_tokens: int = 48
-    decode: str = "rank"  # rank | generate
+    max_grad_norm: float = 1.0
+    max_answer_tokens: int = 48  # answers ("label. description") are cut to this many tokens
+    max_description_tokens: int = 32  # generated after the label at inference
+    decode: str = "rank"  # rank | generate (used for validation/test)
+    eval_batch_size: int = 32
+    checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0 = once per epoch)
+    log_every: int = 10  # optimizer steps between TensorBoard loss points
+    max_train_samples: int | None = None  # for quick runs
+    max_eval_samples: int | None = None
+    exclude_classes: tuple[str, ...] = ()  # held out of training for zero-shot
     seed: int = 1
-    amp: bool = True
+    amp: bool = True  # bf16 autocast on GPU only
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -9,8 +9,8 @@ import typer
 
 from sugar.errors import DataError
 
-FORMAT_HELP = "Skeleton format (default: detected). One of: ntu, nw-ucla, msr, pku-mmd, toyota, openpose, pyskl, " \
-              "ctrgcn-npz, generic, npy."
+FORMAT_HELP = "Skeleton format (default: detected). One of: ntu, nw-ucla, msr, pku-mmd, toyota, openpose, " \
+              "openpose-frames, pyskl, ctrgcn-npz, generic, npy."
 
 
 def inspect(

@@ -1,9 +1,92 @@
-"""`sugar` subcommands for the recognizer area (filled in by the recognizer work)."""
+"""`sugar tune` (stage 3 training) and `sugar predict` (recognise skeleton files with a tuned run)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.console import Console
+
+console = Console()
+
+
+def tune_cmd(
+    encoder: Path = typer.Option(None, "--encoder", help="A `sugar pretrain` run directory (the frozen encoder)."),
+    features: Path = typer.Option(None, "--features", help="Folder with train/ val/ test/ written by "
+                                                            "`sugar extract` (else encode online)."),
+    config: Path = typer.Option(None, "--config", help="YAML file with TuneConfig settings."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set bridge.num_queries=128."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Where to write the run (resumes if it exists)."),
+) -> None:
+    """Train the Temporal Query Projection and LoRA adapters on a frozen LLM (stage 3)."""
+    from sugar.training.instruct import load_tune_config, tune
+
+    cfg = load_tune_config(config, list(overrides), str(encoder) if encoder else None,
+                           str(features) if features else None)
+    report = tune(cfg, run_dir)
+    if report:
+        console.print_json(json.dumps({k: v for k, v in report.items() if k != "actions"}))
+
+
+def _actions(spec: str | None) -> tuple[list[str] | None, Any]:
+    """--actions: a dataset name, a text file (one name per line) or a knowledge JSON file."""
+    from sugar.errors import ConfigError
+
+    if spec is None:
+        return None, None
+    path = Path(spec)
+    if path.is_file():
+        if path.suffix == ".json":
+            from sugar.knowledge.schema import load_knowledge
+
+            knowledge = load_knowledge(path)
+            return list(knowledge.labels), knowledge
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        if not names:
+            raise ConfigError(f"{path}: the action list is empty")
+        return names, None
+    from sugar.knowledge.actions import load_action_list
+
+    names = list(load_action_list(spec))
+    try:
+        from sugar.knowledge.schema import load_knowledge
+
+        return names, load_knowledge(spec)
+    except Exception:  # knowledge is optional for predictions: the list alone is enough
+        return names, None
+
+
+def predict_cmd(
+    files: list[Path] = typer.Argument(..., help="Skeleton files in any supported format."),
+    run: Path = typer.Option(..., "--run", help="A `sugar tune` run directory."),
+    actions: str = typer.Option(None, "--actions", help="Candidate actions: dataset name, text file or knowledge "
+                                                        "JSON (default: the run's training list)."),
+    mode: str = typer.Option("rank", "--mode", help="rank | generate."),
+    fmt: str = typer.Option(None, "--format", help="Input format (default: detected from the file)."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+) -> None:
+    """Recognise and describe the action in each skeleton file; prints one JSON object per file."""
+    from sugar.errors import SugarError
+    from sugar.models.recognizer import Recognizer
+
+    try:
+        from sugar.skeleton.readers import read_file
+    except ImportError:
+        raise SugarError("reading skeleton files needs sugar.skeleton.readers (not installed)") from None
+    names, knowledge = _actions(actions)
+    rec = Recognizer.load(run)
+    samples = []
+    for f in files:
+        got = read_file(f, format=fmt) if fmt else read_file(f)
+        samples += got if isinstance(got, list) else [got]
+    results = rec.recognize(samples, actions=names, knowledge=knowledge, mode=mode, batch_size=batch_size)
+    for s, r in zip(samples, results, strict=True):
+        console.print_json(json.dumps({"file": s.meta.get("path", s.name), "name": s.name, **r}))
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the top-level app."""
+    app.command("tune")(tune_cmd)
+    app.command("predict")(predict_cmd)

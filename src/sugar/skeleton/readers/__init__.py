@@ -4,7 +4,8 @@
     scan(path, format=None) -> ScanResult              every readable file under a folder; bad ones reported
     detect_format(path) -> str                         a format name of FORMATS, from the name, else the content
 
-Format names: ntu, nw-ucla, msr, pku-mmd, toyota, openpose, pyskl, ctrgcn-npz, generic (a folder), npy.
+Format names: ntu, nw-ucla, msr, pku-mmd, toyota, openpose, openpose-frames (a folder of OpenPose *_keypoints.json,
+one sample), pyskl, ctrgcn-npz, generic (a folder), npy.
 Every reader returns float32 [M, T, V, C] samples (metres for 3D; x, y, score for 2D) and raises
 sugar.errors.DataError naming the file and the problem for anything it cannot read.
 """
@@ -44,6 +45,8 @@ FORMATS: dict[str, Format] = {
     "pku-mmd": Format(pku_mmd.read, "ntu25", "pku-mmd", (".txt",), "PKU-MMD skeleton + label text"),
     "toyota": Format(toyota.read, "lcrnet13", "toyota", (".json",), "Toyota Smarthome LCR-Net json"),
     "openpose": Format(openpose.read, "openpose18", None, (".json",), "Kinetics-Skeleton json (OpenPose 18)"),
+    "openpose-frames": Format(openpose.read_frames, "openpose18", None, (),
+                              "OpenPose output folder (*_keypoints.json)"),
     "pyskl": Format(pyskl.read, None, None, (".pkl", ".pickle"), "PYSKL annotation pickle"),
     "ctrgcn-npz": Format(ctrgcn_npz.read, None, None, (".npz",), "CTR-GCN preprocessed .npz"),
     "generic": Format(generic.read, None, None, (), "SUGAR generic dataset folder"),
@@ -67,7 +70,9 @@ def _sniff(path: Path, size: int = 4096) -> str:
 def _guess(path: Path) -> str | None:
     """The format of a path, or None when it is not a skeleton file we know (e.g. a README or label file)."""
     if path.is_dir():
-        return "generic" if generic.is_generic_dir(path) else None
+        if generic.is_generic_dir(path):
+            return "generic"
+        return "openpose-frames" if openpose.is_keypoints_dir(path) else None
     suffix, stem = path.suffix.lower(), path.stem
     if suffix == ".skeleton":
         return "ntu"
@@ -78,6 +83,8 @@ def _guess(path: Path) -> str | None:
     if suffix == ".npy":
         return "npy"
     if suffix == ".json":
+        if path.name.endswith(openpose.KEYPOINTS_SUFFIX):
+            return "openpose-frames"
         if stem.endswith("_pose3d") or toyota.NAME_RE.fullmatch(stem):
             return "toyota"
         if _UCLA_NAME.match(stem):
@@ -109,7 +116,8 @@ def detect_format(path: str | Path) -> str:
         raise DataError(p, "no such file or folder")
     fmt = _guess(p)
     if fmt is None:
-        what = "folder (not a generic dataset: no manifest.csv + layout.json; use scan)" if p.is_dir() else "file"
+        what = ("folder (not a generic dataset: no manifest.csv + layout.json; no *_keypoints.json; use scan)"
+                if p.is_dir() else "file")
         raise DataError(p, f"cannot tell the skeleton format of this {what}; pass format= one of {', '.join(FORMATS)}")
     return fmt
 
@@ -174,10 +182,16 @@ class ScanResult:
 
 def _files(root: Path, format: str | None) -> tuple[str, list[Path]]:
     found: dict[str, list[Path]] = {}
+    frame_dirs: set[Path] = set()
     for p in sorted(root.rglob("*")):
         if not p.is_file() or any(part.startswith(".") for part in p.relative_to(root).parts):
             continue
         guess = _guess(p)
+        if guess == "openpose-frames":  # each folder of per-frame files is one sample
+            if p.parent in frame_dirs:
+                continue
+            p = p.parent
+            frame_dirs.add(p)
         if format is not None and guess is None and p.suffix.lower() in FORMATS[format].suffixes:
             guess = format  # unreadable by its content: read it and report why it is bad
         if guess is not None:

@@ -5,15 +5,21 @@ body-info values (body id, clipped edges, hand states, restricted flag, lean x/y
 count (25), and one line per joint of 12 values: x y z (metres, camera space), depthX depthY, colorX colorY,
 orientation w x y z, trackingState. We keep x y z.
 
-Choosing persons (the SGN / CTR-GCN "denoising" of raw NTU data, applied only when a file has more than
-one body, because Kinect often reports furniture or shadows as extra bodies):
-  1. drop bodies seen in 11 frames or fewer;
-  2. drop bodies whose shape is wider than tall: a frame is noisy when the joints' x-spread exceeds
-     0.8 x their y-spread, and a body is dropped when more than 69.754 % of its frames are noisy;
-  3. rank the remaining bodies by motion (sum over joints and coordinates of the variance over the frames
-     where the body is present) and keep the top two (slot 0 = most active).
-If every body would be dropped, steps 1-2 are skipped (the file still has a real skeleton). Each body keeps
-its own frame indices: frames where it is absent are zero, so T always equals the file's frame count.
+Choosing persons follows SGN / CTR-GCN's raw-data preprocessing (get_raw_denoised_data.py: denoising_bodies_data
+and get_two_actors_points), because Kinect often reports furniture or shadows as extra bodies and NTU body
+ids often switch mid-clip (one person split over several ids). With more than one body id:
+  1. length: drop bodies seen in 11 frames or fewer (NOISE_LEN); if that drops every body, all are kept;
+  2. spread: a frame is noisy when the joints' x-spread exceeds 0.8 x their y-spread (NOISE_SPREAD); a body
+     with at least 69.754 % noisy frames (NOISE_SPREAD_FRAMES) is dropped, otherwise its motion becomes the
+     smaller of its motion and the motion of its clean frames. Bodies are visited in order of appearance and
+     the step stops once one body is left (so it never drops them all);
+  3. slots: motion = variance of the body's joint positions pooled over frames and joints, per coordinate,
+     summed. Bodies are taken by decreasing motion: the first fills person slot 0; each next one joins slot 0
+     (filling its frames) when its frame range [first, last] does not overlap slot 0's range, else slot 1 when
+     it does not overlap slot 1's (which starts as CTR-GCN's virtual [0, 0]), else it is dropped. Slot ranges
+     grow to cover the bodies they take; ranges meeting at one frame do not overlap (CTR-GCN's `<= 0` test).
+(With max_persons > 2, further slots follow slot 1's rule.) Frames where a slot has no body are zero, so T
+always equals the file's frame count; M is 1 or 2 by default.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ JOINT_VALUES = 12
 MAX_PERSONS = 2
 NOISE_LEN = 11  # bodies present in <= this many frames are noise
 NOISE_SPREAD = 0.8  # x-spread / y-spread above this marks a frame as noisy
-NOISE_SPREAD_FRAMES = 0.69754  # fraction of noisy frames above which a body is noise
+NOISE_SPREAD_FRAMES = 0.69754  # fraction of noisy frames from which on a body is noise
 NAME_RE = r"S(?P<setup>\d{3})C(?P<camera>\d{3})P(?P<performer>\d{3})R(?P<replication>\d{3})A(?P<action>\d{3})"
 ID_RE = re.compile(r"S\d{3}C\d{3}P\d{3}R\d{3}A\d{3}")
 
@@ -82,23 +88,52 @@ def _parse(path: Path) -> tuple[int, dict[str, tuple[list[int], list[np.ndarray]
 
 
 def _motion(arr: np.ndarray) -> float:
-    return float(np.var(arr.reshape(len(arr), -1), axis=0).sum())
+    """CTR-GCN's motion of a body [t, 25, 3]: variance of all joint positions (pooled), per coordinate, summed."""
+    return float(np.var(arr.reshape(-1, 3), axis=0).sum())
 
 
-def _noisy_spread(arr: np.ndarray) -> bool:
+def _noisy_frames(arr: np.ndarray) -> np.ndarray:
+    """Per frame: is the body wider (x-spread) than NOISE_SPREAD times its height (y-spread)?"""
     spread = arr.max(axis=1) - arr.min(axis=1)  # [t, 3]
-    noisy = spread[:, 0] > NOISE_SPREAD * spread[:, 1]
-    return bool(noisy.mean() > NOISE_SPREAD_FRAMES)
+    return spread[:, 0] > NOISE_SPREAD * spread[:, 1]
 
 
-def select_bodies(bodies: dict[str, np.ndarray], max_persons: int = MAX_PERSONS) -> list[str]:
-    """Body ids to keep (most active first), after the SGN/CTR-GCN length and spread denoising."""
+def denoise(bodies: dict[str, np.ndarray]) -> list[str]:
+    """Body ids that survive the length and spread rules (steps 1-2 of the module doc), most active first."""
+    motion = {b: _motion(a) for b, a in bodies.items()}
     ids = list(bodies)
     if len(ids) > 1:
-        kept = [b for b in ids if len(bodies[b]) > NOISE_LEN and not _noisy_spread(bodies[b])]
-        ids = kept or ids
-    ids.sort(key=lambda b: -_motion(bodies[b]))
-    return ids[:max_persons]
+        ids = [b for b in ids if len(bodies[b]) > NOISE_LEN] or ids
+    if len(ids) > 1:
+        for b in list(ids):
+            if len(ids) == 1:
+                break
+            noisy = _noisy_frames(bodies[b])
+            if not noisy.any():
+                continue
+            if noisy.mean() >= NOISE_SPREAD_FRAMES:
+                ids.remove(b)
+            else:
+                motion[b] = min(motion[b], _motion(bodies[b][~noisy]))
+    return sorted(ids, key=lambda b: -motion[b])
+
+
+def assign_slots(ranked: list[str], frames: dict[str, list[int]], max_persons: int = MAX_PERSONS) -> list[list[str]]:
+    """Person slots (each a list of body ids) from bodies ranked by motion (step 3 of the module doc)."""
+    slots: list[list[str]] = [[] for _ in range(max_persons)]
+    spans = [[0, 0] for _ in range(max_persons)]  # CTR-GCN's virtual initial range of a free slot
+    for k, b in enumerate(ranked):
+        start, end = frames[b][0], frames[b][-1]
+        if k == 0:
+            slot = 0
+            spans[0] = [start, end]
+        else:
+            slot = next((s for s in range(max_persons) if min(spans[s][1], end) - max(spans[s][0], start) <= 0), -1)
+            if slot < 0:
+                continue
+            spans[slot] = [min(spans[slot][0], start), max(spans[slot][1], end)]
+        slots[slot].append(b)
+    return [s for s in slots if s]
 
 
 def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
@@ -106,10 +141,11 @@ def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
     if not bodies:
         raise DataError(path, "no body in any frame (no skeleton recorded)")
     stacked = {b: to_f32(np.stack(arrs), path, "joint coordinates") for b, (_, arrs) in bodies.items()}
-    keep = select_bodies(stacked, max_persons)
-    joints = np.zeros((len(keep), frames, JOINTS, 3), dtype=np.float32)
-    for m, b in enumerate(keep):
-        joints[m, bodies[b][0]] = stacked[b]
+    slots = assign_slots(denoise(stacked), {b: idx for b, (idx, _) in bodies.items()}, max_persons)
+    joints = np.zeros((len(slots), frames, JOINTS, 3), dtype=np.float32)
+    for m, slot in enumerate(slots):
+        for b in slot:  # later (less active) bodies fill frames of the range they were placed on
+            joints[m, bodies[b][0]] = stacked[b]
     name = path.name.removesuffix(".skeleton")
     ids = name_ids(NAME_RE, name)
     label = ids["action"] - 1 if ids.get("action", 0) >= 1 else None

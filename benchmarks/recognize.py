@@ -1,0 +1,128 @@
+"""Stage-3 speed on this machine: recognition throughput (rank / generate, batch 1 / 32, with and without the
+prompt-prefix KV cache) and one training step, with the real SmolLM2-135M-Instruct.
+
+Inputs are precomputed encoder tokens (random values of the stage-2 "cpu" encoder's shape: T'=16, d=128), so
+the numbers are the bridge + LLM part; the encoder's own cost is stage 2's. The bridge and LoRA adapters are
+freshly initialised unless --run points at a tuned run (speed does not depend on the weight values, except that
+generate mode decodes until the model stops or the token budget ends). Each configuration runs in its own
+process so that its peak resident memory (ru_maxrss) is its own.
+
+    PYTHONPATH=src python benchmarks/recognize.py [--classes 10] [--batches 3] [--run RUN] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+CONFIGS = [
+    # (name, mode, batch, prefix cache, describe)
+    ("rank", "rank", 1, True, False),
+    ("rank", "rank", 1, False, False),
+    ("rank", "rank", 32, True, False),
+    ("rank", "rank", 32, False, False),
+    ("rank+describe", "rank", 32, True, True),
+    ("generate", "generate", 1, True, True),
+    ("generate", "generate", 1, False, True),
+    ("generate", "generate", 32, True, True),
+    ("generate", "generate", 32, False, True),
+    ("train-step", "train", 8, False, False),
+]
+
+
+def _recognizer(args: argparse.Namespace):
+    from sugar.config import TuneConfig
+    from sugar.knowledge.actions import load_action_list
+    from sugar.models.recognizer import Recognizer
+
+    if args.run:
+        return Recognizer.load(args.run, with_encoder=False)
+    actions = list(load_action_list(args.actions))[: args.classes]
+    torch.manual_seed(0)
+    return Recognizer.build(TuneConfig(), args.dim, actions)
+
+
+def run_one(args: argparse.Namespace, index: int) -> dict:
+    name, mode, batch, cached, describe = CONFIGS[index]
+    torch.set_num_threads(args.threads)
+    rec = _recognizer(args)
+    actions = rec.actions
+    g = torch.Generator().manual_seed(1)
+    tokens = [torch.randn(args.frames, rec.encoder_dim, generator=g) for _ in range(batch)]
+    record = {"config": name, "mode": mode, "batch": batch, "prefix_cache": cached, "describe": describe,
+              "classes": len(actions), "action_tokens": rec.cfg.bridge.num_queries}
+    if mode == "train":
+        rec.train()
+        params = [p for p in rec.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-4)
+        labels = [i % len(actions) for i in range(batch)]
+        times = []
+        for _ in range(args.batches + 1):
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            rec.loss(tokens, labels).backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+        record.update({"step_s": sum(times[1:]) / len(times[1:]), "first_step_s": times[0]})
+    else:
+        rec.eval()
+        rec.use_prefix_cache = cached
+        t0 = time.perf_counter()
+        rec.recognize(tokens, mode=mode, describe=describe, batch_size=batch)  # warm-up (+ prefix cache build)
+        record["first_batch_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(args.batches):
+            out = rec.recognize(tokens, mode=mode, describe=describe, batch_size=batch)
+        dt = time.perf_counter() - t0
+        record.update({"samples_per_s": args.batches * batch / dt, "batch_s": dt / args.batches,
+                       "example": {k: out[0][k] for k in ("label", "match") if k in out[0]}})
+    record["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return record
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--actions", default="nw-ucla", help="dataset whose action list is ranked")
+    ap.add_argument("--classes", type=int, default=10, help="use the first N entries of that list")
+    ap.add_argument("--batches", type=int, default=3, help="timed batches per configuration (after one warm-up)")
+    ap.add_argument("--frames", type=int, default=16, help="encoder tokens per sample (T')")
+    ap.add_argument("--dim", type=int, default=128, help="encoder width (d)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--run", default=None, help="a tuned run directory (default: fresh bridge/LoRA, default config)")
+    ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+    if args.only is not None:
+        print(json.dumps(run_one(args, args.only)))
+        return
+    # build the converted-model cache once, outside the timed processes
+    from sugar.models.llm import load_causal_lm
+
+    load_causal_lm()
+    results = []
+    for i in range(len(CONFIGS)):
+        cmd = [sys.executable, __file__, "--only", str(i), *sys.argv[1:]]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        rec = json.loads(out)
+        results.append(rec)
+        speed = f"{rec['samples_per_s']:.2f} samples/s" if "samples_per_s" in rec else f"{rec['step_s']:.2f} s/step"
+        print(f"{rec['config']:>14} batch {rec['batch']:>2} prefix-cache {rec['prefix_cache']!s:>5}: {speed:>18}"
+              f"  peak RSS {rec['peak_rss_mib']:.0f} MiB", flush=True)
+    meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "torch": torch.__version__, "threads": args.threads, "load_avg_after": os.getloadavg()}
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    print(json.dumps(meta))
+
+
+if __name__ == "__main__":
+    main()

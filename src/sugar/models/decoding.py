@@ -1,0 +1,181 @@
+"""Cached decoding on a causal LM: KV-cache copies, likelihood ranking of a candidate list, greedy generation.
+
+Everything here works on a "context": the model's DynamicCache after [prefix][action tokens][suffix] for a batch
+of N samples, the 2-D attention mask of that context [N, Lc] and the logits of its last position [N, V].
+Masked (padding) positions inside the context take no position id: a token's position is the number of real
+tokens before it, so a sample's result does not depend on the samples it is batched with.
+
+Ranking scores C candidates per sample in ONE forward pass: the candidates' token sequences are merged into a
+prefix tree (candidates that share leading tokens share nodes), the tree's nodes are laid out as one sequence
+per sample, and a 4-D attention mask lets each node see the context and its own ancestors only (tree attention).
+A 10-class list thus costs one pass over ~(total distinct candidate prefixes) tokens per sample instead of C
+separate passes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def _cache_kw(model: nn.Module) -> str:
+    """transformers 5.x calls the cache argument `cache`; older versions `past_key_values`."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def run_cached(model: nn.Module, cache, **kwargs):
+    """model(**kwargs) on top of `cache` (None = no past); returns (output, the cache after this call)."""
+    if cache is not None:
+        kwargs[_cache_kw(model)] = cache
+    out = model(use_cache=True, **kwargs)
+    new = getattr(out, "cache", None)
+    return out, new if new is not None else out.past_key_values
+
+
+def clone_cache(cache, index: torch.Tensor | None = None):
+    """A new DynamicCache over the same (or batch-indexed) tensors, so forwards on it leave `cache` untouched."""
+    from transformers import DynamicCache
+
+    layers = []
+    for layer in cache.layers:
+        k, v = layer.keys, layer.values
+        if index is not None:
+            k, v = k[index], v[index]
+        layers.append((k, v))
+    return DynamicCache(ddp_cache_data=layers)
+
+
+def expand_cache(cache, batch: int):
+    """Broadcast a batch-1 cache (the shared prompt prefix) to `batch` rows without copying."""
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=[(layer.keys.expand(batch, -1, -1, -1), layer.values.expand(batch, -1, -1, -1))
+                                        for layer in cache.layers])
+
+
+@dataclass(frozen=True)
+class CandidateTree:
+    """A prefix tree over candidate token sequences, flattened for tree attention."""
+
+    first: torch.Tensor  # [C] first token of each candidate (scored from the context's last logits)
+    lengths: torch.Tensor  # [C] token count of each candidate
+    node_tokens: torch.Tensor  # [U] input token of each node (a candidate's j-th token, j < len - 1)
+    node_depth: torch.Tensor  # [U] position offset after the context
+    visible: torch.Tensor  # [U, U] bool: node u may attend to node v (v is an ancestor of u or u itself)
+    pairs: torch.Tensor  # [P, 3] (candidate, node, target token): node's output predicts target for candidate
+
+    @classmethod
+    def build(cls, candidates: Sequence[Sequence[int]]) -> CandidateTree:
+        if any(len(c) == 0 for c in candidates):
+            raise ValueError("a candidate has no tokens")
+        nodes: dict[tuple[int, ...], int] = {}
+        parents: list[int] = []
+        tokens: list[int] = []
+        depth: list[int] = []
+        pairs: list[tuple[int, int, int]] = []
+        for ci, cand in enumerate(candidates):
+            for j in range(1, len(cand)):
+                key = tuple(cand[:j])
+                if key not in nodes:
+                    nodes[key] = len(tokens)
+                    parents.append(nodes[key[:-1]] if j > 1 else -1)
+                    tokens.append(cand[j - 1])
+                    depth.append(j - 1)
+                pairs.append((ci, nodes[key], cand[j]))
+        u = len(tokens)
+        visible = torch.zeros(u, u, dtype=torch.bool)
+        for i in range(u):
+            a = i
+            while a >= 0:
+                visible[i, a] = True
+                a = parents[a]
+        return cls(torch.tensor([c[0] for c in candidates]), torch.tensor([len(c) for c in candidates]),
+                   torch.tensor(tokens, dtype=torch.long), torch.tensor(depth, dtype=torch.long), visible,
+                   torch.tensor(pairs, dtype=torch.long).reshape(-1, 3))
+
+
+def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    out = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+    return out.masked_fill(~mask, torch.finfo(dtype).min)
+
+
+@torch.no_grad()
+def rank_candidates(model: nn.Module, cache, context_mask: torch.Tensor, last_logits: torch.Tensor,
+                    tree: CandidateTree) -> torch.Tensor:
+    """Length-normalised log-likelihood [N, C] of every candidate after the context, in one forward pass."""
+    n, lc = context_mask.shape
+    device = last_logits.device
+    first_lp = torch.log_softmax(last_logits.float(), -1)[:, tree.first.to(device)]  # [N, C]
+    total = first_lp.clone()
+    u = tree.node_tokens.numel()
+    if u:
+        embed = model.get_input_embeddings()
+        x = embed(tree.node_tokens.to(device))[None].expand(n, -1, -1)
+        dtype = x.dtype
+        visible = torch.cat([context_mask.bool()[:, None, :].expand(n, u, lc),
+                             tree.visible.to(device)[None].expand(n, u, u)], dim=2)  # [N, U, Lc + U]
+        attn = _additive(visible[:, None], dtype)
+        positions = context_mask.long().sum(1, keepdim=True) + tree.node_depth.to(device)[None]
+        out, _ = run_cached(model, clone_cache(cache), inputs_embeds=x, attention_mask=attn, position_ids=positions)
+        logp = torch.log_softmax(out.logits.float(), -1)  # [N, U, V]
+        cand, node, target = tree.pairs.to(device).unbind(1)
+        contrib = logp[:, node, target]  # [N, P]
+        total.index_add_(1, cand, contrib)
+    return total / tree.lengths.to(device=device, dtype=total.dtype)
+
+
+@torch.no_grad()
+def greedy_continue(model: nn.Module, cache, context_mask: torch.Tensor, last_logits: torch.Tensor,
+                    max_new_tokens: int, stop_ids: Sequence[int], forced: Sequence[Sequence[int]] | None = None,
+                    ) -> tuple[list[list[int]], list[float]]:
+    """Greedy tokens after the context (after `forced` tokens per row, when given) until a stop id.
+
+    Returns the generated ids per row (stop id excluded) and the mean log-probability of those tokens.
+    The context cache is not modified.
+    """
+    n, _lc = context_mask.shape
+    device = last_logits.device
+    cache = clone_cache(cache)
+    mask = context_mask.long()
+    logits = last_logits
+    next_pos = context_mask.long().sum(1)  # positions count real tokens only (padding inside the context)
+    if forced is not None and any(len(f) for f in forced):
+        width = max(len(f) for f in forced)
+        ids = torch.zeros(n, width, dtype=torch.long, device=device)
+        fmask = torch.zeros(n, width, dtype=torch.long, device=device)
+        pos = next_pos[:, None].repeat(1, width)
+        for i, f in enumerate(forced):  # left-padded inside the chunk, so each row's last column is real
+            if f:
+                ids[i, width - len(f):] = torch.tensor(list(f), device=device)
+                fmask[i, width - len(f):] = 1
+                pos[i, width - len(f):] = next_pos[i] + torch.arange(len(f), device=device)
+        mask = torch.cat([mask, fmask], 1)
+        out, cache = run_cached(model, cache, input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1)
+        logits = out.logits[:, -1]
+        next_pos = next_pos + torch.tensor([len(f) for f in forced], device=device)
+    stop = torch.tensor(sorted(set(stop_ids)), device=device)
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    generated: list[list[int]] = [[] for _ in range(n)]
+    logprob = torch.zeros(n, device=device)
+    for _ in range(max_new_tokens):
+        lp = torch.log_softmax(logits.float(), -1)
+        tok = lp.argmax(-1)
+        hit = torch.isin(tok, stop) if stop.numel() else torch.zeros_like(done)
+        for i in torch.nonzero(~done & ~hit).flatten().tolist():
+            generated[i].append(int(tok[i]))
+            logprob[i] += lp[i, tok[i]]
+        done |= hit
+        if bool(done.all()):
+            break
+        mask = torch.cat([mask, torch.ones(n, 1, dtype=torch.long, device=device)], 1)
+        out, cache = run_cached(model, cache, input_ids=tok[:, None], attention_mask=mask,
+                                position_ids=next_pos[:, None])
+        logits = out.logits[:, -1]
+        next_pos = next_pos + 1
+    means = [float(logprob[i]) / max(1, len(g)) for i, g in enumerate(generated)]
+    return generated, means

@@ -1,0 +1,127 @@
+"""The stage-3 instruction, its tokenisation around the action tokens, and training batches.
+
+Paper prompt: "Given a sequence of action tokens <action>, please choose the most compatible action from:
+[action list], and describe the action." [choice] The project reorders it so that the long constant part
+(instruction + action list) comes BEFORE the action tokens:
+
+    "Please choose the most compatible action from: [a, b, ...], and describe the action.
+     Given a sequence of action tokens: <action>"
+
+Same words, but everything before <action> is now identical for every sample of a given action list, so its
+key/value cache is computed once and reused (see sugar.models.recognizer). The prompt is wrapped in the
+tokenizer's chat template when it has one. A sequence is
+
+    [prefix ids][action embeddings (K)][suffix ids][answer ids + end-of-turn ids]
+
+where the answer is "{label}. {description}"; the loss is on the answer and end-of-turn tokens only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+ACTION_PLACEHOLDER = "<action>"
+INSTRUCTION = ("Please choose the most compatible action from: [{actions}], and describe the action. "
+               "Given a sequence of action tokens: " + ACTION_PLACEHOLDER)
+ZERO_SHOT_INSTRUCTION = ("Please choose the top five most compatible action from: [{actions}], and describe the "
+                         "action. Given a sequence of action tokens: " + ACTION_PLACEHOLDER)
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class PromptParts:
+    """Token ids around the action tokens for one action list."""
+
+    actions: tuple[str, ...]
+    prefix_ids: tuple[int, ...]  # everything before <action> (chat preamble + instruction + list)
+    suffix_ids: tuple[int, ...]  # after <action> up to where the answer starts
+    end_ids: tuple[int, ...]  # what closes the answer (end of turn)
+
+
+def instruction_text(actions: Sequence[str], zero_shot: bool = False) -> str:
+    template = ZERO_SHOT_INSTRUCTION if zero_shot else INSTRUCTION
+    return template.format(actions=", ".join(actions))
+
+
+def _encode(tokenizer: Any, text: str) -> tuple[int, ...]:
+    return tuple(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else ()
+
+
+def build_prompt(tokenizer: Any, actions: Sequence[str], zero_shot: bool = False) -> PromptParts:
+    """Split the (chat-templated) instruction at <action> into prefix/suffix ids; find the end-of-turn ids."""
+    if not actions:
+        raise ValueError("the action list is empty")
+    user = instruction_text(actions, zero_shot)
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "user", "content": user}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        marker = "\x00ANSWER\x00"
+        full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": marker}], tokenize=False)
+        end_text = full.split(marker, 1)[1] if marker in full else (tokenizer.eos_token or "")
+        # the end-of-turn marker only: drop the template's trailing newline after it
+        end_text = end_text.rstrip("\n") or (tokenizer.eos_token or "")
+    else:
+        bos = tokenizer.bos_token or ""
+        text = f"{bos}Instruction: {user}\nAnswer: "
+        end_text = tokenizer.eos_token or ""
+    prefix, suffix = text.split(ACTION_PLACEHOLDER, 1)
+    return PromptParts(tuple(actions), _encode(tokenizer, prefix), _encode(tokenizer, suffix),
+                       _encode(tokenizer, end_text))
+
+
+def answer_text(label: str, description: str | None) -> str:
+    description = (description or "").strip()
+    return f"{label}. {description}" if description else f"{label}."
+
+
+def answer_ids(tokenizer: Any, parts: PromptParts, label: str, description: str | None,
+               max_tokens: int | None = None) -> list[int]:
+    """Target ids: "{label}. {description}" (cut to max_tokens) followed by the end-of-turn ids."""
+    ids = list(_encode(tokenizer, answer_text(label, description)))
+    if max_tokens is not None:
+        ids = ids[:max_tokens]
+    return ids + list(parts.end_ids)
+
+
+def candidate_ids(tokenizer: Any, label: str) -> list[int]:
+    """What rank mode scores for one list entry: the ids of "{label}." (a prefix of the trained answer)."""
+    return list(_encode(tokenizer, f"{label}."))
+
+
+def build_batch(embed_tokens: torch.nn.Module, parts: PromptParts, action_embeds: torch.Tensor,
+                action_mask: torch.Tensor, answers: Sequence[Sequence[int]], pad_id: int
+                ) -> dict[str, torch.Tensor]:
+    """Training inputs: inputs_embeds [N, S, D], attention_mask [N, S], labels [N, S] (-100 outside answers).
+
+    Rows are right-padded; the action embeddings sit exactly at positions len(prefix) ... len(prefix)+K-1
+    (returned as `action_start`).
+    """
+    n, k, _ = action_embeds.shape
+    device = action_embeds.device
+    p, s = len(parts.prefix_ids), len(parts.suffix_ids)
+    longest = max(len(a) for a in answers)
+    total = p + k + s + longest
+    ids = torch.full((n, total), pad_id, dtype=torch.long, device=device)
+    labels = torch.full((n, total), IGNORE_INDEX, dtype=torch.long, device=device)
+    attn = torch.zeros((n, total), dtype=torch.long, device=device)
+    ids[:, :p] = torch.tensor(parts.prefix_ids, dtype=torch.long, device=device)
+    ids[:, p + k:p + k + s] = torch.tensor(parts.suffix_ids, dtype=torch.long, device=device)
+    attn[:, :p] = 1
+    attn[:, p:p + k] = action_mask.long()
+    attn[:, p + k:p + k + s] = 1
+    start = p + k + s
+    for i, a in enumerate(answers):
+        row = torch.tensor(list(a), dtype=torch.long, device=device)
+        ids[i, start:start + len(a)] = row
+        labels[i, start:start + len(a)] = row
+        attn[i, start:start + len(a)] = 1
+    embeds = embed_tokens(ids)
+    embeds = torch.cat([embeds[:, :p], action_embeds.to(embeds.dtype), embeds[:, p + k:]], dim=1)
+    # a token's position counts real tokens only, as at inference (padded action tokens take none)
+    positions = (attn.cumsum(1) - 1).clamp_min(0)
+    return {"inputs_embeds": embeds, "attention_mask": attn, "labels": labels, "position_ids": positions,
+            "action_start": torch.full((n,), p, dtype=torch.long, device=device)}

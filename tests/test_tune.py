@@ -1,0 +1,99 @@
+"""`sugar tune` loop on a tiny random LLaMA and synthetic encoder tokens: run directory, selection, resume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from stage3helpers import ACTIONS, session_tokenizer, tiny_config, tiny_llm_dir
+from sugar.models.recognizer import Recognizer
+from sugar.training.instruct import TuneData, tune
+
+CLASSES = ACTIONS[:4]
+
+
+class _Tokens(torch.utils.data.Dataset):
+    """Class-dependent token sequences (a learnable signal) of varying length."""
+
+    def __init__(self, n: int, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        self.labels = np.arange(n) % len(CLASSES)
+        centres = torch.randn(len(CLASSES), 16, generator=torch.Generator().manual_seed(0)) * 2
+        self.items = [centres[y] + 0.3 * torch.randn(int(6 + i % 5), 16, generator=g)
+                      for i, y in enumerate(self.labels)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i], int(self.labels[i])
+
+
+def _data() -> TuneData:
+    splits = {"train": _Tokens(24, 1), "val": _Tokens(8, 2), "test": _Tokens(8, 3)}
+    return TuneData("toy", list(CLASSES), splits, {k: v.labels for k, v in splits.items()}, 16)
+
+
+@pytest.fixture(scope="module")
+def llm_cfg(tmp_path_factory):
+    tok = session_tokenizer(tmp_path_factory)
+    folder = tiny_llm_dir(tmp_path_factory.getbasetemp(), tok)
+    cfg = replace(tiny_config(str(folder)), knowledge="none", epochs=2, batch_size=4, lr=3e-3, warmup_steps=2,
+                  log_every=2, encoder_run=None)
+    return cfg
+
+
+def test_tune_writes_a_loadable_run_and_the_loss_falls(llm_cfg, tmp_path) -> None:
+    report = tune(llm_cfg, tmp_path / "run", progress=False, data=_data())
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.jsonl", "report.json", "recognizer.json", "bridge.safetensors",
+                 "adapter/adapter_model.safetensors", "checkpoints/last.json", "checkpoints/best.json"):
+        assert (run / name).is_file(), name
+    assert list((run / "tb").iterdir())
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert metrics[1]["train_loss"] < metrics[0]["train_loss"]
+    assert {"val_top1", "val_top5"} <= set(metrics[0])
+    assert report["test"]["samples"] == 8 and 0 <= report["test"]["top1"] <= 1
+    # checkpoints hold only what was trained
+    weights = load_file(str(run / "checkpoints" / "best.safetensors"))
+    assert all(k.startswith(("bridge.", "lora.")) for k in weights)
+    rec = Recognizer.load(run, with_encoder=False)
+    out = rec.recognize([_Tokens(2, 9)[0][0]])
+    assert out[0]["label"] in CLASSES
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(llm_cfg, tmp_path) -> None:
+    cfg = replace(llm_cfg, epochs=1, checkpoint_every=2)
+    tune(cfg, tmp_path / "full", progress=False, data=_data())
+    first = tune(cfg, tmp_path / "killed", progress=False, data=_data(), stop_after_steps=3)
+    assert first == {"stopped_at_step": 3}
+    assert json.loads((tmp_path / "killed" / "checkpoints" / "last.json").read_text())["epoch"] == 3
+    tune(cfg, tmp_path / "killed", progress=False, data=_data())
+    a = load_file(str(tmp_path / "full" / "bridge.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "bridge.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_resume_refuses_a_different_config(llm_cfg, tmp_path) -> None:
+    from sugar.errors import ConfigError
+
+    cfg = replace(llm_cfg, epochs=1)
+    tune(cfg, tmp_path / "run", progress=False, data=_data(), stop_after_steps=1)
+    with pytest.raises(ConfigError, match="different config"):
+        tune(replace(cfg, lr=1.0), tmp_path / "run", progress=False, data=_data())
+
+
+def test_zero_shot_holdout(llm_cfg, tmp_path) -> None:
+    cfg = replace(llm_cfg, epochs=1, exclude_classes=(CLASSES[3],))
+    report = tune(cfg, tmp_path / "run", progress=False, data=_data())
+    assert report["actions"] == CLASSES[:3] and report["excluded"] == [CLASSES[3]]
+    assert report["test_unseen"]["samples"] == 2 and report["test_unseen"]["top1"] == 1.0  # a 1-entry list
+    assert json.loads((tmp_path / "run" / "recognizer.json").read_text())["actions"] == CLASSES[:3]
