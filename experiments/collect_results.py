@@ -1,7 +1,8 @@
 """Print docs/RESULTS.md's stage-2 tables from the run directories of experiments/stage2_results.sh.
 
-Reads each run's config.yaml, metrics.jsonl, wall.json and evaluation/test/results.json (written by
-`sugar evaluate RUN --split test`), so the numbers in the doc are generated, never typed.
+Reads each run's config.yaml, metrics.jsonl (per-epoch training time), report.json and
+evaluation/test/results.json (written by `sugar evaluate RUN --split test`), so the numbers in the doc are
+generated, never typed.
 
     PYTHONPATH=src python experiments/collect_results.py [--runs runs/results]
 """
@@ -35,18 +36,16 @@ def load(run: Path) -> dict[str, Any] | None:
         return None
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    wall = json.loads((run / "wall.json").read_text())["train_wall_s"] if (run / "wall.json").is_file() else None
     report = json.loads((run / "report.json").read_text())
-    return {"name": run.name, "cfg": cfg, "metrics": metrics, "wall": wall, "report": report,
+    return {"name": run.name, "cfg": cfg, "metrics": metrics, "report": report,
             "results": json.loads(res_path.read_text())}
 
 
 def setting(r: dict[str, Any]) -> str:
     c = r["cfg"]
-    epoch_s = sum(m["time"] for m in r["metrics"]) / max(1, len(r["metrics"]))
-    wall = f", {r['wall'] / 60:.0f} min in all" if r["wall"] else ""
-    return (f"{c['epochs']} ep ({c['model']['preset']}, stride {c['model']['temporal_stride']}, "
-            f"best ep {r['report']['best_epoch']}, {epoch_s:.0f} s/ep{wall})")
+    total = sum(m["time"] for m in r["metrics"])
+    return (f"{c['epochs']} ep, best ep {r['report']['best_epoch']}, {total / 60:.1f} min "
+            f"({total / max(1, len(r['metrics'])):.0f} s/ep)")
 
 
 def head_row(label: str, r: dict[str, Any], head: str, view: str = "all") -> str:
