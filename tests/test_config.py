@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from sugar.config import PretrainConfig, TuneConfig, load_config, save_config
@@ -17,3 +19,15 @@ def test_unknown_and_mistyped_keys_are_errors():
         load_config(TuneConfig, overrides=["bridge.bogus=1"])
     with pytest.raises(ConfigError, match="epochs: expected an integer"):
         load_config(TuneConfig, overrides=["epochs=many"])
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("configs/*/*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_loads(path: Path) -> None:
+    kind = {"pretrain": PretrainConfig, "tune": TuneConfig}[path.parent.name]
+    cfg = load_config(kind, path)
+    if kind is PretrainConfig:
+        stem = path.stem.removesuffix("-cpu")
+        assert cfg.data.dataset == stem
+    else:
+        assert cfg.bridge.num_queries >= 1 and cfg.lora.r >= 1

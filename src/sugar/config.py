@@ -118,6 +118,7 @@ class TuneConfig:
     batch_size: int = 8
     grad_accum: int = 1
     lr: float = 2e-4  # paper: 2e-5 for a 7B model
+    bridge_lr: float | None = None  # learning rate of the fresh TQP bridge; None = lr
     weight_decay: float = 0.0
     warmup_steps: int = 10
     max_grad_norm: float = 1.0

@@ -66,6 +66,10 @@ def predict_cmd(
     mode: str = typer.Option("rank", "--mode", help="rank | generate."),
     fmt: str = typer.Option(None, "--format", help="Input format (default: detected from the file)."),
     batch_size: int = typer.Option(32, "--batch-size"),
+    render: Path = typer.Option(None, "--render", help="Also animate each sequence with its answer written on it "
+                                                       "(.gif, or .mp4 with ffmpeg); several sequences get "
+                                                       "out-NAME.gif."),
+    view: str = typer.Option("auto", "--view", help="Animation view: auto | image | front | 3d."),
 ) -> None:
     """Recognise and describe the action in each skeleton file; prints one JSON object per file."""
     from sugar.errors import SugarError
@@ -83,7 +87,26 @@ def predict_cmd(
         samples += got if isinstance(got, list) else [got]
     results = rec.recognize(samples, actions=names, knowledge=knowledge, mode=mode, batch_size=batch_size)
     for s, r in zip(samples, results, strict=True):
-        console.print_json(json.dumps({"file": s.meta.get("path", s.name), "name": s.name, **r}))
+        picture = {}
+        if render is not None:
+            picture = {"render": str(_render(s, r, render if len(samples) == 1 else _numbered(render, s.name),
+                                             rec, view))}
+        console.print_json(json.dumps({"file": s.meta.get("path", s.name), "name": s.name, **r, **picture}))
+
+
+def _numbered(path: Path, name: str) -> Path:
+    """out.gif -> out-NAME.gif, one animation per sequence when several are predicted."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return path.with_name(f"{path.stem}-{safe}{path.suffix}")
+
+
+def _render(sample, result: dict[str, Any], path: Path, rec, view: str) -> Path:
+    from sugar.viz import render_sequence
+
+    layout = sample.meta.get("layout") or rec.layout
+    label = result.get("label") or result.get("answer") or "?"
+    return render_sequence(sample.joints, layout, path, label=label, description=result.get("description"),
+                           view=view, max_frames=120)
 
 
 def register(app: typer.Typer) -> None:

@@ -189,6 +189,14 @@ class TuneModel(nn.Module):
         return self.rec.loss(x, y.tolist())
 
 
+def _param_groups(rec: nn.Module, cfg: TuneConfig) -> list[dict[str, Any]]:
+    """LoRA at cfg.lr; the freshly initialised bridge at cfg.bridge_lr (LLaVA-style projectors learn faster)."""
+    bridge = [p for n, p in rec.named_parameters() if p.requires_grad and n.startswith("bridge.")]
+    rest = [p for n, p in rec.named_parameters() if p.requires_grad and not n.startswith("bridge.")]
+    scale = (cfg.bridge_lr / cfg.lr) if cfg.bridge_lr else 1.0
+    return [{"params": rest, "lr_scale": 1.0}, {"params": bridge, "lr_scale": scale}]
+
+
 def _lr(step: int, total: int, cfg: TuneConfig) -> float:
     """Linear warm-up, then cosine decay to 10% of the base rate."""
     if step < cfg.warmup_steps:
@@ -285,7 +293,7 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
         model = nn.parallel.DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda"
                                                     else None)
     params = [p for p in rec.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(_param_groups(rec, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     train_set = _Relabel(data.splits["train"], data.labels["train"], seen)
     train_set_l, _ = _limit(train_set, train_set.labels, cfg.max_train_samples, cfg.seed)
@@ -335,7 +343,7 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
             bar = tqdm(total=len(batches), initial=batch_in_epoch, desc=f"tune epoch {epoch + 1}/{cfg.epochs}")
         while batch_in_epoch < len(batches):
             for g in optimizer.param_groups:
-                g["lr"] = _lr(step, total_steps, cfg)
+                g["lr"] = _lr(step, total_steps, cfg) * g["lr_scale"]
             optimizer.zero_grad(set_to_none=True)
             for _ in range(cfg.grad_accum):
                 x, y = collate([train_set_l[i] for i in batches[batch_in_epoch]])
