@@ -101,3 +101,11 @@ def test_service_around_the_real_recognizer(demo) -> None:
         assert res["label"] in actions and res["description"] is not None
         bad = httpx.post(f"{url}/v1/recognize", json={"layout": "kinect20", "joints": joints[0].tolist()})
         assert bad.status_code == 422
+
+
+def test_evaluate_cli_on_the_demo_recognizer(demo) -> None:
+    res = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "12"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert summary["views"]["all"]["samples"] == 12 and 0 <= summary["views"]["all"]["top1"] <= 1
+    assert (demo.out / "recognizer" / "evaluation" / "test" / "confusion-llm-all.png").is_file()

@@ -36,7 +36,7 @@ def extract_features(run_dir: str | Path, out_dir: str | Path, dataset: str | No
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     encoder, cfg = load_encoder(run_dir, device)
-    ds = open_split(cfg, split, dataset=dataset, protocol=protocol, root=root)
+    ds = open_split(cfg, split, dataset=dataset, protocol=protocol, root=root, layout=encoder.layout)
     if len(ds) == 0:
         raise DataError(root or dataset or cfg.data.dataset, f"the {split} split is empty")
     out = Path(out_dir)

@@ -53,11 +53,28 @@ def pretrain_cmd(
             r = report[part]
             table.add_row(part, str(r["samples"]), _pct(r["top1"]), _pct(r["top5"]))
     console.print(table)
-    console.print(json.dumps(report))
+    typer.echo(json.dumps(report))
+
+
+def _evaluate_recognizer(run: Path, split: str, dataset: str | None, protocol: str | None, root: Path | None,
+                         out: Path | None, mode: str, limit: int | None) -> None:
+    from sugar.training.recognizer_eval import evaluate_recognizer_run
+
+    res = evaluate_recognizer_run(run, split, dataset, protocol, str(root) if root else None, mode, out, limit=limit)
+    table = Table(title=f"LLM recogniser ({mode}): {res['dataset']} {split}")
+    for col in ("view", "classes", "samples", "top-1 %", "top-5 %", "mean class acc %"):
+        table.add_column(col)
+    for name, r in res["views"].items():
+        table.add_row(name, str(len(r["classes"])), str(r["samples"]), _pct(r["top1"]), _pct(r["top5"]),
+                      _pct(r["mean_class_accuracy"]))
+    console.print(table)
+    keys = ("samples", "top1", "top5", "mean_class_accuracy")
+    summary = {n: {k: r[k] for k in keys} for n, r in res["views"].items()}
+    typer.echo(json.dumps({"out_dir": res["out_dir"], "views": summary, "pictures": res["pictures"]}))
 
 
 def evaluate_cmd(
-    run: Path = typer.Argument(..., help="A `sugar pretrain` run directory."),
+    run: Path = typer.Argument(..., help="A `sugar pretrain` run (encoder heads) or a `sugar tune` run (the LLM)."),
     split: str = typer.Option("test", "--split", help="train | val | test | trainval."),
     multi_clip: int = typer.Option(1, "--multi-clip", min=1, help="Average N views (test view + N-1 random crops)."),
     dataset: str = typer.Option(None, "--dataset", help="Evaluate on another dataset (text head, zero-shot)."),
@@ -65,9 +82,16 @@ def evaluate_cmd(
     root: Path = typer.Option(None, "--root"),
     out: Path = typer.Option(None, "--out", help="Output folder (default RUN/evaluation/<split>)."),
     tsne: bool = typer.Option(True, "--tsne/--no-tsne", help="t-SNE of features before/after training."),
+    mode: str = typer.Option("rank", "--mode", help="Stage-3 runs: rank | generate."),
+    limit: int = typer.Option(None, "--limit", help="Stage-3 runs: score a seeded random subset of this size."),
 ) -> None:
-    """Score a split with the text head (cosine to class texts) and the CE head; confusion matrix, t-SNE."""
+    """Score a split: a stage-2 run with its text head (cosine to class texts) and CE head, with confusion
+    matrices and t-SNE; a stage-3 run with the LLM recogniser (another --dataset = its action list, zero-shot)."""
     from sugar.training.evaluate import evaluate_run
+
+    if (run / "recognizer.json").is_file():
+        _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit)
+        return
 
     res = evaluate_run(run, split, multi_clip, dataset, protocol, str(root) if root else None, out, tsne)
     table = Table(title=f"{res['dataset']} {split} ({res['samples']} samples, {multi_clip} clip(s))")
@@ -80,7 +104,7 @@ def evaluate_cmd(
     console.print(table)
     summary = {h: {n: {k: r[k] for k in ("samples", "top1", "top5", "mean_class_accuracy")} for n, r in v.items()}
                for h, v in res["heads"].items()}
-    console.print(json.dumps({"out_dir": res["out_dir"], "heads": summary, "pictures": res["pictures"]}))
+    typer.echo(json.dumps({"out_dir": res["out_dir"], "heads": summary, "pictures": res["pictures"]}))
 
 
 def extract_cmd(
@@ -92,6 +116,7 @@ def extract_cmd(
     root: Path = typer.Option(None, "--root"),
     batch_size: int = typer.Option(32, "--batch-size"),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | float16 | bfloat16."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Write per-sample encoder token sequences [T', d] for stage 3 (safetensors shards + index.json)."""
     from sugar.errors import ConfigError
@@ -100,8 +125,8 @@ def extract_cmd(
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ConfigError(f"--dtype {dtype!r}: choose float32, float16 or bfloat16")
     info = extract_features(run, out, dataset, protocol, split, str(root) if root else None, batch_size,
-                            dtype=dtype)
-    console.print(json.dumps({k: v for k, v in info.items() if k != "classes"}))
+                            dtype=dtype, progress=progress)
+    typer.echo(json.dumps({k: v for k, v in info.items() if k != "classes"}))
 
 
 def register(app: typer.Typer) -> None:

@@ -19,13 +19,14 @@ def tune_cmd(
     config: Path = typer.Option(None, "--config", help="YAML file with TuneConfig settings."),
     overrides: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set bridge.num_queries=128."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Where to write the run (resumes if it exists)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per epoch."),
 ) -> None:
     """Train the Temporal Query Projection and LoRA adapters on a frozen LLM (stage 3)."""
     from sugar.training.instruct import load_tune_config, tune
 
     cfg = load_tune_config(config, list(overrides), str(encoder) if encoder else None,
                            str(features) if features else None)
-    report = tune(cfg, run_dir)
+    report = tune(cfg, run_dir, progress=progress)
     if report:
         console.print_json(json.dumps({k: v for k, v in report.items() if k != "actions"}))
 

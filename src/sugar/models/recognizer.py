@@ -212,10 +212,17 @@ class Recognizer(nn.Module):
 
         transform = build_transform(self.data_cfg, self.encoder.layout, train=False,
                                     dims=getattr(self.encoder, "in_channels", 3))
+        from sugar.skeleton.layouts import convert_joints
+
         rng = np.random.default_rng(0)
+        arrays = []
         for s in samples:
-            s.validate(num_joints=self.encoder.layout.num_joints)
-        x = torch.from_numpy(np.stack([transform(s.joints, rng) for s in samples])).to(self.device)
+            # a sample that names its layout (every reader does) is read in the model's joint order by name
+            joints = convert_joints(s.joints, s.meta["layout"], self.encoder.layout) if s.meta.get("layout") \
+                else s.joints
+            arrays.append(Sample(s.name, joints, s.label, s.meta).validate(num_joints=self.encoder.layout.num_joints,
+                                                                          source=s.meta.get("path", s.name)).joints)
+        x = torch.from_numpy(np.stack([transform(j, rng) for j in arrays])).to(self.device)
         return list(self.encoder(x).float())
 
     def action_tokens(self, tokens: Sequence[torch.Tensor] | torch.Tensor, mask: torch.Tensor | None = None

@@ -29,7 +29,7 @@ from sugar.knowledge.actions import load_action_list
 from sugar.paths import shared_data_dir
 from sugar.skeleton import readers
 from sugar.skeleton.cache import ParseResult, SampleStore, code_version, open_store, source_key
-from sugar.skeleton.layouts import Layout, get_layout
+from sugar.skeleton.layouts import Layout, get_layout, joint_mapping
 from sugar.skeleton.readers import ntu as ntu_reader
 from sugar.skeleton.readers import pku_mmd as pku_reader
 from sugar.skeleton.readers import toyota as toyota_reader
@@ -353,7 +353,8 @@ class SkeletonDataset(Sequence[Sample]):
     """The samples of one split of one protocol. Labels index `classes`; samples are memmap views."""
 
     def __init__(self, name: str, layout: Layout, classes: list[str], protocol: str, split: str,
-                 store: SampleStore, indices: np.ndarray, labels: np.ndarray, bad: list[tuple[str, str]]):
+                 store: SampleStore, indices: np.ndarray, labels: np.ndarray, bad: list[tuple[str, str]],
+                 joint_map: np.ndarray | None = None):
         self.name = name
         self.layout = layout
         self.classes = classes
@@ -363,6 +364,7 @@ class SkeletonDataset(Sequence[Sample]):
         self.indices = np.asarray(indices, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.bad = bad
+        self.joint_map = joint_map  # set by as_layout: source joint index of each of `layout`'s joints
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -380,7 +382,22 @@ class SkeletonDataset(Sequence[Sample]):
         s = self.store.sample(int(self.indices[i]))
         s.label = int(self.labels[i])
         s.meta = {**s.meta, "dataset": self.name}
+        if self.joint_map is not None:
+            s.joints = np.ascontiguousarray(s.joints[:, :, self.joint_map])
+            s.meta["layout"] = self.layout.name
         return s
+
+    def as_layout(self, layout: Layout | str) -> SkeletonDataset:
+        """This dataset with every sample's joints in `layout`'s order (matched by joint name), for testing a
+        model of one layout on another dataset (e.g. NW-UCLA kinect20 -> MSR Action3D msr20)."""
+        target = get_layout(layout)
+        if target.name == self.layout.name:
+            return self
+        mapping = joint_mapping(self.layout, target)
+        if self.joint_map is not None:
+            mapping = self.joint_map[mapping]
+        return SkeletonDataset(self.name, target, self.classes, self.protocol, self.split, self.store,
+                               self.indices, self.labels, self.bad, mapping)
 
     @cached_property
     def names(self) -> list[str]:
@@ -401,7 +418,7 @@ class SkeletonDataset(Sequence[Sample]):
         """A dataset of the given positions of this one (same classes), e.g. for quick runs."""
         pos = np.asarray(positions, dtype=np.int64)
         return SkeletonDataset(self.name, self.layout, self.classes, self.protocol, self.split, self.store,
-                               self.indices[pos], self.labels[pos], self.bad)
+                               self.indices[pos], self.labels[pos], self.bad, self.joint_map)
 
     def __repr__(self) -> str:
         return (f"SkeletonDataset({self.name!r}, protocol={self.protocol!r}, split={self.split!r}, "

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from sugar.errors import LayoutError
 
 BODY_PARTS: tuple[str, ...] = ("head", "hand", "arm", "hip", "leg", "foot")
@@ -323,3 +325,27 @@ def get_layout(name_or_path: str | Path | Layout) -> Layout:
     if key.endswith(".json") or Path(key).is_file():
         return Layout.from_json(key)
     raise LayoutError(f"unknown layout {key!r}; built-in layouts: {', '.join(list_layouts())}, or a JSON file path")
+
+
+def joint_mapping(source: Layout | str, target: Layout | str) -> np.ndarray:
+    """For each joint of `target`, its index in `source`, matched by joint name.
+
+    Cross-dataset tests (a model trained on NW-UCLA's kinect20 tested on MSR Action3D's msr20) need the same
+    body read in the model's joint order; layouts that name the same joints convert without loss.
+    """
+    src, dst = get_layout(source), get_layout(target)
+    missing = [j for j in dst.joints if j not in src.joints]
+    if missing:
+        raise LayoutError(f"cannot convert layout {src.name} to {dst.name}: {src.name} has no joint(s) "
+                          f"{', '.join(missing)}")
+    return np.array([src.joints.index(j) for j in dst.joints], dtype=np.int64)
+
+
+def convert_joints(joints: np.ndarray, source: Layout | str, target: Layout | str) -> np.ndarray:
+    """joints [..., V_source, C] reordered into `target`'s joints [..., V_target, C] (see joint_mapping)."""
+    def name(layout: Layout | str) -> str:
+        return layout.name if isinstance(layout, Layout) else str(layout)
+
+    if name(source) == name(target):  # also for a user layout known only by the name a sample carries
+        return joints
+    return np.ascontiguousarray(joints[..., joint_mapping(source, target), :])

@@ -72,7 +72,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, 
     """Score `split` with every head the run has; write results.json, confusion PNG(s) and t-SNE PNGs."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, cfg, _ = load_run(run_dir, device)
-    ds = open_split(cfg, split, dataset=dataset, protocol=protocol, root=root)
+    ds = open_split(cfg, split, dataset=dataset, protocol=protocol, root=root, layout=model.encoder.layout)
     if len(ds) == 0:
         raise SugarError(f"{run_dir}: the {split} split of {dataset or cfg.data.dataset} is empty")
     classes = list(ds.classes)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from sugar.config import TuneConfig, load_config, save_config, to_dict
+from sugar.config import PretrainConfig, TuneConfig, load_config, save_config, to_dict
 from sugar.errors import ConfigError, DataError, SugarError
 from sugar.models.recognizer import Recognizer
 from sugar.training.loop import (
@@ -428,4 +428,14 @@ def load_tune_config(path: str | Path | None, overrides: list[str], encoder: str
         cfg = replace(cfg, features=str(Path(features).resolve()))
     if not cfg.encoder_run and not cfg.features:
         raise ConfigError("tune needs --encoder RUN (and optionally --features DIR)")
-    return cfg
+    return _inherit_held_out(cfg, overrides)
+
+
+def _inherit_held_out(cfg: TuneConfig, overrides: list[str]) -> TuneConfig:
+    """Classes the encoder never saw stay unseen for the LLM too, unless exclude_classes is set explicitly."""
+    explicit = any(o.split("=", 1)[0].strip() == "exclude_classes" for o in overrides)
+    encoder_cfg = Path(cfg.encoder_run or "") / "config.yaml"
+    if explicit or cfg.exclude_classes or not cfg.encoder_run or not encoder_cfg.is_file():
+        return cfg
+    held_out = load_config(PretrainConfig, encoder_cfg).exclude_classes
+    return replace(cfg, exclude_classes=tuple(held_out)) if held_out else cfg

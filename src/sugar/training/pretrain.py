@@ -118,15 +118,18 @@ def resolve_exclusions(cfg: PretrainConfig, classes: list[str]) -> PretrainConfi
 
 
 def open_split(cfg: PretrainConfig, split: str, exclude: tuple[str, ...] = (), dataset: str | None = None,
-               protocol: str | None = None, root: str | None = None):
-    """A split of the config's dataset, or of another one (its own default root/protocol unless given)."""
+               protocol: str | None = None, root: str | None = None, layout: Layout | None = None):
+    """A split of the config's dataset, or of another one (its own default root/protocol unless given).
+
+    layout: the model's joint layout; another dataset's samples are converted to it by joint name."""
     from sugar.skeleton.datasets import open_dataset
 
     name = dataset or cfg.data.dataset
     same = name == cfg.data.dataset
-    return open_dataset(name, root=root if root is not None else (cfg.data.root if same else None),
-                        protocol=protocol if protocol is not None else (cfg.data.protocol if same else None),
-                        split=split, seed=cfg.seed, val_fraction=cfg.data.val_fraction, exclude_classes=exclude)
+    ds = open_dataset(name, root=root if root is not None else (cfg.data.root if same else None),
+                      protocol=protocol if protocol is not None else (cfg.data.protocol if same else None),
+                      split=split, seed=cfg.seed, val_fraction=cfg.data.val_fraction, exclude_classes=exclude)
+    return ds.as_layout(layout) if layout is not None else ds
 
 
 def tensor_dataset(cfg: PretrainConfig, ds: Any, train: bool, seed: int | None = None) -> Dataset:

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Stage-3 results on real data (docs/RESULTS.md, "Stage 3"): the LLM recogniser (SmolLM2-135M + TQP + LoRA) on
+# NW-UCLA, closed-set, zero-shot on held-out classes, cross-dataset on MSR Action3D, and the bridge ablation.
+# Needs the stage-2 runs of experiments/stage2_results.sh (ucla-milnce; ucla-zs-seedN for zero-shot).
+#
+#   bash experiments/stage3_results.sh                 # llm cross zeroshot
+#   bash experiments/stage3_results.sh ablation tokens # the bridge ablation and action-token lengths
+#
+# Settings: configs/tune/nw-ucla-cpu.yaml (16 action tokens, 1-layer TQP, LoRA r=8) with E3 epochs; the
+# ablation runs use A_SAMPLES training samples and 1 epoch each (a 2-core CPU: one tuning epoch over all
+# NW-UCLA training samples takes ~8 minutes). Runs resume when interrupted; a finished run is not retrained.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
+OUT=${OUT:-runs/results}
+E3=${E3:-2}                  # tuning epochs for the main NW-UCLA run and the zero-shot runs
+ZS_SEEDS=${ZS_SEEDS:-1}      # which stage-2 zero-shot encoders (ucla-zs-seedN) get an LLM on top
+A_SAMPLES=${A_SAMPLES:-320}  # training samples per ablation run
+CONFIG=configs/tune/nw-ucla-cpu.yaml
+sugar() { $PY -m sugar.cli "$@"; }
+
+features() {  # encoder-run-name -> $OUT/features/NAME/{train,val,test}
+  local name=$1 split
+  for split in train val test; do
+    [[ -f $OUT/features/$name/$split/index.json ]] ||
+      sugar extract "$OUT/$name" --split "$split" --out "$OUT/features/$name/$split" --no-progress \
+        >> "$OUT/logs/features-$name.log" 2>&1
+  done
+}
+
+tune() {  # run-name encoder-name [--set ...]
+  local name=$1 encoder=$2; shift 2
+  features "$encoder"
+  sugar tune --encoder "$OUT/$encoder" --features "$OUT/features/$encoder" --config $CONFIG "$@" \
+    --run-dir "$OUT/$name" --no-progress > "$OUT/logs/$name.log" 2>&1
+  echo "$(date -u +%H:%M:%S) tuned $name"
+}
+
+llm() {  # closed set: the same encoder as the stage-2 MIL-NCE row
+  tune ucla-llm ucla-milnce --set epochs="$E3"
+  sugar evaluate "$OUT/ucla-llm" --split test --mode generate >> "$OUT/logs/ucla-llm.log" 2>&1
+  echo "$(date -u +%H:%M:%S) evaluated ucla-llm (generate)"
+}
+
+cross() {  # trained on NW-UCLA (kinect20), tested on MSR Action3D (msr20, joints matched by name), MSR's list
+  sugar evaluate "$OUT/ucla-llm" --dataset msr-action3d --split test >> "$OUT/logs/ucla-llm.log" 2>&1
+  sugar evaluate "$OUT/ucla-milnce" --dataset msr-action3d --split test --no-tsne >> "$OUT/logs/ucla-milnce.log" 2>&1
+  echo "$(date -u +%H:%M:%S) evaluated cross-dataset NW-UCLA -> MSR Action3D"
+}
+
+zeroshot() {  # the encoder's held-out classes stay held out for the LLM (tune inherits exclude_classes)
+  for seed in $ZS_SEEDS; do
+    tune "ucla-llm-zs-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3"
+  done
+}
+
+ablation() {  # the paper's bridge ablation on NW-UCLA, same budget for each kind
+  for kind in tqp qformer linear pool; do
+    tune "ucla-abl-$kind" ucla-milnce --set epochs=1 --set bridge.kind=$kind --set max_train_samples="$A_SAMPLES"
+  done
+}
+
+tokens() {  # action-token lengths (TQP); 16 is ucla-abl-tqp
+  for n in 1 4 64; do
+    tune "ucla-tok-$n" ucla-milnce --set epochs=1 --set bridge.num_queries=$n --set max_train_samples="$A_SAMPLES"
+  done
+}
+
+mkdir -p "$OUT/logs"
+parts=("$@")
+(( ${#parts[@]} )) || parts=(llm cross zeroshot)
+for part in "${parts[@]}"; do
+  case $part in
+    llm|cross|zeroshot|ablation|tokens) "$part" ;;
+    *) echo "unknown part $part (llm cross zeroshot ablation tokens)" >&2; exit 2 ;;
+  esac
+done
