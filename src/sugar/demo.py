@@ -23,9 +23,11 @@ PRETRAIN_DEFAULTS: dict[str, list[str]] = {
     "msr-action3d": ["data.frames=40", "data.max_persons=1", "epochs=20", "batch_size=16", "lr=0.1",
                      "warmup_epochs=2", "lr_steps=[15, 18]", "weight_decay=0.0001"],
 }
-TUNE_DEFAULTS = ["epochs=2", "batch_size=8", "lr=0.0005", "warmup_steps=10", "bridge.num_queries=16",
-                 "bridge.chunk_frames=4", "bridge.hidden_size=128", "bridge.num_layers=1", "bridge.num_heads=4",
-                 "lora.r=8", "lora.alpha=16", "max_answer_tokens=40", "max_description_tokens=24"]
+# Stage-3 sizes of configs/tune/*-cpu.yaml (kept here too: the demo must run from an installed package).
+TUNE_DEFAULTS = ["epochs=2", "batch_size=8", "lr=0.0005", "bridge_lr=0.003", "warmup_steps=10",
+                 "bridge.num_queries=16", "bridge.chunk_frames=4", "bridge.hidden_size=128", "bridge.num_layers=1",
+                 "bridge.num_heads=4", "lora.r=8", "lora.alpha=16", "max_answer_tokens=40",
+                 "max_description_tokens=24"]
 
 
 @dataclass
