@@ -39,7 +39,9 @@ tune() {  # run-name encoder-name [--set ...]
 
 llm() {  # closed set: the same encoder as the stage-2 MIL-NCE row
   tune ucla-llm ucla-milnce --set epochs="$E3"
-  sugar evaluate "$OUT/ucla-llm" --split test --mode generate >> "$OUT/logs/ucla-llm.log" 2>&1
+  # generate mode decodes every answer token by token: a seeded 120-sample subset of the test split
+  sugar evaluate "$OUT/ucla-llm" --split test --mode generate --limit 120 --out "$OUT/ucla-llm/evaluation/test-generate" \
+    >> "$OUT/logs/ucla-llm.log" 2>&1
   echo "$(date -u +%H:%M:%S) evaluated ucla-llm (generate)"
 }
 

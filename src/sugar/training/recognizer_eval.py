@@ -17,17 +17,20 @@ from sugar.errors import SugarError
 from sugar.evaluation import classification_report
 from sugar.training.loop import atomic_write_text
 
+NO_MATCH = "(no match)"
+
 
 def _scores(rec: Any, samples: list, actions: list[str], mode: str, batch_size: int) -> np.ndarray:
-    """[N, len(actions)] scores: rank mode's softmax over the list; generate mode one-hot on the matched label."""
-    out = np.zeros((len(samples), len(actions)), dtype=np.float64)
+    """[N, K] scores, rank mode's softmax over the list; generate mode: [N, K + 1], the matched label (or the
+    last column, NO_MATCH, when the answer matched no list entry) above every listed score."""
+    out = np.zeros((len(samples), len(actions) + (mode == "generate")), dtype=np.float64)
     results = rec.recognize(samples, actions=actions, mode=mode, batch_size=batch_size, describe=False,
                             top_k=len(actions))
     for row, r in enumerate(results):
-        for label, score in r["top5"]:
+        for label, score in r.get("top5") or []:
             out[row, actions.index(label)] = score
-        if mode == "generate" and r["label"] is not None:
-            out[row, actions.index(r["label"])] += 1.0  # the answer wins over any listed score
+        if mode == "generate":
+            out[row, actions.index(r["label"]) if r["label"] is not None else -1] += 2.0
     return out
 
 
@@ -72,10 +75,13 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
         actions = [classes[i] for i in keep]
         samples = [loaded[r] for r in rows]
         y = np.array([keep.index(int(labels[r])) for r in rows])
-        rep = classification_report(_scores(rec, samples, actions, mode, batch_size), y, actions)
+        names = [*actions, NO_MATCH] if mode == "generate" else actions
+        rep = classification_report(_scores(rec, samples, actions, mode, batch_size), y, names)
+        if mode == "generate":
+            rep["unmatched"] = int(np.asarray(rep["confusion"])[:, -1].sum())
         report["views"][view] = rep
         png = out / f"confusion-llm-{view}.png"
-        plot_confusion(np.asarray(rep["confusion"]), actions, png,
+        plot_confusion(np.asarray(rep["confusion"]), names, png,
                        title=f"LLM recogniser ({mode}), {name} {split} {view} ({rep['top1'] * 100:.1f}% top-1)")
         report["pictures"][png.name] = str(png)
     report["out_dir"] = str(out)
