@@ -17,6 +17,7 @@ from sugar.cli import app
 from sugar.demo import run_demo
 
 runner = CliRunner()
+pytestmark = pytest.mark.slow  # about a minute on 2 cores: every stage runs for real, at a reduced size
 
 
 PRETRAIN = ["epochs=2", "lr_steps=[2]", "data.frames=24"]
@@ -67,7 +68,7 @@ def test_predict_cli_prints_json_and_renders(demo, tmp_path) -> None:
     res = runner.invoke(app, ["predict", str(tmp_path / "wave.npy"), "--run", str(demo.out / "recognizer"),
                               "--render", str(gif)])
     assert res.exit_code == 0, res.output
-    answer = json.loads(res.output)
+    answer = json.loads(res.stdout)
     assert answer["render"] == str(gif) and len(answer["top5"]) == 5 and answer["description"] is not None
     with Image.open(gif) as img:
         assert img.n_frames > 1
@@ -77,7 +78,7 @@ def test_predict_cli_prints_json_and_renders(demo, tmp_path) -> None:
     res = runner.invoke(app, ["predict", str(tmp_path / "wave.npy"), "--run", str(demo.out / "recognizer"),
                               "--actions", str(names)])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["label"] in {"wave", "kick", "jump"}
+    assert json.loads(res.stdout)["label"] in {"wave", "kick", "jump"}
 
 
 def test_evaluate_cli_on_the_demo_encoder(demo) -> None:
@@ -106,6 +107,6 @@ def test_service_around_the_real_recognizer(demo) -> None:
 def test_evaluate_cli_on_the_demo_recognizer(demo) -> None:
     res = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "12"])
     assert res.exit_code == 0, res.output
-    summary = json.loads(res.output.strip().splitlines()[-1])
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["views"]["all"]["samples"] == 12 and 0 <= summary["views"]["all"]["top1"] <= 1
     assert (demo.out / "recognizer" / "evaluation" / "test" / "confusion-llm-all.png").is_file()
