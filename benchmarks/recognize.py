@@ -89,6 +89,18 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
     return record
 
 
+def markdown_table(saved: dict) -> str:
+    """The docs' table: one row per configuration of a --json result file."""
+    lines = ["| configuration | batch | prefix cache | samples/s | s per batch (step) | peak RSS MiB |",
+             "|---|---|---|---|---|---|"]
+    for r in saved["results"]:
+        speed = f"{r['samples_per_s']:.2f}" if "samples_per_s" in r else "-"
+        per = r.get("batch_s", r.get("step_s", float("nan")))
+        lines.append(f"| {r['config']} | {r['batch']} | {'yes' if r['prefix_cache'] else 'no'} | {speed} | "
+                     f"{per:.2f} | {r['peak_rss_mib']:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--actions", default="nw-ucla", help="dataset whose action list is ranked")
@@ -100,7 +112,11 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="a tuned run directory (default: fresh bridge/LoRA, default config)")
     ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--table", default=None, metavar="JSON", help="print a saved result file as a markdown table")
     args = ap.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(Path(args.table).read_text())))
+        return
     if args.only is not None:
         print(json.dumps(run_one(args, args.only)))
         return

@@ -1,4 +1,4 @@
-"""Print docs/RESULTS.md's stage-2 tables from the run directories of experiments/stage2_results.sh.
+"""Print docs/RESULTS.md's stage-2 and stage-3 tables from the run directories of experiments/stage2_results.sh.
 
 Reads each run's config.yaml, metrics.jsonl (per-epoch training time), report.json and
 evaluation/test/results.json (written by `sugar evaluate RUN --split test`), so the numbers in the doc are
@@ -104,6 +104,102 @@ def ablation_table(runs: Path) -> list[str]:
     return [*lines, ""] if n > 1 else []
 
 
+# ------------------------------------------------------------------------------------------- stage 3
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def tune_setting(run: Path) -> str:
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    total = sum(m["epoch_time_s"] for m in metrics)
+    samples = cfg.get("max_train_samples") or "all"
+    return (f"{cfg['bridge']['kind']}, {cfg['bridge']['num_queries']} tokens, LoRA r={cfg['lora']['r']}, "
+            f"{cfg['epochs']} ep on {samples} train samples, {total / 60:.1f} min")
+
+
+def row(label: str, rep: dict[str, Any] | None, training: str) -> str | None:
+    if rep is None or not rep.get("samples"):
+        return None
+    return (f"| {label} | {rep['samples']} | {pct(rep['top1'])} | {pct(rep['top5'])} | "
+            f"{pct(rep['mean_class_accuracy'])} | {training} |")
+
+
+HEADER = ["| method | test samples | top-1 % | top-5 % | mean class acc % | training |", "|---|---|---|---|---|---|"]
+
+
+def stage3_closed_table(runs: Path) -> list[str]:
+    lines = ["### NW-UCLA cross-view: the LLM recogniser vs the stage-2 classifiers (same encoder)", "", *HEADER]
+    found = []
+    for name, label, head in (("ucla-ce", "stage 2: CE linear classifier", "ce"),
+                              ("ucla-milnce", "stage 2: text classifier (cosine to knowledge texts)", "text")):
+        r = load(runs / name)
+        if r is not None:
+            found.append(row(f"{label}, run `{name}`", r["results"]["heads"][head]["all"], setting(r)))
+    llm = runs / "ucla-llm"
+    report = read_json(llm / "report.json")
+    if report is not None:
+        found.append(row("stage 3: SmolLM2-135M + TQP + LoRA, rank mode, run `ucla-llm`", report.get("test"),
+                         tune_setting(llm)))
+        gen = read_json(llm / "evaluation" / "test-generate" / "results.json")
+        if gen is not None:
+            rep = gen["views"]["all"]
+            found.append(row(f"stage 3: same run, generate mode + label matching ({rep.get('unmatched', 0)} "
+                             "answers matched no list entry; top-5 not defined)", {**rep, "top5": float("nan")},
+                             "seeded subset of the test split"))
+    found = [f for f in found if f]
+    return [*lines, *found, ""] if found else []
+
+
+def stage3_zeroshot_table(runs: Path) -> list[str]:
+    lines = ["### NW-UCLA zero-shot: 2 held-out classes (never seen by the encoder or the LLM), 2-way choice", "",
+             "| seed | held-out classes | unseen test samples | LLM rank top-1 % | stage-2 text head top-1 % | "
+             "LLM seen classes top-1 % |", "|---|---|---|---|---|---|"]
+    n = 0
+    for seed in (1, 2, 3):
+        report = read_json(runs / f"ucla-llm-zs-seed{seed}" / "report.json")
+        if report is None or "test_unseen" not in report:
+            continue
+        enc = load(runs / f"ucla-zs-seed{seed}")
+        text = pct(enc["results"]["heads"]["text"]["zero_shot"]["top1"]) if enc else "-"
+        un = report["test_unseen"]
+        lines.append(f"| {seed} | {', '.join(report['excluded'])} | {un['samples']} | {pct(un['top1'])} | {text} | "
+                     f"{pct(report['test']['top1'])} |")
+        n += 1
+    return [*lines, ""] if n else []
+
+
+def cross_dataset_table(runs: Path) -> list[str]:
+    lines = ["### Cross-dataset zero-shot: trained on NW-UCLA, tested on MSR Action3D's test subjects with MSR's "
+             "20-action list (chance: 5 % top-1, 25 % top-5)", "", *HEADER]
+    found = []
+    enc = read_json(runs / "ucla-milnce" / "evaluation" / "msr-action3d-test" / "results.json")
+    if enc is not None:
+        found.append(row("stage 2: text classifier, run `ucla-milnce`", enc["heads"]["text"]["all"], "NW-UCLA only"))
+    llm = read_json(runs / "ucla-llm" / "evaluation" / "msr-action3d-test" / "results.json")
+    if llm is not None:
+        found.append(row("stage 3: LLM recogniser (rank), run `ucla-llm`", llm["views"]["all"], "NW-UCLA only"))
+    found = [f for f in found if f]
+    return [*lines, *found, ""] if found else []
+
+
+def bridge_table(runs: Path) -> list[str]:
+    lines = ["### Bridge ablation and action-token length (NW-UCLA, equal small budget per run)", "", *HEADER]
+    found = []
+    for name, label in (("ucla-abl-tqp", "TQP (recurrent Q-Former over chunks), 16 tokens"),
+                        ("ucla-abl-qformer", "one Q-Former over the whole sequence, 16 tokens"),
+                        ("ucla-abl-linear", "linear layer per frame (one token per encoder frame)"),
+                        ("ucla-abl-pool", "mean pooling to one token"),
+                        ("ucla-tok-1", "TQP, 1 token"), ("ucla-tok-64", "TQP, 64 tokens")):
+        report = read_json(runs / name / "report.json")
+        if report is not None:
+            found.append(row(f"{label}, run `{name}`", report.get("test"), tune_setting(runs / name)))
+    found = [f for f in found if f]
+    return [*lines, *found, ""] if found else []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs/results"))
@@ -113,6 +209,10 @@ def main() -> None:
     out += supervised_table("MSR Action3D cross-subject (train subjects 1,3,5,7,9)", runs, "msr", "msr")
     out += zeroshot_table(runs)
     out += ablation_table(runs)
+    out += stage3_closed_table(runs)
+    out += stage3_zeroshot_table(runs)
+    out += cross_dataset_table(runs)
+    out += bridge_table(runs)
     print("\n".join(out) if out else f"no finished runs under {runs}")
 
 

@@ -7,8 +7,8 @@
 #   bash experiments/stage3_results.sh ablation tokens # the bridge ablation and action-token lengths
 #
 # Settings: configs/tune/nw-ucla-cpu.yaml (16 action tokens, 1-layer TQP, LoRA r=8) with E3 epochs; the
-# ablation runs use A_SAMPLES training samples and 1 epoch each (a 2-core CPU: one tuning epoch over all
-# NW-UCLA training samples takes ~8 minutes). Runs resume when interrupted; a finished run is not retrained.
+# ablation runs use A_SAMPLES training samples, 1 epoch and A_EVAL evaluation samples each (a 2-core CPU: one
+# tuning epoch over all NW-UCLA training samples takes ~8 minutes). Runs resume when interrupted; a finished run is not retrained.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -16,7 +16,8 @@ export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 OUT=${OUT:-runs/results}
 E3=${E3:-2}                  # tuning epochs for the main NW-UCLA run and the zero-shot runs
 ZS_SEEDS=${ZS_SEEDS:-1}      # which stage-2 zero-shot encoders (ucla-zs-seedN) get an LLM on top
-A_SAMPLES=${A_SAMPLES:-320}  # training samples per ablation run
+A_SAMPLES=${A_SAMPLES:-240}  # training samples per ablation run
+A_EVAL=${A_EVAL:-160}        # validation/test samples per ablation run (seeded subsets)
 CONFIG=configs/tune/nw-ucla-cpu.yaml
 sugar() { $PY -m sugar.cli "$@"; }
 
@@ -59,13 +60,15 @@ zeroshot() {  # the encoder's held-out classes stay held out for the LLM (tune i
 
 ablation() {  # the paper's bridge ablation on NW-UCLA, same budget for each kind
   for kind in tqp qformer linear pool; do
-    tune "ucla-abl-$kind" ucla-milnce --set epochs=1 --set bridge.kind=$kind --set max_train_samples="$A_SAMPLES"
+    tune "ucla-abl-$kind" ucla-milnce --set epochs=1 --set bridge.kind=$kind --set max_train_samples="$A_SAMPLES" \
+      --set max_eval_samples="$A_EVAL"
   done
 }
 
 tokens() {  # action-token lengths (TQP); 16 is ucla-abl-tqp
-  for n in 1 4 64; do
-    tune "ucla-tok-$n" ucla-milnce --set epochs=1 --set bridge.num_queries=$n --set max_train_samples="$A_SAMPLES"
+  for n in 1 64; do
+    tune "ucla-tok-$n" ucla-milnce --set epochs=1 --set bridge.num_queries=$n --set max_train_samples="$A_SAMPLES" \
+      --set max_eval_samples="$A_EVAL"
   done
 }
 
