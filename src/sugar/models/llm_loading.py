@@ -106,6 +106,28 @@ def _dtype(dtype: Any) -> Any:
         raise ConfigError(f"unknown dtype {dtype!r}; use float32, float16, bfloat16 or auto") from None
 
 
+def load_tokenizer(name_or_path: str | os.PathLike[str]) -> Any:
+    """The tokenizer of `load_causal_lm(name_or_path)`, without converting a GGUF model that is not cached yet
+    (reading only the tokenizer out of a GGUF file takes a second, the weights tens of seconds)."""
+    from transformers import AutoTokenizer
+
+    folder, gguf_file = resolve_llm_source(name_or_path)
+    kwargs: dict[str, Any] = {}
+    if gguf_file is not None:
+        target = _converted_dir(folder, gguf_file)
+        if (target / "tokenizer_config.json").is_file():
+            folder = str(target)
+        else:
+            kwargs["gguf_file"] = gguf_file
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the tokenizer of {str(name_or_path)!r}: {exc}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load_causal_lm(name_or_path: str | os.PathLike[str], dtype: Any = None, *,
                    device: str | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) in eval mode. dtype: None (the checkpoint's float default), a torch dtype or a name.
