@@ -20,7 +20,8 @@ from safetensors import safe_open
 from torch.utils.data import DataLoader
 
 from sugar.errors import DataError
-from sugar.training.loop import atomic_save_safetensors, atomic_write_text
+from sugar.fileio import atomic_write_text
+from sugar.training.loop import atomic_save_safetensors
 
 FORMAT = "sugar-features/1"
 

@@ -272,7 +272,7 @@ class AnswerCache:
             return None
 
     def put(self, key: str, answer: str, meta: dict[str, Any] | None = None) -> None:
-        from sugar.knowledge.schema import atomic_write_text
+        from sugar.fileio import atomic_write_text
 
         entry = {"answer": answer, "time": time.time(), **(meta or {})}
         atomic_write_text(self.path(key), json.dumps(entry, ensure_ascii=False))

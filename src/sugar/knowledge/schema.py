@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sugar.errors import KnowledgeError
+from sugar.fileio import atomic_write_text
 from sugar.knowledge.actions import DATASETS, load_action_list
 
 SCHEMA_VERSION = 1
@@ -160,21 +159,6 @@ class Knowledge(BaseModel):
         path = Path(path)
         atomic_write_text(path, json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n")
         return path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _format_errors(source: str, exc: ValidationError, data: Any) -> str:

@@ -133,7 +133,8 @@ class Recognizer(nn.Module):
 
     def save(self, run_dir: str | Path) -> None:
         """Write bridge.safetensors, adapter/ (PEFT format) and recognizer.json into run_dir."""
-        from sugar.training.loop import atomic_save_safetensors, atomic_write_text
+        from sugar.fileio import atomic_write_text
+        from sugar.training.loop import atomic_save_safetensors
 
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,10 @@ from torch.utils.data import DataLoader
 from sugar.config import PretrainConfig, load_config
 from sugar.errors import SugarError
 from sugar.evaluation import classification_report, restrict
+from sugar.fileio import atomic_write_text
 from sugar.models.encoder import ENCODER_META, build_encoder
 from sugar.skeleton.layouts import Layout
-from sugar.training.loop import RunDir, atomic_write_text
+from sugar.training.loop import RunDir
 from sugar.training.pretrain import PretrainModel, collect, load_texts, open_split, tensor_dataset
 from sugar.viz import plot_confusion, plot_tsne
 

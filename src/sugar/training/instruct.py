@@ -25,12 +25,12 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from sugar.config import PretrainConfig, TuneConfig, load_config, save_config, to_dict
 from sugar.errors import ConfigError, DataError, SugarError
+from sugar.fileio import atomic_write_text
 from sugar.models.recognizer import Recognizer
 from sugar.training.loop import (
     DistInfo,
     MetricsWriter,
     RunDir,
-    atomic_write_text,
     barrier,
     cleanup_distributed,
     rng_state,

@@ -31,6 +31,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from sugar.config import PretrainConfig, save_config, to_dict
 from sugar.errors import ConfigError, DataError
+from sugar.fileio import atomic_write_text
 from sugar.models.encoder import ProjectionHead, SkeletonEncoder, build_encoder, save_encoder
 from sugar.models.losses import LOSS_MODES, MILNCELoss, text_bank
 from sugar.models.text import KnowledgeEmbeddings
@@ -39,7 +40,6 @@ from sugar.training.loop import (
     DistInfo,
     MetricsWriter,
     RunDir,
-    atomic_write_text,
     barrier,
     cleanup_distributed,
     convert_sync_batchnorm,

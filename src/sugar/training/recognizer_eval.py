@@ -15,7 +15,7 @@ import numpy as np
 
 from sugar.errors import SugarError
 from sugar.evaluation import classification_report
-from sugar.training.loop import atomic_write_text
+from sugar.fileio import atomic_write_text
 
 NO_MATCH = "(no match)"
 
