@@ -130,18 +130,18 @@ def row(label: str, rep: dict[str, Any] | None, training: str) -> str | None:
 HEADER = ["| method | test samples | top-1 % | top-5 % | mean class acc % | training |", "|---|---|---|---|---|---|"]
 
 
-def stage3_closed_table(runs: Path) -> list[str]:
-    lines = ["### NW-UCLA cross-view: the LLM recogniser vs the stage-2 classifiers (same encoder)", "", *HEADER]
+def stage3_closed_table(runs: Path, prefix: str, title: str) -> list[str]:
+    lines = [f"### {title}: the LLM recogniser vs the stage-2 classifiers (same encoder)", "", *HEADER]
     found = []
-    for name, label, head in (("ucla-ce", "stage 2: CE linear classifier", "ce"),
-                              ("ucla-milnce", "stage 2: text classifier (cosine to knowledge texts)", "text")):
+    for name, label, head in ((f"{prefix}-ce", "stage 2: CE linear classifier", "ce"),
+                              (f"{prefix}-milnce", "stage 2: text classifier (cosine to knowledge texts)", "text")):
         r = load(runs / name)
         if r is not None:
             found.append(row(f"{label}, run `{name}`", r["results"]["heads"][head]["all"], setting(r)))
-    llm = runs / "ucla-llm"
+    llm = runs / f"{prefix}-llm"
     report = read_json(llm / "report.json")
     if report is not None:
-        found.append(row("stage 3: SmolLM2-135M + TQP + LoRA, rank mode, run `ucla-llm`", report.get("test"),
+        found.append(row(f"stage 3: SmolLM2-135M + TQP + LoRA, rank mode, run `{llm.name}`", report.get("test"),
                          tune_setting(llm)))
         gen = read_json(llm / "evaluation" / "test-generate" / "results.json")
         if gen is not None:
@@ -153,16 +153,16 @@ def stage3_closed_table(runs: Path) -> list[str]:
     return [*lines, *found, ""] if found else []
 
 
-def stage3_zeroshot_table(runs: Path) -> list[str]:
-    lines = ["### NW-UCLA zero-shot: 2 held-out classes (never seen by the encoder or the LLM), 2-way choice", "",
+def stage3_zeroshot_table(runs: Path, prefix: str, title: str) -> list[str]:
+    lines = [f"### {title} (never seen by the encoder or the LLM)", "",
              "| seed | held-out classes | unseen test samples | LLM rank top-1 % | stage-2 text head top-1 % | "
              "LLM seen classes top-1 % |", "|---|---|---|---|---|---|"]
     n = 0
     for seed in (1, 2, 3):
-        report = read_json(runs / f"ucla-llm-zs-seed{seed}" / "report.json")
+        report = read_json(runs / f"{prefix}-llm-zs-seed{seed}" / "report.json")
         if report is None or "test_unseen" not in report:
             continue
-        enc = load(runs / f"ucla-zs-seed{seed}")
+        enc = load(runs / f"{prefix}-zs-seed{seed}")
         text = pct(enc["results"]["heads"]["text"]["zero_shot"]["top1"]) if enc else "-"
         un = report["test_unseen"]
         lines.append(f"| {seed} | {', '.join(report['excluded'])} | {un['samples']} | {pct(un['top1'])} | {text} | "
@@ -209,8 +209,10 @@ def main() -> None:
     out += supervised_table("MSR Action3D cross-subject (train subjects 1,3,5,7,9)", runs, "msr", "msr")
     out += zeroshot_table(runs)
     out += ablation_table(runs)
-    out += stage3_closed_table(runs)
-    out += stage3_zeroshot_table(runs)
+    out += stage3_closed_table(runs, "ucla", "NW-UCLA cross-view")
+    out += stage3_closed_table(runs, "msr", "MSR Action3D cross-subject")
+    out += stage3_zeroshot_table(runs, "ucla", "NW-UCLA zero-shot, 2 held-out classes, 2-way choice")
+    out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot, 4 held-out classes, 4-way choice")
     out += cross_dataset_table(runs)
     out += bridge_table(runs)
     print("\n".join(out) if out else f"no finished runs under {runs}")

@@ -4,6 +4,7 @@
 # Needs the stage-2 runs of experiments/stage2_results.sh (ucla-milnce; ucla-zs-seedN for zero-shot).
 #
 #   bash experiments/stage3_results.sh                 # llm cross zeroshot
+#   bash experiments/stage3_results.sh msr msrzeroshot # MSR Action3D (needs stage2_results.sh msr msrzeroshot)
 #   bash experiments/stage3_results.sh ablation tokens # the bridge ablation and action-token lengths
 #
 # Settings: configs/tune/nw-ucla-cpu.yaml (16 action tokens, 1-layer TQP, LoRA r=8) with E3 epochs; the
@@ -58,6 +59,16 @@ zeroshot() {  # the encoder's held-out classes stay held out for the LLM (tune i
   done
 }
 
+msr() {  # MSR Action3D cross-subject, closed set, on the stage-2 MIL-NCE encoder
+  CONFIG=configs/tune/msr-action3d-cpu.yaml tune msr-llm msr-milnce --set epochs="$E3"
+}
+
+msrzeroshot() {  # MSR Action3D with 4 held-out classes (stage-2 run msr-zs-seedN of stage2_results.sh msrzeroshot)
+  for seed in ${MSR_ZS_SEEDS:-1}; do
+    CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-zs-seed$seed" "msr-zs-seed$seed" --set epochs="$E3"
+  done
+}
+
 ablation() {  # the paper's bridge ablation on NW-UCLA, same budget for each kind
   for kind in tqp qformer linear pool; do
     tune "ucla-abl-$kind" ucla-milnce --set epochs=1 --set bridge.kind=$kind --set max_train_samples="$A_SAMPLES" \
@@ -77,7 +88,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(llm cross zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    llm|cross|zeroshot|ablation|tokens) "$part" ;;
-    *) echo "unknown part $part (llm cross zeroshot ablation tokens)" >&2; exit 2 ;;
+    llm|cross|zeroshot|msr|msrzeroshot|ablation|tokens) "$part" ;;
+    *) echo "unknown part $part (llm cross zeroshot msr msrzeroshot ablation tokens)" >&2; exit 2 ;;
   esac
 done
