@@ -25,17 +25,19 @@ from pathlib import Path
 import torch
 
 CONFIGS = [
-    # (name, mode, batch, prefix cache, describe)
-    ("rank", "rank", 1, True, False),
-    ("rank", "rank", 1, False, False),
-    ("rank", "rank", 32, True, False),
-    ("rank", "rank", 32, False, False),
-    ("rank+describe", "rank", 32, True, True),
-    ("generate", "generate", 1, True, True),
-    ("generate", "generate", 1, False, True),
-    ("generate", "generate", 32, True, True),
-    ("generate", "generate", 32, False, True),
-    ("train-step", "train", 8, False, False),
+    # (name, mode, batch, prefix cache, describe, int8)
+    ("rank", "rank", 1, True, False, False),
+    ("rank", "rank", 1, False, False, False),
+    ("rank", "rank", 32, True, False, False),
+    ("rank", "rank", 32, False, False, False),
+    ("rank int8", "rank", 32, True, False, True),
+    ("rank+describe", "rank", 32, True, True, False),
+    ("rank+describe int8", "rank", 32, True, True, True),
+    ("generate", "generate", 1, True, True, False),
+    ("generate", "generate", 1, False, True, False),
+    ("generate", "generate", 32, True, True, False),
+    ("generate", "generate", 32, False, True, False),
+    ("train-step", "train", 8, False, False, False),
 ]
 
 
@@ -52,13 +54,15 @@ def _recognizer(args: argparse.Namespace):
 
 
 def run_one(args: argparse.Namespace, index: int) -> dict:
-    name, mode, batch, cached, describe = CONFIGS[index]
+    name, mode, batch, cached, describe, int8 = CONFIGS[index]
     torch.set_num_threads(args.threads)
     rec = _recognizer(args)
+    if int8:
+        rec.eval().quantize_int8()
     actions = rec.actions
     g = torch.Generator().manual_seed(1)
     tokens = [torch.randn(args.frames, rec.encoder_dim, generator=g) for _ in range(batch)]
-    record = {"config": name, "mode": mode, "batch": batch, "prefix_cache": cached, "describe": describe,
+    record = {"config": name, "mode": mode, "batch": batch, "prefix_cache": cached, "describe": describe, "int8": int8,
               "classes": len(actions), "action_tokens": rec.cfg.bridge.num_queries}
     if mode == "train":
         rec.train()

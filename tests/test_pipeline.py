@@ -76,7 +76,7 @@ def test_predict_cli_prints_json_and_renders(demo, tmp_path) -> None:
     names = tmp_path / "list.txt"
     names.write_text("wave\nkick\njump\n")
     res = runner.invoke(app, ["predict", str(tmp_path / "wave.npy"), "--run", str(demo.out / "recognizer"),
-                              "--actions", str(names)])
+                              "--actions", str(names), "--int8"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["label"] in {"wave", "kick", "jump"}
 

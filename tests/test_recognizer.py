@@ -163,3 +163,25 @@ def test_loss_trains_only_bridge_and_lora(rec) -> None:
     finally:
         rec.zero_grad()
         rec.eval()
+
+
+def test_int8_quantised_ranking_stays_close_and_is_inference_only(tmp_path_factory, tok) -> None:
+    from sugar.errors import SugarError
+
+    float_rec = build_tiny(tmp_path_factory, tok, seed=3)
+    int8_rec = build_tiny(tmp_path_factory, tok, seed=3).quantize_int8()
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    assert sum(isinstance(m, DynamicInt8Linear) for m in int8_rec.llm.modules()) >= 7 * 2  # q k v o gate up down
+    assert not any(type(m) is torch.nn.Linear for m in int8_rec.llm.modules())
+    tokens = _tokens(6, seed=4)
+    a = float_rec.recognize(tokens, describe=False, top_k=len(ACTIONS))
+    b = int8_rec.recognize(tokens, describe=False, top_k=len(ACTIONS))
+    for x, y in zip(a, b, strict=True):
+        fx, fy = dict(x["top5"]), dict(y["top5"])
+        assert max(abs(fx[k] - fy[k]) for k in ACTIONS) < 0.05
+        assert y["label"] in ACTIONS
+    with pytest.raises(SugarError, match="inference only"):
+        int8_rec.train()
+    with pytest.raises(SugarError, match="cannot be saved"):
+        int8_rec.save(tmp_path_factory.mktemp("int8"))

@@ -71,6 +71,7 @@ def predict_cmd(
                                                        "(.gif, or .mp4 with ffmpeg); several sequences get "
                                                        "out-NAME.gif."),
     view: str = typer.Option("auto", "--view", help="Animation view: auto | image | front | 3d."),
+    int8: bool = typer.Option(False, "--int8", help="Run the LLM's linear layers in int8 (CPU; faster, approximate)."),
 ) -> None:
     """Recognise and describe the action in each skeleton file; prints one JSON object per file."""
     from sugar.errors import SugarError
@@ -82,6 +83,8 @@ def predict_cmd(
         raise SugarError("reading skeleton files needs sugar.skeleton.readers (not installed)") from None
     names, knowledge = _actions(actions)
     rec = Recognizer.load(run)
+    if int8:
+        rec.quantize_int8()
     samples = []
     for f in files:
         got = read_file(f, format=fmt) if fmt else read_file(f)

@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8000, help="TCP port."),
         max_batch: int = typer.Option(32, help="Most samples the model sees in one batched call."),
         max_wait_ms: float = typer.Option(10.0, help="How long a request may wait for others to batch with."),
+        int8: bool = typer.Option(False, "--int8", help="Run the LLM's linear layers in int8 (CPU; faster)."),
     ) -> None:
         """Serve POST /v1/recognize, GET/POST /v1/actions, /healthz, the OpenAPI schema and a web page at /."""
         import uvicorn
@@ -25,5 +26,7 @@ def register(app: typer.Typer) -> None:
         from sugar.serve import create_app
 
         recognizer = Recognizer.load(run)
+        if int8:
+            recognizer.quantize_int8()
         typer.echo(f"serving {run} on http://{host}:{port}  (web page at /, API docs at /docs)")
         uvicorn.run(create_app(recognizer, max_batch=max_batch, max_wait_s=max_wait_ms / 1000), host=host, port=port)

@@ -78,6 +78,7 @@ class Recognizer(nn.Module):
         self.data_cfg = data_cfg
         self.use_prefix_cache = True
         self._merged = False  # LoRA folded into the base weights (inference only; see merge_lora)
+        self.int8 = False  # quantize_int8 was applied (inference only, for good)
         self._prefix: dict[tuple[tuple[str, ...], bool], tuple[PromptParts, Any]] = {}
 
     # ------------------------------------------------------------------ construction and persistence
@@ -116,12 +117,35 @@ class Recognizer(nn.Module):
         Training never merges: repeated merge/unmerge would let rounding drift into the frozen base weights.
         `Recognizer.load` merges, and `.train()` unmerges.
         """
+        if self.int8:
+            return  # LoRA is already folded into the quantised weights for good
         if merge and not self._merged:
             self.llm.merge_adapter()
         elif not merge and self._merged:
             self.llm.unmerge_adapter()
         self._merged = merge
         self.clear_cache()
+
+    def quantize_int8(self) -> Recognizer:
+        """Inference on CPU with the LLM's linear layers in int8 (PyTorch dynamic quantisation, fbgemm kernels):
+        LoRA is folded into the base weights for good, then every nn.Linear of the LLM is quantised per tensor.
+        The bridge and the embeddings stay float32. Training, saving and merging are refused afterwards."""
+        import warnings
+
+        from torch.ao.quantization import quantize_dynamic
+
+        if self.device.type != "cpu":
+            raise SugarError("int8 dynamic quantisation runs on CPU only; use bf16/fp16 on a GPU")
+        if self.int8:
+            return self
+        self.merge_lora(False)
+        plain = self.llm.merge_and_unload()
+        with warnings.catch_warnings():  # torch marks quantised tensor creation deprecated (torchao replaces it)
+            warnings.simplefilter("ignore", UserWarning)
+            self.llm = quantize_dynamic(plain, {nn.Linear}, dtype=torch.qint8)
+        self.int8, self._merged = True, True
+        self.clear_cache()
+        return self
 
     def load_trainable_state(self, state: Mapping[str, torch.Tensor]) -> None:
         from peft import set_peft_model_state_dict
@@ -133,6 +157,8 @@ class Recognizer(nn.Module):
 
     def save(self, run_dir: str | Path) -> None:
         """Write bridge.safetensors, adapter/ (PEFT format) and recognizer.json into run_dir."""
+        if self.int8:
+            raise SugarError("an int8-quantised recogniser cannot be saved; save the float one it was made from")
         from sugar.fileio import atomic_write_text
         from sugar.training.loop import atomic_save_safetensors
 
@@ -189,6 +215,8 @@ class Recognizer(nn.Module):
 
     # ------------------------------------------------------------------ pieces of the forward pass
     def train(self, mode: bool = True) -> Recognizer:
+        if mode and self.int8:
+            raise SugarError("an int8-quantised recogniser is for inference only")
         if mode:
             self.merge_lora(False)
         super().train(mode)
