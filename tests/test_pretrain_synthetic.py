@@ -28,3 +28,18 @@ def test_tiny_synthetic_pretrain(tmp_path):
     encoder, cfg = load_encoder(run)
     assert cfg.loss == "milnce+ce" and encoder.layout.name == "ntu25"
     assert list(cache_dir("text-embeddings").glob("*.safetensors"))  # knowledge embedded once, cached
+
+
+def test_held_out_classes_leave_training_labels_in_the_full_class_list() -> None:
+    """Regression: labels of a split opened without some classes must index the full list the texts follow."""
+    from sugar.config import PretrainConfig, load_config
+    from sugar.training.pretrain import build_data
+
+    cfg = load_config(PretrainConfig, overrides=["data.dataset=synthetic", "exclude_classes=[kick, clap]", "loss=ce",
+                                                 "data.frames=16"])
+    cfg, data = build_data(cfg)
+    names = list(data.classes)
+    assert len(names) == 10 and data.seen == [i for i, c in enumerate(names) if c not in ("kick", "clap")]
+    for split in (data.train, data.val):
+        labels = {int(y) for _, y in split}
+        assert labels == set(data.seen), split

@@ -387,6 +387,17 @@ class SkeletonDataset(Sequence[Sample]):
             s.meta["layout"] = self.layout.name
         return s
 
+    def with_classes(self, classes: Sequence[str]) -> SkeletonDataset:
+        """The same samples with labels indexing `classes` (a superset of this dataset's classes, matched by
+        name): a split opened without some classes, labelled in the full list that text embeddings follow."""
+        missing = [c for c in self.classes if c not in classes]
+        if missing:
+            raise SugarError(f"{self.name}: classes {missing} are not in the given class list")
+        position = np.array([list(classes).index(c) for c in self.classes], dtype=np.int64)
+        return SkeletonDataset(self.name, self.layout, list(classes), self.protocol, self.split, self.store,
+                               self.indices, position[self.labels] if len(self.labels) else self.labels, self.bad,
+                               self.joint_map)
+
     def as_layout(self, layout: Layout | str) -> SkeletonDataset:
         """This dataset with every sample's joints in `layout`'s order (matched by joint name), for testing a
         model of one layout on another dataset (e.g. NW-UCLA kinect20 -> MSR Action3D msr20)."""

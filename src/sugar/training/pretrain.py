@@ -155,11 +155,12 @@ def build_data(cfg: PretrainConfig, info: DistInfo | None = None) -> tuple[Pretr
     if cfg.data.protocol is None and getattr(train_raw, "protocol", None):
         cfg = replace(cfg, data=replace(cfg.data, protocol=train_raw.protocol))  # record the default
     cfg = resolve_exclusions(cfg, classes)
-    if cfg.exclude_classes:
-        train_raw = open_split(cfg, "train", cfg.exclude_classes)
+    if cfg.exclude_classes:  # labels keep indexing the full list: texts, heads and reports follow it
+        train_raw = open_split(cfg, "train", cfg.exclude_classes).with_classes(classes)
     if len(train_raw) == 0:
         raise DataError(cfg.data.root or cfg.data.dataset, "the training split is empty")
-    val_raw = open_split(cfg, "val", cfg.exclude_classes) if cfg.data.val_fraction > 0 else None
+    val_raw = (open_split(cfg, "val", cfg.exclude_classes).with_classes(classes)
+               if cfg.data.val_fraction > 0 else None)
     test_raw = open_split(cfg, "test")
     in_channels = int(train_raw[0].joints.shape[-1])
     texts = None
