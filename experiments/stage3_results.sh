@@ -77,7 +77,7 @@ ablation() {  # the paper's bridge ablation on NW-UCLA, same budget for each kin
 }
 
 tokens() {  # action-token lengths (TQP); 16 is ucla-abl-tqp
-  for n in 1 64; do
+  for n in 1 64 128; do
     tune "ucla-tok-$n" ucla-milnce --set epochs=1 --set bridge.num_queries=$n --set max_train_samples="$A_SAMPLES" \
       --set max_eval_samples="$A_EVAL"
   done
