@@ -97,3 +97,18 @@ def test_zero_shot_holdout(llm_cfg, tmp_path) -> None:
     assert report["actions"] == CLASSES[:3] and report["excluded"] == [CLASSES[3]]
     assert report["test_unseen"]["samples"] == 2 and report["test_unseen"]["top1"] == 1.0  # a 1-entry list
     assert json.loads((tmp_path / "run" / "recognizer.json").read_text())["actions"] == CLASSES[:3]
+
+
+def test_no_progress_hides_the_model_loading_bar(llm_cfg, capfd) -> None:
+    from sugar.commands.library_bars import show_library_progress
+    from sugar.models.llm import load_causal_lm
+
+    try:
+        show_library_progress(False)
+        load_causal_lm(llm_cfg.llm)
+        assert "Loading weights" not in capfd.readouterr().err
+        show_library_progress(True)
+        load_causal_lm(llm_cfg.llm)
+        assert "Loading weights" in capfd.readouterr().err
+    finally:
+        show_library_progress(True)

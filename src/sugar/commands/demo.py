@@ -27,8 +27,10 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from sugar.commands.library_bars import show_library_progress
         from sugar.demo import run_demo
 
+        show_library_progress(progress)
         console = Console()
         if out is not None and dataset != "synthetic" and out == Path("runs/demo"):
             out = Path("runs") / f"demo-{dataset}"

@@ -30,9 +30,11 @@ def pretrain_cmd(
 
     Runs in one process, or under `torchrun --nproc_per_node N` (DDP, global batch split over processes).
     """
+    from sugar.commands.library_bars import show_library_progress
     from sugar.config import PretrainConfig, load_config
     from sugar.training.pretrain import pretrain
 
+    show_library_progress(progress)
     extra = list(overrides)
     if dataset:
         extra.append(f"data.dataset={dataset}")
@@ -119,9 +121,11 @@ def extract_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Write per-sample encoder token sequences [T', d] for stage 3 (safetensors shards + index.json)."""
+    from sugar.commands.library_bars import show_library_progress
     from sugar.errors import ConfigError
     from sugar.features import extract_features
 
+    show_library_progress(progress)
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ConfigError(f"--dtype {dtype!r}: choose float32, float16 or bfloat16")
     info = extract_features(run, out, dataset, protocol, split, str(root) if root else None, batch_size,
