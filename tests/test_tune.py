@@ -112,3 +112,16 @@ def test_no_progress_hides_the_model_loading_bar(llm_cfg, capfd) -> None:
         assert "Loading weights" in capfd.readouterr().err
     finally:
         show_library_progress(True)
+
+
+def test_lora_wrap_keeps_peft_deprecation_noise_out_of_logs(llm_cfg) -> None:
+    import warnings
+
+    from sugar.config import LoraConfig
+    from sugar.models.llm import add_lora, load_causal_lm
+
+    model, _ = load_causal_lm(llm_cfg.llm)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        add_lora(model, LoraConfig(r=2))
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]

@@ -6,6 +6,9 @@ Loading (aliases, GGUF conversion cached once under `sugar.paths.cache_dir("llm"
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,14 @@ from sugar.models.llm_loading import load_causal_lm as _load_causal_lm
 
 __all__ = ["SMOLLM2_ALIAS", "add_lora", "load_causal_lm", "load_lora", "load_tokenizer"]
 
+
+@contextmanager
+def _quiet_peft_deprecations() -> Iterator[None]:
+    """PEFT still reads transformers' deprecated `is_gradient_checkpointing`; the FutureWarning it raises on
+    every wrap is not the user's to act on, so it stays out of their logs (only that one message)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def load_causal_lm(name: str = SMOLLM2_ALIAS, dtype: torch.dtype = torch.float32) -> tuple[nn.Module, Any]:
@@ -35,7 +46,8 @@ def add_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
         p.requires_grad_(False)
     peft_cfg = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                               target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, peft_cfg)
+    with _quiet_peft_deprecations():
+        return get_peft_model(model, peft_cfg)
 
 
 def load_lora(model: nn.Module, adapter_dir: str | Path, trainable: bool = False) -> nn.Module:
@@ -44,4 +56,5 @@ def load_lora(model: nn.Module, adapter_dir: str | Path, trainable: bool = False
 
     for p in model.parameters():
         p.requires_grad_(False)
-    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
+    with _quiet_peft_deprecations():
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
