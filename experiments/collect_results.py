@@ -157,18 +157,27 @@ def stage3_zeroshot_table(runs: Path, prefix: str, title: str) -> list[str]:
     lines = [f"### {title} (never seen by the encoder or the LLM)", "",
              "| seed | held-out classes | unseen test samples | LLM rank top-1 % | stage-2 text head top-1 % | "
              "LLM seen classes top-1 % |", "|---|---|---|---|---|---|"]
-    n = 0
+    llm_tops, text_tops, seen_tops = [], [], []
     for seed in (1, 2, 3):
         report = read_json(runs / f"{prefix}-llm-zs-seed{seed}" / "report.json")
         if report is None or "test_unseen" not in report:
             continue
         enc = load(runs / f"{prefix}-zs-seed{seed}")
-        text = pct(enc["results"]["heads"]["text"]["zero_shot"]["top1"]) if enc else "-"
+        text = enc["results"]["heads"]["text"]["zero_shot"]["top1"] if enc else None
         un = report["test_unseen"]
-        lines.append(f"| {seed} | {', '.join(report['excluded'])} | {un['samples']} | {pct(un['top1'])} | {text} | "
-                     f"{pct(report['test']['top1'])} |")
-        n += 1
-    return [*lines, ""] if n else []
+        llm_tops.append(un["top1"])
+        seen_tops.append(report["test"]["top1"])
+        if text is not None:
+            text_tops.append(text)
+        lines.append(f"| {seed} | {', '.join(report['excluded'])} | {un['samples']} | {pct(un['top1'])} | "
+                     f"{pct(text) if text is not None else '-'} | {pct(report['test']['top1'])} |")
+    if not llm_tops:
+        return []
+    if len(llm_tops) > 1:
+        text_mean = pct(sum(text_tops) / len(text_tops)) if len(text_tops) == len(llm_tops) else "-"
+        lines.append(f"| mean of {len(llm_tops)} | | | {pct(sum(llm_tops) / len(llm_tops))} | {text_mean} | "
+                     f"{pct(sum(seen_tops) / len(seen_tops))} |")
+    return [*lines, ""]
 
 
 def cross_dataset_table(runs: Path) -> list[str]:
@@ -185,14 +194,17 @@ def cross_dataset_table(runs: Path) -> list[str]:
     return [*lines, *found, ""] if found else []
 
 
-def bridge_table(runs: Path) -> list[str]:
-    lines = ["### Bridge ablation and action-token length (NW-UCLA, equal small budget per run)", "", *HEADER]
+def bridge_table(runs: Path, tag: str = "") -> list[str]:
+    """The ablation runs of one budget: stage3_results.sh names them ucla-abl{tag}-KIND and ucla-tok{tag}-N."""
+    budget = "equal small budget per run" if not tag else f"equal budget per run, runs `*{tag}-*`"
+    lines = [f"### Bridge ablation and action-token length (NW-UCLA, {budget})", "", *HEADER]
     found = []
-    for name, label in (("ucla-abl-tqp", "TQP (recurrent Q-Former over chunks), 16 tokens"),
-                        ("ucla-abl-qformer", "one Q-Former over the whole sequence, 16 tokens"),
-                        ("ucla-abl-linear", "linear layer per frame (one token per encoder frame)"),
-                        ("ucla-abl-pool", "mean pooling to one token"),
-                        ("ucla-tok-1", "TQP, 1 token"), ("ucla-tok-64", "TQP, 64 tokens")):
+    for name, label in ((f"ucla-abl{tag}-tqp", "TQP (recurrent Q-Former over chunks), 16 tokens"),
+                        (f"ucla-abl{tag}-qformer", "one Q-Former over the whole sequence, 16 tokens"),
+                        (f"ucla-abl{tag}-linear", "linear layer per frame (one token per encoder frame)"),
+                        (f"ucla-abl{tag}-pool", "mean pooling to one token"),
+                        (f"ucla-tok{tag}-1", "TQP, 1 token"), (f"ucla-tok{tag}-64", "TQP, 64 tokens"),
+                        (f"ucla-tok{tag}-128", "TQP, 128 tokens (the paper's length)")):
         report = read_json(runs / name / "report.json")
         if report is not None:
             found.append(row(f"{label}, run `{name}`", report.get("test"), tune_setting(runs / name)))
@@ -215,6 +227,7 @@ def main() -> None:
     out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot, 4 held-out classes, 4-way choice")
     out += cross_dataset_table(runs)
     out += bridge_table(runs)
+    out += bridge_table(runs, "-full")
     print("\n".join(out) if out else f"no finished runs under {runs}")
 
 

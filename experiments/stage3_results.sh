@@ -6,6 +6,7 @@
 #   bash experiments/stage3_results.sh                 # llm cross zeroshot
 #   bash experiments/stage3_results.sh msr msrzeroshot # MSR Action3D (needs stage2_results.sh msr msrzeroshot)
 #   bash experiments/stage3_results.sh ablation tokens # the bridge ablation and action-token lengths
+#   A_SAMPLES=all A_EPOCHS=1 A_TAG=-full bash experiments/stage3_results.sh ablation   # at a larger budget
 #
 # Settings: configs/tune/nw-ucla-cpu.yaml (16 action tokens, 1-layer TQP, LoRA r=8) with E3 epochs; the
 # ablation runs use A_SAMPLES training samples, 1 epoch and A_EVAL evaluation samples each (a 2-core CPU: one
@@ -17,8 +18,10 @@ export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 OUT=${OUT:-runs/results}
 E3=${E3:-2}                  # tuning epochs for the main NW-UCLA run and the zero-shot runs
 ZS_SEEDS=${ZS_SEEDS:-1}      # which stage-2 zero-shot encoders (ucla-zs-seedN) get an LLM on top
-A_SAMPLES=${A_SAMPLES:-240}  # training samples per ablation run
+A_SAMPLES=${A_SAMPLES:-240}  # training samples per ablation run ("all": the whole training split)
+A_EPOCHS=${A_EPOCHS:-1}      # tuning epochs per ablation run
 A_EVAL=${A_EVAL:-160}        # validation/test samples per ablation run (seeded subsets)
+A_TAG=${A_TAG:-}             # run-name suffix, so runs at another budget sit beside these (ucla-abl$A_TAG-tqp)
 CONFIG=configs/tune/nw-ucla-cpu.yaml
 sugar() { $PY -m sugar.cli "$@"; }
 
@@ -69,17 +72,23 @@ msrzeroshot() {  # MSR Action3D with 4 held-out classes (stage-2 run msr-zs-seed
   done
 }
 
+budget() {  # the ablation runs' shared budget as tune overrides
+  local samples=$A_SAMPLES
+  [[ $samples == all ]] && samples=null
+  echo "--set epochs=$A_EPOCHS --set max_train_samples=$samples --set max_eval_samples=$A_EVAL"
+}
+
 ablation() {  # the paper's bridge ablation on NW-UCLA, same budget for each kind
   for kind in tqp qformer linear pool; do
-    tune "ucla-abl-$kind" ucla-milnce --set epochs=1 --set bridge.kind=$kind --set max_train_samples="$A_SAMPLES" \
-      --set max_eval_samples="$A_EVAL"
+    # shellcheck disable=SC2046
+    tune "ucla-abl$A_TAG-$kind" ucla-milnce --set bridge.kind=$kind $(budget)
   done
 }
 
-tokens() {  # action-token lengths (TQP); 16 is ucla-abl-tqp
+tokens() {  # action-token lengths (TQP); 16 is ucla-abl$A_TAG-tqp
   for n in 1 64 128; do
-    tune "ucla-tok-$n" ucla-milnce --set epochs=1 --set bridge.num_queries=$n --set max_train_samples="$A_SAMPLES" \
-      --set max_eval_samples="$A_EVAL"
+    # shellcheck disable=SC2046
+    tune "ucla-tok$A_TAG-$n" ucla-milnce --set bridge.num_queries=$n $(budget)
   done
 }
 
