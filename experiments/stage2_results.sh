@@ -70,7 +70,7 @@ zeroshot() {  # 2 classes held out, chosen by sugar.evaluation.choose_unseen_cla
 }
 
 msrzeroshot() {  # MSR Action3D, 4 classes held out (the stage-3 zero-shot protocol), seeds in MSR_ZS_SEEDS
-  for seed in ${MSR_ZS_SEEDS:-1}; do
+  for seed in ${MSR_ZS_SEEDS:-1 2 3}; do
     train "msr-zs-seed$seed" configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" --set loss=milnce --set unseen_classes=4 \
       --set seed=$seed
     evaluate "msr-zs-seed$seed" --no-tsne
