@@ -17,7 +17,7 @@ PY=${PYTHON:-python}
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 OUT=${OUT:-runs/results}
 E3=${E3:-2}                  # tuning epochs for the main NW-UCLA run and the zero-shot runs
-ZS_SEEDS=${ZS_SEEDS:-1}      # which stage-2 zero-shot encoders (ucla-zs-seedN) get an LLM on top
+ZS_SEEDS=${ZS_SEEDS:-1 2 3}  # which stage-2 zero-shot encoders (ucla-zs-seedN) get an LLM on top
 A_SAMPLES=${A_SAMPLES:-240}  # training samples per ablation run ("all": the whole training split)
 A_EPOCHS=${A_EPOCHS:-1}      # tuning epochs per ablation run
 A_EVAL=${A_EVAL:-160}        # validation/test samples per ablation run (seeded subsets)
@@ -67,7 +67,7 @@ msr() {  # MSR Action3D cross-subject, closed set, on the stage-2 MIL-NCE encode
 }
 
 msrzeroshot() {  # MSR Action3D with 4 held-out classes (stage-2 run msr-zs-seedN of stage2_results.sh msrzeroshot)
-  for seed in ${MSR_ZS_SEEDS:-1}; do
+  for seed in ${MSR_ZS_SEEDS:-1 2 3}; do
     CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-zs-seed$seed" "msr-zs-seed$seed" --set epochs="$E3"
   done
 }
