@@ -110,3 +110,15 @@ def test_evaluate_cli_on_the_demo_recognizer(demo) -> None:
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["views"]["all"]["samples"] == 12 and 0 <= summary["views"]["all"]["top1"] <= 1
     assert (demo.out / "recognizer" / "evaluation" / "test" / "confusion-llm-all.png").is_file()
+
+
+def test_evaluate_cli_ranks_by_the_whole_answer(demo, tmp_path) -> None:
+    out = tmp_path / "by-answer"
+    res = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "12",
+                              "--rank-by", "answer", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["rank_by"] == "answer" and saved["views"]["all"]["samples"] == 12
+    bad = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "2",
+                              "--rank-by", "description", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "--rank-by 'description'" in str(bad.exception)

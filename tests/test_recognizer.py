@@ -185,3 +185,41 @@ def test_int8_quantised_ranking_stays_close_and_is_inference_only(tmp_path_facto
         int8_rec.train()
     with pytest.raises(SugarError, match="cannot be saved"):
         int8_rec.save(tmp_path_factory.mktemp("int8"))
+
+
+def test_answer_candidates_extend_the_label_candidate(tok) -> None:
+    label = candidate_ids(tok, "sit down")
+    full = candidate_ids(tok, "sit down", "The person bends the knees and lowers onto a chair.")
+    assert full[:len(label)] == label and len(full) > len(label)
+    assert candidate_ids(tok, "sit down", "The person bends the knees.", max_tokens=4) == full[:4]
+    assert candidate_ids(tok, "sit down", "") == label
+
+
+@torch.no_grad()
+def test_rank_by_answer_scores_label_and_knowledge_description(rec, tok) -> None:
+    # new actions with their knowledge (zero-shot), mixed with one trained action whose description is stored
+    knowledge = {"jump": "Both feet leave the ground at once.", "kick": "One leg swings forward from the hip."}
+    actions = ["jump", "kick", ACTIONS[0]]
+    tokens = _tokens(2, seed=3)
+    got = rec.recognize(tokens, actions=actions, knowledge=knowledge, rank_by="answer", describe=False, top_k=3)
+    parts = rec.prompt(actions)
+    texts = {**knowledge, ACTIONS[0]: rec.descriptions[ACTIONS[0]]}
+    for t, result in zip(tokens, got, strict=True):
+        plain = {}
+        for a in actions:
+            ids = candidate_ids(tok, a, texts[a], rec.cfg.max_answer_tokens)
+            logp, start = _full_sequence(rec, t, parts, ids)
+            plain[a] = sum(float(logp[start - 1 + j, i]) for j, i in enumerate(ids)) / len(ids)
+        assert result["label"] == max(plain, key=plain.get)
+        expected = torch.softmax(torch.tensor([plain[a] for a in actions]), 0)
+        for label, score in result["top5"]:
+            assert score == pytest.approx(float(expected[actions.index(label)]), abs=1e-4)
+    by_label = rec.recognize(tokens, actions=actions, knowledge=knowledge, describe=False)
+    assert [r["score"] for r in by_label] != [r["score"] for r in got]
+
+
+def test_rank_by_rejects_unknown_values(rec) -> None:
+    from sugar.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="rank_by"):
+        rec.recognize(_tokens(1), rank_by="description")

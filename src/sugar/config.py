@@ -125,6 +125,7 @@ class TuneConfig:
     max_answer_tokens: int = 48  # answers ("label. description") are cut to this many tokens
     max_description_tokens: int = 32  # generated after the label at inference
     decode: str = "rank"  # rank | generate (used for validation/test)
+    rank_by: str = "label"  # rank mode scores "label." | "answer": "label. description" (from the knowledge)
     eval_batch_size: int = 32
     checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0 = once per epoch)
     log_every: int = 10  # optimizer steps between TensorBoard loss points

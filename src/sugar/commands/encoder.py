@@ -59,11 +59,13 @@ def pretrain_cmd(
 
 
 def _evaluate_recognizer(run: Path, split: str, dataset: str | None, protocol: str | None, root: Path | None,
-                         out: Path | None, mode: str, limit: int | None) -> None:
+                         out: Path | None, mode: str, limit: int | None, rank_by: str | None) -> None:
     from sugar.training.recognizer_eval import evaluate_recognizer_run
 
-    res = evaluate_recognizer_run(run, split, dataset, protocol, str(root) if root else None, mode, out, limit=limit)
-    table = Table(title=f"LLM recogniser ({mode}): {res['dataset']} {split}")
+    res = evaluate_recognizer_run(run, split, dataset, protocol, str(root) if root else None, mode, out, limit=limit,
+                                  rank_by=rank_by)
+    how = f"{mode}, by {res['rank_by']}" if mode == "rank" else mode
+    table = Table(title=f"LLM recogniser ({how}): {res['dataset']} {split}")
     for col in ("view", "classes", "samples", "top-1 %", "top-5 %", "mean class acc %"):
         table.add_column(col)
     for name, r in res["views"].items():
@@ -86,13 +88,15 @@ def evaluate_cmd(
     tsne: bool = typer.Option(True, "--tsne/--no-tsne", help="t-SNE of features before/after training."),
     mode: str = typer.Option("rank", "--mode", help="Stage-3 runs: rank | generate."),
     limit: int = typer.Option(None, "--limit", help="Stage-3 runs: score a seeded random subset of this size."),
+    rank_by: str = typer.Option(None, "--rank-by", help="Stage-3 rank mode: label | answer (label + knowledge "
+                                "description); default: the run's setting."),
 ) -> None:
     """Score a split: a stage-2 run with its text head (cosine to class texts) and CE head, with confusion
     matrices and t-SNE; a stage-3 run with the LLM recogniser (another --dataset = its action list, zero-shot)."""
     from sugar.training.evaluate import evaluate_run
 
     if (run / "recognizer.json").is_file():
-        _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit)
+        _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit, rank_by)
         return
 
     res = evaluate_run(run, split, multi_clip, dataset, protocol, str(root) if root else None, out, tsne)

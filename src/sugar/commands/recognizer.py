@@ -67,6 +67,8 @@ def predict_cmd(
     actions: str = typer.Option(None, "--actions", help="Candidate actions: dataset name, text file or knowledge "
                                                         "JSON (default: the run's training list)."),
     mode: str = typer.Option("rank", "--mode", help="rank | generate."),
+    rank_by: str = typer.Option(None, "--rank-by", help="Rank mode: label | answer (also score each action's "
+                                "knowledge description; needs --actions with knowledge for new actions)."),
     fmt: str = typer.Option(None, "--format", help="Input format (default: detected from the file)."),
     batch_size: int = typer.Option(32, "--batch-size"),
     render: Path = typer.Option(None, "--render", help="Also animate each sequence with its answer written on it "
@@ -91,7 +93,8 @@ def predict_cmd(
     for f in files:
         got = read_file(f, format=fmt) if fmt else read_file(f)
         samples += got if isinstance(got, list) else [got]
-    results = rec.recognize(samples, actions=names, knowledge=knowledge, mode=mode, batch_size=batch_size)
+    results = rec.recognize(samples, actions=names, knowledge=knowledge, mode=mode, batch_size=batch_size,
+                            rank_by=rank_by)
     for s, r in zip(samples, results, strict=True):
         picture = {}
         if render is not None:

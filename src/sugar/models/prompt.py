@@ -87,9 +87,18 @@ def answer_ids(tokenizer: Any, parts: PromptParts, label: str, description: str 
     return ids + list(parts.end_ids)
 
 
-def candidate_ids(tokenizer: Any, label: str) -> list[int]:
-    """What rank mode scores for one list entry: the ids of "{label}." (a prefix of the trained answer)."""
-    return list(_encode(tokenizer, f"{label}."))
+def candidate_ids(tokenizer: Any, label: str, description: str | None = None,
+                  max_tokens: int | None = None) -> list[int]:
+    """What rank mode scores for one list entry: "{label}." (a prefix of the trained answer), or, given the
+    entry's knowledge description, the whole trained answer "{label}. {description}" cut to max_tokens.
+
+    Scoring the description lets the words an unseen class shares with the trained ones ("bends the knees",
+    "raises one arm") carry evidence, not only the class name.
+    """
+    if not description:
+        return list(_encode(tokenizer, f"{label}."))
+    ids = list(_encode(tokenizer, answer_text(label, description)))
+    return ids[:max_tokens] if max_tokens is not None else ids
 
 
 def build_batch(embed_tokens: torch.nn.Module, parts: PromptParts, action_embeds: torch.Tensor,

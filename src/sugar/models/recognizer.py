@@ -41,6 +41,7 @@ FORMAT = "sugar-recognizer/1"
 META_FILE = "recognizer.json"
 BRIDGE_FILE = "bridge.safetensors"
 ADAPTER_DIR = "adapter"
+RANK_BY = ("label", "answer")
 
 
 def descriptions_from(knowledge: Any) -> dict[str, str]:
@@ -329,25 +330,32 @@ class Recognizer(nn.Module):
     def recognize(self, samples: Sequence[Sample | torch.Tensor], actions: Sequence[str] | None = None,
                   knowledge: Any = None, mode: str | None = None, batch_size: int | None = None,
                   describe: bool = True, top_k: int = 5, zero_shot_prompt: bool | None = None,
-                  ) -> list[dict[str, Any]]:
+                  rank_by: str | None = None) -> list[dict[str, Any]]:
         """One result per sample: {label, score, top5, description, knowledge, match, answer}.
 
         samples: Sample objects (run through the encoder) or precomputed encoder token sequences [T', d].
         actions: the candidate list (default: the training list). knowledge: a Knowledge object or a
         {label: description} mapping, reported as "knowledge" beside the generated description.
         rank: score = softmax over the list of the length-normalised log-likelihoods; top5 from the same.
+        rank_by (default cfg.rank_by): "label" scores "{label}."; "answer" scores "{label}. {description}" for
+        entries with a description (from `knowledge` or the training knowledge), "{label}." for the others.
         generate: score = geometric-mean probability of the generated answer tokens.
         """
         mode = mode or self.cfg.decode
         if mode not in ("rank", "generate"):
             raise ConfigError(f"mode {mode!r}: choose rank or generate")
+        rank_by = rank_by or self.cfg.rank_by
+        if rank_by not in RANK_BY:
+            raise ConfigError(f"rank_by {rank_by!r}: choose one of {', '.join(RANK_BY)}")
         actions = list(actions) if actions is not None else list(self.actions)
         if len(actions) < 1 or len(set(actions)) != len(actions):
             raise ConfigError("the action list must be non-empty and without duplicates")
         refs = {**self.descriptions, **descriptions_from(knowledge)}
         zero_shot = self.cfg.zero_shot_prompt if zero_shot_prompt is None else zero_shot_prompt
         parts = self.prompt(actions, zero_shot)
-        tree = decoding.CandidateTree.build([candidate_ids(self.tokenizer, a) for a in actions])
+        tree = decoding.CandidateTree.build([
+            candidate_ids(self.tokenizer, a, refs.get(a) if rank_by == "answer" else None, self.cfg.max_answer_tokens)
+            for a in actions])
         was_training = self.training
         self.eval()
         results: list[dict[str, Any]] = []

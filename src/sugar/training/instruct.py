@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from sugar.config import PretrainConfig, TuneConfig, load_config, save_config, to_dict
 from sugar.errors import ConfigError, DataError, SugarError
 from sugar.fileio import atomic_write_text
-from sugar.models.recognizer import Recognizer
+from sugar.models.recognizer import RANK_BY, Recognizer
 from sugar.training.loop import (
     DistInfo,
     MetricsWriter,
@@ -209,8 +209,12 @@ def _lr(step: int, total: int, cfg: TuneConfig) -> float:
 
 
 def evaluate(rec: Recognizer, data: TuneData, split: str, actions: list[str], keep: list[int],
-             mode: str = "rank", limit: int | None = None, describe: bool = False) -> dict[str, Any]:
-    """Top-1/top-5 (and mean class accuracy) of `rec` on a split, restricted to classes `keep` (indices)."""
+             mode: str = "rank", limit: int | None = None, describe: bool = False,
+             knowledge: dict[str, str] | None = None) -> dict[str, Any]:
+    """Top-1/top-5 (and mean class accuracy) of `rec` on a split, restricted to classes `keep` (indices).
+
+    knowledge: label -> description for the listed classes, needed by rank_by="answer" for classes the
+    recogniser was not trained on (held out)."""
     ds = _Relabel(data.splits[split], data.labels[split], keep)
     ds_l, y = _limit(ds, ds.labels, limit, 0)
     if len(ds_l) == 0:  # type: ignore[arg-type]
@@ -221,7 +225,7 @@ def evaluate(rec: Recognizer, data: TuneData, split: str, actions: list[str], ke
         if isinstance(x, torch.Tensor) and x.dim() == 5:
             with torch.no_grad():
                 x = list(rec.encoder(x.to(rec.device)).float())  # type: ignore[misc]
-        preds += rec.recognize(x, actions=actions, mode=mode, describe=describe)
+        preds += rec.recognize(x, actions=actions, knowledge=knowledge, mode=mode, describe=describe)
     truth = [actions[i] for i in y.tolist()]
     top1 = np.array([p["label"] == t for p, t in zip(preds, truth, strict=True)])
     top5 = np.array([t in [lab for lab, _ in p["top5"]] for p, t in zip(preds, truth, strict=True)])
@@ -268,6 +272,8 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
           tokenizer: Any, info: DistInfo, stop_after_steps: int | None) -> dict[str, Any]:
     if cfg.decode not in ("rank", "generate"):
         raise ConfigError(f"decode {cfg.decode!r}: choose rank or generate")
+    if cfg.rank_by not in RANK_BY:
+        raise ConfigError(f"rank_by {cfg.rank_by!r}: choose one of {', '.join(RANK_BY)}")
     torch.manual_seed(cfg.seed)
     run = RunDir(run_dir or default_run_dir(cfg))
     if info.is_main:
@@ -391,11 +397,11 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
         checkpoint()
     if writer is not None:
         writer.close()
-    return _finish(cfg, run, rec, data, actions, seen, unseen, info)
+    return _finish(cfg, run, rec, data, actions, seen, unseen, info, descriptions)
 
 
 def _finish(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData, actions: list[str], seen: list[int],
-            unseen: list[int], info: DistInfo) -> dict[str, Any]:
+            unseen: list[int], info: DistInfo, descriptions: dict[str, str]) -> dict[str, Any]:
     """Selected weights -> saved recogniser; test evaluated once (seen classes, and unseen ones if held out)."""
     if not info.is_main:
         barrier(info)
@@ -413,7 +419,7 @@ def _finish(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData, actio
         report["test"] = evaluate(rec, data, "test", actions, seen, cfg.decode, cfg.max_eval_samples)
         if unseen:
             report["test_unseen"] = evaluate(rec, data, "test", [data.classes[i] for i in unseen], unseen,
-                                             cfg.decode, cfg.max_eval_samples)
+                                             cfg.decode, cfg.max_eval_samples, knowledge=descriptions)
     atomic_write_text(run.path / "report.json", json.dumps(report, indent=1))
     barrier(info)
     return report

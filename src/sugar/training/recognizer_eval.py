@@ -13,19 +13,20 @@ from typing import Any
 
 import numpy as np
 
-from sugar.errors import SugarError
+from sugar.errors import ConfigError, SugarError
 from sugar.evaluation import classification_report
 from sugar.fileio import atomic_write_text
 
 NO_MATCH = "(no match)"
 
 
-def _scores(rec: Any, samples: list, actions: list[str], mode: str, batch_size: int) -> np.ndarray:
+def _scores(rec: Any, samples: list, actions: list[str], mode: str, batch_size: int,
+            knowledge: dict[str, str], rank_by: str | None) -> np.ndarray:
     """[N, K] scores, rank mode's softmax over the list; generate mode: [N, K + 1], the matched label (or the
     last column, NO_MATCH, when the answer matched no list entry) above every listed score."""
     out = np.zeros((len(samples), len(actions) + (mode == "generate")), dtype=np.float64)
-    results = rec.recognize(samples, actions=actions, mode=mode, batch_size=batch_size, describe=False,
-                            top_k=len(actions))
+    results = rec.recognize(samples, actions=actions, knowledge=knowledge, mode=mode, batch_size=batch_size,
+                            describe=False, top_k=len(actions), rank_by=rank_by)
     for row, r in enumerate(results):
         for label, score in r.get("top5") or []:
             out[row, actions.index(label)] = score
@@ -37,13 +38,19 @@ def _scores(rec: Any, samples: list, actions: list[str], mode: str, batch_size: 
 def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: str | None = None,
                             protocol: str | None = None, root: str | None = None, mode: str = "rank",
                             out_dir: str | Path | None = None, batch_size: int = 16,
-                            limit: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Score `split` with the recogniser; write results.json and confusion PNGs; return the report."""
+                            limit: int | None = None, progress: bool = True, rank_by: str | None = None,
+                            ) -> dict[str, Any]:
+    """Score `split` with the recogniser; write results.json and confusion PNGs; return the report.
+
+    rank_by: None = the run's setting; "answer" scores each entry's knowledge description too (the run's
+    knowledge file for its own dataset, the other dataset's shipped file for --dataset)."""
     from sugar.config import PretrainConfig, load_config
-    from sugar.models.recognizer import Recognizer
+    from sugar.models.recognizer import RANK_BY, Recognizer
     from sugar.training.pretrain import open_split
     from sugar.viz import plot_confusion
 
+    if rank_by is not None and rank_by not in RANK_BY:  # before minutes of loading
+        raise ConfigError(f"--rank-by {rank_by!r}: choose one of {', '.join(RANK_BY)}")
     run_dir = Path(run_dir)
     rec = Recognizer.load(run_dir)
     if rec.encoder is None or not rec.cfg.encoder_run:
@@ -65,8 +72,10 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     if held_out:
         groups = {"seen": groups["all"], "zero_shot": [i for i, c in enumerate(classes) if c in held_out]}
 
+    rank_by = rank_by or rec.cfg.rank_by
+    knowledge = _descriptions(name if other else (rec.cfg.knowledge or name), classes, rank_by == "answer")
     report: dict[str, Any] = {"run": str(run_dir), "dataset": name, "split": split, "mode": mode,
-                              "llm": rec.cfg.llm, "views": {}, "pictures": {}}
+                              "rank_by": rank_by, "llm": rec.cfg.llm, "views": {}, "pictures": {}}
     loaded = _load(ds, positions, progress)
     for view, keep in groups.items():
         rows = np.flatnonzero(np.isin(labels, keep))
@@ -76,7 +85,7 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
         samples = [loaded[r] for r in rows]
         y = np.array([keep.index(int(labels[r])) for r in rows])
         names = [*actions, NO_MATCH] if mode == "generate" else actions
-        rep = classification_report(_scores(rec, samples, actions, mode, batch_size), y, names)
+        rep = classification_report(_scores(rec, samples, actions, mode, batch_size, knowledge, rank_by), y, names)
         if mode == "generate":
             rep["unmatched"] = int(np.asarray(rep["confusion"])[:, -1].sum())
         report["views"][view] = rep
@@ -87,6 +96,26 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     report["out_dir"] = str(out)
     atomic_write_text(out / "results.json", json.dumps(report, indent=1))
     return report
+
+
+def _descriptions(knowledge: str, classes: list[str], required: bool) -> dict[str, str]:
+    """label -> description of `classes`; an error naming the file when rank_by="answer" cannot have them."""
+    if knowledge == "none":
+        if required:
+            raise SugarError("rank_by=answer needs knowledge descriptions, but the run was tuned with knowledge=none")
+        return {}
+    from sugar.knowledge.schema import load_knowledge
+
+    try:
+        table = {c.label: c.description for c in load_knowledge(knowledge).classes}
+    except SugarError:
+        if required:
+            raise
+        return {}
+    missing = [c for c in classes if c not in table]
+    if missing and required:
+        raise SugarError(f"knowledge {knowledge!r} has no description for {missing[:5]} (needed by rank_by=answer)")
+    return {c: table[c] for c in classes if c in table}
 
 
 def _load(ds: Any, positions: np.ndarray, progress: bool) -> list:
