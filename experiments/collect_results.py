@@ -143,6 +143,8 @@ def stage3_closed_table(runs: Path, prefix: str, title: str) -> list[str]:
     if report is not None:
         found.append(row(f"stage 3: SmolLM2-135M + TQP + LoRA, rank mode, run `{llm.name}`", report.get("test"),
                          tune_setting(llm)))
+        found.append(row("stage 3: same run, rank by label + knowledge description (`--rank-by answer`)",
+                         by_answer(llm, "all"), "same weights"))
         gen = read_json(llm / "evaluation" / "test-generate" / "results.json")
         if gen is not None:
             rep = gen["views"]["all"]
@@ -153,30 +155,46 @@ def stage3_closed_table(runs: Path, prefix: str, title: str) -> list[str]:
     return [*lines, *found, ""] if found else []
 
 
+def by_answer(run: Path, view: str, eval_dir: str = "test-answer") -> dict[str, Any] | None:
+    """A view of `sugar evaluate RUN --rank-by answer` (stage3_results.sh byanswer), if it was run."""
+    res = read_json(run / "evaluation" / eval_dir / "results.json")
+    return res["views"].get(view) if res is not None else None
+
+
+def mean_cell(values: list[float | None], rows: int) -> str:
+    got = [v for v in values if v is not None]
+    return pct(sum(got) / len(got)) if got and len(got) == rows else "-"
+
+
 def stage3_zeroshot_table(runs: Path, prefix: str, title: str) -> list[str]:
     lines = [f"### {title} (never seen by the encoder or the LLM)", "",
-             "| seed | held-out classes | unseen test samples | LLM rank top-1 % | stage-2 text head top-1 % | "
-             "LLM seen classes top-1 % |", "|---|---|---|---|---|---|"]
-    llm_tops, text_tops, seen_tops = [], [], []
+             "| seed | held-out classes | unseen test samples | LLM rank by label top-1 % | LLM rank by label + "
+             "description top-1 % | stage-2 text head top-1 % | LLM seen classes top-1 % (by label / + description) |",
+             "|---|---|---|---|---|---|---|"]
+    cols: dict[str, list[float | None]] = {"llm": [], "answer": [], "text": [], "seen": [], "seen_answer": []}
     for seed in (1, 2, 3):
-        report = read_json(runs / f"{prefix}-llm-zs-seed{seed}" / "report.json")
+        run = runs / f"{prefix}-llm-zs-seed{seed}"
+        report = read_json(run / "report.json")
         if report is None or "test_unseen" not in report:
             continue
         enc = load(runs / f"{prefix}-zs-seed{seed}")
-        text = enc["results"]["heads"]["text"]["zero_shot"]["top1"] if enc else None
         un = report["test_unseen"]
-        llm_tops.append(un["top1"])
-        seen_tops.append(report["test"]["top1"])
-        if text is not None:
-            text_tops.append(text)
-        lines.append(f"| {seed} | {', '.join(report['excluded'])} | {un['samples']} | {pct(un['top1'])} | "
-                     f"{pct(text) if text is not None else '-'} | {pct(report['test']['top1'])} |")
-    if not llm_tops:
+        answer, seen_answer = by_answer(run, "zero_shot"), by_answer(run, "seen")
+        row_values = {"llm": un["top1"], "answer": answer["top1"] if answer else None,
+                      "text": enc["results"]["heads"]["text"]["zero_shot"]["top1"] if enc else None,
+                      "seen": report["test"]["top1"], "seen_answer": seen_answer["top1"] if seen_answer else None}
+        for k, v in row_values.items():
+            cols[k].append(v)
+        cell = {k: pct(v) if v is not None else "-" for k, v in row_values.items()}
+        lines.append(f"| {seed} | {', '.join(report['excluded'])} | {un['samples']} | {cell['llm']} | "
+                     f"{cell['answer']} | {cell['text']} | {cell['seen']} / {cell['seen_answer']} |")
+    n = len(cols["llm"])
+    if not n:
         return []
-    if len(llm_tops) > 1:
-        text_mean = pct(sum(text_tops) / len(text_tops)) if len(text_tops) == len(llm_tops) else "-"
-        lines.append(f"| mean of {len(llm_tops)} | | | {pct(sum(llm_tops) / len(llm_tops))} | {text_mean} | "
-                     f"{pct(sum(seen_tops) / len(seen_tops))} |")
+    if n > 1:
+        mean = {k: mean_cell(v, n) for k, v in cols.items()}
+        lines.append(f"| mean of {n} | | | {mean['llm']} | {mean['answer']} | {mean['text']} | "
+                     f"{mean['seen']} / {mean['seen_answer']} |")
     return [*lines, ""]
 
 
@@ -190,6 +208,8 @@ def cross_dataset_table(runs: Path) -> list[str]:
     llm = read_json(runs / "ucla-llm" / "evaluation" / "msr-action3d-test" / "results.json")
     if llm is not None:
         found.append(row("stage 3: LLM recogniser (rank), run `ucla-llm`", llm["views"]["all"], "NW-UCLA only"))
+    found.append(row("stage 3: same, rank by label + MSR's knowledge descriptions (`--rank-by answer`)",
+                     by_answer(runs / "ucla-llm", "all", "msr-action3d-test-answer"), "NW-UCLA only"))
     found = [f for f in found if f]
     return [*lines, *found, ""] if found else []
 

@@ -6,6 +6,7 @@
 #   bash experiments/stage3_results.sh                 # llm cross zeroshot
 #   bash experiments/stage3_results.sh msr msrzeroshot # MSR Action3D (needs stage2_results.sh msr msrzeroshot)
 #   bash experiments/stage3_results.sh ablation tokens # the bridge ablation and action-token lengths
+#   bash experiments/stage3_results.sh byanswer        # re-score finished runs by label + description (no training)
 #   A_SAMPLES=all A_EPOCHS=1 A_TAG=-full bash experiments/stage3_results.sh ablation   # at a larger budget
 #
 # Settings: configs/tune/nw-ucla-cpu.yaml (16 action tokens, 1-layer TQP, LoRA r=8) with E3 epochs; the
@@ -92,12 +93,27 @@ tokens() {  # action-token lengths (TQP); 16 is ucla-abl$A_TAG-tqp
   done
 }
 
+byanswer() {  # rank mode scoring "label. description" (knowledge) instead of "label." on the finished runs
+  local run
+  for run in ucla-llm msr-llm ucla-llm-zs-seed{1..9} msr-llm-zs-seed{1..9}; do
+    [[ -f $OUT/$run/report.json && ! -f $OUT/$run/evaluation/test-answer/results.json ]] || continue
+    sugar evaluate "$OUT/$run" --split test --rank-by answer --out "$OUT/$run/evaluation/test-answer" \
+      >> "$OUT/logs/$run.log" 2>&1
+    echo "$(date -u +%H:%M:%S) evaluated $run (rank by answer)"
+  done
+  if [[ -f $OUT/ucla-llm/report.json && ! -f $OUT/ucla-llm/evaluation/msr-action3d-test-answer/results.json ]]; then
+    sugar evaluate "$OUT/ucla-llm" --dataset msr-action3d --split test --rank-by answer \
+      --out "$OUT/ucla-llm/evaluation/msr-action3d-test-answer" >> "$OUT/logs/ucla-llm.log" 2>&1
+    echo "$(date -u +%H:%M:%S) evaluated cross-dataset ucla-llm (rank by answer)"
+  fi
+}
+
 mkdir -p "$OUT/logs"
 parts=("$@")
 (( ${#parts[@]} )) || parts=(llm cross zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    llm|cross|zeroshot|msr|msrzeroshot|ablation|tokens) "$part" ;;
-    *) echo "unknown part $part (llm cross zeroshot msr msrzeroshot ablation tokens)" >&2; exit 2 ;;
+    llm|cross|zeroshot|msr|msrzeroshot|ablation|tokens|byanswer) "$part" ;;
+    *) echo "unknown part $part (llm cross zeroshot msr msrzeroshot ablation tokens byanswer)" >&2; exit 2 ;;
   esac
 done
