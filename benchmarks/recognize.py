@@ -25,19 +25,21 @@ from pathlib import Path
 import torch
 
 CONFIGS = [
-    # (name, mode, batch, prefix cache, describe, int8)
-    ("rank", "rank", 1, True, False, False),
-    ("rank", "rank", 1, False, False, False),
-    ("rank", "rank", 32, True, False, False),
-    ("rank", "rank", 32, False, False, False),
-    ("rank int8", "rank", 32, True, False, True),
-    ("rank+describe", "rank", 32, True, True, False),
-    ("rank+describe int8", "rank", 32, True, True, True),
-    ("generate", "generate", 1, True, True, False),
-    ("generate", "generate", 1, False, True, False),
-    ("generate", "generate", 32, True, True, False),
-    ("generate", "generate", 32, False, True, False),
-    ("train-step", "train", 8, False, False, False),
+    # (name, mode, batch, prefix cache, describe, int8, rank_by)
+    ("rank", "rank", 1, True, False, False, "label"),
+    ("rank", "rank", 1, False, False, False, "label"),
+    ("rank", "rank", 32, True, False, False, "label"),
+    ("rank", "rank", 32, False, False, False, "label"),
+    ("rank int8", "rank", 32, True, False, True, "label"),
+    ("rank by answer", "rank", 32, True, False, False, "answer"),
+    ("rank by answer int8", "rank", 32, True, False, True, "answer"),
+    ("rank+describe", "rank", 32, True, True, False, "label"),
+    ("rank+describe int8", "rank", 32, True, True, True, "label"),
+    ("generate", "generate", 1, True, True, False, "label"),
+    ("generate", "generate", 1, False, True, False, "label"),
+    ("generate", "generate", 32, True, True, False, "label"),
+    ("generate", "generate", 32, False, True, False, "label"),
+    ("train-step", "train", 8, False, False, False, "label"),
 ]
 
 
@@ -48,13 +50,16 @@ def _recognizer(args: argparse.Namespace):
 
     if args.run:
         return Recognizer.load(args.run, with_encoder=False)
+    from sugar.knowledge.schema import load_knowledge
+
     actions = list(load_action_list(args.actions))[: args.classes]
+    descriptions = {c.label: c.description for c in load_knowledge(args.actions).classes if c.label in actions}
     torch.manual_seed(0)
-    return Recognizer.build(TuneConfig(), args.dim, actions)
+    return Recognizer.build(TuneConfig(), args.dim, actions, descriptions)
 
 
 def run_one(args: argparse.Namespace, index: int) -> dict:
-    name, mode, batch, cached, describe, int8 = CONFIGS[index]
+    name, mode, batch, cached, describe, int8, rank_by = CONFIGS[index]
     torch.set_num_threads(args.threads)
     rec = _recognizer(args)
     if int8:
@@ -63,6 +68,7 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
     g = torch.Generator().manual_seed(1)
     tokens = [torch.randn(args.frames, rec.encoder_dim, generator=g) for _ in range(batch)]
     record = {"config": name, "mode": mode, "batch": batch, "prefix_cache": cached, "describe": describe, "int8": int8,
+              "rank_by": rank_by,
               "classes": len(actions), "action_tokens": rec.cfg.bridge.num_queries}
     if mode == "train":
         rec.train()
@@ -81,11 +87,12 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
         rec.eval()
         rec.use_prefix_cache = cached
         t0 = time.perf_counter()
-        rec.recognize(tokens, mode=mode, describe=describe, batch_size=batch)  # warm-up (+ prefix cache build)
+        # warm-up (+ prefix cache build)
+        rec.recognize(tokens, mode=mode, describe=describe, batch_size=batch, rank_by=rank_by)
         record["first_batch_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for _ in range(args.batches):
-            out = rec.recognize(tokens, mode=mode, describe=describe, batch_size=batch)
+            out = rec.recognize(tokens, mode=mode, describe=describe, batch_size=batch, rank_by=rank_by)
         dt = time.perf_counter() - t0
         record.update({"samples_per_s": args.batches * batch / dt, "batch_s": dt / args.batches,
                        "example": {k: out[0][k] for k in ("label", "match") if k in out[0]}})
@@ -114,6 +121,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128, help="encoder width (d)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--run", default=None, help="a tuned run directory (default: fresh bridge/LoRA, default config)")
+    ap.add_argument("--select", default=None, help="only the configurations whose name contains this text")
     ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--table", default=None, metavar="JSON", help="print a saved result file as a markdown table")
@@ -130,12 +138,14 @@ def main() -> None:
     load_causal_lm()
     results = []
     for i in range(len(CONFIGS)):
+        if args.select and args.select not in CONFIGS[i][0]:
+            continue
         cmd = [sys.executable, __file__, "--only", str(i), *sys.argv[1:]]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         rec = json.loads(out)
         results.append(rec)
         speed = f"{rec['samples_per_s']:.2f} samples/s" if "samples_per_s" in rec else f"{rec['step_s']:.2f} s/step"
-        print(f"{rec['config']:>14} batch {rec['batch']:>2} prefix-cache {rec['prefix_cache']!s:>5}: {speed:>18}"
+        print(f"{rec['config']:>20} batch {rec['batch']:>2} prefix-cache {rec['prefix_cache']!s:>5}: {speed:>18}"
               f"  peak RSS {rec['peak_rss_mib']:.0f} MiB", flush=True)
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "torch": torch.__version__, "threads": args.threads, "load_avg_after": os.getloadavg()}
