@@ -73,7 +73,7 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
         groups = {"seen": groups["all"], "zero_shot": [i for i, c in enumerate(classes) if c in held_out]}
 
     rank_by = rank_by or rec.cfg.rank_by
-    knowledge = _descriptions(name if other else (rec.cfg.knowledge or name), classes, rank_by == "answer")
+    knowledge = _descriptions(rec, name, other, classes) if rank_by == "answer" else {}
     report: dict[str, Any] = {"run": str(run_dir), "dataset": name, "split": split, "mode": mode,
                               "rank_by": rank_by, "llm": rec.cfg.llm, "views": {}, "pictures": {}}
     loaded = _load(ds, positions, progress)
@@ -98,24 +98,16 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     return report
 
 
-def _descriptions(knowledge: str, classes: list[str], required: bool) -> dict[str, str]:
-    """label -> description of `classes`; an error naming the file when rank_by="answer" cannot have them."""
-    if knowledge == "none":
-        if required:
-            raise SugarError("rank_by=answer needs knowledge descriptions, but the run was tuned with knowledge=none")
-        return {}
-    from sugar.knowledge.schema import load_knowledge
+def _descriptions(rec: Any, dataset: str, other: bool, classes: list[str]) -> dict[str, str]:
+    """label -> description of `classes` for rank_by="answer": the run's knowledge, or the other dataset's."""
+    from dataclasses import replace
 
-    try:
-        table = {c.label: c.description for c in load_knowledge(knowledge).classes}
-    except SugarError:
-        if required:
-            raise
-        return {}
-    missing = [c for c in classes if c not in table]
-    if missing and required:
-        raise SugarError(f"knowledge {knowledge!r} has no description for {missing[:5]} (needed by rank_by=answer)")
-    return {c: table[c] for c in classes if c in table}
+    from sugar.training.instruct import load_descriptions
+
+    cfg = replace(rec.cfg, knowledge=None) if other else rec.cfg
+    if cfg.knowledge == "none":
+        raise ConfigError("rank_by=answer needs knowledge descriptions; this run was tuned with knowledge=none")
+    return load_descriptions(cfg, dataset, classes)
 
 
 def _load(ds: Any, positions: np.ndarray, progress: bool) -> list:
