@@ -79,8 +79,9 @@ def predict_cmd(
 ) -> None:
     """Recognise and describe the action in each skeleton file; prints one JSON object per file."""
     from sugar.errors import SugarError
-    from sugar.models.recognizer import Recognizer
+    from sugar.models.recognizer import Recognizer, check_rank_by
 
+    check_rank_by(rank_by, "--rank-by")
     try:
         from sugar.skeleton.readers import read_file
     except ImportError:

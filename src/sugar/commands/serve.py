@@ -18,14 +18,21 @@ def register(app: typer.Typer) -> None:
         max_batch: int = typer.Option(32, help="Most samples the model sees in one batched call."),
         max_wait_ms: float = typer.Option(10.0, help="How long a request may wait for others to batch with."),
         int8: bool = typer.Option(False, "--int8", help="Run the LLM's linear layers in int8 (CPU; faster)."),
+        rank_by: str = typer.Option(None, "--rank-by", help="label | answer (label + knowledge description); "
+                                    "default: the run's setting."),
     ) -> None:
         """Serve POST /v1/recognize, GET/POST /v1/actions, /healthz, the OpenAPI schema and a web page at /."""
+        from dataclasses import replace
+
         import uvicorn
 
-        from sugar.models.recognizer import Recognizer
+        from sugar.models.recognizer import Recognizer, check_rank_by
         from sugar.serve import create_app
 
+        check_rank_by(rank_by, "--rank-by")
         recognizer = Recognizer.load(run)
+        if rank_by is not None:
+            recognizer.cfg = replace(recognizer.cfg, rank_by=rank_by)
         if int8:
             recognizer.quantize_int8()
         typer.echo(f"serving {run} on http://{host}:{port}  (web page at /, API docs at /docs)")

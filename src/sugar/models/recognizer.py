@@ -44,6 +44,13 @@ ADAPTER_DIR = "adapter"
 RANK_BY = ("label", "answer")
 
 
+def check_rank_by(value: str | None, name: str = "rank_by") -> str | None:
+    """`value` if it is a known rank_by (or None); else a ConfigError naming the option."""
+    if value is not None and value not in RANK_BY:
+        raise ConfigError(f"{name} {value!r}: choose one of {', '.join(RANK_BY)}")
+    return value
+
+
 def descriptions_from(knowledge: Any) -> dict[str, str]:
     """label -> description from a Knowledge object, a {label: description} mapping, or None."""
     if knowledge is None:
@@ -344,9 +351,7 @@ class Recognizer(nn.Module):
         mode = mode or self.cfg.decode
         if mode not in ("rank", "generate"):
             raise ConfigError(f"mode {mode!r}: choose rank or generate")
-        rank_by = rank_by or self.cfg.rank_by
-        if rank_by not in RANK_BY:
-            raise ConfigError(f"rank_by {rank_by!r}: choose one of {', '.join(RANK_BY)}")
+        rank_by = check_rank_by(rank_by or self.cfg.rank_by)
         actions = list(actions) if actions is not None else list(self.actions)
         if len(actions) < 1 or len(set(actions)) != len(actions):
             raise ConfigError("the action list must be non-empty and without duplicates")

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from sugar.config import PretrainConfig, TuneConfig, load_config, save_config, to_dict
 from sugar.errors import ConfigError, DataError, SugarError
 from sugar.fileio import atomic_write_text
-from sugar.models.recognizer import RANK_BY, Recognizer
+from sugar.models.recognizer import Recognizer, check_rank_by
 from sugar.training.loop import (
     DistInfo,
     MetricsWriter,
@@ -272,8 +272,7 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
           tokenizer: Any, info: DistInfo, stop_after_steps: int | None) -> dict[str, Any]:
     if cfg.decode not in ("rank", "generate"):
         raise ConfigError(f"decode {cfg.decode!r}: choose rank or generate")
-    if cfg.rank_by not in RANK_BY:
-        raise ConfigError(f"rank_by {cfg.rank_by!r}: choose one of {', '.join(RANK_BY)}")
+    check_rank_by(cfg.rank_by)
     torch.manual_seed(cfg.seed)
     run = RunDir(run_dir or default_run_dir(cfg))
     if info.is_main:

@@ -45,12 +45,11 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     rank_by: None = the run's setting; "answer" scores each entry's knowledge description too (the run's
     knowledge file for its own dataset, the other dataset's shipped file for --dataset)."""
     from sugar.config import PretrainConfig, load_config
-    from sugar.models.recognizer import RANK_BY, Recognizer
+    from sugar.models.recognizer import Recognizer, check_rank_by
     from sugar.training.pretrain import open_split
     from sugar.viz import plot_confusion
 
-    if rank_by is not None and rank_by not in RANK_BY:  # before minutes of loading
-        raise ConfigError(f"--rank-by {rank_by!r}: choose one of {', '.join(RANK_BY)}")
+    check_rank_by(rank_by, "--rank-by")  # before minutes of loading
     run_dir = Path(run_dir)
     rec = Recognizer.load(run_dir)
     if rec.encoder is None or not rec.cfg.encoder_run:
