@@ -3,8 +3,9 @@ prompt-prefix KV cache) and one training step, with the real SmolLM2-135M-Instru
 
 Inputs are precomputed encoder tokens (random values of the stage-2 "cpu" encoder's shape: T'=16, d=128), so
 the numbers are the bridge + LLM part; the encoder's own cost is stage 2's. The bridge and LoRA adapters are
-freshly initialised unless --run points at a tuned run (speed does not depend on the weight values, except that
-generate mode decodes until the model stops or the token budget ends). Each configuration runs in its own
+freshly initialised, with the --actions dataset's knowledge descriptions (the training answers and the
+"rank by answer" candidates), unless --run points at a tuned run (speed does not depend on the weight values,
+except that generate mode decodes until the model stops or the token budget ends). Each configuration runs in its own
 process so that its peak resident memory (ru_maxrss) is its own.
 
     PYTHONPATH=src python benchmarks/recognize.py [--classes 10] [--batches 3] [--run RUN] [--json OUT]
