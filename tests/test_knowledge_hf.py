@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from sugar import llm_loading
 from sugar.cli import app
 from sugar.errors import ConfigError
 from sugar.knowledge.schema import BODY_PARTS, load_knowledge
-from sugar.models import llm_loading
-from sugar.models.llm_loading import load_causal_lm, resolve_llm_source, smollm2_gguf_path
+from sugar.llm_loading import load_causal_lm, resolve_llm_source, smollm2_gguf_path
 from sugar.paths import cache_dir
 
 

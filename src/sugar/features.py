@@ -20,8 +20,7 @@ from safetensors import safe_open
 from torch.utils.data import DataLoader
 
 from sugar.errors import DataError
-from sugar.fileio import atomic_write_text
-from sugar.training.loop import atomic_save_safetensors
+from sugar.fileio import atomic_save_safetensors, atomic_write_text
 
 FORMAT = "sugar-features/1"
 

@@ -1,14 +1,20 @@
 """Atomic file writes: a killed process leaves either the old file or the new one, never half of one.
 
-Every artefact a run keeps (checkpoints, metrics, knowledge files, caches) is written through here.
+Every artefact a run keeps (checkpoints, metrics, knowledge files, caches, model folders) is written through
+here. This is the ground floor: it imports nothing else of the project.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
@@ -29,3 +35,28 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path,
+                            metadata: dict[str, str] | None = None) -> None:
+    """Weights as safetensors (CPU, contiguous), written atomically."""
+    from safetensors.torch import save_file  # deferred: text-only users of this module never load torch
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """Optimizer/RNG state (plain tensors and containers only: it is read back with weights_only=True)."""
+    import torch  # deferred, as above
+
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes: recorded beside checkpoints so a truncated or damaged file is recognised."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

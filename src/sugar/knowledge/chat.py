@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sugar.errors import SugarError
+from sugar.fileio import atomic_write_text
+from sugar.llm_loading import load_causal_lm
 from sugar.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -192,8 +194,6 @@ class HFChatProvider(ChatProvider):
     kind = "hf"
 
     def __init__(self, model: str = "smollm2-135m", dtype: Any = None, device: str | None = None):
-        from sugar.models.llm_loading import load_causal_lm
-
         super().__init__(model)
         self.lm, self.tokenizer = load_causal_lm(model, dtype, device=device)
         self._lock = threading.Lock()
@@ -272,8 +272,6 @@ class AnswerCache:
             return None
 
     def put(self, key: str, answer: str, meta: dict[str, Any] | None = None) -> None:
-        from sugar.fileio import atomic_write_text
-
         entry = {"answer": answer, "time": time.time(), **(meta or {})}
         atomic_write_text(self.path(key), json.dumps(entry, ensure_ascii=False))
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from sugar.errors import ConfigError, SugarError
+from sugar.fileio import atomic_save_safetensors, atomic_write_text
 from sugar.skeleton.layouts import Layout
 
 if TYPE_CHECKING:
@@ -317,8 +318,6 @@ def encoder_meta(encoder: SkeletonEncoder) -> dict:
 
 def save_encoder(encoder: SkeletonEncoder, folder: str | Path, extra: dict | None = None) -> None:
     """Write encoder.safetensors + encoder.json into `folder` atomically (tmp file, then rename)."""
-    from sugar.fileio import atomic_write_text
-    from sugar.training.loop import atomic_save_safetensors
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """The language model of stage 3: any causal LM (Hugging Face name or folder, or a GGUF file), frozen, plus LoRA.
 
 Loading (aliases, GGUF conversion cached once under `sugar.paths.cache_dir("llm")`) is shared with stage 1 in
-`sugar.models.llm_loading`; this module adds stage 3's defaults and the PEFT adapters.
+`sugar.llm_loading`; this module adds stage 3's defaults and the PEFT adapters.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from sugar.config import LoraConfig
-from sugar.models.llm_loading import SMOLLM2_ALIAS, load_tokenizer
-from sugar.models.llm_loading import load_causal_lm as _load_causal_lm
+from sugar.llm_loading import SMOLLM2_ALIAS, load_tokenizer
+from sugar.llm_loading import load_causal_lm as _load_causal_lm
 
 __all__ = ["SMOLLM2_ALIAS", "add_lora", "load_causal_lm", "load_lora", "load_tokenizer"]
 

@@ -31,6 +31,7 @@ from torch import nn
 
 from sugar.config import TuneConfig, from_dict, to_dict
 from sugar.errors import ConfigError, SugarError
+from sugar.fileio import atomic_save_safetensors, atomic_write_text
 from sugar.models import decoding
 from sugar.models.matching import match_label
 from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt, candidate_ids
@@ -167,8 +168,6 @@ class Recognizer(nn.Module):
         """Write bridge.safetensors, adapter/ (PEFT format) and recognizer.json into run_dir."""
         if self.int8:
             raise SugarError("an int8-quantised recogniser cannot be saved; save the float one it was made from")
-        from sugar.fileio import atomic_write_text
-        from sugar.training.loop import atomic_save_safetensors
 
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from sugar.errors import ConfigError, KnowledgeError
+from sugar.fileio import atomic_save_safetensors
 from sugar.paths import cache_dir
 
 OFFLINE_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
@@ -155,7 +156,6 @@ def embed_knowledge(knowledge: Any, model: str = "all-MiniLM-L6-v2", device: str
     """Embed every motion and visual text of `knowledge`; cached by (model name, knowledge content hash)."""
     from safetensors.torch import load_file
 
-    from sugar.training.loop import atomic_save_safetensors
 
     labels, motion, visual = knowledge_texts(knowledge)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model)[-80:]

@@ -19,22 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from sugar.fileio import atomic_write, atomic_write_text
-
-# --------------------------------------------------------------------------------------------- atomic files
-
-
-def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path,
-                            metadata: dict[str, str] | None = None) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
+from sugar.fileio import atomic_save_safetensors, atomic_torch_save, atomic_write_text
 
 # --------------------------------------------------------------------------------------------- distributed
 
