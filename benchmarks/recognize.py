@@ -46,14 +46,14 @@ CONFIGS = [
 
 def _recognizer(args: argparse.Namespace):
     from sugar.config import TuneConfig
-    from sugar.knowledge.actions import load_action_list
     from sugar.models.recognizer import Recognizer
+    from sugar.skeleton.datasets import class_names
 
     if args.run:
         return Recognizer.load(args.run, with_encoder=False)
     from sugar.knowledge.schema import load_knowledge
 
-    actions = list(load_action_list(args.actions))[: args.classes]
+    actions = list(class_names(args.actions))[: args.classes]
     descriptions = {c.label: c.description for c in load_knowledge(args.actions).classes if c.label in actions}
     torch.manual_seed(0)
     return Recognizer.build(TuneConfig(), args.dim, actions, descriptions)

@@ -10,8 +10,8 @@ import pytest
 
 from sugar.errors import KnowledgeError
 from sugar.knowledge import schema
-from sugar.knowledge.actions import load_action_list
 from sugar.knowledge.schema import BODY_PARTS, Knowledge, check_against_actions, load_knowledge, parse_knowledge
+from sugar.skeleton.datasets import class_names
 
 SHIPPED = Path(schema.__file__).parent / "shipped"
 
@@ -124,12 +124,7 @@ def test_check_against_actions() -> None:
 @pytest.fixture
 def fake_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Point the packaged-file lookup at a temp folder holding an ntu120 file built from the action list."""
-    try:
-        labels = list(load_action_list("ntu120"))
-    except KnowledgeError:  # the NTU action list lands with the knowledge text; use a stand-in list until then
-        labels = [f"action {i + 1}" for i in range(120)]
-        fake = {"ntu120": tuple(labels), "ntu60": tuple(labels[:60])}
-        monkeypatch.setattr(schema, "load_action_list", lambda name: fake[name])
+    labels = list(class_names("ntu120"))
     folder = tmp_path / "shipped"
     folder.mkdir()
     write(folder, make_file(labels, "ntu120"), "ntu120.json")
@@ -142,7 +137,7 @@ def test_ntu60_is_first_60_of_ntu120(fake_shipped: Path) -> None:
     ntu60 = load_knowledge("ntu60")
     assert len(ntu120) == 120 and len(ntu60) == 60
     assert ntu60.dataset == "ntu60"
-    assert ntu60.labels == list(schema.load_action_list("ntu60"))
+    assert ntu60.labels == list(schema.class_names("ntu60"))
     assert ntu60.classes == ntu120.classes[:60]
     assert "ntu60" in schema.shipped_datasets() and "ntu120" in schema.shipped_datasets()
 
@@ -164,7 +159,7 @@ def test_shipped_file_quality(path: Path) -> None:
     """Every shipped file: validates, covers its action list in order, rich and distinct knowledge per class."""
     know = load_knowledge(path.stem)
     assert know.dataset == path.stem
-    assert check_against_actions(know, load_action_list(path.stem)).ok
+    assert check_against_actions(know, class_names(path.stem)).ok
     for cls in know.classes:
         assert len(cls.visual) >= 4, cls.label
         assert all(getattr(cls.motion, p).strip() for p in BODY_PARTS), cls.label

@@ -12,8 +12,9 @@ import pytest
 
 from readerfiles import npz_file, openpose_frames, pku_files, pyskl_file, toyota_file
 from sugar.errors import DataError
+from sugar.skeleton.folders import scan
 from sugar.skeleton.layouts import get_layout
-from sugar.skeleton.readers import FORMATS, detect_format, read_file, scan, write_generic
+from sugar.skeleton.readers import FORMATS, detect_format, read_file, write_generic
 from sugar.skeleton.sample import Sample
 
 
@@ -69,20 +70,9 @@ def test_toyota_wrong_joint_count(tmp_path: Path):
         read_file(path)
 
 
-def test_toyota_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from sugar.errors import KnowledgeError
+def test_toyota_dataset(tmp_path: Path):
     from sugar.skeleton import datasets
-    from sugar.skeleton.readers import toyota
 
-    real = datasets.load_action_list
-
-    def actions(name: str) -> tuple[str, ...]:
-        try:
-            return real(name)
-        except KnowledgeError:  # the Toyota action list may not be shipped yet: its raw class names stand in
-            return toyota.ACTIONS
-
-    monkeypatch.setattr(datasets, "load_action_list", actions)
     for i, (action, subject, cam) in enumerate([("Walk", 3, 1), ("Sitdown", 2, 1), ("Walk", 4, 5), ("Getup", 5, 2)]):
         toyota_file(tmp_path, f"{action}_p{subject:02d}_r00_v01_c{cam:02d}_pose3d.json", seed=i)
     train = datasets.open_dataset("toyota", root=tmp_path, protocol="cs", split="trainval")
@@ -212,20 +202,10 @@ def test_pyskl_pickle_as_ntu_root(tmp_path: Path):
     assert [int(n[-1]) - 1 for n in test.names] == test.labels.tolist()
 
 
-def test_pku_mmd_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_pku_mmd_dataset(tmp_path: Path):
     """open_dataset reads PKU-MMD skeleton files only (label files beside them are not samples)."""
-    from sugar.errors import KnowledgeError
     from sugar.skeleton import datasets
 
-    real = datasets.load_action_list
-
-    def actions(name: str) -> tuple[str, ...]:
-        try:
-            return real(name)
-        except KnowledgeError:  # the PKU-MMD action list may not be shipped yet
-            return tuple(f"action {i}" for i in range(1, 52))
-
-    monkeypatch.setattr(datasets, "load_action_list", actions)
     for i, video in enumerate(["0002-L", "0002-M", "0291-L"]):
         pku_files(tmp_path, video, seed=i)
     test = datasets.open_dataset("pku-mmd", root=tmp_path, protocol="xview", split="test")

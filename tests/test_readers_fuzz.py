@@ -167,7 +167,8 @@ def test_pristine_files_read(fmt: str, originals: dict[str, Path]):
 def test_mangled_generic_folder_only_raises_data_error(tmp_path: Path, part: str, edits: list[tuple]):
     import shutil
 
-    from sugar.skeleton.readers import scan, write_generic
+    from sugar.skeleton.folders import scan
+    from sugar.skeleton.readers import write_generic
     from sugar.skeleton.sample import Sample
 
     pristine = tmp_path / "pristine"

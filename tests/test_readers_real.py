@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sugar.errors import DataError
-from sugar.skeleton.readers import detect_format, ntu, read_file, scan
+from sugar.skeleton.folders import scan
+from sugar.skeleton.readers import detect_format, ntu, read_file
 
 
 def test_ntu_all_samples_exact_frames(shared_data: Path):

@@ -19,7 +19,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Count samples, classes, frames and persons; list files that could not be read and why."""
-    from sugar.skeleton.readers import scan
+    from sugar.skeleton.folders import scan
 
     summary = scan(path, format, progress=not as_json).summary()
     if as_json:
@@ -66,8 +66,9 @@ def convert(
 ) -> None:
     """Write the readable samples of SRC as a generic dataset folder (layout.json, classes.txt, manifest.csv,
     samples/*.npy). Bad files are reported and skipped."""
+    from sugar.skeleton.folders import scan
     from sugar.skeleton.layouts import get_layout
-    from sugar.skeleton.readers import scan, write_generic
+    from sugar.skeleton.readers import write_generic
 
     result = scan(src, format, progress=True)
     name = layout or result.layout

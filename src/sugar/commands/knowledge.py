@@ -18,25 +18,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _read_actions(spec: str) -> tuple[list[str], str]:
-    """(action names, dataset name) from a dataset name or a text file with one action per line."""
-    from sugar.knowledge.actions import DATASETS, load_action_list
-
-    if spec in DATASETS:
-        return list(load_action_list(spec)), spec
-    path = Path(spec)
-    if not path.is_file():
-        raise KnowledgeError(f"{spec!r} is neither a dataset ({', '.join(DATASETS)}) nor an action-list file")
-    names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()
-             if ln.strip() and not ln.lstrip().startswith("#")]
-    if not names:
-        raise KnowledgeError(f"{path}: no action names (one per line)")
-    dups = sorted({n for n in names if names.count(n) > 1})
-    if dups:
-        raise KnowledgeError(f"{path}: duplicate action names {dups}")
-    return names, path.stem
-
-
 def _report_failures(failures: dict, what: str) -> None:
     if not failures:
         return
@@ -131,12 +112,14 @@ def motion(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Write motion knowledge (six body parts) and descriptions for every action with an LLM."""
+    from sugar.knowledge.actions import read_action_list
     from sugar.knowledge.chat import Sampling
     from sugar.knowledge.motion import generate_motion_knowledge
     from sugar.knowledge.schema import load_knowledge
 
     logging.basicConfig(level=logging.WARNING)
-    names, ds = _read_actions(actions)
+    action_list = read_action_list(actions, with_knowledge=False)
+    names, ds = action_list.names, action_list.source
     existing = load_knowledge(out) if out.exists() else None
     client = _client(provider, model, base_url, api_key, timeout, max_retries, cache_dir)
     try:

@@ -35,30 +35,12 @@ def tune_cmd(
 
 def _actions(spec: str | None) -> tuple[list[str] | None, Any]:
     """--actions: a dataset name, a text file (one name per line) or a knowledge JSON file."""
-    from sugar.errors import ConfigError
+    from sugar.knowledge.actions import read_action_list
 
     if spec is None:
         return None, None
-    path = Path(spec)
-    if path.is_file():
-        if path.suffix == ".json":
-            from sugar.knowledge.schema import load_knowledge
-
-            knowledge = load_knowledge(path)
-            return list(knowledge.labels), knowledge
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        if not names:
-            raise ConfigError(f"{path}: the action list is empty")
-        return names, None
-    from sugar.knowledge.actions import load_action_list
-
-    names = list(load_action_list(spec))
-    try:
-        from sugar.knowledge.schema import load_knowledge
-
-        return names, load_knowledge(spec)
-    except Exception:  # knowledge is optional for predictions: the list alone is enough
-        return names, None
+    action_list = read_action_list(spec)
+    return action_list.names, action_list.knowledge
 
 
 def predict_cmd(

@@ -1,26 +1,54 @@
-"""Official class names per dataset, in class-index order (files under knowledge/actions/)."""
+"""Action lists given by users: the one parser every command uses for `--actions`.
+
+A spec is a named dataset (its official class list, and its shipped knowledge when there is one), a knowledge
+JSON file (its labels, with the knowledge), or a text file with one action name per line (`#` starts a comment
+line). Names must be unique and the list non-empty.
+"""
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
+from dataclasses import dataclass
+from pathlib import Path
 
 from sugar.errors import KnowledgeError
+from sugar.knowledge.schema import Knowledge, load_knowledge, shipped_datasets
+from sugar.skeleton.datasets import DATASETS, class_names
 
-DATASETS: tuple[str, ...] = ("ntu60", "ntu120", "pku-mmd", "toyota", "nw-ucla", "msr-action3d", "synthetic")
+
+@dataclass
+class ActionList:
+    """Candidate action names, where they came from, and their knowledge when the spec carries one."""
+
+    names: list[str]
+    source: str  # dataset name or file stem (names generated files and caches)
+    knowledge: Knowledge | None = None
 
 
-@cache
-def load_action_list(dataset: str) -> tuple[str, ...]:
-    """Class names of a named dataset. NTU-60's list is the first 60 entries of NTU-120's."""
-    if dataset == "ntu60":
-        return load_action_list("ntu120")[:60]
-    if dataset not in DATASETS:
-        raise KnowledgeError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
-    path = resources.files("sugar.knowledge") / "actions" / f"{dataset}.txt"
-    if not path.is_file():
-        raise KnowledgeError(f"no action list shipped for {dataset!r} ({path})")
-    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#"))
-    if len(set(names)) != len(names):
-        raise KnowledgeError(f"{path}: duplicate class names")
+def parse_action_names(text: str, source: str) -> list[str]:
+    """One name per line; blank lines and lines starting with # are skipped; duplicates are an error."""
+    names = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not names:
+        raise KnowledgeError(f"{source}: no action names (one per line)")
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise KnowledgeError(f"{source}: duplicate action names {dups}")
     return names
+
+
+def read_action_list(spec: str | Path, with_knowledge: bool = True) -> ActionList:
+    """A dataset name, a knowledge .json file or a text file of names (see the module docstring)."""
+    spec = str(spec)
+    if spec in DATASETS and not Path(spec).is_file():
+        knowledge = load_knowledge(spec) if with_knowledge and spec in shipped_datasets() else None
+        return ActionList(list(class_names(spec)), spec, knowledge)
+    path = Path(spec)
+    if not path.is_file():
+        raise KnowledgeError(f"{spec!r} is neither a dataset ({', '.join(DATASETS)}) nor an action-list file")
+    if path.suffix.lower() == ".json":
+        knowledge = load_knowledge(path)
+        return ActionList(list(knowledge.labels), path.stem, knowledge)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KnowledgeError(f"{path}: cannot read the action list ({exc})") from None
+    return ActionList(parse_action_names(text, str(path)), path.stem)

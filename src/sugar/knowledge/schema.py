@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sugar.errors import KnowledgeError
 from sugar.fileio import atomic_write_text
-from sugar.knowledge.actions import DATASETS, load_action_list
+from sugar.skeleton.datasets import DATASETS, class_names
 
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -233,7 +233,7 @@ def load_knowledge(dataset_or_path: str | Path) -> Knowledge:
     if name in DATASETS and not Path(name).suffix:
         if name == "ntu60":
             full = load_knowledge("ntu120")
-            actions = load_action_list("ntu60")
+            actions = class_names("ntu60")
             know = full.subset(full.labels[:60], dataset="ntu60")
             check_against_actions(know, actions, source="ntu60 (first 60 classes of ntu120)", strict=True)
             return know
@@ -242,7 +242,7 @@ def load_knowledge(dataset_or_path: str | Path) -> Knowledge:
             raise KnowledgeError(f"no knowledge shipped for {name!r} ({path}); generate one with "
                                  f"`sugar knowledge motion --actions {name} --out FILE`")
         know = parse_knowledge(_read_json(path), str(path))
-        check_against_actions(know, load_action_list(name), source=str(path), strict=True)
+        check_against_actions(know, class_names(name), source=str(path), strict=True)
         return know
     path = Path(name)
     if not path.exists() and not path.suffix:

@@ -18,16 +18,16 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 
-from sugar.errors import DataError, KnowledgeError, SugarError
-from sugar.knowledge.actions import load_action_list
+from sugar.errors import DataError, SugarError
 from sugar.paths import shared_data_dir
-from sugar.skeleton import readers
+from sugar.skeleton import readers, synthetic
 from sugar.skeleton.cache import ParseResult, SampleStore, code_version, open_store, source_key
 from sugar.skeleton.layouts import Layout, get_layout, joint_mapping
 from sugar.skeleton.readers import ntu as ntu_reader
@@ -78,7 +78,9 @@ def _reader_version() -> str:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One named dataset: file naming, labels and protocol rules. Subclasses fill in the rules."""
+    """One named dataset: its facts (name, default layout, protocols, file format, knowledge file; its class
+    list is skeleton/classes/<classes>.txt) and its rules (file naming, labels, protocol splits), which
+    subclasses fill in."""
 
     name: str
     layout: str
@@ -86,6 +88,9 @@ class Benchmark:
     reader_format: str
     pattern: str  # glob for source files under root (recursive)
     name_regex: str  # parses a sample name into its ids
+    knowledge: str = ""  # shipped knowledge file (sugar/knowledge/shipped/<knowledge>.json); "" = name
+    classes: str = ""  # class-list file stem; "" = name
+    num_classes: int | None = None  # use the first N entries of the class list (NTU-60 of NTU-120's list)
 
     def default_root(self) -> Path | None:
         return None
@@ -102,7 +107,7 @@ class Benchmark:
         return {k: (int(v) if v.isdigit() else v) for k, v in m.groupdict().items()}
 
     def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
-        """Global class index (into load_action_list(name)) of a sample."""
+        """Global class index (into class_names(name)) of a sample."""
         raise NotImplementedError
 
     def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
@@ -118,7 +123,7 @@ class Benchmark:
         return None
 
     def all_classes(self) -> tuple[str, ...]:
-        return load_action_list(self.name)
+        return class_names(self.name)
 
 
 def _ids(values: Iterable[int]) -> frozenset[int]:
@@ -311,24 +316,12 @@ class Synthetic(Benchmark):
     def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
         return ids["part"]
 
-    def all_classes(self) -> tuple[str, ...]:
-        try:
-            return load_action_list(self.name)
-        except KnowledgeError:  # the action list file may not be shipped; the generator defines the classes
-            return tuple(_synthetic_module().SYNTHETIC_CLASSES)
-
-
-def _synthetic_module() -> Any:
-    try:
-        from sugar.skeleton import synthetic
-    except ImportError:
-        raise SugarError("the synthetic dataset needs sugar.skeleton.synthetic, which is not installed yet") from None
-    return synthetic
 
 
 _NTU_RE = r"S(?P<setup>\d{3})C(?P<camera>\d{3})P(?P<performer>\d{3})R(?P<replication>\d{3})A(?P<action>\d{3})"
 BENCHMARKS: dict[str, Benchmark] = {
-    "ntu60": NTU("ntu60", "ntu25", ("xsub", "xview"), "ntu", "*.skeleton", _NTU_RE),
+    "ntu60": NTU("ntu60", "ntu25", ("xsub", "xview"), "ntu", "*.skeleton", _NTU_RE, classes="ntu120",
+                 num_classes=60),
     "ntu120": NTU120("ntu120", "ntu25", ("xsub", "xset"), "ntu", "*.skeleton", _NTU_RE),
     "pku-mmd": PKUMMD("pku-mmd", "ntu25", ("xsub", "xview"), "pku-mmd", "*.txt",
                       r"(?P<video>\d{4})-(?P<camera>[LMR])"),
@@ -342,8 +335,46 @@ BENCHMARKS: dict[str, Benchmark] = {
 }  # fmt: skip
 
 
+DATASETS: tuple[str, ...] = tuple(BENCHMARKS)
+
+
 def list_datasets() -> list[str]:
     return list(BENCHMARKS)
+
+
+def get_benchmark(name: str) -> Benchmark:
+    bench = BENCHMARKS.get(name)
+    if bench is None:
+        raise SugarError(f"unknown dataset {name!r}; known: {', '.join(BENCHMARKS)}")
+    return bench
+
+
+@cache
+def class_names(dataset: str) -> tuple[str, ...]:
+    """Official class names of a named dataset, in class-index order (NTU-60: the first 60 of NTU-120's)."""
+    bench = get_benchmark(dataset)
+    path = resources.files("sugar.skeleton") / "classes" / f"{bench.classes or bench.name}.txt"
+    if not path.is_file():
+        raise SugarError(f"no class list shipped for {dataset!r} ({path})")
+    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#"))
+    if len(set(names)) != len(names):
+        raise SugarError(f"{path}: duplicate class names")
+    return names[: bench.num_classes] if bench.num_classes else names
+
+
+def knowledge_name(dataset: str) -> str:
+    """The shipped knowledge file a named dataset trains with by default."""
+    bench = get_benchmark(dataset)
+    return bench.knowledge or bench.name
+
+
+def dataset_for_format(fmt: str) -> str | None:
+    """The named dataset whose class list a file format's labels index (the longest list when several
+    datasets share a format: NTU-120's for .skeleton files), or None for formats without one."""
+    matches = [b for b in BENCHMARKS.values() if b.reader_format == fmt]
+    if not matches:
+        return None
+    return max(matches, key=lambda b: len(class_names(b.name))).name
 
 
 # --------------------------------------------------------------------------- the dataset object
@@ -471,7 +502,6 @@ def _resolve_classes(all_names: Sequence[str], usable: list[int], exclude: Seque
 
 def _load_store(bench: Benchmark, root: Path) -> SampleStore:
     if isinstance(bench, Synthetic):
-        synthetic = _synthetic_module()
         version = code_version(Path(synthetic.__file__))
         key = source_key(root, [], f"synthetic|{version}|{bench.TRAIN_PER_CLASS}|{bench.TEST_PER_CLASS}")
 
@@ -521,9 +551,7 @@ def open_dataset(name: str, root: str | Path | None = None, protocol: str | None
     exclude_classes: class names to drop; only_classes: keep just these (e.g. unseen classes for zero-shot
     testing). Labels index the returned dataset's `classes`.
     """
-    bench = BENCHMARKS.get(name)
-    if bench is None:
-        raise SugarError(f"unknown dataset {name!r}; known: {', '.join(BENCHMARKS)}")
+    bench = get_benchmark(name)
     protocol = protocol or bench.protocols[0]
     if protocol not in bench.protocols:
         raise SugarError(f"{name} has no protocol {protocol!r}; choose from {', '.join(bench.protocols)}")
