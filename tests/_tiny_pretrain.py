@@ -10,9 +10,11 @@ import sys
 import torch
 from torch.utils.data import TensorDataset
 
-from sugar.config import PretrainConfig, load_config
+from sugar.config import DataConfig, PretrainConfig, load_config
 from sugar.models.text import KnowledgeEmbeddings
+from sugar.skeleton.datasets import DataSource
 from sugar.skeleton.layouts import get_layout
+from sugar.skeleton.processor import Processor
 from sugar.training.pretrain import PretrainData, train
 
 
@@ -27,8 +29,9 @@ def tiny_data(classes: int = 4, samples: int = 32, dim: int = 16) -> PretrainDat
         torch.nn.functional.normalize(torch.randn(2 * classes, dim, generator=g), dim=-1),
         torch.arange(classes).repeat_interleave(2),
     )
+    processor = Processor.from_config(DataConfig(frames=12, max_persons=1), get_layout("kinect20"), 3)
     return PretrainData(TensorDataset(x, y), TensorDataset(x[:8], y[:8]), TensorDataset(x[8:16], y[8:16]), names,
-                        get_layout("kinect20"), 3, list(range(classes)), texts)
+                        processor, DataSource("synthetic"), list(range(classes)), texts)
 
 
 if __name__ == "__main__":

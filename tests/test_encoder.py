@@ -2,17 +2,19 @@ import numpy as np
 import pytest
 import torch
 
-from sugar.config import EncoderConfig, PretrainConfig, save_config
+from sugar.config import DataConfig, EncoderConfig, PretrainConfig, save_config
 from sugar.errors import ConfigError, SugarError
 from sugar.models.encoder import (
-    ProjectionHead,
     SkeletonEncoder,
     build_encoder,
     load_encoder,
-    save_encoder,
+    save_pretrained,
     spatial_graph,
 )
+from sugar.models.heads import ProjectionHead
+from sugar.skeleton.datasets import DataSource
 from sugar.skeleton.layouts import get_layout, list_layouts
+from sugar.skeleton.processor import Processor
 
 torch.set_num_threads(1)
 
@@ -88,16 +90,35 @@ def test_save_load_symmetry(tmp_path):
     enc.train()
     enc(torch.randn(4, 3, 8, 20, 1))  # move BN running stats away from their init
     enc.eval()
-    save_config(cfg, tmp_path / "config.yaml")
-    save_encoder(enc, tmp_path)
-    loaded, loaded_cfg = load_encoder(tmp_path)
-    assert loaded_cfg == cfg and loaded.layout == enc.layout and not loaded.training
+    processor = Processor.from_config(DataConfig(frames=8), enc.layout, 3)
+    source = DataSource("msr-action3d", "xsub", seed=3)
+    save_pretrained(enc, tmp_path, processor, source, {"classes": ["a", "b"]})
+    assert not (tmp_path / "config.yaml").exists()  # the folder describes itself
+    bundle = load_encoder(tmp_path)
+    loaded = bundle.encoder
+    assert loaded.layout == enc.layout and not loaded.training and bundle.data == source
+    assert bundle.processor.to_dict() == processor.to_dict() and bundle.meta["classes"] == ["a", "b"]
     x = torch.randn(2, 3, 8, 20, 1)
     torch.testing.assert_close(loaded(x), enc(x))
 
 
-def test_load_encoder_names_what_is_missing(tmp_path):
+def test_legacy_encoder_folder_loads_from_its_run_config(tmp_path):
+    """Encoder folders written before processor.json existed still load (from the run's config.yaml)."""
+    cfg = PretrainConfig()
+    cfg.data.frames = 24
+    enc = build_encoder(cfg.model, get_layout("msr20"))
+    processor = Processor.from_config(cfg.data, enc.layout, 3)
+    save_pretrained(enc, tmp_path, processor)
+    (tmp_path / "processor.json").unlink()
     with pytest.raises(SugarError, match=r"config\.yaml"):
+        load_encoder(tmp_path)
+    save_config(cfg, tmp_path / "config.yaml")
+    bundle = load_encoder(tmp_path)
+    assert bundle.processor.settings.frames == 24 and bundle.data is not None and bundle.data.dataset == "synthetic"
+
+
+def test_load_encoder_names_what_is_missing(tmp_path):
+    with pytest.raises(SugarError, match=r"encoder\.json"):
         load_encoder(tmp_path)
 
 

@@ -1,6 +1,7 @@
 """End to end on real NW-UCLA skeletons: pretrain (1 epoch, subset) -> evaluate -> extract -> read back."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -36,8 +37,9 @@ def test_pretrain_writes_the_run_directory(ucla_run):
     assert {"epoch", "lr", "loss", "val_top1", "val_top5", "time"} <= set(metrics[0])
     report = json.loads((ucla_run / "report.json").read_text())
     assert report["test"]["samples"] == 464  # view 3 of the cross-view protocol
-    encoder, cfg = load_encoder(ucla_run)
-    assert cfg.data.dataset == "nw-ucla" and cfg.data.protocol == "xview"
+    bundle = load_encoder(ucla_run)
+    encoder = bundle.encoder
+    assert bundle.data is not None and bundle.data.dataset == "nw-ucla" and bundle.data.protocol == "xview"
     assert encoder(torch.zeros(1, 3, 16, 20, 1)).shape == (1, 4, encoder.dim)
 
 
@@ -61,13 +63,12 @@ def test_evaluate_and_extract(ucla_run, tmp_path, shared_data):
     assert len(store) == 464 and store.dim == 128
     tokens, label, name = store[5]
     assert tokens.shape == (4, 128) and 0 <= label < 10 and name.startswith("a")
-    assert store.index["encoder_run"] == str(ucla_run)
+    assert Path(store.index["encoder_run"]) == Path(ucla_run).resolve()
     # the stored tokens are the public encoder's output on the deterministic test view
-    from sugar.training.pretrain import open_split, tensor_dataset
-
-    encoder, cfg = load_encoder(ucla_run)
-    cfg.data.root = str(shared_data / "nw_ucla" / "all_sqe")
-    x, y = tensor_dataset(cfg, open_split(cfg, "test"), train=False)[5]
+    bundle = load_encoder(ucla_run)
+    encoder = bundle.encoder
+    test = bundle.data.open_split("test", root=str(shared_data / "nw_ucla" / "all_sqe"))
+    x, y = bundle.processor.dataset(test, train=False)[5]
     with torch.no_grad():
         torch.testing.assert_close(encoder(x[None])[0], tokens, rtol=1e-4, atol=1e-5)
     assert y == label

@@ -25,8 +25,8 @@ def test_tiny_synthetic_pretrain(tmp_path):
     report = json.loads((run / "report.json").read_text())
     assert len(report["exclude_classes"]) == 2
     assert report["test"]["samples"] == 80 and report["zero_shot"]["samples"] == 20  # 10 test samples per class
-    encoder, cfg = load_encoder(run)
-    assert cfg.loss == "milnce+ce" and encoder.layout.name == "ntu25"
+    bundle = load_encoder(run)
+    assert bundle.encoder.layout.name == "ntu25" and len(bundle.data.exclude_classes) == 2
     assert list(cache_dir("text-embeddings").glob("*.safetensors"))  # knowledge embedded once, cached
 
 

@@ -87,7 +87,7 @@ def test_resume_refuses_a_different_config(llm_cfg, tmp_path) -> None:
 
     cfg = replace(llm_cfg, epochs=1)
     tune(cfg, tmp_path / "run", progress=False, data=_data(), stop_after_steps=1)
-    with pytest.raises(ConfigError, match="different config"):
+    with pytest.raises(ConfigError, match="different settings"):
         tune(replace(cfg, lr=1.0), tmp_path / "run", progress=False, data=_data())
 
 

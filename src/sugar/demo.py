@@ -61,7 +61,7 @@ def run_demo(out: str | Path = "runs/demo", dataset: str = "synthetic", root: st
     """Run the three SUGAR stages on `dataset` and return the numbers, predictions and picture paths."""
     from sugar.features import extract_features
     from sugar.knowledge.schema import load_knowledge
-    from sugar.training.evaluate import evaluate_run
+    from sugar.evaluation.encoder import evaluate_run
     from sugar.training.instruct import tune
     from sugar.training.pretrain import pretrain
     from sugar.viz import plot_curves
@@ -114,11 +114,11 @@ def predict_examples(recognizer_run: Path, pcfg: PretrainConfig, out: Path, coun
                      pictures: dict[str, str]) -> list[dict[str, Any]]:
     """Recognise a few test samples of different classes; render the first with its answer written on it."""
     from sugar.models.recognizer import Recognizer
-    from sugar.skeleton.datasets import open_dataset
     from sugar.viz import render_sequence
 
-    test = open_dataset(pcfg.data.dataset, root=pcfg.data.root, protocol=pcfg.data.protocol, split="test",
-                        seed=pcfg.seed, val_fraction=pcfg.data.val_fraction)
+    recognizer = Recognizer.load(recognizer_run)
+    assert recognizer.data is not None
+    test = recognizer.data.open_split("test")
     picks: list[int] = []
     seen: set[int] = set()
     for i, label in enumerate(test.labels):
@@ -128,7 +128,6 @@ def predict_examples(recognizer_run: Path, pcfg: PretrainConfig, out: Path, coun
         if len(picks) == count:
             break
     samples = [test[i] for i in picks]
-    recognizer = Recognizer.load(recognizer_run)
     ranked = recognizer.recognize(samples, mode="rank")
     generated = recognizer.recognize(samples, mode="generate")
     predictions = []

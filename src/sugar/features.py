@@ -5,7 +5,8 @@ Layout of an output folder:
                          "dtype", "classes": [...], "samples": [{"name", "label", "length", "shard", "key"}]}
   shard-00000.safetensors  one tensor per sample, key = "000123" (its position in "samples"), shape [length, dim]
 Shards hold up to `shard_size` samples each and are written atomically; index.json is written last, so a
-folder with an index is complete.
+folder with an index is complete. A folder that already holds another encoder's features is never replaced
+silently (overwrite=True / `--overwrite` does).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from sugar.errors import DataError
 from sugar.fileio import atomic_save_safetensors, atomic_write_text
+from sugar.models.encoder import load_encoder
 
 FORMAT = "sugar-features/1"
 
@@ -29,24 +32,24 @@ FORMAT = "sugar-features/1"
 def extract_features(run_dir: str | Path, out_dir: str | Path, dataset: str | None = None,
                      protocol: str | None = None, split: str = "train", root: str | None = None,
                      batch_size: int = 32, shard_size: int = 1024, dtype: str = "float32",
-                     progress: bool = True) -> dict[str, Any]:
+                     progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Run the run's encoder over a split (deterministic test-time transform) and write shards + index.json."""
-    from sugar.models.encoder import load_encoder
-    from sugar.training.pretrain import open_split, tensor_dataset
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    encoder, cfg = load_encoder(run_dir, device)
-    ds = open_split(cfg, split, dataset=dataset, protocol=protocol, root=root, layout=encoder.layout)
-    if len(ds) == 0:
-        raise DataError(root or dataset or cfg.data.dataset, f"the {split} split is empty")
     out = Path(out_dir)
+    _check_target(out, Path(run_dir), overwrite)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    bundle = load_encoder(run_dir, device)
+    encoder, source = bundle.encoder, bundle.data
+    if source is None:
+        raise DataError(run_dir, "this encoder does not record the data it was trained on; pass --dataset")
+    ds = source.open_split(split, dataset=dataset, protocol=protocol, root=root, layout=encoder.layout)
+    if len(ds) == 0:
+        raise DataError(root or dataset or source.dataset, f"the {split} split is empty")
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("shard-*.safetensors"):  # an earlier, interrupted or replaced extraction
+        stale.unlink()
     torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
-    loader = DataLoader(tensor_dataset(cfg, ds, train=False), batch_size=batch_size, shuffle=False,
-                        num_workers=cfg.data.num_workers)
+    loader = DataLoader(bundle.processor.dataset(ds, train=False), batch_size=batch_size, shuffle=False)
     if progress:
-        from tqdm import tqdm
-
         loader = tqdm(loader, desc=f"extract {split}")
     samples: list[dict[str, Any]] = []
     pending: dict[str, torch.Tensor] = {}
@@ -62,18 +65,37 @@ def extract_features(run_dir: str | Path, out_dir: str | Path, dataset: str | No
         tokens = encoder(x.to(device).float()).to(torch_dtype).cpu()
         for row in tokens:
             i = len(samples)
-            sample = ds[i]
             key = f"{i:06d}"
             pending[key] = row.contiguous()
-            samples.append({"name": sample.name, "label": sample.label, "length": int(row.shape[0]),
+            samples.append({"name": ds.names[i], "label": int(ds.labels[i]), "length": int(row.shape[0]),
                             "shard": f"shard-{shard:05d}.safetensors", "key": key})
             if len(pending) >= shard_size:
                 flush()
     flush()
-    index = {"format": FORMAT, "encoder_run": str(run_dir), "dataset": ds.name, "protocol": ds.protocol,
+    index = {"format": FORMAT, "encoder_run": str(Path(run_dir).resolve()), "dataset": ds.name,
+             "protocol": ds.protocol,
              "split": split, "dim": encoder.dim, "dtype": dtype, "classes": list(ds.classes), "samples": samples}
     atomic_write_text(out / "index.json", json.dumps(index, indent=1))
     return {k: v for k, v in index.items() if k != "samples"} | {"count": len(samples), "out": str(out)}
+
+
+def _check_target(out: Path, run_dir: Path, overwrite: bool) -> None:
+    """Refuse to replace features of another encoder (or a folder that is not a feature folder) silently."""
+    if overwrite or not out.exists():
+        return
+    if not out.is_dir():
+        raise DataError(out, "exists and is not a folder")
+    index = out / "index.json"
+    if index.is_file():
+        try:
+            previous = json.loads(index.read_text()).get("encoder_run")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            previous = None
+        if previous is None or Path(previous).resolve() != run_dir.resolve():
+            raise DataError(out, f"holds features of another encoder ({previous}); choose another --out or pass "
+                                 "--overwrite")
+    elif any(p for p in out.iterdir() if not p.name.startswith("shard-")):
+        raise DataError(out, "is not empty and holds no extracted features; choose another --out or pass --overwrite")
 
 
 class FeatureStore(Sequence):

@@ -60,7 +60,7 @@ def pretrain_cmd(
 
 def _evaluate_recognizer(run: Path, split: str, dataset: str | None, protocol: str | None, root: Path | None,
                          out: Path | None, mode: str, limit: int | None, rank_by: str | None) -> None:
-    from sugar.training.recognizer_eval import evaluate_recognizer_run
+    from sugar.evaluation.recognizer import evaluate_recognizer_run
 
     res = evaluate_recognizer_run(run, split, dataset, protocol, str(root) if root else None, mode, out, limit=limit,
                                   rank_by=rank_by)
@@ -93,7 +93,7 @@ def evaluate_cmd(
 ) -> None:
     """Score a split: a stage-2 run with its text head (cosine to class texts) and CE head, with confusion
     matrices and t-SNE; a stage-3 run with the LLM recogniser (another --dataset = its action list, zero-shot)."""
-    from sugar.training.evaluate import evaluate_run
+    from sugar.evaluation.encoder import evaluate_run
 
     if (run / "recognizer.json").is_file():
         _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit, rank_by)
@@ -123,6 +123,7 @@ def extract_cmd(
     batch_size: int = typer.Option(32, "--batch-size"),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | float16 | bfloat16."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace features of another encoder in --out."),
 ) -> None:
     """Write per-sample encoder token sequences [T', d] for stage 3 (safetensors shards + index.json)."""
     from sugar.commands.library_bars import show_library_progress
@@ -133,7 +134,7 @@ def extract_cmd(
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ConfigError(f"--dtype {dtype!r}: choose float32, float16 or bfloat16")
     info = extract_features(run, out, dataset, protocol, split, str(root) if root else None, batch_size,
-                            dtype=dtype, progress=progress)
+                            dtype=dtype, progress=progress, overwrite=overwrite)
     typer.echo(json.dumps({k: v for k, v in info.items() if k != "classes"}))
 
 

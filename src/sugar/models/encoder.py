@@ -21,18 +21,20 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
+import yaml
+from safetensors.torch import load_file
 from torch import nn
 
+from sugar.config import EncoderConfig
 from sugar.errors import ConfigError, SugarError
 from sugar.fileio import atomic_save_safetensors, atomic_write_text
+from sugar.skeleton.datasets import DataSource
 from sugar.skeleton.layouts import Layout
-
-if TYPE_CHECKING:
-    from sugar.config import EncoderConfig, PretrainConfig
+from sugar.skeleton.processor import PROCESSOR_FILE, Processor, TransformSettings
 
 # --------------------------------------------------------------------------------------------- presets
 
@@ -244,11 +246,9 @@ class SkeletonEncoder(nn.Module):
     def __init__(self, layout: Layout, in_channels: int = 3, preset: str = "cpu", temporal_stride: str = "stock",
                  dropout: float = 0.0):
         super().__init__()
-        from sugar.config import EncoderConfig
-
         spec = resolve_preset(EncoderConfig(preset=preset, temporal_stride=temporal_stride))
         self.layout, self.in_channels = layout, in_channels
-        self.preset, self.temporal_stride = preset, temporal_stride
+        self.preset, self.temporal_stride, self.dropout = preset, temporal_stride, dropout
         adjacency = spatial_graph(layout)
         v = layout.num_joints
         self.data_bn = nn.BatchNorm1d(v * in_channels)
@@ -288,17 +288,6 @@ class SkeletonEncoder(nn.Module):
         return self.drop(x.transpose(1, 2))  # [N, T', d]
 
 
-class ProjectionHead(nn.Module):
-    """Training-only map from tokens to the text space: mean over time, Linear, L2-normalise."""
-
-    def __init__(self, dim: int, text_dim: int):
-        super().__init__()
-        self.linear = nn.Linear(dim, text_dim)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.linear(tokens.mean(1)), dim=-1)
-
-
 def build_encoder(cfg: EncoderConfig, layout: Layout, in_channels: int = 3) -> SkeletonEncoder:
     resolve_preset(cfg)
     return SkeletonEncoder(layout, in_channels, cfg.preset, cfg.temporal_stride, cfg.dropout)
@@ -308,50 +297,100 @@ def build_encoder(cfg: EncoderConfig, layout: Layout, in_channels: int = 3) -> S
 
 ENCODER_WEIGHTS = "encoder.safetensors"
 ENCODER_META = "encoder.json"
+ENCODER_FORMAT = "sugar-encoder/1"
 
 
-def encoder_meta(encoder: SkeletonEncoder) -> dict:
-    """What, besides the config, is needed to rebuild the encoder (the layout travels in full)."""
-    return {"layout": encoder.layout.to_dict(), "in_channels": encoder.in_channels, "dim": encoder.dim,
-            "preset": encoder.preset, "temporal_stride": encoder.temporal_stride}
-
-
-def save_encoder(encoder: SkeletonEncoder, folder: str | Path, extra: dict | None = None) -> None:
-    """Write encoder.safetensors + encoder.json into `folder` atomically (tmp file, then rename)."""
-
+def save_pretrained(encoder: SkeletonEncoder, folder: str | Path, processor: Processor,
+                    data: DataSource | None = None, extra: dict[str, Any] | None = None) -> None:
+    """A self-describing encoder folder: encoder.json (architecture, layout, the data it was trained on),
+    processor.json (how samples become its input) and encoder.safetensors; written atomically, file by file."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = {**encoder_meta(encoder), **(extra or {})}
-    atomic_save_safetensors({k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()},
-                            folder / ENCODER_WEIGHTS)
+    meta = {"format": ENCODER_FORMAT, "layout": encoder.layout.to_dict(), "in_channels": encoder.in_channels,
+            "dim": encoder.dim, "preset": encoder.preset, "temporal_stride": encoder.temporal_stride,
+            "dropout": encoder.dropout, "data": data.to_dict() if data is not None else None, **(extra or {})}
+    atomic_save_safetensors(encoder.state_dict(), folder / ENCODER_WEIGHTS)
+    processor.save_pretrained(folder)
     atomic_write_text(folder / ENCODER_META, json.dumps(meta, indent=2))
 
 
-def load_encoder(run_dir: str | Path,
-                 map_location: str | torch.device = "cpu") -> tuple[SkeletonEncoder, PretrainConfig]:
-    """THE public loader: the encoder of a `sugar pretrain` run (its best checkpoint) and its config, in eval mode.
-
-    Reads run_dir/config.yaml, run_dir/encoder.json (layout, input channels) and run_dir/encoder.safetensors.
-    """
-    from safetensors.torch import load_file
-
-    from sugar.config import PretrainConfig, load_config
-
-    run_dir = Path(run_dir)
-    for name in ("config.yaml", ENCODER_META, ENCODER_WEIGHTS):
-        if not (run_dir / name).is_file():
-            raise SugarError(f"{run_dir}: not a finished encoder run (missing {name}); run `sugar pretrain` first")
-    cfg = load_config(PretrainConfig, run_dir / "config.yaml")
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        meta = json.loads((run_dir / ENCODER_META).read_text())
-        layout = Layout.from_dict(meta["layout"], source=str(run_dir / ENCODER_META))
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise SugarError(f"{run_dir / ENCODER_META}: unreadable encoder description ({exc})") from None
-    encoder = SkeletonEncoder(layout, int(meta["in_channels"]), meta["preset"], meta["temporal_stride"],
-                              cfg.model.dropout)
-    state = load_file(str(run_dir / ENCODER_WEIGHTS), device=str(map_location))
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SugarError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise SugarError(f"{path}: expected a JSON object")
+    return data
+
+
+def _legacy_run_config(folder: Path) -> dict[str, Any]:
+    """The training config of an encoder folder written before encoders described themselves (no
+    processor.json): its run's config.yaml, or a clear message of what to do."""
+    path = folder / "config.yaml"
+    if not path.is_file():
+        raise SugarError(f"{folder}: this encoder has no {PROCESSOR_FILE} and no config.yaml to rebuild it from; "
+                         "re-export it with a current `sugar pretrain` (rerunning the command finishes again)")
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SugarError(f"{path}: cannot read config ({exc})") from None
+    return cfg
+
+
+def _legacy_processor(folder: Path, layout: Layout, in_channels: int) -> Processor:
+    data = _legacy_run_config(folder).get("data") or {}
+    settings = {k: data[k] for k in ("frames", "max_persons", "centre", "align", "random_rotate", "stream")
+                if k in data}
+    if "random_crop" in data:
+        settings["random_crop"] = tuple(data["random_crop"])
+    return Processor(layout, in_channels, TransformSettings(**settings))
+
+
+def _legacy_data_source(folder: Path) -> DataSource:
+    cfg = _legacy_run_config(folder)
+    data = cfg.get("data") or {}
+    return DataSource(str(data.get("dataset", "synthetic")), data.get("protocol"), data.get("root"),
+                      int(cfg.get("seed", 1)), float(data.get("val_fraction", 0.1)),
+                      tuple(cfg.get("exclude_classes") or ()), cfg.get("knowledge"))
+
+
+@dataclass
+class EncoderBundle:
+    """What `load_encoder` returns: the encoder (eval mode), its processor, where its data came from, and the
+    rest of encoder.json (class list, best epoch)."""
+
+    encoder: SkeletonEncoder
+    processor: Processor
+    data: DataSource | None
+    meta: dict[str, Any]
+
+
+def load_encoder(folder: str | Path, map_location: str | torch.device = "cpu") -> EncoderBundle:
+    """THE public loader of a saved encoder (a finished `sugar pretrain` run or any save_pretrained folder).
+
+    Reads encoder.json, processor.json and encoder.safetensors; folders written before processor.json
+    existed are rebuilt from their run's config.yaml."""
+    folder = Path(folder)
+    for name in (ENCODER_META, ENCODER_WEIGHTS):
+        if not (folder / name).is_file():
+            raise SugarError(f"{folder}: not a finished encoder (missing {name}); run `sugar pretrain` first")
+    meta = _read_json(folder / ENCODER_META)
+    try:
+        layout = Layout.from_dict(meta["layout"], source=str(folder / ENCODER_META))
+        in_channels = int(meta["in_channels"])
+        encoder = SkeletonEncoder(layout, in_channels, meta["preset"], meta["temporal_stride"],
+                                  float(meta.get("dropout", 0.0)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SugarError(f"{folder / ENCODER_META}: unreadable encoder description ({exc})") from None
+    if (folder / PROCESSOR_FILE).is_file():
+        processor = Processor.from_pretrained(folder)
+        data = DataSource.from_dict(meta["data"]) if meta.get("data") else None
+    else:
+        processor = _legacy_processor(folder, layout, in_channels)
+        data = _legacy_data_source(folder)
+    state = load_file(str(folder / ENCODER_WEIGHTS), device=str(map_location))
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise SugarError(f"{run_dir / ENCODER_WEIGHTS}: weights do not fit the encoder "
+        raise SugarError(f"{folder / ENCODER_WEIGHTS}: weights do not fit the encoder "
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return encoder.to(map_location).eval(), cfg
+    return EncoderBundle(encoder.to(map_location).eval(), processor, data, meta)

@@ -12,36 +12,45 @@ encoder token sequences). The action list is an input, so a different list can b
 The prompt prefix (chat preamble + instruction + action list) is identical for every sample of one list; its
 KV cache is computed once per list and broadcast to each batch (`use_prefix_cache`).
 
-A saved recogniser (run directory) holds only what was trained: bridge.safetensors, adapter/ (PEFT LoRA),
-recognizer.json (config, base LLM name, encoder run, action list, descriptions). The frozen LLM and encoder are
-loaded from where they live.
+A saved recogniser folder describes itself: bridge.safetensors, adapter/ (PEFT LoRA), recognizer.json (config,
+base LLM name, action list, descriptions) and encoder/ (the frozen skeleton encoder with its processor, a few
+MB, so the folder works without the encoder's training run). Only the frozen LLM is loaded from where it lives.
+Folders saved before encoder/ was written load their encoder from the recorded `encoder_run`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file
 from torch import nn
+from torch.ao.quantization import quantize_dynamic
 
 from sugar.config import TuneConfig, from_dict, to_dict
 from sugar.errors import ConfigError, SugarError
 from sugar.fileio import atomic_save_safetensors, atomic_write_text
 from sugar.models import decoding
+from sugar.models.encoder import load_encoder, save_pretrained
+from sugar.models.llm import add_lora, load_causal_lm, load_lora
 from sugar.models.matching import match_label
 from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt, candidate_ids
 from sugar.models.tqp import build_bridge, pad_tokens
+from sugar.skeleton.datasets import DataSource
+from sugar.skeleton.processor import Processor
 from sugar.skeleton.sample import Sample
 
 FORMAT = "sugar-recognizer/1"
 META_FILE = "recognizer.json"
 BRIDGE_FILE = "bridge.safetensors"
 ADAPTER_DIR = "adapter"
+ENCODER_DIR = "encoder"
 RANK_BY = ("label", "answer")
 
 
@@ -70,7 +79,8 @@ class Recognizer(nn.Module):
 
     def __init__(self, llm: nn.Module, tokenizer: Any, bridge: nn.Module, cfg: TuneConfig, encoder_dim: int,
                  actions: Sequence[str], descriptions: Mapping[str, str] | None = None,
-                 encoder: nn.Module | None = None, data_cfg: Any = None):
+                 encoder: nn.Module | None = None, processor: Processor | None = None,
+                 data: DataSource | None = None):
         super().__init__()
         self.llm = llm
         self.tokenizer = tokenizer
@@ -84,7 +94,8 @@ class Recognizer(nn.Module):
             encoder.eval()
             for p in encoder.parameters():
                 p.requires_grad_(False)
-        self.data_cfg = data_cfg
+        self.processor = processor  # how samples become the encoder's input
+        self.data = data  # what the encoder was trained on (saved with it)
         self.use_prefix_cache = True
         self._merged = False  # LoRA folded into the base weights (inference only; see merge_lora)
         self.int8 = False  # quantize_int8 was applied (inference only, for good)
@@ -93,16 +104,15 @@ class Recognizer(nn.Module):
     # ------------------------------------------------------------------ construction and persistence
     @classmethod
     def build(cls, cfg: TuneConfig, encoder_dim: int, actions: Sequence[str],
-              descriptions: Mapping[str, str] | None = None, encoder: nn.Module | None = None, data_cfg: Any = None,
+              descriptions: Mapping[str, str] | None = None, encoder: nn.Module | None = None,
+              processor: Processor | None = None, data: DataSource | None = None,
               llm: nn.Module | None = None, tokenizer: Any = None) -> Recognizer:
         """A fresh recogniser: LLM loaded (or given) and frozen, new LoRA adapters, new bridge."""
-        from sugar.models.llm import add_lora, load_causal_lm
-
         if llm is None:
             llm, tokenizer = load_causal_lm(cfg.llm)
         model = add_lora(llm, cfg.lora)
         bridge = build_bridge(cfg.bridge, encoder_dim, llm.config.hidden_size)
-        return cls(model, tokenizer, bridge, cfg, encoder_dim, actions, descriptions, encoder, data_cfg)
+        return cls(model, tokenizer, bridge, cfg, encoder_dim, actions, descriptions, encoder, processor, data)
 
     @property
     def layout(self) -> Any:
@@ -114,8 +124,6 @@ class Recognizer(nn.Module):
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Bridge weights and LoRA weights (what training changes), for checkpoints."""
-        from peft import get_peft_model_state_dict
-
         state = {f"bridge.{k}": v for k, v in self.bridge.state_dict().items()}
         state.update({f"lora.{k}": v for k, v in get_peft_model_state_dict(self.llm).items()})
         return state
@@ -139,10 +147,6 @@ class Recognizer(nn.Module):
         """Inference on CPU with the LLM's linear layers in int8 (PyTorch dynamic quantisation, fbgemm kernels):
         LoRA is folded into the base weights for good, then every nn.Linear of the LLM is quantised per tensor.
         The bridge and the embeddings stay float32. Training, saving and merging are refused afterwards."""
-        import warnings
-
-        from torch.ao.quantization import quantize_dynamic
-
         if self.device.type != "cpu":
             raise SugarError("int8 dynamic quantisation runs on CPU only; use bf16/fp16 on a GPU")
         if self.int8:
@@ -157,8 +161,6 @@ class Recognizer(nn.Module):
         return self
 
     def load_trainable_state(self, state: Mapping[str, torch.Tensor]) -> None:
-        from peft import set_peft_model_state_dict
-
         self.merge_lora(False)
         self.bridge.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("bridge.")})
         set_peft_model_state_dict(self.llm, {k[5:]: v for k, v in state.items() if k.startswith("lora.")})
@@ -175,8 +177,9 @@ class Recognizer(nn.Module):
         self.llm.save_pretrained(str(run_dir / ADAPTER_DIR))
         meta = {"format": FORMAT, "llm": self.cfg.llm, "encoder_run": self.cfg.encoder_run,
                 "encoder_dim": self.encoder_dim, "config": to_dict(self.cfg), "actions": self.actions,
-                "descriptions": self.descriptions,
-                "data": to_dict(self.data_cfg) if self.data_cfg is not None else None}
+                "descriptions": self.descriptions}
+        if self.encoder is not None and self.processor is not None:
+            save_pretrained(self.encoder, run_dir / ENCODER_DIR, self.processor, self.data)
         atomic_write_text(run_dir / META_FILE, json.dumps(meta, indent=1))
 
     @classmethod
@@ -187,10 +190,6 @@ class Recognizer(nn.Module):
         with_encoder=False skips the encoder (then only precomputed token sequences can be recognised).
         merge_lora folds the adapters into the base weights for inference (undone by `.train()`).
         """
-        from safetensors.torch import load_file
-
-        from sugar.models.llm import load_causal_lm, load_lora
-
         run_dir = Path(run_dir)
         meta_path = run_dir / META_FILE
         if not meta_path.is_file():
@@ -207,14 +206,13 @@ class Recognizer(nn.Module):
         model = load_lora(llm, run_dir / ADAPTER_DIR)
         bridge = build_bridge(cfg.bridge, int(meta["encoder_dim"]), llm.config.hidden_size)
         bridge.load_state_dict(load_file(str(run_dir / BRIDGE_FILE)))
-        encoder, data_cfg = None, None
-        if with_encoder and meta.get("encoder_run"):
-            from sugar.models.encoder import load_encoder
-
-            encoder, pcfg = load_encoder(meta["encoder_run"], device)
-            data_cfg = pcfg.data
+        bundle = None
+        if with_encoder:
+            folder = run_dir / ENCODER_DIR if (run_dir / ENCODER_DIR).is_dir() else meta.get("encoder_run")
+            bundle = load_encoder(folder, device) if folder else None
         rec = cls(model, tokenizer, bridge, cfg, int(meta["encoder_dim"]), meta["actions"],
-                  meta.get("descriptions") or {}, encoder, data_cfg)
+                  meta.get("descriptions") or {}, bundle.encoder if bundle else None,
+                  bundle.processor if bundle else None, bundle.data if bundle else None)
         rec = rec.to(device).eval()
         if merge_lora:
             rec.merge_lora()
@@ -242,24 +240,9 @@ class Recognizer(nn.Module):
     @torch.no_grad()
     def encode(self, samples: Sequence[Sample]) -> list[torch.Tensor]:
         """Run the frozen encoder on samples (test-time transform): one [T', d] token sequence each."""
-        if self.encoder is None or self.data_cfg is None:
+        if self.encoder is None or self.processor is None:
             raise SugarError("this recogniser has no encoder loaded; pass precomputed token sequences instead")
-        from sugar.skeleton.transforms import build_transform
-
-        transform = build_transform(self.data_cfg, self.encoder.layout, train=False,
-                                    dims=getattr(self.encoder, "in_channels", 3))
-        from sugar.skeleton.layouts import convert_joints
-
-        rng = np.random.default_rng(0)
-        arrays = []
-        for s in samples:
-            # a sample that names its layout (every reader does) is read in the model's joint order by name
-            joints = convert_joints(s.joints, s.meta["layout"], self.encoder.layout) if s.meta.get("layout") \
-                else s.joints
-            arrays.append(Sample(s.name, joints, s.label, s.meta).validate(num_joints=self.encoder.layout.num_joints,
-                                                                          source=s.meta.get("path", s.name)).joints)
-        x = torch.from_numpy(np.stack([transform(j, rng) for j in arrays])).to(self.device)
-        return list(self.encoder(x).float())
+        return list(self.encoder(self.processor.batch(samples).to(self.device)).float())
 
     def action_tokens(self, tokens: Sequence[torch.Tensor] | torch.Tensor, mask: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:

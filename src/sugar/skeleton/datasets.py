@@ -608,3 +608,48 @@ def _toyota_layout(store: SampleStore) -> Layout:
     if len(names) == 1:
         return get_layout(names.pop())
     raise DataError(store.root, "the Toyota Smarthome reader did not say which joint layout its files use")
+
+
+# --------------------------------------------------------------------------- where a model's data came from
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Which dataset, protocol and validation carve a model was trained on: enough to reopen the same splits
+    (stage 3 on a stage-2 encoder, evaluation, extraction). Saved in every encoder folder."""
+
+    dataset: str
+    protocol: str | None = None
+    root: str | None = None
+    seed: int = 0
+    val_fraction: float = 0.1
+    exclude_classes: tuple[str, ...] = ()  # classes held out of training (zero-shot)
+    knowledge: str | None = None  # knowledge file or dataset name the texts came from; None = the dataset's
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "protocol": self.protocol, "root": self.root, "seed": self.seed,
+                "val_fraction": self.val_fraction, "exclude_classes": list(self.exclude_classes),
+                "knowledge": self.knowledge}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataSource:
+        return cls(str(data["dataset"]), data.get("protocol"), data.get("root"), int(data.get("seed", 0)),
+                   float(data.get("val_fraction", 0.1)), tuple(data.get("exclude_classes") or ()),
+                   data.get("knowledge"))
+
+    @property
+    def knowledge_file(self) -> str:
+        """The knowledge to use with this data: the explicit file, else the dataset's shipped one."""
+        return self.knowledge or knowledge_name(self.dataset)
+
+    def open_split(self, split: str, exclude: Sequence[str] = (), *, dataset: str | None = None,
+                   protocol: str | None = None, root: str | None = None,
+                   layout: Layout | None = None) -> SkeletonDataset:
+        """A split of this source, or of another dataset (its own default root and protocol unless given),
+        with the same seed and validation carve. layout: convert samples to it by joint name."""
+        name = dataset or self.dataset
+        same = name == self.dataset
+        ds = open_dataset(name, root=root if root is not None else (self.root if same else None),
+                          protocol=protocol if protocol is not None else (self.protocol if same else None),
+                          split=split, seed=self.seed, val_fraction=self.val_fraction, exclude_classes=exclude)
+        return ds.as_layout(layout) if layout is not None else ds

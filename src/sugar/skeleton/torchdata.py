@@ -1,4 +1,5 @@
-"""The bridge to PyTorch: a Dataset of (tensor [C,T,V,M], label) with reproducible per-sample randomness."""
+"""The bridge to PyTorch: Datasets of (tensor, label) with reproducible per-sample randomness, seeded subsets
+and class subsets. Both training stages and evaluation select data through these helpers."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from sugar.skeleton.sample import Sample
 
@@ -42,3 +43,34 @@ class SkeletonTensorDataset(Dataset):
         x = self.transform(sample.joints, self.rng(index))
         label = -1 if sample.label is None else int(sample.label)
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), label
+
+
+def seeded_subset(ds: Dataset, n: int | None, seed: int) -> tuple[Dataset, np.ndarray]:
+    """At most `n` items drawn reproducibly from `seed` (in their original order), and their positions."""
+    size = len(ds)  # type: ignore[arg-type]
+    if n is None or n >= size:
+        return ds, np.arange(size)
+    keep = np.sort(np.random.default_rng(seed).permutation(size)[:n])
+    return Subset(ds, keep.tolist()), keep
+
+
+class ClassSubset(Dataset):
+    """The items whose label is in `keep` (class indices), labels renumbered 0..len(keep)-1 in `keep`'s order:
+    the seen classes for training, or the held-out ones for a zero-shot test."""
+
+    def __init__(self, base: Dataset, labels: Sequence[int] | np.ndarray, keep: Sequence[int]):
+        self.base = base
+        new = {int(c): i for i, c in enumerate(keep)}
+        labels = np.asarray(labels)
+        self.index = [i for i, y in enumerate(labels.tolist()) if y in new]
+        self.labels = np.array([new[int(labels[i])] for i in self.index], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.base[self.index[i]][0], int(self.labels[i])
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from sugar.config import DataConfig
 from sugar.errors import ConfigError
 from sugar.skeleton.layouts import Layout, get_layout
 
@@ -300,7 +300,19 @@ class Compose:
         return f"Compose([{inner}])"
 
 
-def build_transform(cfg: DataConfig, layout: Layout | str, train: bool, *, dims: int = 3) -> Compose:
+class TransformSettings(Protocol):
+    """What build_transform reads: config.DataConfig and processor.TransformSettings both have it."""
+
+    frames: int
+    max_persons: int
+    centre: bool
+    align: bool
+    random_crop: tuple[float, float]
+    random_rotate: float
+    stream: str
+
+
+def build_transform(cfg: TransformSettings, layout: Layout | str, train: bool, *, dims: int = 3) -> Compose:
     """The standard chain for `cfg`: joints [M,T,V,C] + rng -> float32 [C, cfg.frames, V, cfg.max_persons].
 
     Training adds the random crop window (cfg.random_crop) and random rotation (cfg.random_rotate); test
@@ -312,7 +324,7 @@ def build_transform(cfg: DataConfig, layout: Layout | str, train: bool, *, dims:
     lo, hi = cfg.random_crop
     if not 0 < lo <= hi <= 1:
         raise ConfigError(f"data.random_crop must satisfy 0 < low <= high <= 1, got {cfg.random_crop}")
-    stream = getattr(cfg, "stream", "joint")
+    stream = cfg.stream
     if stream not in STREAMS:
         raise ConfigError(f"data.stream must be one of {', '.join(STREAMS)}, got {stream!r}")
     steps: list[Step] = [DropTrailingZeroFrames(), PadPersons(cfg.max_persons)]

@@ -21,18 +21,27 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
+from tqdm import tqdm
 
-from sugar.config import PretrainConfig, TuneConfig, load_config, save_config, to_dict
+from sugar.config import TuneConfig, load_config, save_config
 from sugar.errors import ConfigError, DataError, SugarError
+from sugar.evaluation.recognizer import collate, evaluate_split
+from sugar.features import FeatureStore
 from sugar.fileio import atomic_write_text
+from sugar.knowledge.schema import load_knowledge
+from sugar.models.encoder import load_encoder
 from sugar.models.recognizer import Recognizer, check_rank_by
+from sugar.runs import MetricsWriter, RunDir
+from sugar.skeleton.datasets import DataSource, knowledge_name
+from sugar.skeleton.processor import Processor
+from sugar.skeleton.torchdata import ClassSubset, seeded_subset
 from sugar.training.loop import (
     DistInfo,
-    MetricsWriter,
-    RunDir,
     barrier,
+    check_resume,
     cleanup_distributed,
+    default_run_dir,
     rng_state,
     set_rng_state,
     setup_distributed,
@@ -44,29 +53,10 @@ SPLITS = ("train", "val", "test")
 # --------------------------------------------------------------------------------------------- data
 
 
-class _Relabel(Dataset):
-    """Keep the items whose label is in `keep` (original class indices) and renumber labels 0..len(keep)-1."""
-
-    def __init__(self, base: Dataset, labels: np.ndarray, keep: list[int]):
-        self.base = base
-        new = {c: i for i, c in enumerate(keep)}
-        self.index = [i for i, y in enumerate(labels.tolist()) if y in new]
-        self.labels = np.array([new[labels[i]] for i in self.index], dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        x = self.base[self.index[i]][0]
-        return x, int(self.labels[i])
-
-
 class _Features(Dataset):
     """A `sugar extract` folder as (tokens [T', d], label) items."""
 
     def __init__(self, folder: Path):
-        from sugar.features import FeatureStore
-
         self.store = FeatureStore(folder)
         self.labels = np.array([-1 if s["label"] is None else s["label"] for s in self.store.samples])
 
@@ -87,8 +77,9 @@ class TuneData:
     splits: dict[str, Dataset]  # each item (tokens [T', d] or skeleton tensor [C, T, V, M], label)
     labels: dict[str, np.ndarray]
     encoder_dim: int
-    encoder: nn.Module | None = None  # set when items are skeleton tensors
-    data_cfg: Any = None
+    encoder: nn.Module | None = None  # the frozen encoder (needed when items are skeleton tensors)
+    processor: Processor | None = None
+    source: DataSource | None = None  # what the encoder was trained on
 
 
 def features_data(cfg: TuneConfig) -> TuneData:
@@ -112,64 +103,50 @@ def features_data(cfg: TuneConfig) -> TuneData:
         splits[split], labels[split] = ds, ds.labels
     assert classes is not None and dim is not None
     index = splits["train"].store.index  # type: ignore[attr-defined]
-    return TuneData(str(index.get("dataset")), list(classes), splits, labels, int(dim))
+    data = TuneData(str(index.get("dataset")), list(classes), splits, labels, int(dim))
+    if cfg.encoder_run:  # saved inside the recogniser, so it reads skeletons without the encoder's run
+        bundle = load_encoder(cfg.encoder_run)
+        data.encoder, data.processor, data.source = bundle.encoder, bundle.processor, bundle.data
+    return data
 
 
 def online_data(cfg: TuneConfig, device: torch.device) -> TuneData:
     """Skeleton splits of the encoder run's dataset (or cfg.dataset), encoded on the fly by the frozen encoder."""
-    from sugar.models.encoder import load_encoder
-    from sugar.skeleton.datasets import open_dataset
-    from sugar.skeleton.torchdata import SkeletonTensorDataset
-    from sugar.skeleton.transforms import build_transform
-
     if not cfg.encoder_run:
         raise ConfigError("tune needs an encoder run (--encoder RUN)")
-    encoder, pcfg = load_encoder(cfg.encoder_run, device)
-    data_cfg = pcfg.data
-    name = cfg.dataset or data_cfg.dataset
-    same = name == data_cfg.dataset
+    bundle = load_encoder(cfg.encoder_run, device)
+    if bundle.data is None:
+        raise ConfigError(f"{cfg.encoder_run}: the encoder does not record its data; pass --features")
+    name = cfg.dataset or bundle.data.dataset
     splits: dict[str, Dataset] = {}
     labels: dict[str, np.ndarray] = {}
     classes: list[str] = []
     for split in SPLITS:
-        ds = open_dataset(name, root=data_cfg.root if same else None,
-                          protocol=cfg.protocol or (data_cfg.protocol if same else None), split=split,
-                          seed=pcfg.seed, val_fraction=data_cfg.val_fraction)
+        ds = bundle.data.open_split(split, dataset=name, protocol=cfg.protocol, layout=bundle.encoder.layout)
         classes = list(ds.classes)
-        transform = build_transform(data_cfg, ds.layout, train=split == "train", dims=encoder.in_channels)
-        splits[split] = SkeletonTensorDataset(ds, transform, cfg.seed)
+        splits[split] = bundle.processor.dataset(ds, train=split == "train", seed=cfg.seed)
         labels[split] = np.asarray(ds.labels)
-    return TuneData(name, classes, splits, labels, encoder.dim, encoder, data_cfg)
+    return TuneData(name, classes, splits, labels, bundle.encoder.dim, bundle.encoder, bundle.processor, bundle.data)
 
 
-def load_descriptions(cfg: TuneConfig, dataset: str, classes: list[str]) -> dict[str, str]:
-    """label -> description from the knowledge file; {} when cfg.knowledge == "none" (label-only answers)."""
+def load_descriptions(cfg: TuneConfig, data: TuneData) -> dict[str, str]:
+    """label -> description from the knowledge; {} when cfg.knowledge == "none" (label-only answers).
+
+    The knowledge is cfg.knowledge, else the one the encoder was trained with (same dataset), else the
+    dataset's shipped file."""
     if cfg.knowledge == "none":
         return {}
-    try:
-        from sugar.knowledge.schema import load_knowledge
-    except ImportError:
-        raise ConfigError("the knowledge module (sugar.knowledge.schema) is not installed; set knowledge=none to "
-                          "train on labels only") from None
-    knowledge = load_knowledge(cfg.knowledge or dataset)
-    table = {c.label: c.description for c in knowledge.classes}
-    missing = [c for c in classes if c not in table]
+    if cfg.knowledge:
+        name = cfg.knowledge
+    elif data.source is not None and data.source.dataset == data.dataset:
+        name = data.source.knowledge_file
+    else:
+        name = knowledge_name(data.dataset)
+    table = {c.label: c.description for c in load_knowledge(name).classes}
+    missing = [c for c in data.classes if c not in table]
     if missing:
-        raise ConfigError(f"knowledge {cfg.knowledge or dataset!r} has no entry for {missing[:5]}")
-    return {c: table[c] for c in classes}
-
-
-def _limit(ds: Dataset, labels: np.ndarray, n: int | None, seed: int) -> tuple[Dataset, np.ndarray]:
-    if n is None or n >= len(ds):  # type: ignore[arg-type]
-        return ds, labels
-    keep = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n])  # type: ignore[arg-type]
-    return Subset(ds, keep.tolist()), labels[keep]
-
-
-def collate(batch: list[tuple[torch.Tensor, int]]) -> tuple[list[torch.Tensor] | torch.Tensor, torch.Tensor]:
-    xs = [b[0] for b in batch]
-    y = torch.tensor([b[1] for b in batch], dtype=torch.long)
-    return (torch.stack(xs) if xs[0].dim() == 4 else xs), y
+        raise ConfigError(f"knowledge {name!r} has no entry for {missing[:5]}")
+    return {c: table[c] for c in data.classes}
 
 
 # --------------------------------------------------------------------------------------------- model wrapper
@@ -205,52 +182,7 @@ def _lr(step: int, total: int, cfg: TuneConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-# --------------------------------------------------------------------------------------------- evaluation
-
-
-def evaluate(rec: Recognizer, data: TuneData, split: str, actions: list[str], keep: list[int],
-             mode: str = "rank", limit: int | None = None, describe: bool = False,
-             knowledge: dict[str, str] | None = None) -> dict[str, Any]:
-    """Top-1/top-5 (and mean class accuracy) of `rec` on a split, restricted to classes `keep` (indices).
-
-    knowledge: label -> description for the listed classes, needed by rank_by="answer" for classes the
-    recogniser was not trained on (held out)."""
-    ds = _Relabel(data.splits[split], data.labels[split], keep)
-    ds_l, y = _limit(ds, ds.labels, limit, 0)
-    if len(ds_l) == 0:  # type: ignore[arg-type]
-        return {"samples": 0}
-    preds: list[dict[str, Any]] = []
-    loader = DataLoader(ds_l, batch_size=rec.cfg.eval_batch_size, shuffle=False, collate_fn=collate)
-    for x, _ in loader:
-        if isinstance(x, torch.Tensor) and x.dim() == 5:
-            with torch.no_grad():
-                x = list(rec.encoder(x.to(rec.device)).float())  # type: ignore[misc]
-        preds += rec.recognize(x, actions=actions, knowledge=knowledge, mode=mode, describe=describe)
-    truth = [actions[i] for i in y.tolist()]
-    top1 = np.array([p["label"] == t for p, t in zip(preds, truth, strict=True)])
-    top5 = np.array([t in [lab for lab, _ in p["top5"]] for p, t in zip(preds, truth, strict=True)])
-    per_class = [top1[y == c].mean() for c in range(len(actions)) if (y == c).any()]
-    out = {"samples": len(truth), "top1": float(top1.mean()), "top5": float(top5.mean()),
-           "mean_class_accuracy": float(np.mean(per_class))}
-    if mode == "generate":
-        out["unmatched"] = int(sum(p["label"] is None for p in preds))
-    return out
-
-
 # --------------------------------------------------------------------------------------------- training
-
-
-def default_run_dir(cfg: TuneConfig) -> Path:
-    stem = Path(cfg.encoder_run or cfg.features or "tune").name
-    return Path("runs") / f"tune-{stem}-{cfg.bridge.kind}"
-
-
-def _check_resume(cfg: TuneConfig, run: RunDir) -> None:
-    if run.config_path.is_file():
-        old = load_config(TuneConfig, run.config_path)
-        if to_dict(old) != to_dict(cfg):
-            raise ConfigError(f"{run.config_path}: this run was started with a different config; use another "
-                              "--run-dir or the same settings to resume")
 
 
 def tune(cfg: TuneConfig, run_dir: str | Path | None = None, progress: bool = True,
@@ -274,10 +206,11 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
         raise ConfigError(f"decode {cfg.decode!r}: choose rank or generate")
     check_rank_by(cfg.rank_by)
     torch.manual_seed(cfg.seed)
-    run = RunDir(run_dir or default_run_dir(cfg))
+    run = RunDir(run_dir or default_run_dir("tune", Path(cfg.encoder_run or cfg.features or "tune").name,
+                                            cfg.bridge.kind))
     if info.is_main:
+        check_resume(run, cfg)
         run.create()
-        _check_resume(cfg, run)
         save_config(cfg, run.config_path)
     barrier(info)
     if data is None:
@@ -288,10 +221,11 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
     seen = [i for i, c in enumerate(data.classes) if c not in cfg.exclude_classes]
     unseen = [i for i, c in enumerate(data.classes) if c in cfg.exclude_classes]
     actions = [data.classes[i] for i in seen]
-    descriptions = load_descriptions(cfg, data.dataset, data.classes)
+    descriptions = load_descriptions(cfg, data)
 
     rec = Recognizer.build(cfg, data.encoder_dim, actions, {a: descriptions[a] for a in actions if a in descriptions},
-                           encoder=data.encoder, data_cfg=data.data_cfg, llm=llm, tokenizer=tokenizer)
+                           encoder=data.encoder, processor=data.processor, data=data.source, llm=llm,
+                           tokenizer=tokenizer)
     rec.to(info.device)
     model: nn.Module = TuneModel(rec)
     if info.distributed:
@@ -300,8 +234,8 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
     params = [p for p in rec.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(_param_groups(rec, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    train_set = _Relabel(data.splits["train"], data.labels["train"], seen)
-    train_set_l, _ = _limit(train_set, train_set.labels, cfg.max_train_samples, cfg.seed)
+    train_set = ClassSubset(data.splits["train"], data.labels["train"], seen)
+    train_set_l, _ = seeded_subset(train_set, cfg.max_train_samples, cfg.seed)
     per_rank = cfg.batch_size // info.world if info.distributed else cfg.batch_size
     if per_rank < 1:
         raise ConfigError(f"batch_size {cfg.batch_size} is smaller than the number of processes {info.world}")
@@ -320,8 +254,7 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
         best = json.loads(state["best"])
         set_rng_state(state["rng"])
         if info.is_main:
-            kept = [m for m in run.read_metrics() if m.get("step", 0) <= step]
-            atomic_write_text(run.metrics_path, "".join(json.dumps(m) + "\n" for m in kept))
+            run.truncate_metrics("step", step)
     writer = MetricsWriter(run, purge_step=step) if info.is_main else None
 
     def checkpoint() -> None:
@@ -343,8 +276,6 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
         losses: list[float] = []
         bar = None
         if progress and info.is_main:
-            from tqdm import tqdm
-
             bar = tqdm(total=len(batches), initial=batch_in_epoch, desc=f"tune epoch {epoch + 1}/{cfg.epochs}")
         while batch_in_epoch < len(batches):
             for g in optimizer.param_groups:
@@ -381,8 +312,8 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
                                   "train_loss": float(np.mean(losses)) if losses else None,
                                   "epoch_time_s": time.time() - t0}
         if info.is_main and "val" in data.splits:
-            val = evaluate(rec, data, "val", actions, seen, "rank", cfg.max_eval_samples)
-            record.update({f"val_{k}": v for k, v in val.items() if k != "samples"})
+            val = evaluate_split(rec, data.splits, data.labels, "val", actions, seen, "rank", cfg.max_eval_samples)
+            record.update({f"val_{k}": v for k, v in val.items() if k != "samples" and isinstance(v, int | float)})
             if val.get("top1", -1.0) > best["val_top1"]:
                 best = {"val_top1": val["top1"], "epoch": epoch + 1}
                 run.save_best(rec.trainable_state(), best)
@@ -415,10 +346,12 @@ def _finish(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData, actio
     report: dict[str, Any] = {"run_dir": str(run.path), "selected": best, "dataset": data.dataset,
                               "actions": actions, "excluded": [data.classes[i] for i in unseen]}
     if "test" in data.splits:
-        report["test"] = evaluate(rec, data, "test", actions, seen, cfg.decode, cfg.max_eval_samples)
+        report["test"] = evaluate_split(rec, data.splits, data.labels, "test", actions, seen, cfg.decode,
+                                        cfg.max_eval_samples)
         if unseen:
-            report["test_unseen"] = evaluate(rec, data, "test", [data.classes[i] for i in unseen], unseen,
-                                             cfg.decode, cfg.max_eval_samples, knowledge=descriptions)
+            held_out = [data.classes[i] for i in unseen]
+            report["test_unseen"] = evaluate_split(rec, data.splits, data.labels, "test", held_out, unseen,
+                                                   cfg.decode, cfg.max_eval_samples, knowledge=descriptions)
     atomic_write_text(run.path / "report.json", json.dumps(report, indent=1))
     barrier(info)
     return report
@@ -439,8 +372,8 @@ def load_tune_config(path: str | Path | None, overrides: list[str], encoder: str
 def _inherit_held_out(cfg: TuneConfig, overrides: list[str]) -> TuneConfig:
     """Classes the encoder never saw stay unseen for the LLM too, unless exclude_classes is set explicitly."""
     explicit = any(o.split("=", 1)[0].strip() == "exclude_classes" for o in overrides)
-    encoder_cfg = Path(cfg.encoder_run or "") / "config.yaml"
-    if explicit or cfg.exclude_classes or not cfg.encoder_run or not encoder_cfg.is_file():
+    if explicit or cfg.exclude_classes or not cfg.encoder_run:
         return cfg
-    held_out = load_config(PretrainConfig, encoder_cfg).exclude_classes
+    source = load_encoder(cfg.encoder_run).data
+    held_out = source.exclude_classes if source is not None else ()
     return replace(cfg, exclude_classes=tuple(held_out)) if held_out else cfg

@@ -1,15 +1,11 @@
-"""Training plumbing shared by stage 2 and stage 3: atomic files, run directories, checkpoints, DDP, metrics.
+"""What stage 2 and stage 3 training share: DDP set-up (torchrun, gloo/nccl, global-batch BatchNorm on CPU),
+the rule for resuming a run directory, run naming, RNG state and learning-rate schedules.
 
-A run directory holds config.yaml, metrics.jsonl (one JSON object per epoch), TensorBoard events under tb/,
-and checkpoints/. A checkpoint for epoch e is a pair epoch-XXXX.safetensors (weights) + epoch-XXXX.state.pt
-(optimizer, RNG and counters; read back with torch.load(weights_only=True)); `checkpoints/last.json` points
-at the newest complete pair and is replaced atomically only after both files are on disk, so a run killed
-at any instant (kill -9 included) resumes from a consistent epoch. Older pairs are removed afterwards.
+Run directories and checkpoints themselves live in sugar.runs (evaluation reads them too).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +15,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from sugar.fileio import atomic_save_safetensors, atomic_torch_save, atomic_write_text
+from sugar.config import load_config, to_dict
+from sugar.errors import ConfigError
+from sugar.runs import RunDir
 
 # --------------------------------------------------------------------------------------------- distributed
 
@@ -129,107 +127,6 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
     return out
 
 
-# --------------------------------------------------------------------------------------------- run directory
-
-
-class RunDir:
-    """One training run's folder: config, metrics, TensorBoard events, checkpoints."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.checkpoints = self.path / "checkpoints"
-
-    def create(self) -> RunDir:
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        return self
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    # ---- checkpoints
-    def save_checkpoint(self, epoch: int, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
-        """Write the pair for `epoch`, then point last.json at it, then drop older pairs."""
-        stem = f"epoch-{epoch:04d}"
-        atomic_save_safetensors(weights, self.checkpoints / f"{stem}.safetensors", {"epoch": str(epoch)})
-        atomic_torch_save(state, self.checkpoints / f"{stem}.state.pt")
-        atomic_write_text(self.checkpoints / "last.json", json.dumps({"epoch": epoch, "stem": stem}))
-        for old in self.checkpoints.glob("epoch-*"):
-            if not old.name.startswith(stem + "."):
-                old.unlink(missing_ok=True)
-
-    def last_epoch(self) -> int | None:
-        pointer = self.checkpoints / "last.json"
-        if not pointer.is_file():
-            return None
-        return int(json.loads(pointer.read_text())["epoch"])
-
-    def load_checkpoint(self, device: str | torch.device = "cpu") -> tuple[int, dict[str, torch.Tensor], dict] | None:
-        """(epoch, weights, state) of the newest complete checkpoint, or None when the run has none yet."""
-        from safetensors.torch import load_file
-
-        pointer = self.checkpoints / "last.json"
-        if not pointer.is_file():
-            return None
-        info = json.loads(pointer.read_text())
-        weights = load_file(str(self.checkpoints / f"{info['stem']}.safetensors"), device=str(device))
-        state = torch.load(self.checkpoints / f"{info['stem']}.state.pt", map_location=device, weights_only=True)
-        return int(info["epoch"]), weights, state
-
-    def save_best(self, weights: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
-        atomic_save_safetensors(weights, self.checkpoints / "best.safetensors", {"epoch": str(info.get("epoch"))})
-        atomic_write_text(self.checkpoints / "best.json", json.dumps(info))
-
-    def load_best(self, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict] | None:
-        from safetensors.torch import load_file
-
-        if not (self.checkpoints / "best.json").is_file():
-            return None
-        return (load_file(str(self.checkpoints / "best.safetensors"), device=str(device)),
-                json.loads((self.checkpoints / "best.json").read_text()))
-
-    # ---- metrics
-    def read_metrics(self) -> list[dict[str, Any]]:
-        if not self.metrics_path.is_file():
-            return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
-
-    def truncate_metrics(self, last_epoch: int) -> None:
-        """Drop metric lines written after the checkpoint we resume from (a kill between the two writes)."""
-        kept = [m for m in self.read_metrics() if m.get("epoch", 0) <= last_epoch]
-        atomic_write_text(self.metrics_path, "".join(json.dumps(m) + "\n" for m in kept))
-
-
-class MetricsWriter:
-    """Appends one JSON line per epoch to metrics.jsonl and mirrors scalars to TensorBoard (tb/)."""
-
-    def __init__(self, run: RunDir, purge_step: int | None = None):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.run = run
-        self.tb = SummaryWriter(str(run.path / "tb"), purge_step=purge_step)
-
-    def scalar(self, tag: str, value: float, step: int) -> None:
-        self.tb.add_scalar(tag, value, step)
-
-    def epoch(self, record: dict[str, Any], step: int) -> None:
-        with open(self.run.metrics_path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        for key, value in record.items():
-            if key != "epoch" and isinstance(value, int | float) and value is not None:
-                self.tb.add_scalar(f"epoch/{key}", value, step)
-        self.tb.flush()
-
-    def close(self) -> None:
-        self.tb.close()
-
-
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -251,3 +148,21 @@ def step_lr(step: int, steps_per_epoch: int, base_lr: float, warmup_epochs: int,
         return base_lr * (step + 1) / (warmup_epochs * steps_per_epoch)
     epoch = step // max(1, steps_per_epoch)
     return base_lr * decay ** sum(epoch >= s for s in lr_steps)
+
+
+def default_run_dir(stage: str, name: str, protocol: str | None = None) -> Path:
+    """runs/<stage>/<name>[-<protocol>]: fixed for a command, so rerunning it resumes the same run."""
+    return Path("runs") / stage / (name + (f"-{protocol}" if protocol else ""))
+
+
+def check_resume(run: RunDir, cfg: Any, ignore: tuple[str, ...] = ("epochs",)) -> None:
+    """A run directory belongs to one config: refuse to resume it with different settings (keys in `ignore`,
+    such as a longer `epochs`, may change). A run without a checkpoint yet (a failed start) is started over."""
+    if not run.config_path.is_file() or run.last_epoch() is None:
+        return
+    old = to_dict(load_config(type(cfg), run.config_path))
+    new = to_dict(cfg)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in ignore)
+    if changed:
+        raise ConfigError(f"{run.config_path}: this run was started with different settings ({', '.join(changed)}); "
+                          "use another --run-dir or the same settings to resume")

@@ -22,64 +22,39 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
 
-from sugar.config import PretrainConfig, save_config, to_dict
+from sugar.config import PretrainConfig, save_config
 from sugar.errors import ConfigError, DataError
+from sugar.evaluation.encoder import evaluate_split, load_texts, main_head
+from sugar.evaluation.metrics import choose_unseen_classes
 from sugar.fileio import atomic_write_text
-from sugar.models.encoder import ProjectionHead, SkeletonEncoder, build_encoder, save_encoder
-from sugar.models.losses import LOSS_MODES, MILNCELoss, text_bank
+from sugar.models.encoder import build_encoder, save_pretrained
+from sugar.models.heads import EncoderWithHeads
+from sugar.models.losses import text_bank
 from sugar.models.text import KnowledgeEmbeddings
-from sugar.skeleton.layouts import Layout
+from sugar.runs import MetricsWriter, RunDir
+from sugar.skeleton.datasets import DataSource
+from sugar.skeleton.processor import Processor
+from sugar.skeleton.torchdata import seeded_subset
 from sugar.training.loop import (
     DistInfo,
-    MetricsWriter,
-    RunDir,
     barrier,
+    check_resume,
     cleanup_distributed,
     convert_sync_batchnorm,
+    default_run_dir,
     rng_state,
     set_rng_state,
     setup_distributed,
     step_lr,
 )
-
-# --------------------------------------------------------------------------------------------- model
-
-
-class PretrainModel(nn.Module):
-    """Encoder + the training-only heads: projection to the text space and/or a linear CE classifier."""
-
-    def __init__(self, encoder: SkeletonEncoder, cfg: PretrainConfig, num_classes: int, text_dim: int | None):
-        super().__init__()
-        if cfg.loss not in LOSS_MODES:
-            raise ConfigError(f"loss: {cfg.loss!r} must be one of {LOSS_MODES}")
-        self.encoder = encoder
-        self.uses_text = "milnce" in cfg.loss
-        self.uses_ce = "ce" in cfg.loss.split("+")
-        if self.uses_text and text_dim is None:
-            raise ConfigError("MIL-NCE needs knowledge text embeddings")
-        self.projection = ProjectionHead(encoder.dim, text_dim) if self.uses_text else None
-        self.classifier = nn.Linear(encoder.dim, num_classes) if self.uses_ce else None
-        if self.classifier is not None:
-            nn.init.normal_(self.classifier.weight, 0, (2.0 / num_classes) ** 0.5)
-            nn.init.zeros_(self.classifier.bias)
-        self.milnce = MILNCELoss(cfg.temperature, cfg.learn_temperature) if self.uses_text else None
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        tokens = self.encoder(x)
-        out = {"pooled": tokens.mean(1)}
-        if self.projection is not None:
-            out["features"] = self.projection(tokens)
-        if self.classifier is not None:
-            out["logits"] = self.classifier(out["pooled"])
-        return out
-
+from sugar.viz import plot_curves
 
 # --------------------------------------------------------------------------------------------- data
 
@@ -92,23 +67,14 @@ class PretrainData:
     val: Dataset | None
     test: Dataset | None
     classes: list[str]
-    layout: Layout
-    in_channels: int
+    processor: Processor  # how samples become the encoder's input (saved with it)
+    source: DataSource  # where the data came from (saved with it)
     seen: list[int]  # class indices present in training (all minus the zero-shot held-out ones)
     texts: KnowledgeEmbeddings | None  # rows aligned with `classes`
 
 
-def _seeded_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
-    if n is None or n >= len(ds):  # type: ignore[arg-type]
-        return ds
-    keep = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n])  # type: ignore[arg-type]
-    return Subset(ds, keep.tolist())
-
-
 def resolve_exclusions(cfg: PretrainConfig, classes: list[str]) -> PretrainConfig:
     """Turn `unseen_classes: K` into the explicit held-out list (seeded), so config.yaml records it."""
-    from sugar.evaluation import choose_unseen_classes
-
     unknown = [c for c in cfg.exclude_classes if c not in classes]
     if unknown:
         raise ConfigError(f"exclude_classes: {unknown} are not classes of {cfg.data.dataset}")
@@ -117,124 +83,53 @@ def resolve_exclusions(cfg: PretrainConfig, classes: list[str]) -> PretrainConfi
     return cfg
 
 
-def open_split(cfg: PretrainConfig, split: str, exclude: tuple[str, ...] = (), dataset: str | None = None,
-               protocol: str | None = None, root: str | None = None, layout: Layout | None = None):
-    """A split of the config's dataset, or of another one (its own default root/protocol unless given).
-
-    layout: the model's joint layout; another dataset's samples are converted to it by joint name."""
-    from sugar.skeleton.datasets import open_dataset
-
-    name = dataset or cfg.data.dataset
-    same = name == cfg.data.dataset
-    ds = open_dataset(name, root=root if root is not None else (cfg.data.root if same else None),
-                      protocol=protocol if protocol is not None else (cfg.data.protocol if same else None),
-                      split=split, seed=cfg.seed, val_fraction=cfg.data.val_fraction, exclude_classes=exclude)
-    return ds.as_layout(layout) if layout is not None else ds
-
-
-def tensor_dataset(cfg: PretrainConfig, ds: Any, train: bool, seed: int | None = None) -> Dataset:
-    from sugar.skeleton.torchdata import SkeletonTensorDataset
-    from sugar.skeleton.transforms import build_transform
-
-    transform = build_transform(cfg.data, ds.layout, train=train)
-    return SkeletonTensorDataset(ds, transform, cfg.seed if seed is None else seed)
-
-
-def load_texts(cfg: PretrainConfig, classes: list[str], device: str = "cpu") -> KnowledgeEmbeddings:
-    from sugar.knowledge.schema import load_knowledge
-    from sugar.models.text import embed_knowledge
-
-    knowledge = load_knowledge(cfg.knowledge or cfg.data.dataset)
-    return embed_knowledge(knowledge, cfg.model.text_model, device).subset(list(classes))
+def data_source(cfg: PretrainConfig) -> DataSource:
+    """Where a stage-2 config's data comes from (saved with the encoder)."""
+    return DataSource(cfg.data.dataset, cfg.data.protocol, cfg.data.root, cfg.seed, cfg.data.val_fraction,
+                      tuple(cfg.exclude_classes), cfg.knowledge)
 
 
 def build_data(cfg: PretrainConfig, info: DistInfo | None = None) -> tuple[PretrainConfig, PretrainData]:
     """Open train/val/test with the config's transforms and embed the knowledge (rank 0 fills the cache)."""
-    train_raw = open_split(cfg, "train")
+    train_raw = data_source(cfg).open_split("train")
     classes = list(train_raw.classes)
     if cfg.data.protocol is None and getattr(train_raw, "protocol", None):
         cfg = replace(cfg, data=replace(cfg.data, protocol=train_raw.protocol))  # record the default
     cfg = resolve_exclusions(cfg, classes)
+    source = data_source(cfg)
     if cfg.exclude_classes:  # labels keep indexing the full list: texts, heads and reports follow it
-        train_raw = open_split(cfg, "train", cfg.exclude_classes).with_classes(classes)
+        train_raw = source.open_split("train", cfg.exclude_classes).with_classes(classes)
     if len(train_raw) == 0:
         raise DataError(cfg.data.root or cfg.data.dataset, "the training split is empty")
-    val_raw = (open_split(cfg, "val", cfg.exclude_classes).with_classes(classes)
+    val_raw = (source.open_split("val", cfg.exclude_classes).with_classes(classes)
                if cfg.data.val_fraction > 0 else None)
-    test_raw = open_split(cfg, "test")
-    in_channels = int(train_raw[0].joints.shape[-1])
+    test_raw = source.open_split("test")
+    processor = Processor.from_config(cfg.data, train_raw.layout, int(train_raw[0].joints.shape[-1]))
     texts = None
     if cfg.loss != "ce" or cfg.knowledge:
         text_device = "cuda" if torch.cuda.is_available() else "cpu"
         if info is not None and info.distributed and not info.is_main:
             barrier(info)  # rank 0 computes and caches the embeddings first
-            texts = load_texts(cfg, classes, text_device)
+            texts = load_texts(source.knowledge_file, cfg.model.text_model, classes, text_device)
         else:
-            texts = load_texts(cfg, classes, text_device)
+            texts = load_texts(source.knowledge_file, cfg.model.text_model, classes, text_device)
             if info is not None:
                 barrier(info)
     excluded = set(cfg.exclude_classes)
+    train_set, _ = seeded_subset(processor.dataset(train_raw, True, cfg.seed), cfg.max_train_samples, cfg.seed)
     data = PretrainData(
-        train=_seeded_subset(tensor_dataset(cfg, train_raw, True), cfg.max_train_samples, cfg.seed),
-        val=tensor_dataset(cfg, val_raw, False) if val_raw is not None and len(val_raw) else None,
-        test=tensor_dataset(cfg, test_raw, False) if len(test_raw) else None,
-        classes=classes, layout=train_raw.layout, in_channels=in_channels,
+        train=train_set,
+        val=processor.dataset(val_raw, False, cfg.seed) if val_raw is not None and len(val_raw) else None,
+        test=processor.dataset(test_raw, False, cfg.seed) if len(test_raw) else None,
+        classes=classes, processor=processor, source=source,
         seen=[i for i, c in enumerate(classes) if c not in excluded], texts=texts)
     return cfg, data
-
-
-# --------------------------------------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def collect(model: PretrainModel, loader: DataLoader, device: torch.device) -> dict[str, np.ndarray]:
-    """Run the model over a loader: pooled encoder features, projected features, CE logits, labels."""
-    model.eval()
-    out: dict[str, list[np.ndarray]] = {}
-    for x, y in loader:
-        res = model(x.to(device, non_blocking=True).float())
-        res["labels"] = torch.as_tensor(y)
-        for k, v in res.items():
-            out.setdefault(k, []).append(v.float().cpu().numpy())
-    return {k: np.concatenate(v) for k, v in out.items()}
-
-
-def scores_from(outputs: dict[str, np.ndarray], texts: KnowledgeEmbeddings | None, cfg: PretrainConfig,
-                head: str) -> np.ndarray:
-    """[N, K] class scores: cosine similarity to the class text prototypes ("text") or CE logits ("ce")."""
-    if head == "text":
-        if texts is None or "features" not in outputs:
-            raise ConfigError("this run has no text head (trained with loss=ce)")
-        protos = texts.prototypes(cfg.use_motion, cfg.use_visual).numpy()
-        return outputs["features"] @ protos.T
-    if "logits" not in outputs:
-        raise ConfigError("this run has no CE head (trained without 'ce' in loss)")
-    return outputs["logits"]
-
-
-def main_head(cfg: PretrainConfig) -> str:
-    return "text" if "milnce" in cfg.loss else "ce"
-
-
-def evaluate_split(model: PretrainModel, ds: Dataset, data: PretrainData, cfg: PretrainConfig,
-                   device: torch.device, classes: list[int] | None = None) -> dict[str, Any]:
-    """top-1/top-5 of the main head on `ds`, restricted to the class indices `classes` (rows and columns)."""
-    from sugar.evaluation import restrict, topk_accuracy
-
-    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
-    outputs = collect(model, loader, device)
-    scores = scores_from(outputs, data.texts, cfg, main_head(cfg))
-    labels = outputs["labels"]
-    if classes is not None:
-        scores, labels = restrict(scores, labels, classes)
-    return {"top1": topk_accuracy(scores, labels, 1), "top5": topk_accuracy(scores, labels, 5),
-            "samples": len(labels)}
 
 
 # --------------------------------------------------------------------------------------------- training
 
 
-def _loss(model: PretrainModel, out: dict[str, torch.Tensor], y: torch.Tensor, global_labels: torch.Tensor,
+def _loss(model: EncoderWithHeads, out: dict[str, torch.Tensor], y: torch.Tensor, global_labels: torch.Tensor,
           cfg: PretrainConfig, texts: KnowledgeEmbeddings | None, step: int) -> torch.Tensor:
     """Per-sample losses [b] (float32)."""
     total = torch.zeros(len(y), device=y.device)
@@ -247,6 +142,13 @@ def _loss(model: PretrainModel, out: dict[str, torch.Tensor], y: torch.Tensor, g
     if model.classifier is not None:
         total = total + nn.functional.cross_entropy(out["logits"].float(), y, reduction="none")
     return total
+
+
+def _evaluate(model: EncoderWithHeads, ds: Dataset, data: PretrainData, cfg: PretrainConfig, device: torch.device,
+              classes: list[int] | None) -> dict[str, Any]:
+    """The main head on `ds` (validation and the final test use the same scoring as `sugar evaluate`)."""
+    protos = data.texts.prototypes(cfg.use_motion, cfg.use_visual).cpu().numpy() if data.texts is not None else None
+    return evaluate_split(model, ds, main_head(cfg.loss), protos, device, cfg.batch_size, classes, cfg.data.num_workers)
 
 
 def _gather_labels(y: torch.Tensor, info: DistInfo) -> torch.Tensor:
@@ -271,8 +173,8 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
     barrier(info)
 
     torch.manual_seed(cfg.seed)
-    encoder = build_encoder(cfg.model, data.layout, data.in_channels)
-    model = PretrainModel(encoder, cfg, len(data.classes), data.texts.dim if data.texts is not None else None)
+    encoder = build_encoder(cfg.model, data.processor.layout, data.processor.in_channels)
+    model = EncoderWithHeads(encoder, cfg, len(data.classes), data.texts.dim if data.texts is not None else None)
     if info.distributed and cfg.sync_bn:
         model = convert_sync_batchnorm(model, device)
     model.to(device)
@@ -296,7 +198,7 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
         set_rng_state(state["rng"])
         step, best = int(state["step"]), json.loads(state["best"])
         if info.is_main:
-            run.truncate_metrics(start_epoch)
+            run.truncate_metrics("epoch", start_epoch)
     ddp: nn.Module = model
     if info.distributed:
         ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -323,8 +225,6 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
         loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
         batches = loader
         if progress and info.is_main:
-            from tqdm import tqdm
-
             batches = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
         for x, y in batches:
             lr = step_lr(step, steps_per_epoch, cfg.lr, cfg.warmup_epochs, cfg.lr_steps, cfg.lr_decay)
@@ -353,7 +253,7 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
             record["temperature"] = model.milnce.temperature
         if info.is_main:
             if data.val is not None:
-                val = evaluate_split(model, data.val, data, cfg, device, seen)
+                val = _evaluate(model, data.val, data, cfg, device, seen)
                 record["val_top1"], record["val_top5"] = val["top1"], val["top5"]
             score = record["val_top1"] if record["val_top1"] is not None else float(epoch)  # no val: keep the last
             weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -379,7 +279,7 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
     return report
 
 
-def finish(cfg: PretrainConfig, run: RunDir, model: PretrainModel, data: PretrainData,
+def finish(cfg: PretrainConfig, run: RunDir, model: EncoderWithHeads, data: PretrainData,
            device: torch.device) -> dict[str, Any]:
     """Load the best checkpoint, export the encoder, evaluate the test split once, write report.json."""
     best = run.load_best(device)
@@ -387,42 +287,20 @@ def finish(cfg: PretrainConfig, run: RunDir, model: PretrainModel, data: Pretrai
         raise DataError(run.path, "no checkpoint to finish from (did training run any epoch?)")
     weights, best_info = best
     model.load_state_dict(weights)
-    save_encoder(model.encoder, run.path, {"best_epoch": best_info["epoch"], "classes": data.classes})
+    save_pretrained(model.encoder, run.path, data.processor, data.source,
+                    {"best_epoch": best_info["epoch"], "classes": data.classes})
     report: dict[str, Any] = {"dataset": cfg.data.dataset, "protocol": cfg.data.protocol, "loss": cfg.loss,
                               "best_epoch": best_info["epoch"], "best_val_top1": best_info["val_top1"],
                               "exclude_classes": list(cfg.exclude_classes)}
     if data.test is not None:
         seen = data.seen if len(data.seen) < len(data.classes) else None
-        report["test"] = evaluate_split(model, data.test, data, cfg, device, seen)
+        report["test"] = _evaluate(model, data.test, data, cfg, device, seen)
         unseen = [i for i in range(len(data.classes)) if i not in set(data.seen)]
         if unseen and data.texts is not None and model.projection is not None:
-            report["zero_shot"] = evaluate_split(model, data.test, data, cfg, device, unseen)
-    from sugar.viz import plot_curves
-
+            report["zero_shot"] = _evaluate(model, data.test, data, cfg, device, unseen)
     plot_curves(run.metrics_path, run.path / "curves.png", title=f"stage 2: {cfg.data.dataset} {cfg.loss}")
     atomic_write_text(run.path / "report.json", json.dumps(report, indent=2))
     return report
-
-
-def default_run_dir(cfg: PretrainConfig, name: str | None = None) -> Path:
-    """runs/pretrain/<name or dataset>[-<protocol>]: fixed, so rerunning the same command resumes the same run."""
-    name = (name or cfg.data.dataset) + (f"-{cfg.data.protocol}" if cfg.data.protocol else "")
-    return Path("runs") / "pretrain" / name
-
-
-def check_resume_config(cfg: PretrainConfig, run_dir: Path) -> None:
-    """A run directory belongs to one config: refuse to resume it with different settings."""
-    from sugar.config import load_config
-
-    path = run_dir / "config.yaml"
-    if not path.is_file() or RunDir(run_dir).last_epoch() is None:
-        return
-    old = to_dict(load_config(PretrainConfig, path))
-    new = to_dict(cfg)
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k != "epochs")
-    if changed:
-        raise ConfigError(f"{path}: this run was started with different settings ({', '.join(changed)}); "
-                          "use another --run-dir or the same settings to resume")
 
 
 def pretrain(cfg: PretrainConfig, run_dir: str | Path | None = None, progress: bool = True,
@@ -435,8 +313,9 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path | None = None, progress: b
     try:
         torch.manual_seed(cfg.seed)
         cfg, data = build_data(cfg, info)
-        run_path = Path(run_dir) if run_dir else default_run_dir(cfg, name)
-        check_resume_config(cfg, run_path)
+        run_path = Path(run_dir) if run_dir else default_run_dir("pretrain", name or cfg.data.dataset,
+                                                                 cfg.data.protocol)
+        check_resume(RunDir(run_path), cfg, ignore=("epochs",))
         return train(cfg, run_path, data, info, progress=progress)
     finally:
         cleanup_distributed()

@@ -1,0 +1,163 @@
+"""Scoring the stage-3 recogniser: validation and the final test during `sugar tune`, and `sugar evaluate` on a
+tuned run, through one scoring function, so the two can never disagree.
+
+Another dataset means a new action list (zero-shot, cross-dataset): its class names are the candidates, its
+knowledge file gives the descriptions, and its skeletons are converted to the encoder's layout by joint name.
+A run trained with held-out classes is scored on seen classes (seen list) and on the held-out ones (their list).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from sugar.errors import ConfigError, SugarError
+from sugar.evaluation.metrics import classification_report
+from sugar.fileio import atomic_write_text
+from sugar.knowledge.schema import load_knowledge
+from sugar.models.recognizer import Recognizer, check_rank_by
+from sugar.skeleton.datasets import knowledge_name
+from sugar.skeleton.torchdata import ClassSubset, seeded_subset
+from sugar.viz import plot_confusion
+
+NO_MATCH = "(no match)"
+
+
+def collate(batch: list[tuple[torch.Tensor, int]]) -> tuple[list[torch.Tensor] | torch.Tensor, torch.Tensor]:
+    """Token sequences of different lengths stay a list; skeleton tensors [C, T, V, M] are stacked."""
+    xs = [b[0] for b in batch]
+    y = torch.tensor([b[1] for b in batch], dtype=torch.long)
+    return (torch.stack(xs) if xs[0].dim() == 4 else xs), y
+
+
+def scores(rec: Any, samples: Sequence[Any], actions: list[str], mode: str, batch_size: int,
+           knowledge: dict[str, str], rank_by: str | None) -> np.ndarray:
+    """[N, K] scores, rank mode's softmax over the list; generate mode: [N, K + 1], the matched label (or the
+    last column, NO_MATCH, when the answer matched no list entry) above every listed score."""
+    out = np.zeros((len(samples), len(actions) + (mode == "generate")), dtype=np.float64)
+    results = rec.recognize(samples, actions=actions, knowledge=knowledge, mode=mode, batch_size=batch_size,
+                            describe=False, top_k=len(actions), rank_by=rank_by)
+    for row, r in enumerate(results):
+        for label, score in r.get("top5") or []:
+            out[row, actions.index(label)] = score
+        if mode == "generate":
+            out[row, actions.index(r["label"]) if r["label"] is not None else -1] += 2.0
+    return out
+
+
+def score_report(rec: Any, samples: Sequence[Any], labels: np.ndarray, actions: list[str], mode: str,
+                 batch_size: int, knowledge: dict[str, str], rank_by: str | None) -> dict[str, Any]:
+    """classification_report of the recogniser's scores (generate mode: answers matching no list entry land
+    in a last "(no match)" column, count as wrong, and are counted as `unmatched`)."""
+    names = [*actions, NO_MATCH] if mode == "generate" else actions
+    rep = classification_report(scores(rec, samples, actions, mode, batch_size, knowledge, rank_by),
+                                np.asarray(labels), names)
+    if mode == "generate":
+        rep["unmatched"] = int(np.asarray(rep["confusion"])[:, -1].sum())
+    return rep
+
+
+def evaluate_split(rec: Recognizer, splits: Mapping[str, Dataset], labels: Mapping[str, np.ndarray], split: str,
+                   actions: list[str], keep: list[int], mode: str = "rank", limit: int | None = None,
+                   knowledge: dict[str, str] | None = None) -> dict[str, Any]:
+    """Top-1/top-5/mean class accuracy of `rec` on a split of (tokens or skeleton tensor, label) items, restricted
+    to classes `keep` (indices; `actions` are their names): stage 3's validation and final test.
+
+    knowledge: label -> description for the listed classes, needed by rank_by="answer" for classes the
+    recogniser was not trained on (held out)."""
+    subset = ClassSubset(splits[split], labels[split], keep)
+    items, positions = seeded_subset(subset, limit, 0)
+    if len(positions) == 0:
+        return {"samples": 0}
+    inputs: list[torch.Tensor] = []
+    for x, _ in DataLoader(items, batch_size=rec.cfg.eval_batch_size, shuffle=False, collate_fn=collate):
+        if isinstance(x, torch.Tensor) and x.dim() == 5:  # skeleton tensors: the frozen encoder makes tokens
+            with torch.no_grad():
+                x = list(rec.encoder(x.to(rec.device)).float())  # type: ignore[misc]
+        inputs += list(x)
+    return score_report(rec, inputs, subset.labels[positions], actions, mode, rec.cfg.eval_batch_size,
+                        knowledge or {}, None)
+
+
+def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: str | None = None,
+                            protocol: str | None = None, root: str | None = None, mode: str = "rank",
+                            out_dir: str | Path | None = None, batch_size: int = 16,
+                            limit: int | None = None, progress: bool = True, rank_by: str | None = None,
+                            knowledge_file: str | None = None) -> dict[str, Any]:
+    """Score `split` with the recogniser; write results.json and confusion PNGs; return the report.
+
+    rank_by: None = the run's setting; "answer" scores each entry's knowledge description too (the run's
+    knowledge file for its own dataset, the other dataset's shipped file for --dataset)."""
+    check_rank_by(rank_by, "--rank-by")  # before minutes of loading
+    run_dir = Path(run_dir)
+    rec = Recognizer.load(run_dir)
+    if rec.encoder is None or rec.data is None:
+        raise SugarError(f"{run_dir}: the recogniser has no encoder (or no record of its data) to read skeletons with")
+    ds = rec.data.open_split(split, dataset=dataset, protocol=protocol, root=root, layout=rec.encoder.layout)
+    if len(ds) == 0:
+        raise SugarError(f"{run_dir}: the {split} split of {dataset or rec.data.dataset} is empty")
+    other = dataset is not None and dataset != rec.data.dataset
+    name = dataset or rec.data.dataset
+    out = Path(out_dir) if out_dir else run_dir / "evaluation" / (f"{dataset}-{split}" if other else split)
+    out.mkdir(parents=True, exist_ok=True)
+
+    classes = list(ds.classes)
+    positions = np.arange(len(ds)) if limit is None else np.random.default_rng(0).permutation(len(ds))[:limit]
+    labels = ds.labels[positions]
+    held_out = set(rec.cfg.exclude_classes) if not other else set()
+    groups = {"all": [i for i, c in enumerate(classes) if c not in held_out]}
+    if held_out:
+        groups = {"seen": groups["all"], "zero_shot": [i for i, c in enumerate(classes) if c in held_out]}
+
+    rank_by = rank_by or rec.cfg.rank_by
+    knowledge = _descriptions(rec, name, other, classes, knowledge_file) if rank_by == "answer" else {}
+    report: dict[str, Any] = {"run": str(run_dir), "dataset": name, "split": split, "mode": mode,
+                              "rank_by": rank_by, "llm": rec.cfg.llm, "views": {}, "pictures": {}}
+    loaded = _load(ds, positions, progress)
+    for view, keep in groups.items():
+        rows = np.flatnonzero(np.isin(labels, keep))
+        if not len(rows):
+            continue
+        actions = [classes[i] for i in keep]
+        samples = [loaded[r] for r in rows]
+        y = np.array([keep.index(int(labels[r])) for r in rows])
+        names = [*actions, NO_MATCH] if mode == "generate" else actions
+        rep = score_report(rec, samples, y, actions, mode, batch_size, knowledge, rank_by)
+        report["views"][view] = rep
+        png = out / f"confusion-llm-{view}.png"
+        plot_confusion(np.asarray(rep["confusion"]), names, png,
+                       title=f"LLM recogniser ({mode}), {name} {split} {view} ({rep['top1'] * 100:.1f}% top-1)")
+        report["pictures"][png.name] = str(png)
+    report["out_dir"] = str(out)
+    atomic_write_text(out / "results.json", json.dumps(report, indent=1))
+    return report
+
+
+def _descriptions(rec: Recognizer, dataset: str, other: bool, classes: list[str],
+                  knowledge_file: str | None) -> dict[str, str]:
+    """label -> description of `classes` for rank_by="answer": the given knowledge file, else the run's own
+    descriptions for its dataset, else the other dataset's shipped knowledge."""
+    if knowledge_file or other:
+        table = {c.label: c.description for c in load_knowledge(knowledge_file or knowledge_name(dataset)).classes}
+    else:
+        if rec.cfg.knowledge == "none":
+            raise ConfigError("rank_by=answer needs knowledge descriptions; this run was tuned with knowledge=none")
+        table = dict(rec.descriptions)
+    missing = [c for c in classes if c not in table]
+    if missing:
+        raise ConfigError(f"the knowledge has no description for {missing[:5]}")
+    return {c: table[c] for c in classes}
+
+
+def _load(ds: Any, positions: np.ndarray, progress: bool) -> list:
+    items = (ds[int(p)] for p in positions)
+    if progress:
+        items = tqdm(items, total=len(positions), desc="reading samples")
+    return list(items)
