@@ -1,0 +1,82 @@
+"""Run directories: checkpoints carry digests, a damaged newest checkpoint falls back to the previous one."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from sugar.config import PretrainConfig, save_config
+from sugar.errors import ConfigError, SugarError
+from sugar.runs import RunDir
+from sugar.training.loop import check_resume
+
+
+def _save(run: RunDir, counter: int) -> None:
+    run.save_checkpoint(counter, {"w": torch.full((3,), float(counter))}, {"step": counter})
+
+
+def test_checkpoint_round_trip_keeps_the_previous_pair(tmp_path: Path) -> None:
+    run = RunDir(tmp_path).create()
+    for counter in (1, 2, 3):
+        _save(run, counter)
+    names = sorted(p.name for p in run.checkpoints.glob("epoch-*"))
+    assert names == ["epoch-0002.safetensors", "epoch-0002.state.pt", "epoch-0003.safetensors", "epoch-0003.state.pt"]
+    pointer = json.loads((run.checkpoints / "last.json").read_text())
+    assert pointer["previous"]["stem"] == "epoch-0002" and set(pointer["sha256"]) == {"weights", "state"}
+    counter, weights, state = run.load_checkpoint()
+    assert counter == 3 and weights["w"].tolist() == [3.0] * 3 and state["step"] == 3
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "delete"])
+def test_damaged_checkpoint_falls_back_with_one_line(tmp_path: Path, damage: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    run = RunDir(tmp_path).create()
+    _save(run, 1)
+    _save(run, 2)
+    newest = run.checkpoints / "epoch-0002.safetensors"
+    if damage == "truncate":
+        newest.write_bytes(newest.read_bytes()[:20])
+    elif damage == "empty":
+        newest.write_bytes(b"")
+    else:
+        newest.unlink()
+    with caplog.at_level(logging.WARNING):
+        counter, weights, _ = run.load_checkpoint()
+    assert counter == 1 and weights["w"].tolist() == [1.0] * 3
+    assert len(caplog.records) == 1 and "epoch-0001" in caplog.records[0].getMessage()
+
+
+def test_no_usable_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    run = RunDir(tmp_path).create()
+    _save(run, 1)
+    (run.checkpoints / "epoch-0001.state.pt").write_bytes(b"")
+    with pytest.raises(SugarError, match="no earlier one"):
+        run.load_checkpoint()
+
+
+def test_damaged_best_weights_are_refused(tmp_path: Path) -> None:
+    run = RunDir(tmp_path).create()
+    run.save_best({"w": torch.ones(2)}, {"epoch": 1, "val_top1": 0.5})
+    weights, info = run.load_best()
+    assert info == {"epoch": 1, "val_top1": 0.5} and weights["w"].tolist() == [1.0, 1.0]
+    path = run.checkpoints / "best.safetensors"
+    path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(SugarError, match="damaged"):
+        run.load_best()
+
+
+def test_resume_rule_is_one_for_both_stages(tmp_path: Path) -> None:
+    """A changed setting is refused once the run has a checkpoint; a longer `epochs` is allowed; a failed start
+    (config.yaml written, no checkpoint) never blocks the corrected retry."""
+    run = RunDir(tmp_path).create()
+    cfg = PretrainConfig()
+    save_config(cfg, run.config_path)
+    check_resume(run, PretrainConfig(lr=1.0))  # no checkpoint yet: a failed start
+    _save(run, 1)
+    check_resume(run, PretrainConfig(epochs=500))
+    with pytest.raises(ConfigError, match=r"different settings \(lr\)"):
+        check_resume(run, PretrainConfig(lr=1.0))
