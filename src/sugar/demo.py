@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from sugar.config import PretrainConfig, TuneConfig, load_config
+from sugar.evaluation.encoder import evaluate_run
+from sugar.features import extract_features
+from sugar.knowledge.schema import load_knowledge
+from sugar.models.recognizer import Recognizer
+from sugar.training.instruct import tune
+from sugar.training.pretrain import pretrain
+from sugar.viz import plot_curves, render_sequence
 
 # Sizes that finish on a 2-core CPU in minutes; the real settings live in configs/.
 PRETRAIN_DEFAULTS: dict[str, list[str]] = {
@@ -59,12 +66,6 @@ def run_demo(out: str | Path = "runs/demo", dataset: str = "synthetic", root: st
              tune_overrides: list[str] | None = None, num_predictions: int = 3, progress: bool = True,
              log=print) -> DemoResult:
     """Run the three SUGAR stages on `dataset` and return the numbers, predictions and picture paths."""
-    from sugar.features import extract_features
-    from sugar.knowledge.schema import load_knowledge
-    from sugar.evaluation.encoder import evaluate_run
-    from sugar.training.instruct import tune
-    from sugar.training.pretrain import pretrain
-    from sugar.viz import plot_curves
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,8 +114,6 @@ def run_demo(out: str | Path = "runs/demo", dataset: str = "synthetic", root: st
 def predict_examples(recognizer_run: Path, pcfg: PretrainConfig, out: Path, count: int,
                      pictures: dict[str, str]) -> list[dict[str, Any]]:
     """Recognise a few test samples of different classes; render the first with its answer written on it."""
-    from sugar.models.recognizer import Recognizer
-    from sugar.viz import render_sequence
 
     recognizer = Recognizer.load(recognizer_run)
     assert recognizer.data is not None

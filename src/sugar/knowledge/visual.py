@@ -16,7 +16,7 @@ from typing import Any
 from sugar.errors import DataError, KnowledgeError
 from sugar.knowledge.chat import ChatClient, Message, ParseError, Sampling, run_bounded
 from sugar.knowledge.frames import find_videos, read_frames, select_diverse, to_jpeg_data_url
-from sugar.knowledge.schema import ClassKnowledge, Knowledge
+from sugar.knowledge.schema import ClassKnowledge, Knowledge, load_knowledge
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +185,6 @@ def generate_visual_knowledge(videos_dir: str | Path, knowledge: Knowledge, clie
 
 def require_knowledge_file(path: str | Path) -> Knowledge:
     """The visual generator adds to a knowledge file made by `sugar knowledge motion` (or a shipped one)."""
-    from sugar.knowledge.schema import load_knowledge
-
     path = Path(path)
     if not path.is_file():
         raise KnowledgeError(f"{path}: not found; create it first with `sugar knowledge motion --out {path}` "
