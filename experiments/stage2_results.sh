@@ -61,7 +61,7 @@ run:msr-ce() {
 }
 msr() { run:msr-milnce; run:msr-ce; }
 
-zeroshot() {  # 2 classes held out, chosen by sugar.evaluation.choose_unseen_classes(classes, 2, seed)
+zeroshot() {  # 2 classes held out, chosen by sugar.evaluation.metrics.choose_unseen_classes(classes, 2, seed)
   for seed in 1 2 3; do
     train "ucla-zs-seed$seed" configs/pretrain/nw-ucla-cpu.yaml "$E_ZS" --set loss=milnce --set unseen_classes=2 \
       --set seed=$seed
