@@ -1,17 +1,21 @@
 """Atomic file writes: a killed process leaves either the old file or the new one, never half of one.
 
 Every artefact a run keeps (checkpoints, metrics, knowledge files, caches, model folders) is written through
-here. This is the ground floor: it imports nothing else of the project.
+here, and the JSON objects they describe themselves with are read back through `read_json_object`. This is
+the ground floor: it imports only the project's errors.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sugar.errors import SugarError
 
 if TYPE_CHECKING:
     import torch
@@ -60,3 +64,15 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_json_object(path: str | Path, what: str = "JSON", error: type[SugarError] = SugarError) -> dict[str, Any]:
+    """One JSON object from a file, or `error` naming the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: cannot read {what} ({exc})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: {what} must be one JSON object")
+    return data

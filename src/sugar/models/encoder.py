@@ -31,7 +31,7 @@ from torch import nn
 
 from sugar.config import EncoderConfig
 from sugar.errors import ConfigError, SugarError
-from sugar.fileio import atomic_save_safetensors, atomic_write_text
+from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_object
 from sugar.skeleton.datasets import DataSource
 from sugar.skeleton.layouts import Layout
 from sugar.skeleton.processor import PROCESSOR_FILE, Processor, TransformSettings
@@ -313,16 +313,6 @@ def save_pretrained(encoder: SkeletonEncoder, folder: str | Path, processor: Pro
     atomic_write_text(folder / ENCODER_META, json.dumps(meta, indent=2))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SugarError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise SugarError(f"{path}: expected a JSON object")
-    return data
-
-
 def _legacy_run_config(folder: Path) -> dict[str, Any]:
     """The training config of an encoder folder written before encoders described themselves (no
     processor.json): its run's config.yaml, or a clear message of what to do."""
@@ -374,7 +364,7 @@ def load_encoder(folder: str | Path, map_location: str | torch.device = "cpu") -
     for name in (ENCODER_META, ENCODER_WEIGHTS):
         if not (folder / name).is_file():
             raise SugarError(f"{folder}: not a finished encoder (missing {name}); run `sugar pretrain` first")
-    meta = _read_json(folder / ENCODER_META)
+    meta = read_json_object(folder / ENCODER_META, "the encoder description")
     try:
         layout = Layout.from_dict(meta["layout"], source=str(folder / ENCODER_META))
         in_channels = int(meta["in_channels"])

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sugar.errors import LayoutError
+from sugar.fileio import read_json_object
 
 BODY_PARTS: tuple[str, ...] = ("head", "hand", "arm", "hip", "leg", "foot")
 
@@ -119,13 +120,7 @@ class Layout:
 
     @classmethod
     def from_json(cls, path: str | Path) -> Layout:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise LayoutError(f"{path}: cannot read layout JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise LayoutError(f"{path}: a layout file must hold one JSON object")
+        data = read_json_object(path, "layout JSON", LayoutError)
         return cls.from_dict(data, source=str(path))
 
     def to_json(self, path: str | Path) -> None:

@@ -20,7 +20,7 @@ import torch
 
 from sugar.config import DataConfig
 from sugar.errors import DataError, SugarError
-from sugar.fileio import atomic_write_text
+from sugar.fileio import atomic_write_text, read_json_object
 from sugar.skeleton.layouts import Layout, convert_joints
 from sugar.skeleton.sample import Sample
 from sugar.skeleton.torchdata import SkeletonTensorDataset
@@ -116,13 +116,9 @@ class Processor:
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> Processor:
         path = Path(folder) / PROCESSOR_FILE
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise SugarError(f"{folder}: no {PROCESSOR_FILE} (not a saved model folder)") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SugarError(f"{path}: unreadable ({exc})") from None
-        return cls.from_dict(data, str(path))
+        if not path.is_file():
+            raise SugarError(f"{folder}: no {PROCESSOR_FILE} (not a saved model folder)")
+        return cls.from_dict(read_json_object(path, "the processor description"), str(path))
 
     def __repr__(self) -> str:
         return (f"Processor(layout={self.layout.name!r}, in_channels={self.in_channels}, "
