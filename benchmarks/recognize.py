@@ -50,7 +50,9 @@ def _recognizer(args: argparse.Namespace):
     from sugar.skeleton.datasets import class_names
 
     if args.run:
-        return Recognizer.load(args.run, with_encoder=False)
+        from sugar.models.recognizer_io import load_recognizer
+
+        return load_recognizer(args.run, with_encoder=False)
     from sugar.knowledge.schema import load_knowledge
 
     actions = list(class_names(args.actions))[: args.classes]
@@ -64,7 +66,9 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
     torch.set_num_threads(args.threads)
     rec = _recognizer(args)
     if int8:
-        rec.eval().quantize_int8()
+        from sugar.models.inference import quantize_int8
+
+        quantize_int8(rec.eval())
     actions = rec.actions
     g = torch.Generator().manual_seed(1)
     tokens = [torch.randn(args.frames, rec.encoder_dim, generator=g) for _ in range(batch)]

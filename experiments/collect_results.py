@@ -114,7 +114,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 def tune_setting(run: Path) -> str:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    total = sum(m["epoch_time_s"] for m in metrics)
+    total = sum(m.get("time", m.get("epoch_time_s", 0.0)) for m in metrics)  # epoch_time_s: older runs
     samples = cfg.get("max_train_samples") or "all"
     return (f"{cfg['bridge']['kind']}, {cfg['bridge']['num_queries']} tokens, LoRA r={cfg['lora']['r']}, "
             f"{cfg['epochs']} ep on {samples} train samples, {total / 60:.1f} min")

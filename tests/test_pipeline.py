@@ -88,11 +88,11 @@ def test_evaluate_cli_on_the_demo_encoder(demo) -> None:
 
 
 def test_service_around_the_real_recognizer(demo) -> None:
-    from sugar.models.recognizer import Recognizer
+    from sugar.models.recognizer_io import load_recognizer
     from sugar.serve import create_app
     from sugar.skeleton.synthetic import make_synthetic
 
-    rec = Recognizer.load(demo.out / "recognizer")
+    rec = load_recognizer(demo.out / "recognizer")
     with running_server(create_app(rec)) as url:
         actions = httpx.get(f"{url}/v1/actions").json()["actions"]
         joints = make_synthetic(1, seed=1, classes=("clap",))[0].joints

@@ -10,8 +10,11 @@ from hypothesis import strategies as st
 
 from stage3helpers import ACTIONS, build_tiny, session_tokenizer
 from sugar.models import decoding
+from sugar.models.answering import context
+from sugar.models.inference import quantize_int8
 from sugar.models.prompt import candidate_ids
 from sugar.models.recognizer import Recognizer
+from sugar.models.recognizer_io import load_recognizer, save_recognizer
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def test_tree_ranking_equals_plain_likelihood(rec, tok) -> None:
     cands = [candidate_ids(tok, a) for a in actions]
     tokens = _tokens(3)
     embeds, amask = rec.action_tokens(tokens)
-    cache, mask, last = rec.context(embeds, amask, parts)
+    cache, mask, last = context(rec, embeds, amask, parts)
     scores = decoding.rank_candidates(rec.llm, cache, mask, last, decoding.CandidateTree.build(cands))
     for i, t in enumerate(tokens):
         for c, ids in enumerate(cands):
@@ -77,7 +80,7 @@ def test_forced_description_equals_plain_greedy(rec, tok) -> None:
     tokens = _tokens(2, seed=2)
     forced = [candidate_ids(tok, "throw"), candidate_ids(tok, "pick up with two hands")]
     embeds, amask = rec.action_tokens(tokens)
-    cache, mask, last = rec.context(embeds, amask, parts)
+    cache, mask, last = context(rec, embeds, amask, parts)
     got, _ = decoding.greedy_continue(rec.llm, cache, mask, last, 5, stop_ids=[], forced=forced)
     for i in range(2):
         tail = list(forced[i])
@@ -111,18 +114,18 @@ def test_generate_mode_reports_its_match(rec) -> None:
 
 def test_save_load_symmetry(rec, tmp_path, tok) -> None:
     tokens = _tokens(3, seed=4)
-    rec.save(tmp_path)
+    save_recognizer(rec, tmp_path)
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     assert (tmp_path / "bridge.safetensors").is_file()
     assert not any(p.name.startswith("model") for p in tmp_path.rglob("*.safetensors"))  # no base weights
-    again = Recognizer.load(tmp_path, with_encoder=False, merge_lora=False)
+    again = load_recognizer(tmp_path, with_encoder=False, merge_lora=False)
     with torch.no_grad():
         assert torch.equal(rec.loss(tokens, [0, 1, 2]), again.loss(tokens, [0, 1, 2]))
         a, b = rec.recognize(tokens), again.recognize(tokens)
     assert [(x["label"], x["loglik"], x["description"]) for x in a] == [(x["label"], x["loglik"], x["description"])
                                                                         for x in b]
     # the default load folds LoRA into the base weights: same answers up to rounding; .train() undoes it
-    merged = Recognizer.load(tmp_path, with_encoder=False)
+    merged = load_recognizer(tmp_path, with_encoder=False)
     c = merged.recognize(tokens)
     assert [x["label"] for x in c] == [x["label"] for x in a]
     assert [x["loglik"] for x in c] == pytest.approx([x["loglik"] for x in a], abs=1e-4)
@@ -169,7 +172,7 @@ def test_int8_quantised_ranking_stays_close_and_is_inference_only(tmp_path_facto
     from sugar.errors import SugarError
 
     float_rec = build_tiny(tmp_path_factory, tok, seed=3)
-    int8_rec = build_tiny(tmp_path_factory, tok, seed=3).quantize_int8()
+    int8_rec = quantize_int8(build_tiny(tmp_path_factory, tok, seed=3))
     from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
 
     assert sum(isinstance(m, DynamicInt8Linear) for m in int8_rec.llm.modules()) >= 7 * 2  # q k v o gate up down
@@ -184,7 +187,7 @@ def test_int8_quantised_ranking_stays_close_and_is_inference_only(tmp_path_facto
     with pytest.raises(SugarError, match="inference only"):
         int8_rec.train()
     with pytest.raises(SugarError, match="cannot be saved"):
-        int8_rec.save(tmp_path_factory.mktemp("int8"))
+        save_recognizer(int8_rec, tmp_path_factory.mktemp("int8"))
 
 
 def test_answer_candidates_extend_the_label_candidate(tok) -> None:

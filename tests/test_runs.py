@@ -23,10 +23,11 @@ def test_checkpoint_round_trip_keeps_the_previous_pair(tmp_path: Path) -> None:
     run = RunDir(tmp_path).create()
     for counter in (1, 2, 3):
         _save(run, counter)
-    names = sorted(p.name for p in run.checkpoints.glob("epoch-*"))
-    assert names == ["epoch-0002.safetensors", "epoch-0002.state.pt", "epoch-0003.safetensors", "epoch-0003.state.pt"]
+    names = sorted(p.name for p in run.checkpoints.glob("ckpt-*"))
+    assert names == ["ckpt-0000002.safetensors", "ckpt-0000002.state.pt", "ckpt-0000003.safetensors",
+                     "ckpt-0000003.state.pt"]
     pointer = json.loads((run.checkpoints / "last.json").read_text())
-    assert pointer["previous"]["stem"] == "epoch-0002" and set(pointer["sha256"]) == {"weights", "state"}
+    assert pointer["previous"]["stem"] == "ckpt-0000002" and set(pointer["sha256"]) == {"weights", "state"}
     counter, weights, state = run.load_checkpoint()
     assert counter == 3 and weights["w"].tolist() == [3.0] * 3 and state["step"] == 3
 
@@ -37,7 +38,7 @@ def test_damaged_checkpoint_falls_back_with_one_line(tmp_path: Path, damage: str
     run = RunDir(tmp_path).create()
     _save(run, 1)
     _save(run, 2)
-    newest = run.checkpoints / "epoch-0002.safetensors"
+    newest = run.checkpoints / "ckpt-0000002.safetensors"
     if damage == "truncate":
         newest.write_bytes(newest.read_bytes()[:20])
     elif damage == "empty":
@@ -47,13 +48,13 @@ def test_damaged_checkpoint_falls_back_with_one_line(tmp_path: Path, damage: str
     with caplog.at_level(logging.WARNING):
         counter, weights, _ = run.load_checkpoint()
     assert counter == 1 and weights["w"].tolist() == [1.0] * 3
-    assert len(caplog.records) == 1 and "epoch-0001" in caplog.records[0].getMessage()
+    assert len(caplog.records) == 1 and "ckpt-0000001" in caplog.records[0].getMessage()
 
 
 def test_no_usable_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     run = RunDir(tmp_path).create()
     _save(run, 1)
-    (run.checkpoints / "epoch-0001.state.pt").write_bytes(b"")
+    (run.checkpoints / "ckpt-0000001.state.pt").write_bytes(b"")
     with pytest.raises(SugarError, match="no earlier one"):
         run.load_checkpoint()
 

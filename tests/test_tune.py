@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from stage3helpers import ACTIONS, session_tokenizer, tiny_config, tiny_llm_dir
-from sugar.models.recognizer import Recognizer
+from sugar.models.recognizer_io import load_recognizer
 from sugar.training.instruct import TuneData, tune
 
 CLASSES = ACTIONS[:4]
@@ -57,13 +57,13 @@ def test_tune_writes_a_loadable_run_and_the_loss_falls(llm_cfg, tmp_path) -> Non
     assert list((run / "tb").iterdir())
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2]
-    assert metrics[1]["train_loss"] < metrics[0]["train_loss"]
+    assert metrics[1]["loss"] < metrics[0]["loss"]
     assert {"val_top1", "val_top5"} <= set(metrics[0])
     assert report["test"]["samples"] == 8 and 0 <= report["test"]["top1"] <= 1
     # checkpoints hold only what was trained
     weights = load_file(str(run / "checkpoints" / "best.safetensors"))
     assert all(k.startswith(("bridge.", "lora.")) for k in weights)
-    rec = Recognizer.load(run, with_encoder=False)
+    rec = load_recognizer(run, with_encoder=False)
     out = rec.recognize([_Tokens(2, 9)[0][0]])
     assert out[0]["label"] in CLASSES
 
@@ -73,7 +73,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(llm_cfg, tmp_path) -> No
     tune(cfg, tmp_path / "full", progress=False, data=_data())
     first = tune(cfg, tmp_path / "killed", progress=False, data=_data(), stop_after_steps=3)
     assert first == {"stopped_at_step": 3}
-    assert json.loads((tmp_path / "killed" / "checkpoints" / "last.json").read_text())["epoch"] == 3
+    assert json.loads((tmp_path / "killed" / "checkpoints" / "last.json").read_text())["step"] == 3
     tune(cfg, tmp_path / "killed", progress=False, data=_data())
     a = load_file(str(tmp_path / "full" / "bridge.safetensors"))
     b = load_file(str(tmp_path / "killed" / "bridge.safetensors"))

@@ -37,6 +37,7 @@ def _knowledge_setting() -> str:
 def test_tune_smollm2_on_nw_ucla_tokens_lowers_the_loss(shared_data, tmp_path) -> None:
     encoder_mod = pytest.importorskip("sugar.models.encoder", reason="stage-2 encoder not installed")
     from sugar.models.recognizer import Recognizer
+    from sugar.models.recognizer_io import load_recognizer
     from sugar.skeleton.datasets import open_dataset
     from sugar.skeleton.transforms import build_transform
     from sugar.training.instruct import TuneData, tune
@@ -66,8 +67,8 @@ def test_tune_smollm2_on_nw_ucla_tokens_lowers_the_loss(shared_data, tmp_path) -
 
     tune(cfg, tmp_path / "run", progress=False, data=data)
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
-    after = Recognizer.load(tmp_path / "run", with_encoder=False, merge_lora=False)
+    assert metrics[-1]["loss"] < metrics[0]["loss"]
+    after = load_recognizer(tmp_path / "run", with_encoder=False, merge_lora=False)
     with torch.no_grad():
         loss_after = float(after.loss(tokens, labels.tolist()))
     assert loss_after < 0.8 * loss_before, (loss_before, loss_after)

@@ -16,7 +16,7 @@ from sugar.config import PretrainConfig, TuneConfig, load_config
 from sugar.evaluation.encoder import evaluate_run
 from sugar.features import extract_features
 from sugar.knowledge.schema import load_knowledge
-from sugar.models.recognizer import Recognizer
+from sugar.models.recognizer_io import load_recognizer
 from sugar.training.instruct import tune
 from sugar.training.pretrain import pretrain
 from sugar.viz import plot_curves, render_sequence
@@ -115,7 +115,7 @@ def predict_examples(recognizer_run: Path, pcfg: PretrainConfig, out: Path, coun
                      pictures: dict[str, str]) -> list[dict[str, Any]]:
     """Recognise a few test samples of different classes; render the first with its answer written on it."""
 
-    recognizer = Recognizer.load(recognizer_run)
+    recognizer = load_recognizer(recognizer_run)
     assert recognizer.data is not None
     test = recognizer.data.open_split("test")
     picks: list[int] = []

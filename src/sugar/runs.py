@@ -58,20 +58,22 @@ class RunDir:
             raise SugarError(f"{path}: unreadable checkpoint pointer ({exc}); delete it to start the run over"
                              ) from None
 
-    def save_checkpoint(self, counter: int, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
-        """Write the pair for `counter` (epoch or step), point last.json at it with both files' digests,
-        keep the previous pair as a fallback and drop older ones."""
-        stem = f"epoch-{counter:04d}"
+    def save_checkpoint(self, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
+                        epoch: int | None = None) -> None:
+        """Write the pair for optimizer step `step` (after `epoch` complete epochs), point last.json at it with
+        both files' digests, keep the previous pair as a fallback and drop older ones."""
+        stem = f"ckpt-{step:07d}"
         files = {"weights": f"{stem}.safetensors", "state": f"{stem}.state.pt"}
-        atomic_save_safetensors(weights, self.checkpoints / files["weights"], {"counter": str(counter)})
+        atomic_save_safetensors(weights, self.checkpoints / files["weights"], {"step": str(step)})
         atomic_torch_save(state, self.checkpoints / files["state"])
-        entry = {"epoch": counter, "stem": stem,
+        entry = {"epoch": step if epoch is None else epoch, "step": step, "stem": stem,
                  "sha256": {k: file_digest(self.checkpoints / f) for k, f in files.items()}}
         old = self._pointer()
-        previous = {k: old[k] for k in ("epoch", "stem", "sha256") if k in old} if old and old["stem"] != stem else None
+        previous = {k: old[k] for k in ("epoch", "step", "stem", "sha256") if k in old} \
+            if old and old["stem"] != stem else None
         atomic_write_text(self.checkpoints / "last.json", json.dumps({**entry, "previous": previous}))
         keep = {stem} | ({previous["stem"]} if previous else set())
-        for path in self.checkpoints.glob("epoch-*"):
+        for path in [*self.checkpoints.glob("ckpt-*"), *self.checkpoints.glob("epoch-*")]:  # epoch-*: older runs
             if path.name.split(".")[0] not in keep:
                 path.unlink(missing_ok=True)
 

@@ -61,7 +61,9 @@ def predict_cmd(
 ) -> None:
     """Recognise and describe the action in each skeleton file; prints one JSON object per file."""
     from sugar.errors import SugarError
-    from sugar.models.recognizer import Recognizer, check_rank_by
+    from sugar.models.answering import check_rank_by
+    from sugar.models.inference import quantize_int8
+    from sugar.models.recognizer_io import load_recognizer
 
     check_rank_by(rank_by, "--rank-by")
     try:
@@ -69,9 +71,9 @@ def predict_cmd(
     except ImportError:
         raise SugarError("reading skeleton files needs sugar.skeleton.readers (not installed)") from None
     names, knowledge = _actions(actions)
-    rec = Recognizer.load(run)
+    rec = load_recognizer(run)
     if int8:
-        rec.quantize_int8()
+        quantize_int8(rec)
     samples = []
     for f in files:
         got = read_file(f, format=fmt) if fmt else read_file(f)

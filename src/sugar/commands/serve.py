@@ -26,14 +26,16 @@ def register(app: typer.Typer) -> None:
 
         import uvicorn
 
-        from sugar.models.recognizer import Recognizer, check_rank_by
+        from sugar.models.answering import check_rank_by
+        from sugar.models.inference import quantize_int8
+        from sugar.models.recognizer_io import load_recognizer
         from sugar.serve import create_app
 
         check_rank_by(rank_by, "--rank-by")
-        recognizer = Recognizer.load(run)
+        recognizer = load_recognizer(run)
         if rank_by is not None:
             recognizer.cfg = replace(recognizer.cfg, rank_by=rank_by)
         if int8:
-            recognizer.quantize_int8()
+            quantize_int8(recognizer)
         typer.echo(f"serving {run} on http://{host}:{port}  (web page at /, API docs at /docs)")
         uvicorn.run(create_app(recognizer, max_batch=max_batch, max_wait_s=max_wait_ms / 1000), host=host, port=port)

@@ -22,7 +22,9 @@ from sugar.errors import ConfigError, SugarError
 from sugar.evaluation.metrics import classification_report
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
-from sugar.models.recognizer import Recognizer, check_rank_by
+from sugar.models.answering import check_rank_by
+from sugar.models.recognizer import Recognizer
+from sugar.models.recognizer_io import load_recognizer
 from sugar.skeleton.datasets import knowledge_name
 from sugar.skeleton.torchdata import ClassSubset, seeded_subset
 from sugar.viz import plot_confusion
@@ -97,7 +99,7 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     knowledge file for its own dataset, the other dataset's shipped file for --dataset)."""
     check_rank_by(rank_by, "--rank-by")  # before minutes of loading
     run_dir = Path(run_dir)
-    rec = Recognizer.load(run_dir)
+    rec = load_recognizer(run_dir)
     if rec.encoder is None or rec.data is None:
         raise SugarError(f"{run_dir}: the recogniser has no encoder (or no record of its data) to read skeletons with")
     ds = rec.data.open_split(split, dataset=dataset, protocol=protocol, root=root, layout=rec.encoder.layout)

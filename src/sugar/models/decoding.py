@@ -15,8 +15,9 @@ separate passes.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -179,3 +180,21 @@ def greedy_continue(model: nn.Module, cache, context_mask: torch.Tensor, last_lo
         next_pos = next_pos + 1
     means = [float(logprob[i]) / max(1, len(g)) for i, g in enumerate(generated)]
     return generated, means
+
+
+class PrefixCache:
+    """KV caches of prompt prefixes, one per (action list, prompt kind), the oldest dropped past `size`."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._caches: dict[Any, Any] = {}
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key not in self._caches:
+            if len(self._caches) >= self.size:
+                self._caches.pop(next(iter(self._caches)))
+            self._caches[key] = compute()
+        return self._caches[key]
+
+    def clear(self) -> None:
+        self._caches.clear()

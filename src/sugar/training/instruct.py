@@ -6,14 +6,13 @@ Run directory conventions are stage 2's (sugar.training.loop): config.yaml, metr
 TensorBoard events under tb/, checkpoints/ holding only trainable weights (bridge + LoRA) plus optimizer state,
 written every epoch and every `checkpoint_every` optimizer steps; a killed run resumes from the newest one.
 The best epoch by validation top-1 (rank decoding) is kept; the test split is evaluated once, at the end, with
-the selected weights. The finished run directory is loadable with `Recognizer.load(run_dir)`.
+the selected weights. The finished run directory is loadable with `load_recognizer(run_dir)`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from sugar.config import TuneConfig, load_config, save_config
 from sugar.errors import ConfigError, DataError, SugarError
@@ -30,20 +28,22 @@ from sugar.evaluation.recognizer import collate, evaluate_split
 from sugar.features import FeatureStore
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
+from sugar.models.answering import check_rank_by
 from sugar.models.encoder import load_encoder
-from sugar.models.recognizer import Recognizer, check_rank_by
-from sugar.runs import MetricsWriter, RunDir
+from sugar.models.recognizer import Recognizer
+from sugar.models.recognizer_io import save_recognizer
+from sugar.runs import RunDir
 from sugar.skeleton.datasets import DataSource, knowledge_name
 from sugar.skeleton.processor import Processor
 from sugar.skeleton.torchdata import ClassSubset, seeded_subset
 from sugar.training.loop import (
     DistInfo,
+    LoopSpec,
+    Trainer,
     barrier,
     check_resume,
     cleanup_distributed,
     default_run_dir,
-    rng_state,
-    set_rng_state,
     setup_distributed,
 )
 
@@ -231,102 +231,31 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
     if info.distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda"
                                                     else None)
-    params = [p for p in rec.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(_param_groups(rec, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    train_set, _ = seeded_subset(ClassSubset(data.splits["train"], data.labels["train"], seen),
+                                 cfg.max_train_samples, cfg.seed)
 
-    train_set = ClassSubset(data.splits["train"], data.labels["train"], seen)
-    train_set_l, _ = seeded_subset(train_set, cfg.max_train_samples, cfg.seed)
-    per_rank = cfg.batch_size // info.world if info.distributed else cfg.batch_size
-    if per_rank < 1:
-        raise ConfigError(f"batch_size {cfg.batch_size} is smaller than the number of processes {info.world}")
-    batches_per_epoch = math.ceil(len(train_set_l) / (per_rank * info.world))  # type: ignore[arg-type]
-    steps_per_epoch = max(1, batches_per_epoch // cfg.grad_accum)
-    total_steps = steps_per_epoch * cfg.epochs
+    def loss_fn(net: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
+        x, y = batch
+        loss = net(x, y)
+        return loss, loss.detach() * len(y), len(y)
 
-    # ---- resume
-    epoch, step, batch_in_epoch, best = 0, 0, 0, {"val_top1": -1.0}
-    found = run.load_checkpoint(info.device)
-    if found is not None:
-        _, weights, state = found
-        rec.load_trainable_state(weights)
-        optimizer.load_state_dict(state["optimizer"])
-        epoch, step, batch_in_epoch = state["epoch"], state["step"], state["batch_in_epoch"]
-        best = json.loads(state["best"])
-        set_rng_state(state["rng"])
-        if info.is_main:
-            run.truncate_metrics("step", step)
-    writer = MetricsWriter(run, purge_step=step) if info.is_main else None
+    def validate(epoch: int) -> dict[str, Any]:
+        if "val" not in data.splits:
+            return {}  # no validation split: the last epoch is the selected one
+        val = evaluate_split(rec, data.splits, data.labels, "val", actions, seen, "rank", cfg.max_eval_samples)
+        return {f"val_{k}": v for k, v in val.items() if k != "samples" and isinstance(v, int | float)}
 
-    def checkpoint() -> None:
-        if info.is_main:
-            state = {"optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
-                     "batch_in_epoch": batch_in_epoch, "best": json.dumps(best), "rng": rng_state()}
-            run.save_checkpoint(step, rec.trainable_state(), state)
-        barrier(info)
-
-    steps_this_process = 0
-    while epoch < cfg.epochs:
-        order = torch.randperm(len(train_set_l), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
-        order = order[info.rank::info.world].tolist()
-        if hasattr(data.splits["train"], "set_epoch"):
-            data.splits["train"].set_epoch(epoch)  # type: ignore[attr-defined]
-        batches = [order[i:i + per_rank] for i in range(0, len(order), per_rank)][:steps_per_epoch * cfg.grad_accum]
-        rec.train()
-        t0 = time.time()
-        losses: list[float] = []
-        bar = None
-        if progress and info.is_main:
-            bar = tqdm(total=len(batches), initial=batch_in_epoch, desc=f"tune epoch {epoch + 1}/{cfg.epochs}")
-        while batch_in_epoch < len(batches):
-            for g in optimizer.param_groups:
-                g["lr"] = _lr(step, total_steps, cfg) * g["lr_scale"]
-            optimizer.zero_grad(set_to_none=True)
-            for _ in range(cfg.grad_accum):
-                x, y = collate([train_set_l[i] for i in batches[batch_in_epoch]])
-                with torch.autocast("cuda", torch.bfloat16, enabled=cfg.amp and info.device.type == "cuda"):
-                    loss = model(x, y) / cfg.grad_accum
-                loss.backward()
-                losses.append(float(loss.detach()) * cfg.grad_accum)
-                batch_in_epoch += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
-            step += 1
-            steps_this_process += 1
-            if writer is not None and step % max(1, cfg.log_every) == 0:
-                writer.scalar("train/loss", float(np.mean(losses[-cfg.log_every * cfg.grad_accum:])), step)
-                writer.scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and batch_in_epoch < len(batches):
-                checkpoint()
-            if stop_after_steps is not None and steps_this_process >= stop_after_steps:
-                checkpoint()
-                if bar is not None:
-                    bar.close()
-                return {"stopped_at_step": step}
-        if bar is not None:
-            bar.close()
-        # ---- end of epoch: validate, keep the best, checkpoint
-        record: dict[str, Any] = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"],
-                                  "train_loss": float(np.mean(losses)) if losses else None,
-                                  "epoch_time_s": time.time() - t0}
-        if info.is_main and "val" in data.splits:
-            val = evaluate_split(rec, data.splits, data.labels, "val", actions, seen, "rank", cfg.max_eval_samples)
-            record.update({f"val_{k}": v for k, v in val.items() if k != "samples" and isinstance(v, int | float)})
-            if val.get("top1", -1.0) > best["val_top1"]:
-                best = {"val_top1": val["top1"], "epoch": epoch + 1}
-                run.save_best(rec.trainable_state(), best)
-        elif info.is_main:  # no validation split: the last epoch is the selected one
-            best = {"val_top1": -1.0, "epoch": epoch + 1}
-            run.save_best(rec.trainable_state(), best)
-        if writer is not None:
-            writer.epoch(record, step)
-        epoch += 1
-        batch_in_epoch = 0
-        checkpoint()
-    if writer is not None:
-        writer.close()
+    spec = LoopSpec(cfg.epochs, cfg.batch_size, cfg.seed, grad_accum=cfg.grad_accum,
+                    max_grad_norm=cfg.max_grad_norm, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every,
+                    amp=cfg.amp, desc="tune epoch")
+    trainer = Trainer(run, info, spec, model=model, optimizer=optimizer, train_set=train_set, collate_fn=collate,
+                      loss_fn=loss_fn, lr_at=lambda step, _, total: _lr(step, total, cfg),
+                      weights=rec.trainable_state, load_weights=rec.load_trainable_state, validate=validate,
+                      progress=progress)
+    result = trainer.fit(stop_after_steps)
+    if "stopped_at_step" in result:
+        return result
     return _finish(cfg, run, rec, data, actions, seen, unseen, info, descriptions)
 
 
@@ -342,7 +271,7 @@ def _finish(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData, actio
     weights, best = loaded
     rec.load_trainable_state(weights)
     rec.eval()
-    rec.save(run.path)
+    save_recognizer(rec, run.path)
     report: dict[str, Any] = {"run_dir": str(run.path), "selected": best, "dataset": data.dataset,
                               "actions": actions, "excluded": [data.classes[i] for i in unseen]}
     if "test" in data.splits:

@@ -1,12 +1,17 @@
-"""What stage 2 and stage 3 training share: DDP set-up (torchrun, gloo/nccl, global-batch BatchNorm on CPU),
-the rule for resuming a run directory, run naming, RNG state and learning-rate schedules.
+"""What stage 2 and stage 3 training share: the loop frame (`Trainer`), DDP set-up (torchrun, gloo/nccl,
+global-batch BatchNorm on CPU), the rule for resuming a run directory, run naming, RNG state and learning-rate
+schedules. Each stage supplies only its model, loss, schedule and validation.
 
 Run directories and checkpoints themselves live in sugar.runs (evaluation reads them too).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,10 +19,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
 
 from sugar.config import load_config, to_dict
 from sugar.errors import ConfigError
-from sugar.runs import RunDir
+from sugar.runs import MetricsWriter, RunDir
 
 # --------------------------------------------------------------------------------------------- distributed
 
@@ -166,3 +173,192 @@ def check_resume(run: RunDir, cfg: Any, ignore: tuple[str, ...] = ("epochs",)) -
     if changed:
         raise ConfigError(f"{run.config_path}: this run was started with different settings ({', '.join(changed)}); "
                           "use another --run-dir or the same settings to resume")
+
+
+# --------------------------------------------------------------------------------------------- the loop frame
+
+
+class ShardedBatches(Sampler[list[int]]):
+    """This process's index lists, one per global batch, for one epoch.
+
+    The epoch's order is a seeded permutation (seed + epoch, as torch's DistributedSampler), padded by repetition
+    to a multiple of the world size; global batch k is order[kB:(k+1)B] and process r takes every world-th item of
+    it, so a global batch holds the same samples for any number of processes. `start` skips batches already
+    trained (a resumed epoch)."""
+
+    def __init__(self, size: int, global_batch: int, info: DistInfo, seed: int, epoch: int, drop_last: bool,
+                 start: int = 0):
+        order = torch.randperm(size, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+        if len(order) % info.world:
+            order += order[: info.world - len(order) % info.world]
+        mine = order[info.rank :: info.world]
+        local = global_batch // info.world
+        self.batches = [mine[i : i + local] for i in range(0, len(mine), local)]
+        if drop_last and len(self.batches) > 1 and len(self.batches[-1]) < local:
+            self.batches.pop()
+        self.start = start
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.start
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches[self.start :])
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """Mixed precision where it is safe: bf16 on GPUs that support it, fp16 on older ones (with a GradScaler),
+    nothing on CPU (bf16 on CPU is a measured choice of each command, not a default here)."""
+    if not enabled or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+@dataclass
+class LoopSpec:
+    """How a stage wants to be trained (its config's loop keys)."""
+
+    epochs: int
+    batch_size: int  # global, split over processes
+    seed: int
+    drop_last: bool = False  # drop a last, smaller batch (BatchNorm statistics of a few samples are noise)
+    grad_accum: int = 1
+    max_grad_norm: float | None = None
+    checkpoint_every: int = 0  # also checkpoint every N optimizer steps mid-epoch (0: once per epoch)
+    log_every: int = 10  # optimizer steps between TensorBoard loss points
+    amp: bool = False  # mixed precision on GPU
+    num_workers: int = 0
+    desc: str = "epoch"
+
+
+LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, torch.Tensor, int]]
+
+
+class Trainer:
+    """The one loop frame of both stages: seeded sharded batches, the learning-rate schedule, mixed precision,
+    gradient accumulation and clipping, checkpoints (per epoch and every N steps), resuming them exactly,
+    validation and the selected (best) weights, metrics.jsonl and TensorBoard.
+
+    A stage supplies its model (what DDP wraps), optimizer, training set and collate function, and:
+      loss_fn(model, batch) -> (loss to backpropagate, summed per-sample loss, samples) for this process;
+      lr_at(step, steps_per_epoch, total_steps) -> base learning rate (groups scale it by their "lr_scale");
+      weights() / load_weights(state): what a checkpoint holds (the whole model, or only what is trained);
+      validate(epoch) -> the epoch record's extra keys (val_top1 selects the best epoch; None: keep the last).
+    """
+
+    def __init__(self, run: RunDir, info: DistInfo, spec: LoopSpec, *, model: nn.Module,
+                 optimizer: torch.optim.Optimizer, train_set: Dataset, collate_fn: Callable | None, loss_fn: LossFn,
+                 lr_at: Callable[[int, int, int], float], weights: Callable[[], dict[str, torch.Tensor]],
+                 load_weights: Callable[[dict[str, torch.Tensor]], None],
+                 validate: Callable[[int], dict[str, Any]], progress: bool = True):
+        if spec.batch_size % info.world:
+            raise ConfigError(f"batch_size {spec.batch_size} must be divisible by the {info.world} processes")
+        self.run, self.info, self.spec = run, info, spec
+        self.model, self.optimizer, self.train_set, self.collate_fn = model, optimizer, train_set, collate_fn
+        self.loss_fn, self.lr_at, self.weights, self.load_weights = loss_fn, lr_at, weights, load_weights
+        self.validate, self.progress = validate, progress
+        fp16 = spec.amp and info.device.type == "cuda" and not torch.cuda.is_bf16_supported()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+        self.params = [p for g in optimizer.param_groups for p in g["params"]]
+
+    def batches(self, epoch: int, start: int = 0) -> ShardedBatches:
+        return ShardedBatches(len(self.train_set), self.spec.batch_size, self.info, self.spec.seed, epoch,  # type: ignore[arg-type]
+                              self.spec.drop_last, start)
+
+    def fit(self, stop_after_steps: int | None = None) -> dict[str, Any]:
+        """Train (or resume) to spec.epochs; returns the best record {"epoch", "val_top1"}, or
+        {"stopped_at_step": n} when `stop_after_steps` ended this process's work early (resume tests)."""
+        spec, info, run = self.spec, self.info, self.run
+        steps_per_epoch = max(1, len(self.batches(0)) // spec.grad_accum)
+        total_steps = steps_per_epoch * spec.epochs
+        epoch, step, batch_in_epoch, best = 0, 0, 0, {"epoch": 0, "val_top1": -1.0}
+        found = run.load_checkpoint(info.device)
+        if found is not None:
+            _, weights, state = found
+            self.load_weights(weights)
+            self.optimizer.load_state_dict(state["optimizer"])
+            if "scaler" in state and self.scaler.is_enabled():
+                self.scaler.load_state_dict(state["scaler"])
+            set_rng_state(state["rng"])
+            epoch, step = int(state["epoch"]), int(state["step"])
+            batch_in_epoch, best = int(state.get("batch_in_epoch", 0)), json.loads(state["best"])
+            if info.is_main:
+                run.truncate_metrics("step", step)
+        writer = MetricsWriter(run, purge_step=step if found else None) if info.is_main else None
+
+        def checkpoint() -> None:
+            if info.is_main:
+                state = {"optimizer": self.optimizer.state_dict(), "rng": rng_state(), "epoch": epoch, "step": step,
+                         "batch_in_epoch": batch_in_epoch, "best": json.dumps(best)}
+                if self.scaler.is_enabled():
+                    state["scaler"] = self.scaler.state_dict()
+                run.save_checkpoint(step, {k: v.detach().cpu() for k, v in self.weights().items()}, state,
+                                    epoch=epoch)
+            barrier(info)
+
+        steps_this_process = 0
+        while epoch < spec.epochs:
+            sampler = self.batches(epoch + 1, batch_in_epoch)
+            for ds in (self.train_set, getattr(self.train_set, "dataset", None)):
+                if hasattr(ds, "set_epoch"):
+                    ds.set_epoch(epoch + 1)
+            loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=spec.num_workers,
+                                collate_fn=self.collate_fn, pin_memory=info.device.type == "cuda")
+            total_batches = len(sampler) + batch_in_epoch
+            usable = total_batches - total_batches % spec.grad_accum if total_batches >= spec.grad_accum \
+                else total_batches
+            self.model.train()
+            t0 = time.time()
+            sums = torch.zeros(2, dtype=torch.float64)
+            bar = tqdm(total=usable, initial=batch_in_epoch, desc=f"{spec.desc} {epoch + 1}/{spec.epochs}",
+                       leave=False, disable=not (self.progress and info.is_main))
+            lr = self.lr_at(step, steps_per_epoch, total_steps)
+            batches = iter(loader)
+            while batch_in_epoch < usable:
+                lr = self.lr_at(step, steps_per_epoch, total_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
+                self.optimizer.zero_grad(set_to_none=True)
+                for _ in range(min(spec.grad_accum, usable - batch_in_epoch)):
+                    with autocast(info.device, spec.amp):
+                        loss, loss_sum, count = self.loss_fn(self.model, next(batches))
+                    self.scaler.scale(loss / spec.grad_accum).backward()
+                    sums += torch.tensor([float(loss_sum), float(count)], dtype=torch.float64)
+                    batch_in_epoch += 1
+                    bar.update(1)
+                if spec.max_grad_norm:
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.params, spec.max_grad_norm)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                step += 1
+                steps_this_process += 1
+                if writer is not None and step % max(1, spec.log_every) == 0:
+                    writer.scalar("train/loss", float(loss.detach()), step)
+                    writer.scalar("train/lr", lr, step)
+                if spec.checkpoint_every and step % spec.checkpoint_every == 0 and batch_in_epoch < usable:
+                    checkpoint()
+                if stop_after_steps is not None and steps_this_process >= stop_after_steps:
+                    checkpoint()
+                    bar.close()
+                    return {"stopped_at_step": step}
+            bar.close()
+            if info.distributed:
+                dist.all_reduce(sums)
+            epoch, batch_in_epoch = epoch + 1, 0
+            record: dict[str, Any] = {"epoch": epoch, "step": step, "lr": lr,
+                                      "loss": float(sums[0] / sums[1].clamp_min(1))}
+            if info.is_main:
+                record.update(self.validate(epoch))
+                score = record.get("val_top1")
+                score = float(epoch) if score is None else score  # no validation: the last epoch is selected
+                if score > best["val_top1"]:
+                    best = {"epoch": epoch, "val_top1": score}
+                    run.save_best({k: v.detach().cpu() for k, v in self.weights().items()}, best)
+                record["time"] = round(time.time() - t0, 3)
+                assert writer is not None
+                writer.epoch(record, step)
+            checkpoint()
+        if writer is not None:
+            writer.close()
+        return best

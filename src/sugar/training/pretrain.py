@@ -1,23 +1,21 @@
 """Stage 2: train the skeleton encoder against the knowledge texts (MIL-NCE), a CE head, or both.
 
-`pretrain(cfg, run_dir)` opens the dataset, embeds the knowledge, and calls `train(...)`, which is the whole
-loop in one function: SGD with linear warm-up and step decay, AMP on GPU, one checkpoint per epoch, model
-selection on the validation part, and a single test evaluation at the end (report.json). It runs in one
-process or under `torchrun --nproc_per_node N` (DDP).
+`pretrain(cfg, run_dir)` opens the dataset, embeds the knowledge, and calls `train(...)`, which supplies the
+model, loss, CTR-GCN's schedule (linear warm-up, step decay) and validation to the shared loop frame
+(sugar.training.loop.Trainer: checkpoints, resume, AMP on GPU, model selection), then evaluates the test split
+once (report.json). It runs in one process or under `torchrun --nproc_per_node N` (DDP).
 
 Distributed MIL-NCE: every rank computes the loss of its own samples against the texts of the classes
 present in the GLOBAL batch (labels are all-gathered), divides by the global batch size and multiplies by
 the world size, so that DDP's gradient averaging yields exactly the gradient of the single-process loss on
 the same global batch. BatchNorm statistics are synchronised across ranks (SyncBatchNorm on GPU,
-DistBatchNorm on CPU), and a DistributedSampler orders the data identically for any world size, so a
+DistBatchNorm on CPU), and the loop frame's ShardedBatches orders the data identically for any world size, so a
 2-process run reproduces a 1-process run of the same global batch up to floating-point rounding.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from torch.utils.data.distributed import DistributedSampler
-from tqdm import tqdm
+from torch.utils.data import Dataset
 
 from sugar.config import PretrainConfig, save_config
 from sugar.errors import ConfigError, DataError
@@ -38,19 +34,19 @@ from sugar.models.encoder import build_encoder, save_pretrained
 from sugar.models.heads import EncoderWithHeads
 from sugar.models.losses import text_bank
 from sugar.models.text import KnowledgeEmbeddings
-from sugar.runs import MetricsWriter, RunDir
+from sugar.runs import RunDir
 from sugar.skeleton.datasets import DataSource
 from sugar.skeleton.processor import Processor
 from sugar.skeleton.torchdata import seeded_subset
 from sugar.training.loop import (
     DistInfo,
+    LoopSpec,
+    Trainer,
     barrier,
     check_resume,
     cleanup_distributed,
     convert_sync_batchnorm,
     default_run_dir,
-    rng_state,
-    set_rng_state,
     setup_distributed,
     step_lr,
 )
@@ -165,8 +161,6 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
     info = info or setup_distributed()
     device = info.device
     run = RunDir(run_dir)
-    if cfg.batch_size % info.world:
-        raise ConfigError(f"batch_size {cfg.batch_size} must be divisible by the {info.world} processes")
     if info.is_main:
         run.create()
         save_config(cfg, run.config_path)
@@ -184,96 +178,46 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
     optimizer = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}],
                                 lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    start_epoch, step, best = 0, 0, {"epoch": 0, "val_top1": -1.0}
-    checkpoint = run.load_checkpoint(device)
-    if checkpoint is not None:
-        start_epoch, weights, state = checkpoint
-        model.load_state_dict(weights)
-        optimizer.load_state_dict(state["optimizer"])
-        if use_amp and "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        step, best = int(state["step"]), json.loads(state["best"])
-        if info.is_main:
-            run.truncate_metrics("epoch", start_epoch)
     ddp: nn.Module = model
     if info.distributed:
         ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    local_batch = cfg.batch_size // info.world
-    sampler = DistributedSampler(data.train, num_replicas=info.world, rank=info.rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(data.train, batch_size=local_batch, sampler=sampler, num_workers=cfg.data.num_workers,
-                        drop_last=len(sampler) > local_batch, pin_memory=device.type == "cuda")
-    steps_per_epoch = len(loader)
-    writer = MetricsWriter(run, purge_step=step if checkpoint else None) if info.is_main else None
     texts = data.texts
     if texts is not None:
         texts = KnowledgeEmbeddings(texts.labels, texts.motion.to(device), texts.visual.to(device),
                                     texts.visual_owner.to(device))
     seen = data.seen if len(data.seen) < len(data.classes) else None
+    steps = [0]  # optimizer steps so far: seeds each step's text mix
 
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        t0 = time.time()
-        sampler.set_epoch(epoch)
-        for ds in (data.train, getattr(data.train, "dataset", None)):
-            if hasattr(ds, "set_epoch"):
-                ds.set_epoch(epoch)
-        ddp.train()
-        loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
-        batches = loader
-        if progress and info.is_main:
-            batches = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
-        for x, y in batches:
-            lr = step_lr(step, steps_per_epoch, cfg.lr, cfg.warmup_epochs, cfg.lr_steps, cfg.lr_decay)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = x.to(device, non_blocking=True).float(), torch.as_tensor(y).to(device, non_blocking=True).long()
-            global_labels = _gather_labels(y, info)
-            autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
-            with autocast:
-                out = ddp(x)
-            per_sample = _loss(model, out, y, global_labels, cfg, texts, step)
-            loss = per_sample.sum() / len(global_labels) * info.world
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += torch.stack([per_sample.detach().sum().double(),
-                                     torch.tensor(float(len(y)), dtype=torch.float64, device=device)])
-            step += 1
-        if info.distributed:
-            dist.all_reduce(loss_sum)
-        record: dict[str, Any] = {"epoch": epoch, "lr": lr if steps_per_epoch else cfg.lr,
-                                  "loss": float(loss_sum[0] / loss_sum[1].clamp_min(1)), "val_top1": None,
-                                  "val_top5": None}
+    def loss_fn(net: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
+        x, y = batch
+        x, y = x.to(device, non_blocking=True).float(), torch.as_tensor(y).to(device, non_blocking=True).long()
+        global_labels = _gather_labels(y, info)
+        per_sample = _loss(model, net(x), y, global_labels, cfg, texts, steps[0])
+        steps[0] += 1
+        # the global mean's gradient once DDP averages over processes
+        return per_sample.sum() / len(global_labels) * info.world, per_sample.detach().sum(), len(y)
+
+    def validate(epoch: int) -> dict[str, Any]:
+        record: dict[str, Any] = {"val_top1": None, "val_top5": None}
+        if data.val is not None:
+            val = _evaluate(model, data.val, data, cfg, device, seen)
+            record.update(val_top1=val["top1"], val_top5=val["top5"])
         if model.milnce is not None:
             record["temperature"] = model.milnce.temperature
-        if info.is_main:
-            if data.val is not None:
-                val = _evaluate(model, data.val, data, cfg, device, seen)
-                record["val_top1"], record["val_top5"] = val["top1"], val["top5"]
-            score = record["val_top1"] if record["val_top1"] is not None else float(epoch)  # no val: keep the last
-            weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            if score > best["val_top1"]:
-                best = {"epoch": epoch, "val_top1": score}
-                run.save_best(weights, best)
-            record["time"] = round(time.time() - t0, 3)
-            assert writer is not None
-            writer.epoch(record, step)
-            state = {"optimizer": optimizer.state_dict(), "rng": rng_state(), "step": step, "epoch": epoch,
-                     "best": json.dumps(best)}
-            if use_amp:
-                state["scaler"] = scaler.state_dict()
-            run.save_checkpoint(epoch, weights, state)
-        barrier(info)
+        return record
 
+    def lr_at(step: int, steps_per_epoch: int, total: int) -> float:
+        steps[0] = step
+        return step_lr(step, steps_per_epoch, cfg.lr, cfg.warmup_epochs, cfg.lr_steps, cfg.lr_decay)
+
+    spec = LoopSpec(cfg.epochs, cfg.batch_size, cfg.seed, drop_last=True, amp=cfg.amp,
+                    num_workers=cfg.data.num_workers, desc="epoch")
+    trainer = Trainer(run, info, spec, model=ddp, optimizer=optimizer, train_set=data.train, collate_fn=None,
+                      loss_fn=loss_fn, lr_at=lr_at, weights=model.state_dict, load_weights=model.load_state_dict,
+                      validate=validate, progress=progress)
+    trainer.fit()
     report: dict[str, Any] = {}
     if info.is_main:
-        if writer is not None:
-            writer.close()
         report = finish(cfg, run, model, data, device)
     barrier(info)
     return report

@@ -1,0 +1,166 @@
+"""How a recogniser answers: the prompt context (with its cached prefix), rank and generate decoding.
+
+- rank (default): every list entry is scored by the LLM's length-normalised log-likelihood of "{label}." as
+  the answer, for all entries in one batched pass (sugar.models.decoding); gives top-k, never answers off list.
+- generate (the paper): greedy answer, label parsed out of it and matched to the list
+  (sugar.models.matching); label None with "match": "none" when no entry fits.
+
+The prompt prefix (chat preamble + instruction + action list) is identical for every sample of one list; its
+KV cache is computed once per list and broadcast to each batch (`Recognizer.use_prefix_cache`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from sugar.errors import ConfigError, SugarError
+from sugar.models import decoding
+from sugar.models.matching import match_label
+from sugar.models.prompt import PromptParts, candidate_ids
+from sugar.skeleton.sample import Sample
+
+if TYPE_CHECKING:  # the recogniser calls into this module; this module only reads its parts
+    from sugar.models.recognizer import Recognizer
+
+RANK_BY = ("label", "answer")
+Context = tuple[Any, torch.Tensor, torch.Tensor]  # (KV cache, 2-D attention mask, logits of the last position)
+
+
+def check_rank_by(value: str | None, name: str = "rank_by") -> str | None:
+    """`value` if it is a known rank_by (or None); else a ConfigError naming the option."""
+    if value is not None and value not in RANK_BY:
+        raise ConfigError(f"{name} {value!r}: choose one of {', '.join(RANK_BY)}")
+    return value
+
+
+def descriptions_from(knowledge: Any) -> dict[str, str]:
+    """label -> description from a Knowledge object, a {label: description} mapping, or None."""
+    if knowledge is None:
+        return {}
+    if isinstance(knowledge, Mapping):
+        return {str(k): str(v) for k, v in knowledge.items()}
+    classes = getattr(knowledge, "classes", None)
+    if classes is None:
+        raise ConfigError(f"knowledge must be a Knowledge object or a label->description mapping, got "
+                          f"{type(knowledge).__name__}")
+    return {c.label: c.description for c in classes}
+
+
+@torch.no_grad()
+def context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: PromptParts,
+            zero_shot: bool = False) -> Context:
+    """Run [prefix][action tokens][suffix] for a batch: (cache, 2-D mask, logits of the last position)."""
+    n, device = embeds.shape[0], rec.device
+    embed = rec.llm.get_input_embeddings()
+    suffix = embed(torch.tensor(parts.suffix_ids, device=device))[None].expand(n, -1, -1)
+    x = torch.cat([embeds.to(suffix.dtype), suffix], 1)
+    p = len(parts.prefix_ids)
+    mask = torch.cat([torch.ones(n, p, dtype=torch.long, device=device), amask.long(),
+                      torch.ones(n, len(parts.suffix_ids), dtype=torch.long, device=device)], 1)
+    positions = mask.cumsum(1) - 1  # padded action tokens take no position
+    if rec.use_prefix_cache:
+        def compute() -> Any:
+            ids = torch.tensor([parts.prefix_ids], device=device)
+            return decoding.run_cached(rec.llm, None, input_ids=ids, logits_to_keep=1)[1]
+
+        prefix_cache = rec.prefix_cache.get((parts.actions, zero_shot), compute)
+        out, cache = decoding.run_cached(rec.llm, decoding.expand_cache(prefix_cache, n), inputs_embeds=x,
+                                         attention_mask=mask, position_ids=positions[:, p:], logits_to_keep=1)
+    else:
+        prefix = embed(torch.tensor(parts.prefix_ids, device=device))[None].expand(n, -1, -1)
+        out, cache = decoding.run_cached(rec.llm, None, inputs_embeds=torch.cat([prefix, x], 1),
+                                         attention_mask=mask, position_ids=positions, logits_to_keep=1)
+    return cache, mask, out.logits[:, -1]
+
+
+def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
+    stops = list(parts.end_ids[:1])
+    if rec.tokenizer.eos_token_id is not None:
+        stops.append(rec.tokenizer.eos_token_id)
+    return stops
+
+
+def rank(rec: Recognizer, ctx: Context, parts: PromptParts, tree: decoding.CandidateTree, actions: list[str],
+         describe: bool, top_k: int) -> list[dict[str, Any]]:
+    """Score every list entry; the best one's description is generated after its forced label."""
+    cache, mask, last = ctx
+    scores = decoding.rank_candidates(rec.llm, cache, mask, last, tree)  # [N, C]
+    probs = torch.softmax(scores, -1)
+    order = probs.argsort(-1, descending=True)[:, :top_k]
+    best = order[:, 0].tolist()
+    descriptions: list[str | None] = [None] * len(best)
+    if describe:
+        forced = [candidate_ids(rec.tokenizer, actions[b]) for b in best]
+        ids, _ = decoding.greedy_continue(rec.llm, cache, mask, last, rec.cfg.max_description_tokens,
+                                          _stop_ids(rec, parts), forced=forced)
+        descriptions = [rec.tokenizer.decode(t, skip_special_tokens=True).strip() for t in ids]
+    out = []
+    for i, b in enumerate(best):
+        top = [(actions[j], float(probs[i, j])) for j in order[i].tolist()]
+        out.append({"label": actions[b], "score": float(probs[i, b]), "top5": top, "description": descriptions[i],
+                    "match": "rank", "loglik": float(scores[i, b])})
+    return out
+
+
+def generate(rec: Recognizer, ctx: Context, parts: PromptParts, actions: list[str]) -> list[dict[str, Any]]:
+    """Greedy answers, each matched to the list (the paper's decoding)."""
+    cache, mask, last = ctx
+    budget = rec.cfg.max_answer_tokens + rec.cfg.max_description_tokens
+    ids, mean_lp = decoding.greedy_continue(rec.llm, cache, mask, last, budget, _stop_ids(rec, parts))
+    out = []
+    for t, lp in zip(ids, mean_lp, strict=True):
+        answer = rec.tokenizer.decode(t, skip_special_tokens=True).strip()
+        m = match_label(answer, actions)
+        score = math.exp(lp) if m.label is not None else 0.0
+        out.append({"label": m.label, "score": score, "top5": [(m.label, score)] if m.label else [],
+                    "description": m.description, "match": m.match, "similarity": m.similarity, "answer": answer})
+    return out
+
+
+@torch.no_grad()
+def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions: Sequence[str] | None = None,
+              knowledge: Any = None, mode: str | None = None, batch_size: int | None = None, describe: bool = True,
+              top_k: int = 5, zero_shot_prompt: bool | None = None, rank_by: str | None = None
+              ) -> list[dict[str, Any]]:
+    """One result per sample (see `Recognizer.recognize`)."""
+    mode = mode or rec.cfg.decode
+    if mode not in ("rank", "generate"):
+        raise ConfigError(f"mode {mode!r}: choose rank or generate")
+    rank_by = check_rank_by(rank_by or rec.cfg.rank_by)
+    actions = list(actions) if actions is not None else list(rec.actions)
+    if len(actions) < 1 or len(set(actions)) != len(actions):
+        raise ConfigError("the action list must be non-empty and without duplicates")
+    refs = {**rec.descriptions, **descriptions_from(knowledge)}
+    zero_shot = rec.cfg.zero_shot_prompt if zero_shot_prompt is None else zero_shot_prompt
+    parts = rec.prompt(actions, zero_shot)
+    tree = decoding.CandidateTree.build([
+        candidate_ids(rec.tokenizer, a, refs.get(a) if rank_by == "answer" else None, rec.cfg.max_answer_tokens)
+        for a in actions])
+    was_training = rec.training
+    rec.eval()
+    results: list[dict[str, Any]] = []
+    step = batch_size or rec.cfg.eval_batch_size
+    try:
+        for start in range(0, len(samples), step):
+            chunk = samples[start:start + step]
+            if all(isinstance(s, Sample) for s in chunk):
+                tokens = rec.encode(chunk)  # type: ignore[arg-type]
+            elif all(isinstance(s, torch.Tensor) for s in chunk):
+                tokens = list(chunk)  # type: ignore[arg-type]
+            else:
+                raise SugarError("recognize() takes Sample objects or token tensors [T', d], not a mix")
+            embeds, amask = rec.action_tokens(tokens)
+            ctx = context(rec, embeds, amask, parts, zero_shot)
+            if mode == "rank":
+                results += rank(rec, ctx, parts, tree, actions, describe, top_k)
+            else:
+                results += generate(rec, ctx, parts, actions)
+    finally:
+        rec.train(was_training)
+    for r in results:
+        r["knowledge"] = refs.get(r["label"]) if r["label"] is not None else None
+    return results

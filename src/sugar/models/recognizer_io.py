@@ -1,0 +1,81 @@
+"""A recogniser folder on disk: what `sugar tune` writes and `sugar predict`, `sugar serve` and the demo load.
+
+The folder describes itself: bridge.safetensors, adapter/ (PEFT LoRA), recognizer.json (config, base LLM name,
+action list, descriptions) and encoder/ (the frozen skeleton encoder with its processor, a few MB, so the folder
+works without the encoder's training run). Only the frozen LLM is loaded from where it lives. Folders saved
+before encoder/ was written load their encoder from the recorded `encoder_run`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from sugar.config import TuneConfig, from_dict, to_dict
+from sugar.errors import SugarError
+from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_object
+from sugar.models.encoder import load_encoder, save_pretrained
+from sugar.models.inference import merge_lora as fold_lora
+from sugar.models.llm import load_causal_lm, load_lora
+from sugar.models.recognizer import Recognizer
+from sugar.models.tqp import build_bridge
+
+FORMAT = "sugar-recognizer/1"
+META_FILE = "recognizer.json"
+BRIDGE_FILE = "bridge.safetensors"
+ADAPTER_DIR = "adapter"
+ENCODER_DIR = "encoder"
+
+
+def save_recognizer(rec: Recognizer, folder: str | Path) -> None:
+    """Write bridge.safetensors, adapter/ (PEFT format), encoder/ and recognizer.json into `folder`."""
+    if rec.int8:
+        raise SugarError("an int8-quantised recogniser cannot be saved; save the float one it was made from")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_save_safetensors(rec.bridge.state_dict(), folder / BRIDGE_FILE)
+    rec.llm.save_pretrained(str(folder / ADAPTER_DIR))
+    meta = {"format": FORMAT, "llm": rec.cfg.llm, "encoder_run": rec.cfg.encoder_run,
+            "encoder_dim": rec.encoder_dim, "config": to_dict(rec.cfg), "actions": rec.actions,
+            "descriptions": rec.descriptions}
+    if rec.encoder is not None and rec.processor is not None:
+        save_pretrained(rec.encoder, folder / ENCODER_DIR, rec.processor, rec.data)
+    atomic_write_text(folder / META_FILE, json.dumps(meta, indent=1))  # last: its presence means complete
+
+
+def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with_encoder: bool = True,
+                    llm: nn.Module | None = None, tokenizer: Any = None, merge_lora: bool = True) -> Recognizer:
+    """Rebuild a saved recogniser: base LLM from its name, adapters, bridge and encoder from `folder`.
+
+    with_encoder=False skips the encoder (then only precomputed token sequences can be recognised).
+    merge_lora folds the adapters into the base weights for inference (undone by `.train()`).
+    """
+    folder = Path(folder)
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise SugarError(f"{folder}: not a recogniser run (missing {META_FILE}); run `sugar tune` first")
+    meta = read_json_object(meta_path, "recogniser description", SugarError)
+    if meta.get("format") != FORMAT:
+        raise SugarError(f"{meta_path}: unknown format {meta.get('format')!r}, expected {FORMAT}")
+    cfg = from_dict(TuneConfig, meta["config"])
+    if llm is None:
+        llm, tokenizer = load_causal_lm(meta["llm"])
+    model = load_lora(llm, folder / ADAPTER_DIR)
+    bridge = build_bridge(cfg.bridge, int(meta["encoder_dim"]), llm.config.hidden_size)
+    bridge.load_state_dict(load_file(str(folder / BRIDGE_FILE)))
+    bundle = None
+    if with_encoder:
+        encoder_folder = folder / ENCODER_DIR if (folder / ENCODER_DIR).is_dir() else meta.get("encoder_run")
+        bundle = load_encoder(encoder_folder, device) if encoder_folder else None
+    rec = Recognizer(model, tokenizer, bridge, cfg, int(meta["encoder_dim"]), meta["actions"],
+                     meta.get("descriptions") or {}, bundle.encoder if bundle else None,
+                     bundle.processor if bundle else None, bundle.data if bundle else None)
+    rec = rec.to(device).eval()
+    if merge_lora:
+        fold_lora(rec)
+    return rec
