@@ -81,3 +81,19 @@ def test_resume_rule_is_one_for_both_stages(tmp_path: Path) -> None:
     check_resume(run, PretrainConfig(epochs=500))
     with pytest.raises(ConfigError, match=r"different settings \(lr\)"):
         check_resume(run, PretrainConfig(lr=1.0))
+
+
+def test_a_run_written_before_digests_and_step_names_still_resumes(tmp_path: Path) -> None:
+    """The layout of earlier releases: epoch-NNNN pairs and a pointer without digests."""
+    from safetensors.torch import save_file
+
+    run = RunDir(tmp_path).create()
+    save_file({"w": torch.ones(3)}, str(run.checkpoints / "epoch-0002.safetensors"))
+    torch.save({"step": 8, "epoch": 2}, run.checkpoints / "epoch-0002.state.pt")
+    (run.checkpoints / "last.json").write_text(json.dumps({"epoch": 2, "stem": "epoch-0002"}))
+    epoch, weights, state = run.load_checkpoint()
+    assert epoch == 2 and weights["w"].tolist() == [1.0] * 3 and state["step"] == 8
+    run.save_checkpoint(12, {"w": torch.zeros(3)}, {"step": 12}, epoch=3)
+    run.save_checkpoint(16, {"w": torch.zeros(3)}, {"step": 16}, epoch=4)
+    assert not list(run.checkpoints.glob("epoch-*"))  # the old pair is cleaned up like any other
+    assert run.load_checkpoint()[0] == 4
