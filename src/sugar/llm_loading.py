@@ -4,6 +4,9 @@ alias "smollm2-135m" (the offline SmolLM2-135M-Instruct GGUF shipped by the `llm
 GGUF files are de-quantised by transformers on load, which takes tens of seconds; the converted model is
 saved once (safetensors) under sugar.paths.cache_dir("llm", ...) and later loads read that folder.
 Stage 1 (knowledge generation) and stage 3 (the recogniser's LLM) both load their LLM through here.
+
+torch and transformers are imported inside the loaders on purpose: knowledge generation through an HTTP
+provider imports this module and should not pay seconds of start-up for libraries it never uses.
 """
 
 from __future__ import annotations

@@ -24,7 +24,9 @@ from pydantic import BaseModel, Field
 
 from sugar.errors import SugarError
 from sugar.skeleton.layouts import Layout, get_layout
+from sugar.skeleton.readers import read_file
 from sugar.skeleton.sample import Sample
+from sugar.viz import render_sequence
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_FRAMES = 10_000
@@ -148,8 +150,6 @@ def samples_from_json(body: SkeletonJSON, expected: Layout) -> list[Sample]:
 
 def samples_from_upload(filename: str, content: bytes, fmt: str | None, expected: Layout) -> list[Sample]:
     """Read an uploaded file with the project's readers (format from the name or `fmt`)."""
-    from sugar.skeleton.readers import read_file
-
     safe_name = Path(filename or "upload").name or "upload"
     with tempfile.TemporaryDirectory(prefix="sugar-upload-") as tmp:
         path = Path(tmp) / safe_name
@@ -169,8 +169,6 @@ def samples_from_upload(filename: str, content: bytes, fmt: str | None, expected
 
 def animation_data_url(sample: Sample, layout: Layout, result: dict[str, Any], max_frames: int = 48) -> str:
     """A GIF of the sequence with the answer written on it, inline as a data URL for the web page."""
-    from sugar.viz import render_sequence
-
     step = max(1, math.ceil(sample.num_frames / max_frames))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "anim.gif"

@@ -2,7 +2,8 @@
 
 Why this shape: every function draws on its own `matplotlib.figure.Figure` (no pyplot, no global backend
 switch, safe in a server thread), writes one file and returns its path. Skeleton drawings work for any
-layout, 2D (x, y, score in image pixels, y down) or 3D (metres, y up).
+layout, 2D (x, y, score in image pixels, y down) or 3D (metres, y up). scikit-learn's t-SNE and the 3-D axes
+are imported by the two functions that draw them, on purpose: the service draws neither.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ cosine similarity).
 When no CLIP model can be loaded offline, `FallbackEmbedder` is used instead and says so: an 8x8x8 RGB
 colour histogram plus a 16x16 grayscale thumbnail, each L2-normalised, concatenated and normalised again.
 It separates scenes by colour and layout, not by meaning, which is enough to avoid near-duplicate frames.
+
+PyAV, Pillow, torch and transformers are imported where they are used, on purpose: only visual knowledge
+needs them, and `sugar knowledge motion` imports this package without them.
 """
 
 from __future__ import annotations

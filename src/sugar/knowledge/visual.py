@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sugar.errors import DataError, KnowledgeError
-from sugar.knowledge.chat import ChatClient, Message, ParseError, Sampling, run_bounded
+from sugar.knowledge.chat import AnswerRejected, ChatClient, Message, ParseError, Sampling, run_bounded
 from sugar.knowledge.frames import find_videos, read_frames, select_diverse, to_jpeg_data_url
 from sugar.knowledge.schema import ClassKnowledge, Knowledge, load_knowledge
 
@@ -151,8 +151,6 @@ def generate_visual_knowledge(videos_dir: str | Path, knowledge: Knowledge, clie
             return describe_video(video, assigned[video], client, embedder, k=k, max_frames=max_frames,
                                   attempts=attempts)
         except DataError as exc:
-            from sugar.knowledge.chat import AnswerRejected
-
             raise AnswerRejected(str(exc), []) from None
 
     run = run_bounded(list(assigned), one, concurrency=concurrency, desc="visual knowledge", progress=progress)

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import DynamicCache
 
 
 def _cache_kw(model: nn.Module) -> str:
@@ -40,8 +41,6 @@ def run_cached(model: nn.Module, cache, **kwargs):
 
 def clone_cache(cache, index: torch.Tensor | None = None):
     """A new DynamicCache over the same (or batch-indexed) tensors, so forwards on it leave `cache` untouched."""
-    from transformers import DynamicCache
-
     layers = []
     for layer in cache.layers:
         k, v = layer.keys, layer.values
@@ -53,8 +52,6 @@ def clone_cache(cache, index: torch.Tensor | None = None):
 
 def expand_cache(cache, batch: int):
     """Broadcast a batch-1 cache (the shared prompt prefix) to `batch` rows without copying."""
-    from transformers import DynamicCache
-
     return DynamicCache(ddp_cache_data=[(layer.keys.expand(batch, -1, -1, -1), layer.values.expand(batch, -1, -1, -1))
                                         for layer in cache.layers])
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import PeftModel, get_peft_model
 from torch import nn
 
 from sugar.config import LoraConfig
@@ -39,9 +41,6 @@ def load_causal_lm(name: str = SMOLLM2_ALIAS, dtype: torch.dtype = torch.float32
 
 def add_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
     """Freeze the base model and wrap it with fresh LoRA adapters (PEFT)."""
-    from peft import LoraConfig as PeftLoraConfig
-    from peft import get_peft_model
-
     for p in model.parameters():
         p.requires_grad_(False)
     peft_cfg = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
@@ -52,8 +51,6 @@ def add_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
 
 def load_lora(model: nn.Module, adapter_dir: str | Path, trainable: bool = False) -> nn.Module:
     """Wrap a frozen base model with adapters saved by `save_pretrained` (PEFT format)."""
-    from peft import PeftModel
-
     for p in model.parameters():
         p.requires_grad_(False)
     with _quiet_peft_deprecations():

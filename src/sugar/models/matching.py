@@ -11,6 +11,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rapidfuzz import fuzz, process
+
 _PUNCT = re.compile(r"[^\w\s]")
 _SPACE = re.compile(r"\s+")
 
@@ -33,8 +35,6 @@ def _rest(answer: str, cut: int) -> str:
 
 
 def match_label(answer: str, actions: Sequence[str], fuzzy_cutoff: float = 80.0) -> LabelMatch:
-    from rapidfuzz import fuzz, process
-
     text = answer.strip()
     # exact: the longest list entry the answer starts with, followed by "." / end / whitespace
     for label in sorted(actions, key=len, reverse=True):

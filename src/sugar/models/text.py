@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
+from sentence_transformers import SentenceTransformer
+from transformers import AutoConfig, AutoTokenizer, CLIPTextModelWithProjection
 
 from sugar.errors import ConfigError, KnowledgeError
 from sugar.fileio import atomic_save_safetensors
@@ -38,8 +41,6 @@ def resolve_model_path(name: str) -> str:
 
 def _is_clip(path: str) -> bool:
     try:
-        from transformers import AutoConfig
-
         config = AutoConfig.from_pretrained(path)
     except Exception:
         return "clip" in path.lower() and not Path(path, "modules.json").exists()
@@ -55,13 +56,9 @@ class TextEncoder:
         self.kind = "clip" if _is_clip(path) else "sentence-transformers"
         try:
             if self.kind == "clip":
-                from transformers import AutoTokenizer, CLIPTextModelWithProjection
-
                 self.tokenizer = AutoTokenizer.from_pretrained(path)
                 self.model: Any = CLIPTextModelWithProjection.from_pretrained(path).to(device).eval()
             else:
-                from sentence_transformers import SentenceTransformer
-
                 self.model = SentenceTransformer(path, device=device)
                 self.model.eval()
         except OSError as exc:
@@ -154,8 +151,6 @@ def _content_hash(knowledge: Any) -> str:
 
 def embed_knowledge(knowledge: Any, model: str = "all-MiniLM-L6-v2", device: str = "cpu") -> KnowledgeEmbeddings:
     """Embed every motion and visual text of `knowledge`; cached by (model name, knowledge content hash)."""
-    from safetensors.torch import load_file
-
 
     labels, motion, visual = knowledge_texts(knowledge)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model)[-80:]

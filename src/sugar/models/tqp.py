@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
 from sugar.config import BridgeConfig
 from sugar.errors import ConfigError
@@ -35,8 +36,6 @@ class QFormerBridge(nn.Module):
 
     def __init__(self, cfg: BridgeConfig, in_dim: int, out_dim: int, recurrent: bool = True):
         super().__init__()
-        from transformers import Blip2QFormerConfig, Blip2QFormerModel
-
         if cfg.hidden_size % cfg.num_heads:
             raise ConfigError(f"bridge.hidden_size {cfg.hidden_size} is not divisible by bridge.num_heads "
                               f"{cfg.num_heads}")

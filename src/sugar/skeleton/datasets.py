@@ -14,6 +14,7 @@ below and in docs/datasets.md.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
+from tqdm import tqdm
 
 from sugar.errors import DataError, SugarError
 from sugar.paths import shared_data_dir
@@ -56,14 +58,10 @@ def _read_one(args: tuple[str, str]) -> ParseResult:
 
 def _parse_files(files: Sequence[Path], fmt: str, desc: str) -> Iterator[ParseResult]:
     """Parse files in order; in worker processes when there are many (NTU has ~114k files)."""
-    from tqdm import tqdm
-
     jobs = [(str(f), fmt) for f in files]
     if len(jobs) < 4000:
         yield from tqdm(map(_read_one, jobs), total=len(jobs), desc=desc, disable=None, leave=False)
         return
-    import os
-
     workers = max(1, min(8, (os.cpu_count() or 2)))
     with ProcessPoolExecutor(workers) as pool:
         yield from tqdm(pool.map(_read_one, jobs, chunksize=64), total=len(jobs), desc=desc, disable=None)
