@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from sugar.errors import DataError, SugarError
-from sugar.skeleton import datasets as ds
+from sugar.skeleton import benchmark as ds
+from sugar.skeleton import datasets
 from sugar.skeleton.datasets import BENCHMARKS, open_dataset
 
 NWUCLA_IDS = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12)
@@ -272,6 +273,6 @@ def test_synthetic_dataset():
     pytest.importorskip("sugar.skeleton.synthetic")
     train = open_dataset("synthetic", split="trainval")
     test = open_dataset("synthetic", split="test")
-    assert len(train) == 10 * ds.Synthetic.TRAIN_PER_CLASS and len(test) == 10 * ds.Synthetic.TEST_PER_CLASS
+    assert len(train) == 10 * datasets.Synthetic.TRAIN_PER_CLASS and len(test) == 10 * datasets.Synthetic.TEST_PER_CLASS
     assert train.layout.name == "ntu25" and len(train.classes) == 10
     assert not set(train.names) & set(test.names)

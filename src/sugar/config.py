@@ -24,17 +24,18 @@ T = TypeVar("T")
 class DataConfig:
     """Which dataset, protocol and how samples become tensors."""
 
-    dataset: str = "synthetic"
+    dataset: str = "synthetic"  # a dataset name, or a dataset folder in the generic format (own data)
     root: str | None = None  # dataset folder; None = the dataset's default location
     protocol: str | None = None  # e.g. xsub, xview; None = the dataset's default
     frames: int = 64  # T after resampling
-    max_persons: int = 2  # M after padding
+    max_persons: int = 2  # M after padding; 0 = the training data's most persons (at most 2)
     centre: bool = True
     align: bool = True  # SGN-style view alignment
     random_crop: tuple[float, float] = (0.5, 1.0)  # training window as a fraction of the sequence
     random_rotate: float = 0.3  # max rotation (radians) per axis at training; 0 disables
     stream: str = "joint"  # joint | bone | motion | bone_motion (input modality, as in CTR-GCN's streams)
-    val_fraction: float = 0.1  # validation part carved from training (seeded)
+    val_fraction: float = 0.1  # validation part carved from training (seeded, stratified by class)
+    val_min_per_class: int = 1  # at least this many validation samples per class (classes with more than it)
     num_workers: int = 0
 
 

@@ -17,7 +17,9 @@ def _pct(x: float | None) -> str:
 
 
 def pretrain_cmd(
-    dataset: str = typer.Option(None, "--dataset", help="Dataset name (nw-ucla, msr-action3d, ntu60, synthetic, ...)."),
+    dataset: str = typer.Option(None, "--dataset", "--data",
+                                help="Dataset name (nw-ucla, msr-action3d, ntu60, synthetic, ...) or a dataset "
+                                     "folder in the generic format (your own data, docs/own-data.md)."),
     protocol: str = typer.Option(None, "--protocol", help="Protocol, e.g. xview, xsub; default: the dataset's."),
     config: Path = typer.Option(None, "--config", help="YAML config (configs/pretrain/*.yaml)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key: --set lr=0.05 (repeatable)."),
@@ -59,11 +61,12 @@ def pretrain_cmd(
 
 
 def _evaluate_recognizer(run: Path, split: str, dataset: str | None, protocol: str | None, root: Path | None,
-                         out: Path | None, mode: str, limit: int | None, rank_by: str | None) -> None:
+                         out: Path | None, mode: str, limit: int | None, rank_by: str | None,
+                         actions: list[str] | None, knowledge: str | None) -> None:
     from sugar.evaluation.recognizer import evaluate_recognizer_run
 
     res = evaluate_recognizer_run(run, split, dataset, protocol, str(root) if root else None, mode, out, limit=limit,
-                                  rank_by=rank_by)
+                                  rank_by=rank_by, knowledge_file=knowledge, actions=actions)
     how = f"{mode}, by {res['rank_by']}" if mode == "rank" else mode
     table = Table(title=f"LLM recogniser ({how}): {res['dataset']} {split}")
     for col in ("view", "classes", "samples", "top-1 %", "top-5 %", "mean class acc %"):
@@ -81,7 +84,8 @@ def evaluate_cmd(
     run: Path = typer.Argument(..., help="A `sugar pretrain` run (encoder heads) or a `sugar tune` run (the LLM)."),
     split: str = typer.Option("test", "--split", help="train | val | test | trainval."),
     multi_clip: int = typer.Option(1, "--multi-clip", min=1, help="Average N views (test view + N-1 random crops)."),
-    dataset: str = typer.Option(None, "--dataset", help="Evaluate on another dataset (text head, zero-shot)."),
+    dataset: str = typer.Option(None, "--dataset", "--data",
+                                help="Evaluate on another dataset or dataset folder (text head, zero-shot)."),
     protocol: str = typer.Option(None, "--protocol"),
     root: Path = typer.Option(None, "--root"),
     out: Path = typer.Option(None, "--out", help="Output folder (default RUN/evaluation/<split>)."),
@@ -90,16 +94,28 @@ def evaluate_cmd(
     limit: int = typer.Option(None, "--limit", help="Stage-3 runs: score a seeded random subset of this size."),
     rank_by: str = typer.Option(None, "--rank-by", help="Stage-3 rank mode: label | answer (label + knowledge "
                                 "description); default: the run's setting."),
+    actions: str = typer.Option(None, "--actions", help="Score against this action list (a dataset name, a text "
+                                "file of names or a knowledge .json): the split's samples of listed classes."),
+    knowledge: str = typer.Option(None, "--knowledge", help="Knowledge .json (or dataset name) for the texts and "
+                                  "descriptions of the classes scored; default: the run's, or --dataset's."),
 ) -> None:
     """Score a split: a stage-2 run with its text head (cosine to class texts) and CE head, with confusion
     matrices and t-SNE; a stage-3 run with the LLM recogniser (another --dataset = its action list, zero-shot)."""
     from sugar.evaluation.encoder import evaluate_run
+    from sugar.knowledge.actions import read_action_list
 
+    names = None
+    if actions:
+        listed = read_action_list(actions)
+        names = listed.names
+        if knowledge is None and listed.knowledge is not None and Path(actions).suffix.lower() == ".json":
+            knowledge = actions  # a knowledge file given as the list carries its own texts
     if (run / "recognizer.json").is_file():
-        _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit, rank_by)
+        _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit, rank_by, names, knowledge)
         return
 
-    res = evaluate_run(run, split, multi_clip, dataset, protocol, str(root) if root else None, out, tsne)
+    res = evaluate_run(run, split, multi_clip, dataset, protocol, str(root) if root else None, out, tsne,
+                       knowledge=knowledge, actions=names)
     table = Table(title=f"{res['dataset']} {split} ({res['samples']} samples, {multi_clip} clip(s))")
     for col in ("head", "classes", "samples", "top-1 %", "top-5 %", "mean class acc %"):
         table.add_column(col)
@@ -116,7 +132,7 @@ def evaluate_cmd(
 def extract_cmd(
     run: Path = typer.Argument(..., help="A `sugar pretrain` run directory."),
     out: Path = typer.Option(..., "--out", help="Output folder (shards + index.json)."),
-    dataset: str = typer.Option(None, "--dataset", help="Default: the run's dataset."),
+    dataset: str = typer.Option(None, "--dataset", "--data", help="Default: the run's dataset (a name or a folder)."),
     protocol: str = typer.Option(None, "--protocol"),
     split: str = typer.Option("train", "--split", help="train | val | test | trainval."),
     root: Path = typer.Option(None, "--root"),

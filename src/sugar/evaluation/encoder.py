@@ -30,7 +30,7 @@ from sugar.models.encoder import build_encoder, load_encoder
 from sugar.models.heads import EncoderWithHeads
 from sugar.models.text import KnowledgeEmbeddings, embed_knowledge
 from sugar.runs import RunDir
-from sugar.skeleton.datasets import knowledge_name
+from sugar.skeleton.datasets import dataset_label, get_benchmark, knowledge_name
 from sugar.skeleton.processor import Processor
 from sugar.skeleton.torchdata import SkeletonTensorDataset
 from sugar.viz import plot_confusion, plot_tsne
@@ -122,11 +122,13 @@ def _views(processor: Processor, ds: Any, multi_clip: int, seed: int) -> list[Da
 
 def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, dataset: str | None = None,
                  protocol: str | None = None, root: str | None = None, out_dir: str | Path | None = None,
-                 tsne: bool = True, batch_size: int | None = None, knowledge: str | None = None) -> dict[str, Any]:
+                 tsne: bool = True, batch_size: int | None = None, knowledge: str | None = None,
+                 actions: Sequence[str] | None = None) -> dict[str, Any]:
     """Score `split` with every head the run has; write results.json, confusion PNG(s) and t-SNE PNGs.
 
     dataset/knowledge: another dataset (its class list, its shipped knowledge unless `knowledge` is given) for
-    the text head, zero-shot."""
+    the text head, zero-shot. actions: score against this list instead (the split's samples of listed classes;
+    listed classes without samples are candidates too), with `knowledge` for their texts."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, cfg, processor, _ = load_run(run_dir, device)
     source = load_encoder(run_dir).data
@@ -134,9 +136,12 @@ def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, 
     ds = source.open_split(split, dataset=dataset, protocol=protocol, root=root, layout=processor.layout)
     if len(ds) == 0:
         raise SugarError(f"{run_dir}: the {split} split of {dataset or cfg.data.dataset} is empty")
+    other = (dataset is not None and get_benchmark(dataset).name != cfg.data.dataset) or actions is not None
+    if actions is not None:
+        ds = ds.on_list(actions)
     classes = list(ds.classes)
-    other = dataset is not None and dataset != cfg.data.dataset
-    out_dir = Path(out_dir) if out_dir else Path(run_dir) / "evaluation" / (f"{dataset}-{split}" if other else split)
+    tag = "list" if actions is not None else dataset_label(dataset) if other and dataset else ""
+    out_dir = Path(out_dir) if out_dir else Path(run_dir) / "evaluation" / (f"{tag}-{split}" if tag else split)
     out_dir.mkdir(parents=True, exist_ok=True)
     bs = batch_size or min(cfg.batch_size, 64)
 
@@ -145,14 +150,15 @@ def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, 
     labels = outputs[0]["labels"].astype(np.int64)
     heads: dict[str, np.ndarray] = {}
     if model.projection is not None:
-        texts_from = knowledge or (knowledge_name(dataset) if other else source.knowledge_file)
+        texts_from = knowledge or (knowledge_name(dataset) if other and dataset else source.knowledge_file)
         texts = load_texts(texts_from, cfg.model.text_model, classes, device.type)
         protos = texts.prototypes(cfg.use_motion, cfg.use_visual).numpy()
         heads["text"] = np.mean([head_scores(o, "text", protos) for o in outputs], axis=0)
     if model.classifier is not None and not other:
         heads["ce"] = np.mean([head_scores(o, "ce") for o in outputs], axis=0)
     if not heads:
-        raise SugarError(f"{run_dir}: the CE head only knows {cfg.data.dataset}'s classes; no text head to use")
+        raise SugarError(f"{run_dir}: the CE head only knows its training classes; no text head to score another "
+                         "list with")
 
     unseen = [i for i, c in enumerate(classes) if c in set(cfg.exclude_classes)] if not other else []
     seen = [i for i in range(len(classes)) if i not in set(unseen)]

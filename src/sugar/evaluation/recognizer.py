@@ -25,7 +25,7 @@ from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
-from sugar.skeleton.datasets import knowledge_name
+from sugar.skeleton.datasets import dataset_label, get_benchmark, knowledge_name
 from sugar.skeleton.torchdata import ClassSubset, seeded_subset
 from sugar.viz import plot_confusion
 
@@ -92,8 +92,11 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
                             protocol: str | None = None, root: str | None = None, mode: str = "rank",
                             out_dir: str | Path | None = None, batch_size: int = 16,
                             limit: int | None = None, progress: bool = True, rank_by: str | None = None,
-                            knowledge_file: str | None = None) -> dict[str, Any]:
+                            knowledge_file: str | None = None, actions: Sequence[str] | None = None
+                            ) -> dict[str, Any]:
     """Score `split` with the recogniser; write results.json and confusion PNGs; return the report.
+
+    actions: the candidate list instead of the dataset's classes (the split's samples of listed classes).
 
     rank_by: None = the run's setting; "answer" scores each entry's knowledge description too (the run's
     knowledge file for its own dataset, the other dataset's shipped file for --dataset)."""
@@ -105,9 +108,12 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     ds = rec.data.open_split(split, dataset=dataset, protocol=protocol, root=root, layout=rec.encoder.layout)
     if len(ds) == 0:
         raise SugarError(f"{run_dir}: the {split} split of {dataset or rec.data.dataset} is empty")
-    other = dataset is not None and dataset != rec.data.dataset
+    other = (dataset is not None and get_benchmark(dataset).name != rec.data.dataset) or actions is not None
     name = dataset or rec.data.dataset
-    out = Path(out_dir) if out_dir else run_dir / "evaluation" / (f"{dataset}-{split}" if other else split)
+    if actions is not None:
+        ds = ds.on_list(actions)
+    tag = "list" if actions is not None else dataset_label(dataset) if other and dataset else ""
+    out = Path(out_dir) if out_dir else run_dir / "evaluation" / (f"{tag}-{split}" if tag else split)
     out.mkdir(parents=True, exist_ok=True)
 
     classes = list(ds.classes)
@@ -119,7 +125,8 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
         groups = {"seen": groups["all"], "zero_shot": [i for i, c in enumerate(classes) if c in held_out]}
 
     rank_by = rank_by or rec.cfg.rank_by
-    knowledge = _descriptions(rec, name, other, classes, knowledge_file) if rank_by == "answer" else {}
+    knowledge = (_descriptions(rec, dataset if other else None, classes, knowledge_file) if rank_by == "answer"
+                 else {})
     report: dict[str, Any] = {"run": str(run_dir), "dataset": name, "split": split, "mode": mode,
                               "rank_by": rank_by, "llm": rec.cfg.llm, "views": {}, "pictures": {}}
     loaded = _load(ds, positions, progress)
@@ -142,15 +149,15 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     return report
 
 
-def _descriptions(rec: Recognizer, dataset: str, other: bool, classes: list[str],
-                  knowledge_file: str | None) -> dict[str, str]:
-    """label -> description of `classes` for rank_by="answer": the given knowledge file, else the run's own
-    descriptions for its dataset, else the other dataset's shipped knowledge."""
-    if knowledge_file or other:
+def _descriptions(rec: Recognizer, dataset: str | None, classes: list[str], knowledge_file: str | None
+                  ) -> dict[str, str]:
+    """label -> description of `classes` for rank_by="answer": the given knowledge file, else another
+    dataset's shipped knowledge, else the run's own descriptions."""
+    if knowledge_file or dataset:
         table = {c.label: c.description for c in load_knowledge(knowledge_file or knowledge_name(dataset)).classes}
+    elif rec.cfg.knowledge == "none":
+        raise ConfigError("rank_by=answer needs knowledge descriptions; this run was tuned with knowledge=none")
     else:
-        if rec.cfg.knowledge == "none":
-            raise ConfigError("rank_by=answer needs knowledge descriptions; this run was tuned with knowledge=none")
         table = dict(rec.descriptions)
     missing = [c for c in classes if c not in table]
     if missing:

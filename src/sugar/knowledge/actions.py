@@ -1,8 +1,9 @@
 """Action lists given by users: the one parser every command uses for `--actions`.
 
-A spec is a named dataset (its official class list, and its shipped knowledge when there is one), a knowledge
-JSON file (its labels, with the knowledge), or a text file with one action name per line (`#` starts a comment
-line). Names must be unique and the list non-empty.
+A spec is a named dataset (its official class list, and its shipped knowledge when there is one), a dataset
+folder of the user's own (its classes.txt, and its knowledge.json when there is one), a knowledge JSON file
+(its labels, with the knowledge), or a text file with one action name per line (`#` starts a comment line).
+Names must be unique and the list non-empty.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from sugar.errors import KnowledgeError
 from sugar.knowledge.schema import Knowledge, load_knowledge, shipped_datasets
-from sugar.skeleton.datasets import DATASETS, class_names
+from sugar.skeleton.datasets import DATASETS, class_names, dataset_label
+from sugar.skeleton.own_data import KNOWLEDGE_FILE
 
 
 @dataclass
@@ -42,6 +44,10 @@ def read_action_list(spec: str | Path, with_knowledge: bool = True) -> ActionLis
         knowledge = load_knowledge(spec) if with_knowledge and spec in shipped_datasets() else None
         return ActionList(list(class_names(spec)), spec, knowledge)
     path = Path(spec)
+    if path.is_dir():
+        own = path / KNOWLEDGE_FILE
+        knowledge = load_knowledge(own) if with_knowledge and own.is_file() else None
+        return ActionList(list(class_names(spec)), dataset_label(spec), knowledge)
     if not path.is_file():
         raise KnowledgeError(f"{spec!r} is neither a dataset ({', '.join(DATASETS)}) nor an action-list file")
     if path.suffix.lower() == ".json":

@@ -1,4 +1,5 @@
-"""Named benchmarks: where their files are, class names, and the official train/test rules.
+"""Named benchmarks (where their files are, class names, the official train/test rules) and opening any
+dataset, named or a folder of the user's own (own_data.py), as splits.
 
 `open_dataset(name, root, protocol, split)` parses the source once into a memory-mapped cache (see
 cache.py), then selects the protocol's samples. Splits: "train", "val", "trainval", "test". "val" is carved
@@ -14,24 +15,22 @@ below and in docs/datasets.md.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import cache, cached_property
-from importlib import resources
+from functools import cached_property
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
-from tqdm import tqdm
 
 from sugar.errors import DataError, SugarError
 from sugar.paths import shared_data_dir
-from sugar.skeleton import readers, synthetic
+from sugar.skeleton import synthetic
+from sugar.skeleton.benchmark import Benchmark, StoreSource
 from sugar.skeleton.cache import ParseResult, SampleStore, code_version, open_store, source_key
 from sugar.skeleton.layouts import Layout, get_layout, joint_mapping
+from sugar.skeleton.own_data import FolderBenchmark
 from sugar.skeleton.readers import ntu as ntu_reader
 from sugar.skeleton.readers import pku_mmd as pku_reader
 from sugar.skeleton.readers import toyota as toyota_reader
@@ -40,88 +39,7 @@ from sugar.skeleton.sample import Sample
 SPLITS: tuple[str, ...] = ("train", "val", "trainval", "test")
 
 
-# --------------------------------------------------------------------------- reading source files
-
-
-def _read_one(args: tuple[str, str]) -> ParseResult:
-    """Read one source file with the project's readers; DataError makes it a reported bad file. The cache
-    validates each sample itself (reporting a bad segment of a multi-sample file without losing the rest)."""
-    path_str, fmt = args
-    try:
-        samples = readers.read_file(Path(path_str), format=fmt, validate=False)
-    except DataError as exc:
-        return path_str, None, exc.problem
-    if not samples:
-        return path_str, None, "no sample in file"
-    return path_str, samples, None
-
-
-def _parse_files(files: Sequence[Path], fmt: str, desc: str) -> Iterator[ParseResult]:
-    """Parse files in order; in worker processes when there are many (NTU has ~114k files)."""
-    jobs = [(str(f), fmt) for f in files]
-    if len(jobs) < 4000:
-        yield from tqdm(map(_read_one, jobs), total=len(jobs), desc=desc, disable=None, leave=False)
-        return
-    workers = max(1, min(8, (os.cpu_count() or 2)))
-    with ProcessPoolExecutor(workers) as pool:
-        yield from tqdm(pool.map(_read_one, jobs, chunksize=64), total=len(jobs), desc=desc, disable=None)
-
-
-def _reader_version() -> str:
-    return "readers:" + code_version(*Path(readers.__file__).parent.glob("*.py"))
-
-
-# --------------------------------------------------------------------------- benchmark definitions
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """One named dataset: its facts (name, default layout, protocols, file format, knowledge file; its class
-    list is skeleton/classes/<classes>.txt) and its rules (file naming, labels, protocol splits), which
-    subclasses fill in."""
-
-    name: str
-    layout: str
-    protocols: tuple[str, ...]
-    reader_format: str
-    pattern: str  # glob for source files under root (recursive)
-    name_regex: str  # parses a sample name into its ids
-    knowledge: str = ""  # shipped knowledge file (sugar/knowledge/shipped/<knowledge>.json); "" = name
-    classes: str = ""  # class-list file stem; "" = name
-    num_classes: int | None = None  # use the first N entries of the class list (NTU-60 of NTU-120's list)
-
-    def default_root(self) -> Path | None:
-        return None
-
-    def source_files(self, root: Path) -> list[Path]:
-        if root.is_file():
-            return [root]
-        return sorted(p for p in root.rglob(self.pattern) if p.is_file())
-
-    def parse_name(self, name: str) -> dict[str, Any] | None:
-        m = re.search(self.name_regex, name)
-        if m is None:
-            return None
-        return {k: (int(v) if v.isdigit() else v) for k, v in m.groupdict().items()}
-
-    def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
-        """Global class index (into class_names(name)) of a sample."""
-        raise NotImplementedError
-
-    def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
-        """'train', 'test', 'val' (an official validation part) or None (not used by this protocol)."""
-        raise NotImplementedError
-
-    def splitter(self, root: Path, protocol: str) -> Callable[[dict[str, Any]], str | None]:
-        """The protocol's rule for this root (a dataset may read official split lists found under root)."""
-        return lambda ids: self.assign(protocol, ids)
-
-    def class_subset(self, protocol: str) -> list[int] | None:
-        """Global class indices a protocol uses (None = all)."""
-        return None
-
-    def all_classes(self) -> tuple[str, ...]:
-        return class_names(self.name)
+# --------------------------------------------------------------------------- the named benchmarks
 
 
 def _ids(values: Iterable[int]) -> frozenset[int]:
@@ -292,6 +210,12 @@ class Toyota(Benchmark):
             return None
         return [self.RAW.index(a) for a in self.CV_CLASSES]
 
+    def open_layout(self, store: SampleStore) -> Layout:
+        names = {m.get("layout") for m in store.meta if m.get("layout")}
+        if len(names) == 1:
+            return get_layout(names.pop())
+        raise DataError(store.root, "the Toyota Smarthome reader did not say which joint layout its files use")
+
     def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
         if protocol == "cs":
             return "train" if ids["subject"] in self.CS_TRAIN else "test"
@@ -313,6 +237,20 @@ class Synthetic(Benchmark):
 
     def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
         return ids["part"]
+
+    def store_source(self, root: Path) -> StoreSource:
+        version = code_version(Path(synthetic.__file__))
+        key = source_key(root, [], f"synthetic|{version}|{self.TRAIN_PER_CLASS}|{self.TEST_PER_CLASS}")
+
+        def results() -> Iterator[ParseResult]:
+            for part, n, seed in (("train", self.TRAIN_PER_CLASS, self.TRAIN_SEED),
+                                  ("test", self.TEST_PER_CLASS, self.TEST_SEED)):
+                samples = synthetic.make_synthetic(n, seed)
+                for s in samples:
+                    s.name = f"{part}/{s.name}"
+                yield f"<synthetic {part}>", samples, None
+
+        return key, results
 
 
 
@@ -341,29 +279,30 @@ def list_datasets() -> list[str]:
 
 
 def get_benchmark(name: str) -> Benchmark:
+    """A named benchmark, or a dataset folder in the generic format (a user's own data, see own_data.py)."""
     bench = BENCHMARKS.get(name)
-    if bench is None:
-        raise SugarError(f"unknown dataset {name!r}; known: {', '.join(BENCHMARKS)}")
-    return bench
+    if bench is not None:
+        return bench
+    if Path(name).expanduser().is_dir():
+        return FolderBenchmark.from_path(name)
+    raise SugarError(f"unknown dataset {name!r}; known: {', '.join(BENCHMARKS)}, or a dataset folder in the "
+                     "generic format (`sugar data convert` writes one; see docs/own-data.md)")
 
 
-@cache
 def class_names(dataset: str) -> tuple[str, ...]:
-    """Official class names of a named dataset, in class-index order (NTU-60: the first 60 of NTU-120's)."""
-    bench = get_benchmark(dataset)
-    path = resources.files("sugar.skeleton") / "classes" / f"{bench.classes or bench.name}.txt"
-    if not path.is_file():
-        raise SugarError(f"no class list shipped for {dataset!r} ({path})")
-    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#"))
-    if len(set(names)) != len(names):
-        raise SugarError(f"{path}: duplicate class names")
-    return names[: bench.num_classes] if bench.num_classes else names
+    """Class names of a dataset (a named one or a dataset folder), in class-index order (NTU-60: the first 60
+    of NTU-120's)."""
+    return get_benchmark(dataset).all_classes()
+
+
+def dataset_label(dataset: str) -> str:
+    """A short name for file names and titles: the name of a named dataset, the folder name of a folder."""
+    return dataset if dataset in BENCHMARKS else Path(dataset).name
 
 
 def knowledge_name(dataset: str) -> str:
-    """The shipped knowledge file a named dataset trains with by default."""
-    bench = get_benchmark(dataset)
-    return bench.knowledge or bench.name
+    """The knowledge a dataset trains with by default: a shipped name, or a folder's knowledge.json."""
+    return get_benchmark(dataset).knowledge_file()
 
 
 def dataset_for_format(fmt: str) -> str | None:
@@ -427,6 +366,18 @@ class SkeletonDataset(Sequence[Sample]):
                                self.indices, position[self.labels] if len(self.labels) else self.labels, self.bad,
                                self.joint_map)
 
+    def on_list(self, names: Sequence[str]) -> SkeletonDataset:
+        """The samples whose class is in `names`, labelled by position in `names` (an action list given by a
+        user: entries this dataset has no samples of stay candidates)."""
+        names = list(names)
+        position = np.array([names.index(c) if c in names else -1 for c in self.classes], dtype=np.int64)
+        if not (position >= 0).any():
+            raise SugarError(f"{self.name}: none of its classes is in the given action list")
+        relabelled = position[self.labels] if len(self.labels) else self.labels
+        keep = relabelled >= 0
+        return SkeletonDataset(self.name, self.layout, names, self.protocol, self.split, self.store,
+                               self.indices[keep], relabelled[keep], self.bad, self.joint_map)
+
     def as_layout(self, layout: Layout | str) -> SkeletonDataset:
         """This dataset with every sample's joints in `layout`'s order (matched by joint name), for testing a
         model of one layout on another dataset (e.g. NW-UCLA kinect20 -> MSR Action3D msr20)."""
@@ -465,9 +416,9 @@ class SkeletonDataset(Sequence[Sample]):
                 f"samples={len(self)}, classes={len(self.classes)})")
 
 
-def _stratified_val(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """bool mask of the validation part: per class, a seeded random `fraction` (at least one sample when the
-    class has two or more, never all of it). Seeded per class, so dropping other classes leaves it unchanged."""
+def _stratified_val(labels: np.ndarray, fraction: float, seed: int, min_per_class: int = 1) -> np.ndarray:
+    """bool mask of the validation part: per class, a seeded random `fraction` (at least `min_per_class`
+    samples, never all of it). Seeded per class, so dropping other classes leaves it unchanged."""
     mask = np.zeros(len(labels), dtype=bool)
     if fraction <= 0:
         return mask
@@ -476,7 +427,7 @@ def _stratified_val(labels: np.ndarray, fraction: float, seed: int) -> np.ndarra
         n = len(members)
         if n < 2:
             continue
-        k = min(n - 1, max(1, round(fraction * n)))
+        k = min(n - 1, max(min_per_class, round(fraction * n)))
         rng = np.random.default_rng([seed, int(c)])
         mask[rng.choice(members, size=k, replace=False)] = True
     return mask
@@ -499,32 +450,10 @@ def _resolve_classes(all_names: Sequence[str], usable: list[int], exclude: Seque
 
 
 def _load_store(bench: Benchmark, root: Path) -> SampleStore:
-    if isinstance(bench, Synthetic):
-        version = code_version(Path(synthetic.__file__))
-        key = source_key(root, [], f"synthetic|{version}|{bench.TRAIN_PER_CLASS}|{bench.TEST_PER_CLASS}")
-
-        def results() -> Iterator[ParseResult]:
-            for part, n, seed in (("train", bench.TRAIN_PER_CLASS, bench.TRAIN_SEED),
-                                  ("test", bench.TEST_PER_CLASS, bench.TEST_SEED)):
-                samples = synthetic.make_synthetic(n, seed)
-                for s in samples:
-                    s.name = f"{part}/{s.name}"
-                yield f"<synthetic {part}>", samples, None
-    else:
-        if not root.exists():
-            raise DataError(root, f"{bench.name} data not found (pass root=... / --root)")
-        files = bench.source_files(root)
-        if not files:
-            raise DataError(root, f"no {bench.name} files ({bench.pattern}) found")
-        key = source_key(root, files, f"{bench.name}|{_reader_version()}")
-
-        def results() -> Iterator[ParseResult]:
-            # root may be one container file of another format (e.g. a PYSKL pickle of NTU-named samples)
-            fmt = readers.detect_format(root) if root.is_file() else bench.reader_format
-            return _parse_files(files, fmt, f"parsing {bench.name}")
+    key, results = bench.store_source(root)
 
     def label_of(sample: Sample) -> tuple[int, dict[str, Any]] | None:
-        ids = bench.parse_name(sample.name)
+        ids = bench.sample_ids(sample)
         if ids is None:
             return None
         label = bench.label(ids, sample)
@@ -534,13 +463,13 @@ def _load_store(bench: Benchmark, root: Path) -> SampleStore:
         meta["ids"] = ids
         return label, meta
 
-    store, _ = open_store(bench.name, root, key, results, label_of)
+    store, _ = open_store(bench.cache_namespace, root, key, results, label_of)
     return store
 
 
 def open_dataset(name: str, root: str | Path | None = None, protocol: str | None = None, split: str = "train",
-                 *, seed: int = 0, val_fraction: float = 0.1, exclude_classes: Sequence[str] = (),
-                 only_classes: Sequence[str] | None = None) -> SkeletonDataset:
+                 *, seed: int = 0, val_fraction: float = 0.1, val_min_per_class: int = 1,
+                 exclude_classes: Sequence[str] = (), only_classes: Sequence[str] | None = None) -> SkeletonDataset:
     """One split of a named benchmark, parsed once and cached.
 
     name: ntu60, ntu120, pku-mmd, toyota, nw-ucla, msr-action3d, synthetic. root: the dataset folder (nw-ucla and
@@ -551,8 +480,7 @@ def open_dataset(name: str, root: str | Path | None = None, protocol: str | None
     """
     bench = get_benchmark(name)
     protocol = protocol or bench.protocols[0]
-    if protocol not in bench.protocols:
-        raise SugarError(f"{name} has no protocol {protocol!r}; choose from {', '.join(bench.protocols)}")
+    bench.check_protocol(protocol)
     if split not in SPLITS:
         raise SugarError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if not 0 <= val_fraction < 1:
@@ -566,13 +494,13 @@ def open_dataset(name: str, root: str | Path | None = None, protocol: str | None
         root_path = Path(root).expanduser()
 
     store = _load_store(bench, root_path)
-    layout = get_layout(bench.layout) if bench.layout != "toyota" else _toyota_layout(store)
+    layout = bench.open_layout(store)
     all_names = bench.all_classes()
     if len(store.labels) and int(store.labels.max()) >= len(all_names):
         raise DataError(store.root, f"labels go up to {int(store.labels.max())} but {name}'s action list has "
                                     f"{len(all_names)} classes")
     usable = bench.class_subset(protocol) or list(range(len(all_names)))
-    keep = _resolve_classes(all_names, usable, tuple(exclude_classes), only_classes, name)
+    keep = _resolve_classes(all_names, usable, tuple(exclude_classes), only_classes, bench.name)
     remap = np.full(len(all_names), -1, dtype=np.int64)
     remap[keep] = np.arange(len(keep))
     usable_set = set(usable)
@@ -588,7 +516,7 @@ def open_dataset(name: str, root: str | Path | None = None, protocol: str | None
         val_mask_train = np.zeros(len(train), dtype=bool)
         val = official_val
     else:
-        val_mask_train = _stratified_val(store.labels[train], val_fraction, seed)
+        val_mask_train = _stratified_val(store.labels[train], val_fraction, seed, val_min_per_class)
         val = train[val_mask_train]
     chosen = {
         "train": train[~val_mask_train],
@@ -597,15 +525,8 @@ def open_dataset(name: str, root: str | Path | None = None, protocol: str | None
         "test": test,
     }[split]
     chosen = chosen[remap[store.labels[chosen]] >= 0]
-    return SkeletonDataset(name, layout, [all_names[i] for i in keep], protocol, split, store, chosen,
+    return SkeletonDataset(bench.name, layout, [all_names[i] for i in keep], protocol, split, store, chosen,
                            remap[store.labels[chosen]], list(store.bad))
-
-
-def _toyota_layout(store: SampleStore) -> Layout:
-    names = {m.get("layout") for m in store.meta if m.get("layout")}
-    if len(names) == 1:
-        return get_layout(names.pop())
-    raise DataError(store.root, "the Toyota Smarthome reader did not say which joint layout its files use")
 
 
 # --------------------------------------------------------------------------- where a model's data came from
@@ -623,17 +544,18 @@ class DataSource:
     val_fraction: float = 0.1
     exclude_classes: tuple[str, ...] = ()  # classes held out of training (zero-shot)
     knowledge: str | None = None  # knowledge file or dataset name the texts came from; None = the dataset's
+    val_min_per_class: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "protocol": self.protocol, "root": self.root, "seed": self.seed,
-                "val_fraction": self.val_fraction, "exclude_classes": list(self.exclude_classes),
-                "knowledge": self.knowledge}
+                "val_fraction": self.val_fraction, "val_min_per_class": self.val_min_per_class,
+                "exclude_classes": list(self.exclude_classes), "knowledge": self.knowledge}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataSource:
         return cls(str(data["dataset"]), data.get("protocol"), data.get("root"), int(data.get("seed", 0)),
                    float(data.get("val_fraction", 0.1)), tuple(data.get("exclude_classes") or ()),
-                   data.get("knowledge"))
+                   data.get("knowledge"), int(data.get("val_min_per_class", 1)))
 
     @property
     def knowledge_file(self) -> str:
@@ -649,5 +571,6 @@ class DataSource:
         same = name == self.dataset
         ds = open_dataset(name, root=root if root is not None else (self.root if same else None),
                           protocol=protocol if protocol is not None else (self.protocol if same else None),
-                          split=split, seed=self.seed, val_fraction=self.val_fraction, exclude_classes=exclude)
+                          split=split, seed=self.seed, val_fraction=self.val_fraction,
+                          val_min_per_class=self.val_min_per_class, exclude_classes=exclude)
         return ds.as_layout(layout) if layout is not None else ds

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sugar.errors import DataError
-from sugar.skeleton.datasets import class_names, dataset_for_format
+from sugar.skeleton.datasets import class_names, dataset_for_format, get_benchmark
 from sugar.skeleton.readers import FORMATS, generic, guess_format, resolve_format
 from sugar.skeleton.sample import Sample
 
@@ -125,7 +125,22 @@ def scan(path: str | Path, format: str | None = None, *, progress: bool = False)
         layout = FORMATS[fmt].layout
     if layout is None and good:
         layout = good[0].meta.get("layout") or _LAYOUT_BY_JOINTS.get(good[0].num_joints)
+    _fill_subjects(fmt, good)
     return ScanResult(good, bad, layout, _class_names(fmt, good, root if root.is_dir() else root.parent), fmt)
+
+
+def _fill_subjects(fmt: str, samples: list[Sample]) -> None:
+    """meta["subject"] from a named benchmark's file names (MSR's s01, NTU's P001, ...), so a converted folder
+    keeps the cross-subject protocol."""
+    dataset = dataset_for_format(fmt)
+    if dataset is None:
+        return
+    bench = get_benchmark(dataset)
+    for s in samples:
+        ids = bench.parse_name(s.name) or {}
+        subject = ids.get("subject", ids.get("performer"))
+        if subject is not None and "subject" not in s.meta:
+            s.meta["subject"] = str(subject)
 
 
 def _keep(source: str, samples: list[Sample] | None, reason: str | None, good: list[Sample],

@@ -82,15 +82,17 @@ def resolve_exclusions(cfg: PretrainConfig, classes: list[str]) -> PretrainConfi
 def data_source(cfg: PretrainConfig) -> DataSource:
     """Where a stage-2 config's data comes from (saved with the encoder)."""
     return DataSource(cfg.data.dataset, cfg.data.protocol, cfg.data.root, cfg.seed, cfg.data.val_fraction,
-                      tuple(cfg.exclude_classes), cfg.knowledge)
+                      tuple(cfg.exclude_classes), cfg.knowledge, cfg.data.val_min_per_class)
 
 
 def build_data(cfg: PretrainConfig, info: DistInfo | None = None) -> tuple[PretrainConfig, PretrainData]:
     """Open train/val/test with the config's transforms and embed the knowledge (rank 0 fills the cache)."""
     train_raw = data_source(cfg).open_split("train")
     classes = list(train_raw.classes)
-    if cfg.data.protocol is None and getattr(train_raw, "protocol", None):
-        cfg = replace(cfg, data=replace(cfg.data, protocol=train_raw.protocol))  # record the default
+    # record what was resolved: the default protocol, a dataset folder's absolute path, the persons
+    cfg = replace(cfg, data=replace(cfg.data, dataset=train_raw.name, protocol=train_raw.protocol))
+    if cfg.data.max_persons == 0:
+        cfg = replace(cfg, data=replace(cfg.data, max_persons=min(2, max(1, train_raw.max_persons))))
     cfg = resolve_exclusions(cfg, classes)
     source = data_source(cfg)
     if cfg.exclude_classes:  # labels keep indexing the full list: texts, heads and reports follow it
@@ -257,6 +259,8 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path | None = None, progress: b
     try:
         torch.manual_seed(cfg.seed)
         cfg, data = build_data(cfg, info)
+        if Path(cfg.data.dataset).is_absolute():  # a dataset folder: runs are named after it
+            name = Path(cfg.data.dataset).name
         run_path = Path(run_dir) if run_dir else default_run_dir("pretrain", name or cfg.data.dataset,
                                                                  cfg.data.protocol)
         check_resume(RunDir(run_path), cfg, ignore=("epochs",))

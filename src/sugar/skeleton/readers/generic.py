@@ -3,8 +3,9 @@
 A generic dataset is a folder:
     layout.json    the joint layout (`Layout.to_dict()`; a built-in layout is written out in full)
     classes.txt    class names, one a line, in label-index order
-    manifest.csv   header `name,label,split,path`; label = a class name from classes.txt (empty = unknown),
-                   split = free text (train/test/...; may be empty), path = the .npy file, relative to the folder
+    manifest.csv   header `name,label,split,path[,subject]`; label = a class name from classes.txt (empty =
+                   unknown), split = free text (train/test/...; may be empty), path = the .npy file, relative
+                   to the folder, subject = who performs it (optional; gives the xsub protocol)
     samples/*.npy  one array per sample: float32 [M, T, V, C] (C = x, y, z in metres, or x, y, score)
 Arrays are loaded with allow_pickle=False. A single `.npy` file ([M, T, V, C] or [T, V, C]) is also readable on
 its own; its layout must then be given separately.
@@ -124,6 +125,8 @@ def iter_dir(folder: Path) -> Iterable[tuple[str, Sample | None, str | None]]:
             continue
         s.label = index[label_name] if label_name else None
         s.meta = {"layout": layout.name, "split": (row.get("split") or "").strip()}
+        if (row.get("subject") or "").strip():
+            s.meta["subject"] = row["subject"].strip()
         yield str(target), s, None
 
 
@@ -178,9 +181,13 @@ def write_generic(samples: Sequence[Sample], layout: Layout | str, classes: Sequ
         np.save(out / rel, np.ascontiguousarray(s.joints, dtype=np.float32), allow_pickle=False)
         split = splits[i] if splits is not None else str(s.meta.get("split", ""))
         rows.append({"name": s.name, "label": classes[s.label] if s.label is not None else "",
-                     "split": split, "path": rel})
+                     "split": split, "path": rel, "subject": str(s.meta.get("subject", ""))})
+    with_subject = any(r["subject"] for r in rows)
+    if not with_subject:
+        for r in rows:
+            del r["subject"]
     with open(out / MANIFEST, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "subject"] if with_subject else COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     return out
