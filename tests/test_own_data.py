@@ -122,3 +122,12 @@ def test_pretrain_and_evaluate_on_a_folder(tmp_path: Path, monkeypatch: pytest.M
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert set(summary["heads"]) == {"text"} and summary["heads"]["text"]["all"]["samples"] > 0
     assert (run / "evaluation" / "list-test" / "results.json").is_file()
+
+
+def test_inspect_reports_splits_subjects_and_a_scale_that_is_not_metres(tmp_path: Path) -> None:
+    from sugar.skeleton.folders import scan
+
+    summary = scan(_folder(tmp_path / "m", split=True)).summary()
+    assert summary["splits"] == {"test": 20, "train": 60} and summary["subjects"] == 4
+    assert summary["coordinates"] is None
+    assert "not metres" in scan(_folder(tmp_path / "mm", scale=1000.0)).summary()["coordinates"]

@@ -21,13 +21,26 @@ if TYPE_CHECKING:
     import torch
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once, at import: os.umask can only be read by setting it, which races threads
+
+
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
-    """Call write(temp_path) on a temp file beside `path`, fsync it, then os.replace it onto `path`."""
+    """Call write(temp_path) on a temp file beside `path`, fsync it, then os.replace it onto `path`.
+
+    The file gets the permissions a plain open() would give it (mkstemp's temp files are private, 0600,
+    which would make a shared knowledge file or model unreadable to the rest of a team)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
         write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())

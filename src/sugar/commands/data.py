@@ -36,6 +36,12 @@ def inspect(
     overview.add_row("classes", str(len(summary["classes"])))
     if summary["unlabelled"]:
         overview.add_row("unlabelled", str(summary["unlabelled"]))
+    if summary["splits"]:
+        overview.add_row("splits", ", ".join(f"{k}: {v}" for k, v in summary["splits"].items()))
+    if summary["subjects"]:
+        overview.add_row("subjects", str(summary["subjects"]))
+    if summary["coordinates"]:
+        overview.add_row("coordinates", f"[yellow]{summary['coordinates']}[/yellow]")
     for key in ("frames", "persons"):
         s = summary[key]
         overview.add_row(f"{key} min / median / max", f"{s['min']} / {s['median']:g} / {s['max']}")

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sugar.errors import DataError
+from sugar.errors import DataError, LayoutError
 from sugar.skeleton.datasets import class_names, dataset_for_format, get_benchmark
+from sugar.skeleton.layouts import get_layout
+from sugar.skeleton.own_data import MAX_BONE_METRES, UNITS_PROBE, median_bone_length
 from sugar.skeleton.readers import FORMATS, generic, guess_format, resolve_format
 from sugar.skeleton.sample import Sample
 
@@ -31,9 +33,25 @@ class ScanResult:
     classes: list[str] = field(default_factory=list)
     format: str | None = None
 
+    def coordinates(self) -> str | None:
+        """A word on the coordinates' scale when it is not metres (None when it looks right or is unknown)."""
+        probe = [s for s in self.samples[:UNITS_PROBE] if s.joints.shape[-1] >= 3]
+        if not probe or self.layout is None:
+            return None
+        try:
+            layout = get_layout(self.layout)
+        except LayoutError:  # a folder's own layout, not a built-in one: its scale is checked when training
+            return None
+        median = median_bone_length(probe, layout)
+        if median <= MAX_BONE_METRES:
+            return None
+        return (f"median bone {median:.1f} units: not metres (millimetres, centimetres or pixels?); declare the "
+                "units in dataset.json of a converted folder")
+
     def summary(self) -> dict:
-        """Counts for `sugar data inspect`: samples, classes present (with sample counts), frames and persons
-        (min/median/max), and the bad files with their reasons."""
+        """Counts for `sugar data inspect`: samples, classes present (with sample counts), splits and subjects
+        (from a manifest or file names), frames and persons (min/median/max), a word on the coordinates' scale,
+        and the bad files with their reasons."""
         frames = np.array([s.num_frames for s in self.samples] or [0])
         persons = np.array([s.num_persons for s in self.samples] or [0])
         labels = Counter(s.label for s in self.samples if s.label is not None)
@@ -45,6 +63,9 @@ class ScanResult:
             "unlabelled": sum(s.label is None for s in self.samples),
             "classes": [{"label": int(k), "name": self.classes[k] if k < len(self.classes) else f"class_{k}",
                          "samples": labels[k]} for k in sorted(labels)],
+            "splits": dict(sorted(Counter(str(s.meta["split"]) for s in self.samples if s.meta.get("split")).items())),
+            "subjects": len({s.meta["subject"] for s in self.samples if s.meta.get("subject")}),
+            "coordinates": self.coordinates(),
             "frames": stats(frames),
             "persons": stats(persons),
             "bad": [{"file": f, "reason": r} for f, r in self.bad],
@@ -75,7 +96,7 @@ def _files(root: Path, format: str | None) -> tuple[str, list[Path]]:
         raise DataError(root, "no skeleton file of a known format found")
     if len(found) > 1:
         counts = ", ".join(f"{k}: {len(v)}" for k, v in sorted(found.items()))
-        raise DataError(root, f"files of several formats ({counts}); pass format= to choose one")
+        raise DataError(root, f"files of several formats ({counts}); pass --format (format= in Python) to choose one")
     return next(iter(found.items()))
 
 
