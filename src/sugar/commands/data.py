@@ -69,6 +69,8 @@ def convert(
     format: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
     layout: str | None = typer.Option(None, "--layout", "-l", help="Joint layout name or JSON file (default: the "
                                                                    "format's own layout)."),
+    present_classes: bool = typer.Option(False, "--present-classes", help="Keep only the classes that have samples "
+                                         "(default: the format's full action list)."),
 ) -> None:
     """Write the readable samples of SRC as a generic dataset folder (layout.json, classes.txt, manifest.csv,
     samples/*.npy). Bad files are reported and skipped."""
@@ -77,6 +79,8 @@ def convert(
     from sugar.skeleton.readers import write_generic
 
     result = scan(src, format, progress=True)
+    if present_classes:
+        result = result.present_classes()
     name = layout or result.layout
     if name is None:
         raise DataError(src, "cannot tell the joint layout of these samples; pass --layout")

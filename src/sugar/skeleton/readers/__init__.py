@@ -117,7 +117,8 @@ def detect_format(path: str | Path) -> str:
     if fmt is None:
         what = ("folder (not a generic dataset: no manifest.csv + layout.json; no *_keypoints.json; use scan)"
                 if p.is_dir() else "file")
-        raise DataError(p, f"cannot tell the skeleton format of this {what}; pass --format (format= in Python), one of {', '.join(FORMATS)}")
+        raise DataError(p, f"cannot tell the skeleton format of this {what}; pass --format (format= in Python), "
+                           f"one of {', '.join(FORMATS)}")
     return fmt
 
 
