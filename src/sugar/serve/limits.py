@@ -53,8 +53,9 @@ class ServiceLimits:
 # ------------------------------------------------------------------ header time (uvicorn protocol)
 
 def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, plus: a connection whose next request head is not complete within `seconds`
-    (counted from connect, or from the previous response) is closed. A request in progress is never cut."""
+    """uvicorn's h11 protocol, plus: a request head must be complete within `seconds` of the connection being
+    opened, or of its first byte on a kept-alive connection; otherwise the connection is closed. (An idle
+    kept-alive connection is uvicorn's keep-alive timeout's business; a request in progress is never cut.)"""
 
     class HeaderTimeoutH11Protocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
@@ -64,8 +65,13 @@ def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
             super().connection_made(transport)
             self._arm()
 
+        def data_received(self, data: bytes) -> None:
+            if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm()  # the first byte of the next request on a kept-alive connection
+            super().data_received(data)
+
         def on_response_complete(self) -> None:
-            self._arm()  # before super(): a pipelined request it starts must not be timed by this timer
+            self._disarm()
             super().on_response_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -83,9 +89,10 @@ def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
                 self._header_timer = None
 
         def _expire(self) -> None:
-            idle = self.cycle is self._armed_for and (self.cycle is None or self.cycle.response_complete)
-            if idle and not self.transport.is_closing():
-                log.info("closing a connection that sent no complete request head in %.0f s", seconds)
+            self._header_timer = None
+            waiting = self.cycle is self._armed_for and (self.cycle is None or self.cycle.response_complete)
+            if waiting and not self.transport.is_closing():
+                log.info("closing a connection that sent no complete request head in %g s", seconds)
                 self.transport.close()
 
     return HeaderTimeoutH11Protocol
