@@ -2,8 +2,8 @@
 
     app.py       the endpoints around one loaded recogniser (`create_app`)
     batcher.py   concurrent requests share forward passes; a failed batch is retried per request
-    inputs.py    a request's layout, JSON or uploaded file -> samples checked against the model, or a 4xx
     limits.py    bounds on size, time, queue and memory that keep one client from hurting the others
+    workers.py   client input parsed in worker processes (sugar.skeleton.untrusted: samples or a 4xx)
 `server_config` is the uvicorn configuration `sugar serve` runs the app with (header timeout included).
 """
 

@@ -2,16 +2,15 @@
 
 Request path of POST /v1/recognize: API key (when set) -> admission (429 when the queue is full) -> body
 (FastAPI's max_body_size counts bytes as they arrive; BodyDeadline bounds the time) -> decode in a worker
-thread under a shared memory budget (sugar.serve.inputs: every sample checked against the model) -> the
-batcher (sugar.serve.batcher) -> answer. Nothing a client sends is parsed on the event loop, so /healthz and
-other clients keep their answers while a large upload is read.
+process under a shared memory budget (sugar.skeleton.untrusted: every sample checked against the model) ->
+the batcher (sugar.serve.batcher) -> answer. Nothing a client sends is parsed in the server process, so
+/healthz and other clients keep their answers while a large upload is read.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hmac
 import logging
 import math
@@ -24,7 +23,6 @@ from typing import Annotated, Any
 import anyio
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -35,10 +33,11 @@ from starlette.requests import ClientDisconnect
 
 from sugar.errors import SugarError
 from sugar.serve.batcher import Recognizes, RequestBatcher
-from sugar.serve.inputs import ModelInput, samples_from_json, samples_from_upload
 from sugar.serve.limits import Admission, BodyDeadline, MemoryBudget, QuietDisconnects, ServiceLimits
+from sugar.serve.workers import DecodePool
 from sugar.skeleton.layouts import Layout
 from sugar.skeleton.sample import Sample
+from sugar.skeleton.untrusted import InputError, ModelInput, decode
 from sugar.viz import render_sequence
 
 log = logging.getLogger("sugar.serve")
@@ -139,15 +138,18 @@ def create_app(recognizer: Recognizes, max_batch: int = 32, max_wait_s: float = 
     batcher = RequestBatcher(recognizer, max_batch=max_batch, max_wait_s=max_wait_s, on_batch=admission.observe_batch)
     model = model_input(recognizer, limits)
     budget: MemoryBudget | None = None
+    decoders = DecodePool(limits.decode_workers, limits.worker_memory_bytes)
     renders = anyio.CapacityLimiter(1)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
         nonlocal budget
         budget = MemoryBudget(limits.decode_budget_bytes)  # its Condition belongs to the server's loop
+        await decoders.warm()
         await batcher.start()
         yield
         await batcher.stop()
+        decoders.close()
 
     app = FastAPI(title="SUGAR-AR recognition service", version="1", lifespan=lifespan,
                   max_body_size=limits.max_body_bytes,
@@ -202,16 +204,17 @@ def create_app(recognizer: Recognizes, max_batch: int = 32, max_wait_s: float = 
         with admission.enter():
             ctype = request.headers.get("content-type", "")
             if ctype.startswith("multipart/form-data"):
-                filename, content, fmt = await _read_upload(request)
-                decode = functools.partial(samples_from_upload, filename, content, fmt, model)
+                kind, (filename, content, fmt) = "upload", await _read_upload(request)
             elif ctype.startswith("application/json"):
-                content = await _read_body(request)
-                decode = functools.partial(samples_from_json, content, model)
+                kind, filename, content, fmt = "json", None, await _read_body(request), None
             else:
                 raise HTTPException(415, "send multipart/form-data with a 'file' field, or application/json")
             assert budget is not None, "the app was not started"
-            async with budget.reserve(len(content) * limits.decode_factor):
-                samples = await run_in_threadpool(decode)
+            try:
+                async with budget.reserve(len(content) * limits.decode_factor):
+                    samples = await decoders.run(decode, kind, content, model, filename, fmt)
+            except InputError as exc:
+                raise HTTPException(exc.status, exc.message) from None
             del content
             try:
                 results = await batcher.submit(samples)

@@ -7,7 +7,8 @@
   it trickles. Body size is FastAPI's own `max_body_size`, which counts bytes as they arrive (chunked too).
 - Queue: `Admission` answers 429 with Retry-After when too many recognition requests are in progress.
 - Decode memory: `MemoryBudget` lets small requests be parsed at once while large ones wait for room, so a
-  big upload never makes a small one wait and many big ones never exhaust memory.
+  big upload never makes a small one wait and many big ones never exhaust memory. (Parsing itself runs in
+  worker processes: sugar.serve.workers.)
 - `quiet_disconnects`: a client that goes away mid-body costs one log line, not a traceback.
 """
 
@@ -44,6 +45,8 @@ class ServiceLimits:
     body_timeout_s: float = 30.0  # from the request head to the last byte of its body
     keep_alive_s: int = 5
     max_connections: int = 512  # open connections (uvicorn answers 503 beyond)
+    decode_workers: int = 2  # processes that parse client input (0: threads of the server, for tests)
+    worker_memory_bytes: int = 4 * 2**30  # address-space cap of each of them
     decode_budget_bytes: int = 512 * 2**20  # parsing memory shared by all requests being decoded
     decode_factor: int = 16  # parsing memory per body byte (text -> Python objects -> arrays)
     max_decoded_bytes: int = 256 * 2**20  # what one uploaded .npz/.npy/.pkl may declare decoded

@@ -1,10 +1,11 @@
-"""Turning what a client sent into samples the model can take, or one clear 4xx.
+"""Skeletons from untrusted clients: a JSON body or an uploaded file -> samples a model can take, or an
+InputError with the HTTP status a service should answer and one clear message.
 
-Everything here runs in a worker thread (the event loop keeps answering other clients while a file is
-parsed) and trusts nothing in the request: a layout is a built-in name or an inline object, never a path on
-the server; an uploaded file is read alone (nothing beside it is looked at) under a decoded-size bound; every
-sample is checked against the model (joints, channels, frames, magnitude) before it may join a batch, so no
-request can fail a batch it shares with others.
+Nothing in the input is trusted: a layout is a built-in name or an inline object, never a path on this
+machine; an uploaded file is read alone (nothing beside it is looked at) under a decoded-size bound; every
+sample is checked against the model (joints, channels, frames, magnitude) before it may join a batch, so
+no request can fail a batch it shares with others. The service (sugar.serve) runs this in worker processes;
+it knows nothing of HTTP beyond the status numbers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import HTTPException
 
 from sugar.errors import LayoutError, SugarError
 from sugar.skeleton.layouts import Layout, get_layout, joint_mapping, list_layouts
@@ -42,8 +42,20 @@ class ModelInput:
     max_decoded_bytes: int
 
 
-def unprocessable(message: str) -> HTTPException:
-    return HTTPException(422, message)
+class InputError(Exception):
+    """What is wrong with a client's input, and the HTTP status that says so (413 too large, 422 unusable)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(status, message)  # args survive pickling out of a worker process
+        self.status = status
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def unprocessable(message: str) -> InputError:
+    return InputError(422, message)
 
 
 # ------------------------------------------------------------------ layouts from clients
@@ -89,7 +101,7 @@ def check_sample(sample: Sample, model: ModelInput, source: str) -> Sample:
         sample.meta["layout"] = model.layout.name
     j = sample.joints
     if j.ndim == 4 and j.shape[1] > model.max_frames:
-        raise HTTPException(413, f"{source}: sequence too long: {j.shape[1]} frames (limit {model.max_frames})")
+        raise InputError(413, f"{source}: sequence too long: {j.shape[1]} frames (limit {model.max_frames})")
     try:
         sample.validate(num_joints=model.layout.num_joints, source=source)
     except SugarError as exc:
@@ -107,7 +119,7 @@ def check_count(samples: list[Sample], model: ModelInput, source: str) -> list[S
     if not samples:
         raise unprocessable(f"{source}: no skeleton sequence found")
     if len(samples) > model.max_samples:
-        raise HTTPException(413, f"{source}: {len(samples)} samples in one request (limit {model.max_samples})")
+        raise InputError(413, f"{source}: {len(samples)} samples in one request (limit {model.max_samples})")
     return samples
 
 
@@ -172,3 +184,20 @@ def samples_from_upload(filename: str | None, content: bytes, fmt: str | None, m
             raise unprocessable(f"{name}: nested too deeply") from None
     check_count(samples, model, name)
     return [check_sample(s, model, name if len(samples) == 1 else f"{name}: {s.name}") for s in samples]
+
+
+def decode(kind: str, content: bytes, model: ModelInput, filename: str | None = None,
+           fmt: str | None = None) -> list[Sample]:
+    """One request's samples: kind "json" (a JSON body) or "upload" (a file). A reader that runs out of memory
+    is an InputError too (413), not a crash of whoever called."""
+    try:
+        if kind == "json":
+            return samples_from_json(content, model)
+        return samples_from_upload(filename, content, fmt, model)
+    except MemoryError:
+        raise InputError(413, "the input is too large to read") from None
+
+
+def ready() -> bool:
+    """A no-op a worker process runs once, to have imported this module before the first request."""
+    return True
