@@ -268,19 +268,24 @@ def main() -> None:
         for b in bodies:  # every valid request alone first: the answer it must keep under load
             r = httpx.post(f"{url}/v1/recognize", json=b, timeout=600)
             reference.append(r.json()["results"][0]["label"] if r.status_code == 200 else None)
-        phases = {
-            "valid": run_phase(url, bodies, reference, args.clients, args.requests, None, proc.pid),
-            "valid+abuse": run_phase(url, bodies, reference, args.clients, args.requests,
-                                     abusive_requests(url, layout, bodies[0]), proc.pid),
-        }
+        print(f"reference answers: {len(reference)} asked alone", file=sys.stderr)
+        phases = {"valid": run_phase(url, bodies, reference, args.clients, args.requests, None, proc.pid)}
+        print(f"valid: {phases['valid']}", file=sys.stderr)
+        phases["valid+abuse"] = run_phase(url, bodies, reference, args.clients, args.requests,
+                                          abusive_requests(url, layout, bodies[0]), proc.pid)
+        print(f"valid+abuse: {phases['valid+abuse']}", file=sys.stderr)
     finally:
         proc.terminate()
-        log = proc.communicate(timeout=60)[0]
+        try:
+            log = proc.communicate(timeout=120)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            log = proc.communicate()[0] + "\n(killed: did not stop within 120 s of SIGTERM)"
     result = {"command": "PYTHONPATH=src python benchmarks/service_load.py " + shlex.join(sys.argv[1:]),
               "run": args.run, "clients": args.clients, "requests_per_client": args.requests,
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "load_average": [round(x, 1) for x in os.getloadavg()], "phases": phases,
-              "server_tracebacks": log.count("Traceback")}
+              "server_tracebacks": log.count("Traceback"), "server_log_tail": log.splitlines()[-5:]}
     print(json.dumps(result, indent=1))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -87,9 +87,14 @@ def server_process() -> Iterator[tuple[str, subprocess.Popen, Path]]:
             time.sleep(0.1)
         yield url, proc, log
     finally:
+        workers = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=60)
+        _, alive = psutil.wait_procs(workers, timeout=15)
+        for p in alive:
+            p.kill()
         log.unlink(missing_ok=True)
+        assert not alive, f"decoding workers outlived the server: {alive}"
 
 
 class Watch:
@@ -500,3 +505,17 @@ def test_serve_command_passes_key_limits_and_warns(monkeypatch, tmp_path):
     monkeypatch.delenv("SUGAR_SERVE_API_KEY")
     res = CliRunner().invoke(app, ["serve", "--run", str(tmp_path), "--host", "0.0.0.0"])
     assert "without an API key" in res.output
+
+
+def test_workers_end_with_a_killed_server():
+    """kill -9 gives the server no chance to stop its decoding workers; they notice and end on their own."""
+    with server_process() as (url, proc, _):
+        assert valid(url) == "arms up"
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        assert workers
+        proc.kill()
+        proc.wait(timeout=20)
+        _, alive = psutil.wait_procs(workers, timeout=15)
+        for p in alive:
+            p.kill()
+        assert not alive

@@ -13,7 +13,10 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import os
 import resource
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -27,12 +30,20 @@ from sugar.skeleton.untrusted import InputError
 log = logging.getLogger("sugar.serve")
 
 
-def _limit_memory(max_bytes: int | None) -> None:
-    """Worker initializer: cap the address space, so a runaway parse fails with MemoryError in the worker.
-    (The readers are imported by then: this module imports sugar.skeleton.untrusted at the top.)"""
+def _start_worker(max_bytes: int | None, server: int) -> None:
+    """Worker initializer: cap the address space, so a runaway parse fails with MemoryError in the worker, and
+    end with the server even when it is killed (a worker holds its own end of the task queue, so it would
+    otherwise wait on it for ever). The readers are imported by then: this module imports them at the top."""
     if max_bytes:
         with contextlib.suppress(ValueError, OSError):  # not permitted here: the decoded-size bounds still hold
             resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+
+    def watch() -> None:
+        while os.getppid() == server:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="sugar-parent-watch").start()
 
 
 class DecodePool:
@@ -47,7 +58,7 @@ class DecodePool:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_limit_memory, initargs=(self.memory_bytes,))
+                                             initializer=_start_worker, initargs=(self.memory_bytes, os.getpid()))
         return self._pool
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -71,6 +82,7 @@ class DecodePool:
                                    for _ in range(self.workers)))
 
     def close(self) -> None:
+        """End the workers (waits for a parse in progress; queued ones are cancelled)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
