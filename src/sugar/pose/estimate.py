@@ -92,6 +92,12 @@ class PoseResult:
     def num_frames(self) -> int:
         return int(self.image.shape[1])
 
+    @property
+    def kept_fps(self) -> float:
+        """The rate at which the kept frames play back at the video's speed."""
+        step = self.frames[1][0] - self.frames[0][0] if len(self.frames) > 1 else 1
+        return self.fps / step
+
     def report(self) -> dict[str, Any]:
         """A JSON-able summary: what was read, how sure, which frames were filled."""
         return {"source": str(self.path), "fps": round(self.fps, 3), "size": [self.width, self.height],
@@ -102,9 +108,11 @@ class PoseResult:
                 "absent_frames": [ranges(a) for a in self.absent]}
 
     def sample(self, coords: str = "world", label: int | None = None) -> Sample:
+        """The skeletons as a Sample; meta keeps the report, the per-frame confidence [M, T] and, under "video",
+        this result (kept frames and pixel landmarks, for drawing the answer over the video)."""
         joints = self.world if coords == "world" else self.image
         meta = {"layout": LAYOUT, "path": str(self.path), "coords": coords, "pose": self.report(),
-                "confidence": self.confidence}
+                "confidence": self.confidence, "video": self}
         return Sample(self.name, np.ascontiguousarray(joints, np.float32), label, meta).validate(source=self.path)
 
 
