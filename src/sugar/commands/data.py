@@ -90,8 +90,9 @@ def convert(
 
 
 def pose(
-    inputs: list[Path] = typer.Argument(..., help="Videos, folders of images (one clip each) or folders of videos "
-                                                  "(searched recursively; a video in SUBFOLDER/ gets label SUBFOLDER)."),
+    inputs: list[Path] = typer.Argument(..., help="Videos, folders of images (one clip each) or folders of "
+                                                  "videos (searched recursively; a video in SUBFOLDER/ gets label "
+                                                  "SUBFOLDER)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; must not hold a dataset already)."),
     coords: str = typer.Option("world", "--coords", help="world (x, y, z metres) | image (x, y pixels, visibility)."),
     persons: int = typer.Option(1, "--persons", help="People to track per video."),
