@@ -4,6 +4,8 @@ reported, and bad input is one clear DataError."""
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -12,8 +14,10 @@ import av
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from posehelpers import frames, needs_pose, photo, write_video
+from sugar.cli import app
 from sugar.errors import DataError
 from sugar.pose import Limits, PoseOptions, estimator, read_input, runtime
 from sugar.pose.estimate import camera_translation
@@ -192,3 +196,31 @@ def test_frame_limit_for_a_folder_of_frames(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"5 frames is more than the limit of 4 frames"):
         read_input(folder, pose=PoseOptions(limits=Limits(max_frames=4)))
     assert read_input(folder)[0].joints.shape[1] == 5  # a folder of frames is a video too
+
+
+# ---------------------------------------------------------------- sugar data pose
+@needs_pose
+def test_data_pose_writes_a_dataset_that_reads_back(tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "clip.mp4", frames(12, shift=4, blank=(9,)))
+    videos = tmp_path / "videos"
+    (videos / "wave").mkdir(parents=True)
+    (videos / "walk").mkdir()
+    write_video(videos / "wave" / "a.mp4", frames(6, shift=2))
+    write_video(videos / "walk" / "b.mp4", frames(6, shift=6))
+    (videos / "walk" / "broken.mp4").write_bytes(b"not a video")
+    out = tmp_path / "dataset"
+    res = CliRunner().invoke(app, ["data", "pose", str(videos), str(clip), "--out", str(out), "--split", "train"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert {(r["name"], r["label"], r["split"]) for r in rows} == {("wave/a", "wave", "train"),
+                                                                   ("walk/b", "walk", "train"),
+                                                                   ("clip", "", "train")}
+    assert "broken.mp4" in res.output and "not a readable video" in res.output
+    report = json.loads((out / "pose.json").read_text())
+    assert report["samples"]["clip"]["filled_frames"] == ["9"]
+    assert len(report["samples"]["clip"]["confidence"][0]) == 12 and report["samples"]["clip"]["confidence"][0][9] == 0
+    assert json.loads((out / "dataset.json").read_text()) == {"units": "m"}
+    from sugar.skeleton.readers import read_file
+
+    samples = read_file(out)
+    assert {s.meta["layout"] for s in samples} == {"blazepose33"} and samples[0].joints.shape[2:] == (33, 3)
