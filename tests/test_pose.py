@@ -224,3 +224,16 @@ def test_data_pose_writes_a_dataset_that_reads_back(tmp_path: Path) -> None:
 
     samples = read_file(out)
     assert {s.meta["layout"] for s in samples} == {"blazepose33"} and samples[0].joints.shape[2:] == (33, 3)
+
+
+@needs_pose
+def test_one_estimator_serves_several_threads(tmp_path: Path) -> None:
+    """The service decodes uploads in worker threads; a shared estimator gives each the answer it gives alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    video = write_video(tmp_path / "clip.mp4", frames(6, shift=3))
+    alone = estimator().estimate(video, PoseOptions()).image
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: estimator().estimate(video, PoseOptions()).image, range(3)))
+    for r in results:
+        np.testing.assert_array_equal(r, alone)

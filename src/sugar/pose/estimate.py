@@ -11,6 +11,7 @@ right, y down, a 180-degree turn about the camera axis (a rotation, not a mirror
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,16 +134,21 @@ def camera_translation(pixels: np.ndarray, world: np.ndarray, weight: np.ndarray
 
 
 class PoseEstimator:
-    """The two BlazePose networks, loaded once and reused for many inputs (the service keeps one)."""
+    """The two BlazePose networks, loaded once and reused for many inputs (the service keeps one). A LiteRT
+    interpreter must not run in two threads at once, so `estimate` holds a lock: safe from worker threads."""
 
     def __init__(self, threads: int = 2):
         self.detector = PoseDetector(threads)
         self.landmarker = PoseLandmarker(threads)
+        self._lock = threading.Lock()
 
     def estimate(self, path: str | Path, options: PoseOptions | None = None, progress: bool = False,
                  name: str | None = None) -> PoseResult:
         """Track people through one video, image folder or image; DataError when nobody is found."""
-        opts = options or PoseOptions()
+        with self._lock:
+            return self._estimate(path, options or PoseOptions(), progress, name)
+
+    def _estimate(self, path: str | Path, opts: PoseOptions, progress: bool, name: str | None) -> PoseResult:
         source = open_frames(path, opts.limits)
         step = max(1.0, source.fps / opts.fps) if opts.fps else 1.0
         fps = source.fps / step
