@@ -237,3 +237,22 @@ def test_one_estimator_serves_several_threads(tmp_path: Path) -> None:
         results = list(pool.map(lambda _: estimator().estimate(video, PoseOptions()).image, range(3)))
     for r in results:
         np.testing.assert_array_equal(r, alone)
+
+
+@needs_pose
+def test_kept_frames_stay_bounded_without_a_frame_count(tmp_path: Path, monkeypatch) -> None:
+    """A header without a frame count must not make --render keep every frame in memory."""
+    import sugar.pose.estimate as estimate
+
+    def no_count(*args, **kwargs):
+        source = frames_source(*args, **kwargs)
+        source.frames = None
+        return source
+
+    frames_source = estimate.open_frames
+    monkeypatch.setattr(estimate, "open_frames", no_count)
+    video = write_video(tmp_path / "clip.mp4", frames(11, shift=2))
+    result = estimator().estimate(video, PoseOptions(keep_frames=4))
+    steps = {b[0] - a[0] for a, b in zip(result.frames, result.frames[1:], strict=False)}
+    assert 2 <= len(result.frames) <= 4 and len(steps) == 1 and result.frames[0][0] == 0
+    assert result.kept_fps == pytest.approx(15 / steps.pop()) and result.num_frames == 11

@@ -171,12 +171,16 @@ class PoseEstimator:
                     self._follow(image, tr, t, opts.min_presence, source.width, source.height)
                 if keep_every and t % keep_every == 0:
                     kept.append((t, _shrink(image, opts.frame_width)))
+                    if len(kept) >= 2 * opts.keep_frames:  # more frames than the header said: keep half as many
+                        kept, keep_every = kept[::2], keep_every * 2
                 t += 1
                 bar.update(1)
         finally:
             bar.close()
         if t == 0:
             raise DataError(source.path, "no frames")
+        if opts.keep_frames and len(kept) > opts.keep_frames:
+            kept = kept[:: math.ceil(len(kept) / opts.keep_frames)]
         return _assemble(name or source.path.stem, source.path, fps, source.width, source.height, tracks, t,
                          opts.max_persons, kept)
 
