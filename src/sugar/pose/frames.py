@@ -86,7 +86,9 @@ class FrameSource:
 
 
 def _why(exc: Exception) -> str:
-    return str(exc).split(": '")[0][:160] or type(exc).__name__
+    """FFmpeg's or Pillow's reason, without the temporary path and errno the exception text repeats."""
+    reason = getattr(exc, "strerror", None) or str(exc).split(": '")[0]
+    return str(reason)[:160] or type(exc).__name__
 
 
 def _read_image(path: Path) -> Image.Image:
