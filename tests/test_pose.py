@@ -256,3 +256,19 @@ def test_kept_frames_stay_bounded_without_a_frame_count(tmp_path: Path, monkeypa
     steps = {b[0] - a[0] for a, b in zip(result.frames, result.frames[1:], strict=False)}
     assert 2 <= len(result.frames) <= 4 and len(steps) == 1 and result.frames[0][0] == 0
     assert result.kept_fps == pytest.approx(15 / steps.pop()) and result.num_frames == 11
+
+
+def test_options_follow_the_model_and_refuse_layouts_blazepose_cannot_give() -> None:
+    from sugar.errors import LayoutError
+    from sugar.skeleton.layouts import Layout
+
+    assert PoseOptions.for_layout("kinect20", 3, 2).coords == "world"
+    assert PoseOptions.for_layout("kinect20", 3, 2).max_persons == 2
+    assert PoseOptions.for_layout("openpose18", 2).coords == "image"
+    odd = Layout.from_dict({**get_layout("coco17").to_dict(), "name": "with-tail",
+                            "joints": [*get_layout("coco17").joints[:-1], "tail"],
+                            "bones": [[c, p] for c, p in get_layout("coco17").to_dict()["bones"]
+                                      if "right_ankle" not in (c, p)] + [["tail", "right_knee"]],
+                            "parts": {}})
+    with pytest.raises(LayoutError, match=r"video input cannot feed this model.*tail"):
+        PoseOptions.for_layout(odd)
