@@ -16,7 +16,7 @@ ROWS: list[tuple[str, ...]] = [
     ("sugar.fileio",),
     ("sugar.config", "sugar.runs", "sugar.llm_loading"),
     ("sugar.skeleton",),
-    ("sugar.knowledge", "sugar.viz", "sugar.pose"),
+    ("sugar.knowledge", "sugar.viz", "sugar.overlay", "sugar.pose"),
     ("sugar.models",),
     ("sugar.features", "sugar.evaluation"),
     ("sugar.training",),

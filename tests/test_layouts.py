@@ -17,7 +17,7 @@ def test_builtin_layouts_are_connected_and_cover_body_parts(name):
 def test_joint_counts():
     counts = {n: get_layout(n).num_joints for n in list_layouts()}
     assert counts == {"ntu25": 25, "kinect20": 20, "msr20": 20, "coco17": 17, "openpose18": 18,
-                      "lcrnet13": 13}
+                      "lcrnet13": 13, "blazepose33": 33}
 
 
 def test_msr20_bones_match_body_model(shared_data):

@@ -1,4 +1,4 @@
-"""`sugar data inspect` and `sugar data convert`: look at a skeleton folder, write it in the generic format."""
+"""`sugar data inspect`, `convert` and `pose`: look at a skeleton folder, write it (or videos) in the generic format."""
 
 from __future__ import annotations
 
@@ -108,9 +108,30 @@ def _reasons(bad: list[tuple[str, str]], shown: int = 3) -> str:
     return f"{len(bad)} bad files ({listed}{'; ...' if len(bad) > shown else ''})"
 
 
+def pose(
+    inputs: list[Path] = typer.Argument(..., help="Videos, folders of images (one clip each) or folders of "
+                                                  "videos (searched recursively; a video in SUBFOLDER/ gets label "
+                                                  "SUBFOLDER)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; must not hold a dataset already)."),
+    coords: str = typer.Option("world", "--coords", help="world (x, y, z metres) | image (x, y pixels, visibility)."),
+    persons: int = typer.Option(1, "--persons", help="People to track per video."),
+    fps: float = typer.Option(None, "--fps", help="Thin videos to this frame rate (default: every frame)."),
+    label: str = typer.Option(None, "--label", help="One label for every clip (default: from class subfolders)."),
+    split: str = typer.Option("", "--split", help="The manifest's split column for every clip (train, test, ...)."),
+    max_seconds: float = typer.Option(600.0, "--max-seconds", help="Refuse clips longer than this."),
+) -> None:
+    """Estimate poses in videos offline (BlazePose) and write them as a generic dataset (blazepose33). Frames
+    without a person are interpolated and reported; unreadable files are reported and skipped."""
+    from sugar.commands.pose_dataset import write_pose_dataset
+
+    write_pose_dataset(inputs, out, coords=coords, persons=persons, fps=fps, label=label, split=split,
+                       max_seconds=max_seconds)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `sugar data inspect|convert` to the top-level app."""
+    """Add `sugar data inspect|convert|pose` to the top-level app."""
     data_app = typer.Typer(help="Inspect skeleton files and convert them to the generic format.", no_args_is_help=True)
     data_app.command("inspect")(inspect)
     data_app.command("convert")(convert)
+    data_app.command("pose")(pose)
     app.add_typer(data_app, name="data")

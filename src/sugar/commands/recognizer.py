@@ -44,14 +44,16 @@ def _actions(spec: str | None) -> tuple[list[str] | None, Any]:
 
 
 def predict_cmd(
-    files: list[Path] = typer.Argument(..., help="Skeleton files in any supported format."),
+    files: list[Path] = typer.Argument(..., help="Skeleton files in any supported format, videos, image folders "
+                                                 "or images (poses estimated offline; needs the pose extra)."),
     run: Path = typer.Option(..., "--run", help="A `sugar tune` run directory."),
     actions: str = typer.Option(None, "--actions", help="Candidate actions: dataset name, text file or knowledge "
                                                         "JSON (default: the run's training list)."),
     mode: str = typer.Option("rank", "--mode", help="rank | generate."),
     rank_by: str = typer.Option(None, "--rank-by", help="Rank mode: label | answer (also score each action's "
                                 "knowledge description; needs --actions with knowledge for new actions)."),
-    fmt: str = typer.Option(None, "--format", help="Input format (default: detected from the file)."),
+    fmt: str = typer.Option(None, "--format", help="Input format (default: detected from the file; `video` sends "
+                                                   "any file or folder through the pose estimator)."),
     batch_size: int = typer.Option(32, "--batch-size"),
     render: Path = typer.Option(None, "--render", help="Also animate each sequence with its answer written on it "
                                                        "(.gif, or .mp4 with ffmpeg); several sequences get "
@@ -64,20 +66,23 @@ def predict_cmd(
     from sugar.models.answering import check_rank_by
     from sugar.models.inference import quantize_int8
     from sugar.models.recognizer_io import load_recognizer
+    from sugar.pose import PoseOptions, read_input
 
     check_rank_by(rank_by, "--rank-by")
-    try:
-        from sugar.skeleton.readers import read_file
-    except ImportError:
-        raise SugarError("reading skeleton files needs sugar.skeleton.readers (not installed)") from None
     names, knowledge = _actions(actions)
     rec = load_recognizer(run)
     if int8:
         quantize_int8(rec)
+    pose = None
+    if any(fmt == "video" or is_video(f) for f in files):
+        processor = rec.processor
+        if processor is None:
+            raise SugarError(f"{run}: this recogniser has no encoder folder, so it cannot read videos")
+        pose = PoseOptions.for_layout(processor.layout, processor.dims, processor.settings.max_persons,
+                                      keep_frames=RENDER_FRAMES if render is not None else 0)
     samples = []
     for f in files:
-        got = read_file(f, format=fmt) if fmt else read_file(f)
-        samples += got if isinstance(got, list) else [got]
+        samples += read_input(f, format=fmt, pose=pose, progress=True)
     results = rec.recognize(samples, actions=names, knowledge=knowledge, mode=mode, batch_size=batch_size,
                             rank_by=rank_by)
     for s, r in zip(samples, results, strict=True):
@@ -85,7 +90,8 @@ def predict_cmd(
         if render is not None:
             picture = {"render": str(_render(s, r, render if len(samples) == 1 else _numbered(render, s.name),
                                              rec, view))}
-        console.print_json(json.dumps({"file": s.meta.get("path", s.name), "name": s.name, **r, **picture}))
+        found = {"pose": s.meta["pose"]} if "pose" in s.meta else {}
+        console.print_json(json.dumps({"file": s.meta.get("path", s.name), "name": s.name, **r, **found, **picture}))
 
 
 def _numbered(path: Path, name: str) -> Path:
@@ -94,13 +100,29 @@ def _numbered(path: Path, name: str) -> Path:
     return path.with_name(f"{path.stem}-{safe}{path.suffix}")
 
 
+def is_video(path: Path) -> bool:
+    from sugar.pose import is_video_input
+
+    return is_video_input(path)
+
+
+RENDER_FRAMES = 120  # frames an animation shows at most
+
+
 def _render(sample, result: dict[str, Any], path: Path, rec, view: str) -> Path:
+    """The answer drawn over the video frames for video input, else over the skeleton alone."""
+    label = result.get("label") or result.get("answer") or "?"
+    video = sample.meta.get("video")
+    if video is not None:
+        from sugar.overlay import render_overlay
+
+        return render_overlay(video.frames, video.image, sample.meta["layout"], video.width, path, label,
+                              result.get("description"), fps=video.kept_fps)
     from sugar.viz import render_sequence
 
     layout = sample.meta.get("layout") or rec.layout
-    label = result.get("label") or result.get("answer") or "?"
     return render_sequence(sample.joints, layout, path, label=label, description=result.get("description"),
-                           view=view, max_frames=120)
+                           view=view, max_frames=RENDER_FRAMES)
 
 
 def register(app: typer.Typer) -> None:

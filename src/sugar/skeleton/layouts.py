@@ -290,6 +290,40 @@ _LCRNET13_PARTS = {
     "foot": ["right_ankle", "left_ankle"],
 }
 
+# MediaPipe BlazePose 33 landmarks (the pose front end, sugar.pose), in the model's output order. No spine,
+# neck or hip centre: conversions to Kinect layouts derive them (DERIVED_JOINTS).
+_BLAZEPOSE33 = [
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky",
+    "left_index", "right_index", "left_thumb", "right_thumb", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel", "right_heel",
+    "left_foot_index", "right_foot_index",
+]  # fmt: skip
+_BLAZEPOSE33_BONES = [
+    ("left_eye_inner", "nose"), ("left_eye", "left_eye_inner"), ("left_eye_outer", "left_eye"),
+    ("left_ear", "left_eye_outer"), ("right_eye_inner", "nose"), ("right_eye", "right_eye_inner"),
+    ("right_eye_outer", "right_eye"), ("right_ear", "right_eye_outer"), ("mouth_left", "nose"),
+    ("mouth_right", "nose"), ("left_shoulder", "nose"), ("right_shoulder", "nose"),
+    ("left_elbow", "left_shoulder"), ("right_elbow", "right_shoulder"), ("left_wrist", "left_elbow"),
+    ("right_wrist", "right_elbow"), ("left_pinky", "left_wrist"), ("right_pinky", "right_wrist"),
+    ("left_index", "left_wrist"), ("right_index", "right_wrist"), ("left_thumb", "left_wrist"),
+    ("right_thumb", "right_wrist"), ("left_hip", "left_shoulder"), ("right_hip", "right_shoulder"),
+    ("left_knee", "left_hip"), ("right_knee", "right_hip"), ("left_ankle", "left_knee"),
+    ("right_ankle", "right_knee"), ("left_heel", "left_ankle"), ("right_heel", "right_ankle"),
+    ("left_foot_index", "left_ankle"), ("right_foot_index", "right_ankle"),
+]  # fmt: skip
+_BLAZEPOSE33_PARTS = {
+    "head": ["nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+             "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right"],
+    "hand": ["left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+             "left_thumb", "right_thumb"],
+    "arm": ["left_shoulder", "right_shoulder", "left_elbow", "right_elbow"],
+    "hip": ["left_hip", "right_hip"],
+    "leg": ["left_knee", "right_knee", "left_ankle", "right_ankle"],
+    "foot": ["left_heel", "right_heel", "left_foot_index", "right_foot_index"],
+}  # fmt: skip
+
 _BUILTIN: dict[str, Layout] = {
     "ntu25": _build("ntu25", _NTU25, _NTU25_BONES, ["spine_mid"], ("left_hip", "right_hip"),
                     ("spine_base", "spine_shoulder"), _NTU25_PARTS),
@@ -303,6 +337,8 @@ _BUILTIN: dict[str, Layout] = {
                          ("right_hip", "neck"), _OPENPOSE18_PARTS),
     "lcrnet13": _build("lcrnet13", _LCRNET13, _LCRNET13_BONES, ["left_hip", "right_hip"], ("left_hip", "right_hip"),
                        ("left_hip", "head"), _LCRNET13_PARTS),
+    "blazepose33": _build("blazepose33", _BLAZEPOSE33, _BLAZEPOSE33_BONES, ["left_hip", "right_hip"],
+                          ("left_hip", "right_hip"), ("left_hip", "left_shoulder"), _BLAZEPOSE33_PARTS),
 }  # fmt: skip
 
 
@@ -336,11 +372,95 @@ def joint_mapping(source: Layout | str, target: Layout | str) -> np.ndarray:
     return np.array([src.joints.index(j) for j in dst.joints], dtype=np.int64)
 
 
+# Joints a layout lacks but a conversion can compute from its neighbours, as weights over joint names. A pose
+# estimator (blazepose33, coco17) has no spine, neck or hip centre; Kinect layouts need them. Ratios along the
+# trunk were measured on the real data of each layout: NW-UCLA's kinect20 `spine` lies at 0.17 of the way
+# from the hip centre to the shoulder centre, NTU's `spine_mid` at 0.57 and its `neck` at 0.35 of the way from
+# `spine_shoulder` to the head. Keys: (target layout, joint) first, then ("*", joint). Each entry lists
+# alternatives; the first whose joints the source has is used.
+_HIPS = {"left_hip": 0.5, "right_hip": 0.5}
+_SHOULDERS = {"left_shoulder": 0.5, "right_shoulder": 0.5}
+_EARS = {"left_ear": 0.5, "right_ear": 0.5}
+
+
+def _mix(*parts: tuple[float, dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for weight, joints in parts:
+        for name, w in joints.items():
+            out[name] = out.get(name, 0.0) + weight * w
+    return out
+
+
+def _hand(side: str) -> dict[str, float]:
+    """Kinect's hand joint is the palm centre: halfway from the wrist to the index and little-finger knuckles."""
+    return {f"{side}_wrist": 0.5, f"{side}_index": 0.25, f"{side}_pinky": 0.25}
+
+
+DERIVED_JOINTS: dict[tuple[str, str], tuple[dict[str, float], ...]] = {
+    ("*", "hip_center"): (_HIPS,),
+    ("*", "spine_base"): (_HIPS,),
+    ("*", "shoulder_center"): (_SHOULDERS,),
+    ("*", "spine_shoulder"): (_SHOULDERS,),
+    ("*", "spine"): (_mix((0.83, _HIPS), (0.17, _SHOULDERS)),),
+    ("*", "spine_mid"): (_mix((0.43, _HIPS), (0.57, _SHOULDERS)),),
+    ("*", "head"): (_EARS,),
+    ("*", "neck"): (_SHOULDERS,),  # OpenPose's neck is the middle of the shoulders
+    ("ntu25", "neck"): (_mix((0.65, _SHOULDERS), (0.35, _EARS)),),  # Kinect v2's neck sits above them
+    ("*", "left_hand"): (_hand("left"),),
+    ("*", "right_hand"): (_hand("right"),),
+    ("*", "left_hand_tip"): ({"left_index": 1.0},),
+    ("*", "right_hand_tip"): ({"right_index": 1.0},),
+    ("*", "left_foot"): ({"left_foot_index": 1.0},),
+    ("*", "right_foot"): ({"right_foot_index": 1.0},),
+}
+
+
+def _derivation(src: Layout, dst: Layout, joint: str) -> dict[str, float] | None:
+    for key in ((dst.name, joint), ("*", joint)):
+        for weights in DERIVED_JOINTS.get(key, ()):
+            if all(name in src.joints for name in weights):
+                return weights
+    return None
+
+
+def derived_joints(source: Layout | str, target: Layout | str) -> dict[str, dict[str, float]]:
+    """The joints of `target` that a conversion from `source` computes, each with its weights over
+    `source`'s joints (empty when every joint exists by name)."""
+    src, dst = get_layout(source), get_layout(target)
+    out = {}
+    for joint in dst.joints:
+        if joint not in src.joints and (weights := _derivation(src, dst, joint)) is not None:
+            out[joint] = weights
+    return out
+
+
+def conversion_matrix(source: Layout | str, target: Layout | str) -> np.ndarray:
+    """W [V_target, V_source] with target joints = W @ source joints: one-hot rows for joints both layouts
+    name, DERIVED_JOINTS weights for the others; LayoutError names the joints that can be neither."""
+    src, dst = get_layout(source), get_layout(target)
+    derived = derived_joints(src, dst)
+    missing = [j for j in dst.joints if j not in src.joints and j not in derived]
+    if missing:
+        raise LayoutError(f"cannot convert layout {src.name} to {dst.name}: {src.name} has no joint(s) "
+                          f"{', '.join(missing)}, and they cannot be derived from its joints")
+    w = np.zeros((dst.num_joints, src.num_joints), dtype=np.float32)
+    for i, joint in enumerate(dst.joints):
+        for name, weight in derived.get(joint, {joint: 1.0}).items():
+            w[i, src.index(name)] += weight
+    return w
+
+
 def convert_joints(joints: np.ndarray, source: Layout | str, target: Layout | str) -> np.ndarray:
-    """joints [..., V_source, C] reordered into `target`'s joints [..., V_target, C] (see joint_mapping)."""
+    """joints [..., V_source, C] in `target`'s joints [..., V_target, C]: reordered by joint name (see
+    joint_mapping), and joints the source lacks computed from their neighbours (see DERIVED_JOINTS)."""
     def name(layout: Layout | str) -> str:
         return layout.name if isinstance(layout, Layout) else str(layout)
 
     if name(source) == name(target):  # also for a user layout known only by the name a sample carries
         return joints
-    return np.ascontiguousarray(joints[..., joint_mapping(source, target), :])
+    src, dst = get_layout(source), get_layout(target)
+    if all(j in src.joints for j in dst.joints):
+        return np.ascontiguousarray(joints[..., joint_mapping(src, dst), :])
+    w = conversion_matrix(src, dst)
+    out = np.einsum("ts,...sc->...tc", w, joints.astype(np.float32, copy=False))
+    return np.ascontiguousarray(out, dtype=joints.dtype)

@@ -1,0 +1,74 @@
+"""A video end to end: a saved recogniser folder (an untrained kinect20 CTR-GCN encoder, a tiny LLaMA in place
+of SmolLM2: the path is what is tested, not the answer) loaded by `sugar predict clip.mp4` on a video of a
+real person, through the pose front end and the conversion to kinect20."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from posehelpers import frames, needs_pose, write_video
+from stage3helpers import ACTIONS, DESCRIPTIONS, session_tokenizer, tiny_config, tiny_llm_dir
+from sugar.cli import app
+
+runner = CliRunner()
+pytestmark = [pytest.mark.slow, needs_pose]  # ~30 s: loads a recogniser and runs the estimator on videos
+
+
+@pytest.fixture(scope="module")
+def recognizer(tmp_path_factory):
+    import torch
+
+    from sugar.config import DataConfig, EncoderConfig
+    from sugar.models.encoder import build_encoder
+    from sugar.models.recognizer import Recognizer
+    from sugar.models.recognizer_io import save_recognizer
+    from sugar.skeleton.layouts import get_layout
+    from sugar.skeleton.processor import Processor
+
+    llm = str(tiny_llm_dir(tmp_path_factory.getbasetemp(), session_tokenizer(tmp_path_factory)))
+    torch.manual_seed(0)
+    layout = get_layout("kinect20")  # NW-UCLA's: needs the derived spine, hip centre, hands and feet
+    encoder = build_encoder(EncoderConfig(preset="cpu"), layout, 3)
+    processor = Processor.from_config(DataConfig(frames=16, max_persons=1), layout, 3)
+    rec = Recognizer.build(tiny_config(llm), encoder.dim, ACTIONS, DESCRIPTIONS, encoder=encoder,
+                           processor=processor)
+    folder = tmp_path_factory.mktemp("recognizer")
+    save_recognizer(rec.eval(), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", frames(20, shift=4, blank=(9,)))
+
+
+def test_predict_a_video_with_the_answer_drawn_over_it(recognizer, clip, tmp_path) -> None:
+    gif = tmp_path / "answer.gif"
+    res = runner.invoke(app, ["predict", str(clip), "--run", str(recognizer), "--render", str(gif)])
+    assert res.exit_code == 0, res.output
+    answer = json.loads(res.stdout[res.stdout.index("{"):])
+    actions = json.loads((recognizer / "recognizer.json").read_text())["actions"]
+    assert answer["label"] in actions and len(answer["top5"]) == 5 and answer["description"] is not None
+    assert answer["pose"]["frames"] == 20 and answer["pose"]["filled_frames"] == ["9"]
+    assert answer["render"] == str(gif)
+    with Image.open(gif) as img:
+        assert img.n_frames == 20 and img.width == 480
+        img.seek(3)
+        picture = np.asarray(img.convert("RGB")).astype(int)
+    # the skeleton is drawn in colour over a grey-and-photo frame, the answer on a white strip above it
+    assert (picture[:20] == 255).all(axis=-1).mean() > 0.8
+    reds = (picture[..., 0] > 200) & (picture[..., 1] < 90) & (picture[..., 2] < 100)
+    assert reds.sum() > 50
+
+
+def test_a_bad_video_is_one_line(recognizer, tmp_path) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    res = runner.invoke(app, ["predict", str(empty), "--run", str(recognizer)])
+    assert res.exit_code != 0
+    assert "empty file" in str(res.exception) or "empty file" in res.output
