@@ -70,3 +70,27 @@ def test_shipped_knowledge_has_no_near_duplicates(name):
     """The documented threshold lets the hand-checked files through (their closest pairs are listed in
     sugar/models/text_checks.py)."""
     assert text.knowledge_duplicates(load_knowledge(name), threshold=DUPLICATE_THRESHOLD) == []
+
+
+def test_check_command_prints_pairs_and_exits_1(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from sugar.cli import app
+
+    bad = tmp_path / "bad.json"
+    _know([COPY, COPY, "nods;waves;swings overhead;sways;shifts weight;taps"], ["jump", "kick", "wave"]).save(bad)
+    result = CliRunner().invoke(app, ["knowledge", "check", str(bad)])
+    assert result.exit_code == 1, result.output
+    assert "jump" in result.output and "kick" in result.output and "motion" in result.output
+    result = CliRunner().invoke(app, ["knowledge", "check", str(bad), "--json", "--threshold", "1.01"])
+    assert result.exit_code == 2  # out of range
+    result = CliRunner().invoke(app, ["knowledge", "check", str(bad), "--json"])
+    pairs = json.loads(result.output)["pairs"]
+    assert [(p["kind"], p["first"], p["second"]) for p in pairs] == [("motion", "jump", "kick")]
+    good = CliRunner().invoke(app, ["knowledge", "check", "nw-ucla"])
+    assert good.exit_code == 0 and "no near-duplicate" in good.output
+    # a lower threshold finds the closest shipped pair
+    low = CliRunner().invoke(app, ["knowledge", "check", "nw-ucla", "--threshold", "0.86"])
+    assert low.exit_code == 1 and "pick up with one hand" in low.output
