@@ -49,6 +49,7 @@ def test_keywords_and_mentions():
 def test_copies_and_sameness():
     kick = EXAMPLES[1].motion
     assert checks.copied_phrases(kick, [kick]) == 6
+    assert checks.copied_phrases(EXAMPLES[0].motion, [EXAMPLES[0].motion]) == 2  # "remains stationary" is short
     mixed = motion("looks down at the target", "swings slightly for balance", "reaches back slightly for balance",
                    "bends and straightens", "swings forward from the hip and straightens", "strikes the object")
     assert checks.copied_phrases(mixed, [e.motion for e in EXAMPLES]) == 5  # a patchwork of the examples
@@ -57,6 +58,11 @@ def test_copies_and_sameness():
     clap = motion("stays still", "claps together", "swing inward", "remains stationary", "remains stationary",
                   "remains stationary")
     assert check_motion(clap, "hand clap") == clap  # three shared 'remains stationary' are fine
+    patchwork = motion("looks down at the target", "swings a little for balance", "swings a little for balance",
+                       "swings a little for balance", "swings forward from the hip and straightens",
+                       "strikes the object")  # SmolLM2's sampled answer for "pick up with one hand"
+    with pytest.raises(Exception, match="3 phrases copied"):
+        check_motion(patchwork, "pick up with one hand")
     with pytest.raises(Exception, match="same phrase"):
         check_motion(motion(*["stands upright"] * 6), "drop trash")
     wave = motion("stays still", "waves side to side", "raised high", "remains stationary", "remains stationary",

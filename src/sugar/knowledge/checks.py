@@ -6,9 +6,10 @@ text, which the text head cannot tell apart. These checks work on words (no mode
 reject such an answer, ask again, and as a last resort write a template built from the class name, which is
 never another class's text.
 
-- `copied_phrases`: how many of an answer's six phrases appear word for word in the few-shot examples. Four or
-  more is a copy (three are allowed: "remains stationary" for hip, leg and foot is a fair answer for many
-  hand actions and is in the paper's own example).
+- `copied_phrases`: how many of an answer's phrases of three or more words appear word for word in the few-shot
+  examples. Two or more is a copy. Short phrases do not count: "remains stationary" for hip, leg and foot is a
+  fair answer for many hand actions and is in the paper's own example; SmolLM2's patchworks of the kicking
+  example ("looks down at the target", "strikes the object", with one part reworded) are caught.
 - `same_motion`: two answers with five or six identical phrases, or whose word sequences are 90 % alike
   (difflib ratio), are the same text.
 - `mentions`: a description must name the action (any content word of the label, lightly stemmed, so
@@ -24,7 +25,8 @@ import re
 from sugar.knowledge.schema import BODY_PARTS, Motion
 
 MIN_DISTINCT_PHRASES = 3  # an answer with one phrase for four or more parts says nothing about the action
-MAX_COPIED_PHRASES = 3
+MAX_COPIED_PHRASES = 1  # of COPY_MIN_WORDS words or more
+COPY_MIN_WORDS = 3
 SAME_PARTS = 5
 SAME_RATIO = 0.9
 
@@ -84,10 +86,10 @@ def phrases(motion: Motion) -> list[str]:
     return [_phrase(getattr(motion, p)) for p in BODY_PARTS]
 
 
-def copied_phrases(motion: Motion, examples: list[Motion]) -> int:
-    """How many of the six phrases appear word for word among the examples' phrases."""
+def copied_phrases(motion: Motion, examples: list[Motion], min_words: int = COPY_MIN_WORDS) -> int:
+    """How many of the phrases of `min_words` words or more appear word for word among the examples' phrases."""
     pool = {ph for ex in examples for ph in phrases(ex)}
-    return sum(ph in pool for ph in phrases(motion))
+    return sum(ph in pool and len(ph.split()) >= min_words for ph in phrases(motion))
 
 
 def distinct_phrases(motion: Motion) -> int:

@@ -235,7 +235,7 @@ def check_motion(motion: Motion, action: str) -> Motion:
     """Per-class checks on a parsed motion answer (ParseError names the problem; sugar.knowledge.checks)."""
     copied = checks.copied_phrases(motion, [e.motion for e in EXAMPLES if e.label != action])
     if copied > checks.MAX_COPIED_PHRASES:
-        raise ParseError(f"{copied} of 6 phrases copied from the few-shot examples")
+        raise ParseError(f"{copied} phrases copied from the few-shot examples")
     if checks.distinct_phrases(motion) < checks.MIN_DISTINCT_PHRASES:
         raise ParseError("the same phrase for most body parts")
     return motion
