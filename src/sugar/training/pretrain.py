@@ -184,10 +184,7 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
     ddp: nn.Module = model
     if info.distributed:
         ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    texts = data.texts
-    if texts is not None:
-        texts = KnowledgeEmbeddings(texts.labels, texts.motion.to(device), texts.visual.to(device),
-                                    texts.visual_owner.to(device))
+    texts = data.texts.to(device) if data.texts is not None else None
     seen = data.seen if len(data.seen) < len(data.classes) else None
     steps = [0]  # optimizer steps so far: seeds each step's text mix
 
