@@ -19,7 +19,7 @@ from sugar.knowledge.chat import (
     RetryPolicy,
     Sampling,
 )
-from sugar.knowledge.motion import generate_motion_knowledge, motion_messages
+from sugar.knowledge.motion import MOTION_MAX_TOKENS, generate_motion_knowledge, motion_messages
 
 NO_RETRY = RetryPolicy(max_retries=0)
 
@@ -47,7 +47,7 @@ def test_a_cached_answer_that_does_not_parse_is_replaced(tmp_path: Path):
     cache = AnswerCache(tmp_path / "answers")
     with FakeOpenAI() as server:
         client = client_for(server, tmp_path / "answers")
-        sampling = Sampling(temperature=0.0, seed=0, max_tokens=200)
+        sampling = Sampling(temperature=0.0, seed=0, max_tokens=MOTION_MAX_TOKENS)  # what the generator asks with
         key = cache.key(client.provider.identity, motion_messages("wave"), sampling)
         cache.put(key, "Service temporarily overloaded")  # what an older version kept
         run = generate_motion_knowledge(["wave"], client, dataset="toy", attempts=1, progress=False)

@@ -131,3 +131,25 @@ def test_inspect_reports_splits_subjects_and_a_scale_that_is_not_metres(tmp_path
     assert summary["splits"] == {"test": 20, "train": 60} and summary["subjects"] == 4
     assert summary["coordinates"] is None
     assert "not metres" in scan(_folder(tmp_path / "mm", scale=1000.0)).summary()["coordinates"]
+
+
+def test_plain_xyz_text_is_read_with_its_layout_and_converted(tmp_path: Path) -> None:
+    from sugar.skeleton.layouts import get_layout
+    from sugar.skeleton.readers import detect_format, read_file
+
+    rng = np.random.default_rng(0)
+    frames = rng.normal(scale=0.3, size=(6, 20, 3)).round(4)
+    text = "# layout: kinect20\n" + "\n\n".join("\n".join(" ".join(map(str, j)) for j in f) for f in frames) + "\n"
+    path = tmp_path / "wave_01.txt"
+    path.write_text(text)
+    assert detect_format(path) == "xyz-text"
+    (sample,) = read_file(path)
+    assert sample.joints.shape == (1, 6, 20, 3) and sample.meta["layout"] == "kinect20"
+    np.testing.assert_allclose(sample.joints[0], frames, atol=1e-6)
+    assert get_layout(sample.meta["layout"]).num_joints == 20
+    path.write_text("0 0 0\n1 1 1\n\n0 0 0\n")
+    with pytest.raises(DataError, match="different joint counts"):
+        read_file(path)
+    path.write_text("0 0\n")
+    with pytest.raises(DataError, match="line 1: expected 3 numbers"):
+        read_file(path, format="xyz-text")

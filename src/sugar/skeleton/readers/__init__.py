@@ -5,7 +5,7 @@
     detect_format(path) -> str                         a format name of FORMATS, from the name, else the content
 
 Format names: ntu, nw-ucla, msr, pku-mmd, toyota, openpose, openpose-frames (a folder of OpenPose *_keypoints.json,
-one sample), pyskl, ctrgcn-npz, generic (a folder), npy.
+one sample), pyskl, ctrgcn-npz, generic (a folder), npy, xyz-text.
 Scanning a whole folder (bad files reported, class names attached) is sugar.skeleton.folders.scan.
 Every reader returns float32 [M, T, V, C] samples (metres for 3D; x, y, score for 2D) and raises
 sugar.errors.DataError naming the file and the problem for anything it cannot read.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sugar.errors import DataError
-from sugar.skeleton.readers import ctrgcn_npz, generic, msr, ntu, nw_ucla, openpose, pku_mmd, pyskl, toyota
+from sugar.skeleton.readers import ctrgcn_npz, generic, msr, ntu, nw_ucla, openpose, pku_mmd, pyskl, toyota, xyz_text
 from sugar.skeleton.readers._common import ReadLimits
 from sugar.skeleton.sample import Sample
 
@@ -53,6 +53,7 @@ FORMATS: dict[str, Format] = {
     "ctrgcn-npz": Format(ctrgcn_npz.read, None, (".npz",), "CTR-GCN preprocessed .npz"),
     "generic": Format(generic.read, None, (), "SUGAR generic dataset folder"),
     "npy": Format(generic.read, None, (".npy",), "one .npy array [M,T,V,C] or [T,V,C]"),
+    "xyz-text": Format(xyz_text.read, None, xyz_text.SUFFIXES, "plain text, x y z per line, blank line per frame"),
 }
 
 _NTU_NAME = re.compile(ntu.NAME_RE)
@@ -97,17 +98,19 @@ def guess_format(path: Path) -> str | None:
             if key in head:
                 return fmt
         return None
+    if suffix == ".xyz":
+        return "xyz-text"
     if suffix == ".txt":
         if _MSR_NAME.match(stem):
             return "msr"
         if _PKU_NAME.match(stem):
             return None if pku_mmd.is_label_file(path) else "pku-mmd"
-        first = next((ln.split() for ln in _sniff(path).splitlines() if ln.strip()), [])
+        first = next((ln.split() for ln in _sniff(path).splitlines() if ln.strip() and not ln.startswith("#")), [])
         try:
             [float(v) for v in first]
         except ValueError:
             return None
-        return {4: "msr", pku_mmd.VALUES: "pku-mmd"}.get(len(first))
+        return {3: "xyz-text", 4: "msr", pku_mmd.VALUES: "pku-mmd"}.get(len(first))
     return None
 
 
