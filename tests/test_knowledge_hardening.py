@@ -4,6 +4,7 @@ key stops the run after one request, and `sugar knowledge motion` exits 1 when a
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -17,9 +18,8 @@ from sugar.knowledge.chat import (
     ChatClient,
     OpenAIChatProvider,
     RetryPolicy,
-    Sampling,
 )
-from sugar.knowledge.motion import MOTION_MAX_TOKENS, generate_motion_knowledge, motion_messages
+from sugar.knowledge.motion import generate_motion_knowledge, motion_messages
 
 NO_RETRY = RetryPolicy(max_retries=0)
 
@@ -46,13 +46,19 @@ def test_unparseable_answer_is_not_cached_and_is_asked_again(tmp_path: Path):
 def test_a_cached_answer_that_does_not_parse_is_replaced(tmp_path: Path):
     cache = AnswerCache(tmp_path / "answers")
     with FakeOpenAI() as server:
-        client = client_for(server, tmp_path / "answers")
-        sampling = Sampling(temperature=0.0, seed=0, max_tokens=MOTION_MAX_TOKENS)  # what the generator asks with
-        key = cache.key(client.provider.identity, motion_messages("wave"), sampling)
-        cache.put(key, "Service temporarily overloaded")  # what an older version kept
-        run = generate_motion_knowledge(["wave"], client, dataset="toy", attempts=1, progress=False)
-        assert len(server.log) == 2  # motion asked again (and the description)
-    assert run.failures == {} and cache.get(key).startswith("- Head:")
+        generate_motion_knowledge(["wave"], client_for(server, tmp_path / "answers"), dataset="toy", attempts=1,
+                                  progress=False)
+        motion_entries = [f for f in cache.root.glob("*/*.json") if "motion" in json.loads(f.read_text())["what"]]
+        assert len(motion_entries) == 1
+        entry = json.loads(motion_entries[0].read_text())
+        # what an older version kept: an answer that does not parse
+        motion_entries[0].write_text(json.dumps({**entry, "answer": "Service temporarily overloaded"}))
+        asked = len(server.log)
+        run = generate_motion_knowledge(["wave"], client_for(server, tmp_path / "answers"), dataset="toy",
+                                        attempts=1, progress=False)
+        assert len(server.log) == asked + 1  # the motion asked again; the description still came from the cache
+    assert run.failures == {}
+    assert json.loads(motion_entries[0].read_text())["answer"].startswith("- Head:")
 
 
 @pytest.mark.parametrize("fault", ["trickle", "trickle-head"])
