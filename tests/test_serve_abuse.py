@@ -7,7 +7,6 @@ answers. The server runs in its own process (as `sugar serve` does), so its memo
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import socket
@@ -16,7 +15,6 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -36,6 +34,9 @@ from sugar.errors import DataError
 from sugar.serve import ServiceLimits, bind_warning, create_app, is_loopback
 from sugar.skeleton.layouts import get_layout
 from test_serve import IN_PROCESS, PoseHeightRecognizer, skeleton
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from service_load import npz_bomb
 
 LIMITS = ServiceLimits(header_timeout_s=1.0, body_timeout_s=1.5, max_pending=16, max_decoded_bytes=64 * 2**20)
 POISON = 0.123  # a wrist height the double's "model" fails on, though the sample passes every check
@@ -215,21 +216,8 @@ def test_inline_layout_object_is_accepted(served):
 
 # ------------------------------------------------------------------ 2. bombs, read off the event loop
 
-def npz_bomb(declared_mib: int = 256) -> bytes:
-    buf = io.BytesIO()
-    header = np.lib.format.header_data_from_array_1_0(np.zeros(1, dtype=np.float32))
-    header["shape"] = (declared_mib * 2**20 // 600, 150)
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf, \
-            zf.open("x_train.npy", "w", force_zip64=True) as member:
-        np.lib.format.write_array_header_1_0(member, header)
-        chunk = bytes(2**22)
-        for _ in range(declared_mib // 4):
-            member.write(chunk)
-    return buf.getvalue()
-
-
 def test_npz_bomb_is_refused_without_inflating(served):
-    bomb = npz_bomb()
+    bomb = npz_bomb(256)  # benchmarks/service_load.py's probe, at 256 MiB declared
     assert len(bomb) < 2 * 2**20
     before = served.watch.rss()
     t = time.perf_counter()
