@@ -112,6 +112,7 @@ def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threa
 
     from sugar.models.encoder import SkeletonEncoder
     from sugar.skeleton.layouts import get_layout
+    from sugar.training.loop import autocast
 
     if variant == "reference":
         use_reference_formulation()
@@ -125,10 +126,14 @@ def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threa
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     base = rss_mb()
+    # fused-bf16: the training loop's CPU bf16 autocast (cpu_bf16: true), on CPUs with native bf16
+    mixed = lambda: autocast(device, variant == "fused-bf16", variant == "fused-bf16")  # noqa: E731
 
     def train_step() -> None:
         opt.zero_grad(set_to_none=True)
-        model(x).mean().backward()
+        with mixed():
+            loss = model(x).float().mean()
+        loss.backward()
         opt.step()
 
     model.train()
@@ -146,7 +151,7 @@ def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threa
     train_mem = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else rss_mb() - base
 
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), mixed():
         for _ in range(warmup):
             model(x)
         sync()
@@ -179,8 +184,9 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=["paper", "cpu"])
     ap.add_argument("--strides", nargs="+", default=["stock", "none"])
     ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
-    ap.add_argument("--variants", nargs="+", default=["fused"], choices=["fused", "reference"],
-                    help="fused: the project's encoder; reference: CTR-GCN's formulation with the same weights")
+    ap.add_argument("--variants", nargs="+", default=["fused"], choices=["fused", "fused-bf16", "reference"],
+                    help="fused: the project's encoder; fused-bf16: the same under CPU bf16 autocast; reference: "
+                         "CTR-GCN's formulation with the same weights")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)

@@ -2,8 +2,10 @@
 
 It answers motion, description and vision questions with text derived from the action name, and can be
 told to misbehave: a queue of faults consumed one per request ("429" with Retry-After, "500",
-"badjson", "stall" = sleep longer than the client's timeout, "401"), actions whose answers never parse,
-and a per-request delay. Every request is logged (messages digest, seed, outcome).
+"badjson", "stall" = sleep longer than the client's timeout, "401", "overloaded" = a 200 whose text is
+"Service temporarily overloaded", "trickle" = a valid answer sent one byte every `trickle_s`, "trickle-head"
+= the same for the status line and headers), actions whose answers never parse, and a per-request delay.
+Every request is logged (messages digest, seed, outcome).
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ def digest(messages: list[Any]) -> str:
 
 class FakeOpenAI:
     def __init__(self, faults: Iterable[str] = (), never_parse: Iterable[str] = (), delay: float = 0.0,
-                 stall_s: float = 3.0, retry_after: str = "1"):
+                 stall_s: float = 3.0, retry_after: str = "1", trickle_s: float = 0.5):
         self.faults = deque(faults)
         self.never_parse = set(never_parse)
         self.delay = delay
         self.stall_s = stall_s
         self.retry_after = retry_after
+        self.trickle_s = trickle_s
         self.log: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
@@ -84,6 +87,22 @@ class FakeOpenAI:
                 except OSError:  # the client gave up (timeout) or was killed
                     pass
 
+            def _trickle(self, body: bytes, head: bool) -> None:
+                """A 200 sent slowly: one byte every trickle_s (of the head too when `head`)."""
+                status = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                status += b"Content-Length: %d\r\n\r\n" % len(body)
+                try:
+                    if not head:
+                        self.wfile.write(status)
+                        self.wfile.flush()
+                    for b in (status + body if head else body):
+                        self.wfile.write(bytes([b]))
+                        self.wfile.flush()
+                        time.sleep(fake.trickle_s)
+                except OSError:  # the client gave up
+                    pass
+                self.close_connection = True
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
@@ -105,6 +124,11 @@ class FakeOpenAI:
                     self._send(401, b'{"error": "bad key"}')
                 elif fault == "badjson":
                     self._send(200, b'{"choices": [{"message": {"content": "trunc')
+                elif fault == "overloaded":
+                    self._send(200, json.dumps(fake.response("Service temporarily overloaded")).encode())
+                elif fault in ("trickle", "trickle-head"):
+                    self._trickle(json.dumps(fake.response(fake.answer(body["messages"]))).encode(),
+                                  head=fault == "trickle-head")
                 elif fault == "stall":
                     time.sleep(fake.stall_s)
                     self._send(200, json.dumps(fake.response("too late")).encode())

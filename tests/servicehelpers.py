@@ -10,6 +10,8 @@ from contextlib import contextmanager
 
 import uvicorn
 
+from sugar.serve import server_config
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -19,9 +21,10 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(app) -> Iterator[str]:
-    """Serve `app` on 127.0.0.1 and yield its base URL; shut it down afterwards."""
+    """Serve `app` on 127.0.0.1 with the settings `sugar serve` uses and yield its base URL; shut it down
+    afterwards."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20

@@ -104,3 +104,41 @@ def test_prototypes_and_subset():
     torch.testing.assert_close(protos.norm(dim=-1), torch.ones(2))
     expected = torch.nn.functional.normalize(emb.motion[3] + emb.visual[6] + emb.visual[7], dim=0)
     torch.testing.assert_close(protos[0], expected)
+
+
+def with_labels(classes=3, visual=2):
+    emb = knowledge(classes, visual)
+    emb.label = unit(classes, 8, seed=9)
+    return emb
+
+
+def test_label_text_is_one_more_positive_per_class():
+    emb = with_labels()
+    classes = torch.tensor([0, 2])
+    texts, owners = text_bank(emb, classes, mix="none")
+    assert owners.tolist() == [0, 0, 0, 0, 2, 2, 2, 2]  # motion, label, two visual texts
+    torch.testing.assert_close(texts[1], emb.label[0])
+    torch.testing.assert_close(texts[5], emb.label[2])
+    texts, owners = text_bank(emb, classes, use_label=False, mix="none")
+    assert owners.tolist() == [0, 0, 0, 2, 2, 2]
+    # label-only: the bank that any knowledge is compared against
+    texts, owners = text_bank(emb, classes, use_motion=False, use_visual=False)
+    assert owners.tolist() == [0, 2]
+    torch.testing.assert_close(texts, emb.label[[0, 2]])
+    with pytest.raises(ConfigError):
+        text_bank(emb, classes, use_motion=False, use_visual=False, use_label=False)
+
+
+def test_label_text_in_prototypes_subset_and_device_copy():
+    emb = with_labels(4)
+    expected = torch.nn.functional.normalize(emb.motion[1] + emb.visual[2] + emb.visual[3] + emb.label[1], dim=0)
+    torch.testing.assert_close(emb.prototypes()[1], expected)
+    torch.testing.assert_close(emb.prototypes(False, False)[1], emb.label[1])
+    torch.testing.assert_close(emb.prototypes(use_label=False)[1],
+                               torch.nn.functional.normalize(emb.motion[1] + emb.visual[2] + emb.visual[3], dim=0))
+    sub = emb.subset(["c3", "c1"])
+    torch.testing.assert_close(sub.label, emb.label[[3, 1]])
+    moved = emb.to("cpu")
+    assert moved.label is not None and moved.label.data_ptr() == emb.label.data_ptr()
+    with pytest.raises(ConfigError):
+        knowledge().prototypes(False, False)  # no label texts to fall back on

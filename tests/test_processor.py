@@ -42,3 +42,21 @@ def test_processor_converts_by_joint_name_and_names_bad_input() -> None:
     flat = Sample("flat", np.ones((1, 5, 20, 2), np.float32), meta={"path": "flat.json"})
     with pytest.raises(DataError, match=r"flat\.json.*3 channels"):
         processor(flat)
+
+
+
+def test_random_scale_and_repeat_augment_each_copy_differently() -> None:
+    samples = make_synthetic(1, seed=2, min_frames=20, max_frames=24)[:3]
+    cfg = DataConfig(frames=16, max_persons=1, random_rotate=0.0, random_crop=(1.0, 1.0), random_scale=(0.5, 1.5),
+                     align=False, centre=False)
+    processor = Processor.from_config(cfg, get_layout("ntu25"), 3)
+    ds = processor.dataset(samples, train=True, seed=0, repeat=2)
+    assert len(ds) == 6
+    plain = processor.dataset(samples, train=False)[0][0].numpy()
+    first, again = ds[0][0].numpy(), ds[3][0].numpy()  # two copies of sample 0
+    assert not np.allclose(first, again)
+    ratio = first[:, :, 1:] / np.where(plain[:, :, 1:] == 0, np.nan, plain[:, :, 1:])
+    for axis in range(3):  # one factor per axis, within the range
+        values = ratio[axis][np.isfinite(ratio[axis])]
+        assert 0.5 <= values.mean() <= 1.5 and np.allclose(values, values.mean(), rtol=1e-3)
+    assert Processor.from_dict(processor.to_dict()).settings.random_scale == (0.5, 1.5)

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from servicehelpers import running_server
-from sugar.serve import create_app
+from sugar.serve import ServiceLimits, create_app
 from sugar.skeleton.layouts import get_layout
+
+IN_PROCESS = ServiceLimits(decode_workers=0)  # input parsed in threads: no worker processes to start per test
 
 
 class PoseHeightRecognizer:
@@ -53,7 +55,7 @@ def skeleton(height: float, frames: int = 12) -> list:
 @pytest.fixture()
 def service():
     rec = PoseHeightRecognizer()
-    with running_server(create_app(rec, max_wait_s=0.05)) as url:
+    with running_server(create_app(rec, max_wait_s=0.05, limits=IN_PROCESS)) as url:
         yield url, rec
 
 
@@ -109,7 +111,7 @@ def test_nan_size_limit_and_content_type(service):
 
 def test_upload_limit():
     rec = PoseHeightRecognizer()
-    with running_server(create_app(rec, max_upload_bytes=1000)) as url:
+    with running_server(create_app(rec, max_upload_bytes=1000, limits=IN_PROCESS)) as url:
         r = httpx.post(f"{url}/v1/recognize", files={"file": ("big.json", b"{" + b" " * 5000 + b"}")})
         assert r.status_code == 413
 

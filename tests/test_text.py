@@ -42,3 +42,28 @@ def test_unknown_model_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="text_model"):
         text.TextEncoder("/nonexistent/model-folder")
+
+
+def test_label_embeddings_are_computed_and_cached(monkeypatch):
+    k = knowledge(["wave", "sit down"])
+    emb = text.embed_knowledge(k)
+    enc = text.get_text_encoder("all-MiniLM-L6-v2")
+    torch.testing.assert_close(emb.label, torch.from_numpy(enc.encode(["wave", "sit down"])))
+    monkeypatch.setattr(text, "get_text_encoder", lambda *a, **kw: (_ for _ in ()).throw(AssertionError("cache")))
+    torch.testing.assert_close(text.embed_knowledge(k).label, emb.label)  # from the cache, labels included
+    # the label template is part of the key: another template cannot reuse these embeddings
+    monkeypatch.setattr(text, "LABEL_TEXT", "a person doing {label}")
+    with pytest.raises(AssertionError, match="cache"):
+        text.embed_knowledge(k)
+
+
+def test_cache_entry_without_labels_is_recomputed(monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    k = knowledge(["clap", "bow"], tag="#old")
+    text.embed_knowledge(k)
+    path = text.embedding_cache_path(k, "all-MiniLM-L6-v2")
+    save_file({key: v for key, v in load_file(str(path)).items() if key != "label"}, str(path))  # as older code
+    again = text.embed_knowledge(k)
+    assert again.label is not None and again.label.shape == (2, 384)
+    assert "label" in load_file(str(path))

@@ -10,7 +10,7 @@ import pytest
 
 from servicehelpers import running_server
 from sugar.serve import create_app
-from test_serve import PoseHeightRecognizer
+from test_serve import IN_PROCESS, PoseHeightRecognizer
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -33,7 +33,7 @@ def test_upload_shows_label_description_top5_and_animation(tmp_path):
     write_ucla_json(good, 0.9)
     bad = tmp_path / "a01_s01_e01_v01.json"
     bad.write_text('{"file_name": "x", "skeletons": [[[1, 2]]')
-    with running_server(create_app(PoseHeightRecognizer())) as url, sync_api.sync_playwright() as pw:
+    with running_server(create_app(PoseHeightRecognizer(), limits=IN_PROCESS)) as url, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         page = browser.new_page()
         page.goto(url)

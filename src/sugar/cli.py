@@ -30,10 +30,11 @@ for area in (data, knowledge, encoder, recognizer, serve, demo):
 
 
 def main() -> None:
-    """Entry point: user mistakes (SugarError) print as one line; --debug shows the traceback."""
+    """Entry point: user mistakes (SugarError) print as one line and exit 2; --debug shows the traceback.
+    A command that ends with typer.Exit(n) exits n (click returns it instead of exiting in this mode)."""
     debug = "--debug" in sys.argv or os.environ.get("SUGAR_DEBUG") == "1"
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n in this mode
     except SugarError as exc:
         if debug:
             raise
@@ -51,6 +52,8 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

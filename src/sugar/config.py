@@ -33,7 +33,9 @@ class DataConfig:
     align: bool = True  # SGN-style view alignment
     random_crop: tuple[float, float] = (0.5, 1.0)  # training window as a fraction of the sequence
     random_rotate: float = 0.3  # max rotation (radians) per axis at training; 0 disables
-    stream: str = "joint"  # joint | bone | motion | bone_motion (input modality, as in CTR-GCN's streams)
+    random_scale: tuple[float, float] = (1.0, 1.0)  # per-axis scale factor range at training; (1, 1) disables
+    repeat: int = 1  # copies of each training sample per epoch, each augmented differently
+    stream: str = "joint"  # joint | bone | joint_motion (= motion) | bone_motion (CTR-GCN's four streams)
     val_fraction: float = 0.1  # validation part carved from training (seeded, stratified by class)
     val_min_per_class: int = 1  # at least this many validation samples per class (classes with more than it)
     num_workers: int = 0
@@ -73,6 +75,7 @@ class PretrainConfig:
     lr_steps: tuple[int, ...] = (120, 170)
     lr_decay: float = 0.1
     amp: bool = True  # used on GPU only
+    cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX); see docs/encoder.md
     sync_bn: bool = True  # global-batch BatchNorm under DDP
     seed: int = 1
     exclude_classes: tuple[str, ...] = ()  # held out for zero-shot
@@ -135,6 +138,7 @@ class TuneConfig:
     exclude_classes: tuple[str, ...] = ()  # held out of training for zero-shot
     seed: int = 1
     amp: bool = True  # bf16 autocast on GPU only
+    cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -18,13 +18,20 @@ def inspect(
     format: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
-    """Count samples, classes, frames and persons; list files that could not be read and why."""
+    """Count samples, classes, frames and persons; list files that could not be read and why. Exits 1 when
+    no file could be read (every one is listed with its reason)."""
     from sugar.skeleton.folders import scan
 
     summary = scan(path, format, progress=not as_json).summary()
     if as_json:
         typer.echo(json.dumps(summary))
-        return
+    else:
+        _print_summary(path, summary)
+    if not summary["samples"]:
+        raise typer.Exit(1)
+
+
+def _print_summary(path: Path, summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -69,6 +76,8 @@ def convert(
     format: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
     layout: str | None = typer.Option(None, "--layout", "-l", help="Joint layout name or JSON file (default: the "
                                                                    "format's own layout)."),
+    present_classes: bool = typer.Option(False, "--present-classes", help="Keep only the classes that have samples "
+                                         "(default: the format's full action list)."),
 ) -> None:
     """Write the readable samples of SRC as a generic dataset folder (layout.json, classes.txt, manifest.csv,
     samples/*.npy). Bad files are reported and skipped."""
@@ -77,16 +86,26 @@ def convert(
     from sugar.skeleton.readers import write_generic
 
     result = scan(src, format, progress=True)
+    if not result.samples:
+        raise DataError(src, "no readable sample to convert: " + _reasons(result.bad))
+    if present_classes:
+        result = result.present_classes()
     name = layout or result.layout
     if name is None:
         raise DataError(src, "cannot tell the joint layout of these samples; pass --layout")
-    if not result.samples:
-        raise DataError(src, "no readable sample to convert")
     chosen = get_layout(name)
     write_generic(result.samples, chosen, result.classes, None, out)
     typer.echo(f"wrote {len(result.samples)} samples ({chosen.name}, {len(result.classes)} classes) to {out}")
     for f, reason in result.bad:
         typer.echo(f"skipped {f}: {reason}", err=True)
+
+
+def _reasons(bad: list[tuple[str, str]], shown: int = 3) -> str:
+    """Why files were unreadable, in one line: the reason alone for one file, else the first few by name."""
+    if len(bad) == 1:
+        return bad[0][1]
+    listed = "; ".join(f"{Path(f).name}: {r}" for f, r in bad[:shown])
+    return f"{len(bad)} bad files ({listed}{'; ...' if len(bad) > shown else ''})"
 
 
 def pose(

@@ -154,8 +154,41 @@ def extract_cmd(
     typer.echo(json.dumps({k: v for k, v in info.items() if k != "classes"}))
 
 
+def fuse_cmd(
+    runs: list[Path] = typer.Argument(..., help="Two or more `sugar pretrain` runs on the same data (e.g. the "
+                                                "joint, bone and motion streams)."),
+    head: str = typer.Option("text", "--head", help="text | ce: which head's scores to fuse."),
+    split: str = typer.Option("test", "--split", help="The split to report."),
+    weights: str = typer.Option(None, "--weights", help="Comma-separated, one per run; default: chosen on val."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default FIRST_RUN/evaluation/fused-<split>)."),
+) -> None:
+    """Fuse several runs' class scores (softmax, weighted sum); weights are chosen on the validation split,
+    never on test. Runs not yet evaluated on a split are evaluated first."""
+    from sugar.errors import ConfigError
+    from sugar.evaluation.fusion import fuse_runs
+
+    if head not in ("text", "ce"):
+        raise ConfigError(f"--head {head!r}: choose text or ce")
+    try:
+        given = [float(w) for w in weights.split(",")] if weights else None
+    except ValueError:
+        raise ConfigError(f"--weights {weights!r}: comma-separated numbers, one per run") from None
+    res = fuse_runs(runs, head, split, weights=given, out_dir=out)
+    table = Table(title=f"{len(runs)} runs fused, {head} head, {split} (weights from {res['weights_chosen_on']})")
+    for col in ("run", "weight", "top-1 %", "top-5 %"):
+        table.add_column(col)
+    for single, w in zip(res["single"], res["weights"], strict=True):
+        table.add_row(single["run"], f"{w:g}", _pct(single["top1"]), _pct(single["top5"]))
+    fused = res["fused"]
+    table.add_row("fused", "", _pct(fused["top1"]), _pct(fused["top5"]))
+    console.print(table)
+    typer.echo(json.dumps({"weights": res["weights"], "top1": fused["top1"], "top5": fused["top5"],
+                           "mean_class_accuracy": fused["mean_class_accuracy"], "out_dir": res["out_dir"]}))
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the top-level app."""
     app.command("pretrain")(pretrain_cmd)
     app.command("evaluate")(evaluate_cmd)
+    app.command("fuse")(fuse_cmd)
     app.command("extract")(extract_cmd)

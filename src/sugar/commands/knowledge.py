@@ -65,6 +65,44 @@ def show(source: str = typer.Argument(..., help="Dataset name (ntu60, nw-ucla, .
     console.print(table)
 
 
+@knowledge_app.command("check")
+def check(
+    source: str = typer.Argument(..., help="Dataset name (nw-ucla, ...) or a knowledge JSON file."),
+    threshold: float = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                                    help="Cosine similarity from which two classes' texts count as near-duplicates "
+                                         "(default 0.99, see docs/knowledge.md)."),
+    text_model: str = typer.Option("all-MiniLM-L6-v2", "--text-model", help="Text encoder the texts are embedded "
+                                                                             "with (stage 2's model.text_model)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the pairs as JSON."),
+) -> None:
+    """Find classes whose motion, visual or description texts are near-duplicates; exit 1 when there are any."""
+    from sugar.knowledge.schema import load_knowledge
+    from sugar.models.text import knowledge_duplicates
+    from sugar.models.text_checks import DUPLICATE_THRESHOLD, duplicate_groups
+
+    limit = DUPLICATE_THRESHOLD if threshold is None else threshold
+    know = load_knowledge(source)
+    pairs = knowledge_duplicates(know, text_model, threshold=limit)
+    if as_json:
+        typer.echo(json.dumps({"source": source, "classes": len(know), "threshold": limit, "text_model": text_model,
+                               "pairs": [p.__dict__ for p in pairs]}, ensure_ascii=False, indent=1))
+    elif not pairs:
+        console.print(f"{source}: no near-duplicate texts across its {len(know)} classes "
+                      f"(cosine < {limit:g} with {text_model})")
+    else:
+        table = Table(title=f"{source}: {len(pairs)} near-duplicate pair(s) (cosine >= {limit:g} with {text_model})",
+                      show_lines=True)
+        for col in ("kind", "class", "other class", "cosine", "text", "other text"):
+            table.add_column(col, overflow="fold")
+        for p in pairs:
+            table.add_row(p.kind, p.first, p.second, f"{p.similarity:.3f}", p.first_text, p.second_text)
+        console.print(table)
+        groups = "; ".join(" = ".join(g) for g in duplicate_groups(pairs))
+        err_console.print(f"classes the text head cannot tell apart: {groups}")
+    if pairs:
+        raise typer.Exit(1)
+
+
 @knowledge_app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Datasets with shipped knowledge and their class counts."""
@@ -114,7 +152,7 @@ def motion(
     """Write motion knowledge (six body parts) and descriptions for every action with an LLM."""
     from sugar.knowledge.actions import read_action_list
     from sugar.knowledge.chat import Sampling
-    from sugar.knowledge.motion import generate_motion_knowledge
+    from sugar.knowledge.motion import MOTION_MAX_TOKENS, generate_motion_knowledge
     from sugar.knowledge.schema import load_knowledge
 
     logging.basicConfig(level=logging.WARNING)
@@ -123,9 +161,9 @@ def motion(
     existing = load_knowledge(out) if out.exists() else None
     client = _client(provider, model, base_url, api_key, timeout, max_retries, cache_dir)
     try:
+        sampling = Sampling(temperature=temperature, seed=0, max_tokens=MOTION_MAX_TOKENS)
         run = generate_motion_knowledge(names, client, dataset=dataset or ds, existing=existing, attempts=attempts,
-                                        concurrency=concurrency, progress=not quiet,
-                                        sampling=Sampling(temperature=temperature, seed=0, max_tokens=200))
+                                        concurrency=concurrency, progress=not quiet, sampling=sampling)
     finally:
         client.close()
     if run.knowledge is not None:
@@ -133,6 +171,10 @@ def motion(
     stats = client.stats
     console.print(f"{len(run.generated)}/{len(names)} action(s) written to {out} "
                   f"({stats.asked} asked, {stats.cached} from cache, {stats.retries} retries)")
+    if run.templated:
+        err_console.print(f"[yellow]{len(run.templated)} action(s) got the label template instead of the LLM's "
+                          f"answers (they copied an example, repeated another class or did not name the action; "
+                          f"a larger --model does better): {', '.join(run.templated)}")
     _report_failures(run.failures, "action(s)")
     if run.failures:
         raise typer.Exit(1)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+API_KEY_ENV = "SUGAR_SERVE_API_KEY"  # not SUGAR_API_KEY: that one is the LLM provider's key (sugar knowledge)
+
 
 def register(app: typer.Typer) -> None:
     """Add `sugar serve`."""
@@ -20,6 +22,15 @@ def register(app: typer.Typer) -> None:
         int8: bool = typer.Option(False, "--int8", help="Run the LLM's linear layers in int8 (CPU; faster)."),
         rank_by: str = typer.Option(None, "--rank-by", help="label | answer (label + knowledge description); "
                                     "default: the run's setting."),
+        api_key: str = typer.Option(None, "--api-key", envvar=API_KEY_ENV, show_envvar=True,
+                                    help="Require this key on /v1 requests (X-API-Key or Authorization: Bearer)."),
+        max_body_mb: float = typer.Option(20.0, "--max-body-mb", min=0.001, help="Largest request body."),
+        max_pending: int = typer.Option(32, "--max-pending", min=1,
+                                        help="Recognition requests in progress at once; more get 429."),
+        header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1,
+                                             help="Seconds a connection may take to send a request head."),
+        body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1,
+                                           help="Seconds a request may take to send its body."),
     ) -> None:
         """Serve POST /v1/recognize, GET/POST /v1/actions, /healthz, the OpenAPI schema and a web page at /."""
         from dataclasses import replace
@@ -29,13 +40,21 @@ def register(app: typer.Typer) -> None:
         from sugar.models.answering import check_rank_by
         from sugar.models.inference import quantize_int8
         from sugar.models.recognizer_io import load_recognizer
-        from sugar.serve import create_app
+        from sugar.serve import ServiceLimits, bind_warning, create_app, server_config
 
         check_rank_by(rank_by, "--rank-by")
+        limits = ServiceLimits(max_body_bytes=int(max_body_mb * 2**20), max_pending=max_pending,
+                               header_timeout_s=header_timeout, body_timeout_s=body_timeout)
+        warning = bind_warning(host, api_key)
+        if warning:
+            typer.secho(warning, err=True, fg=typer.colors.YELLOW)
         recognizer = load_recognizer(run)
         if rank_by is not None:
             recognizer.cfg = replace(recognizer.cfg, rank_by=rank_by)
         if int8:
             quantize_int8(recognizer)
-        typer.echo(f"serving {run} on http://{host}:{port}  (web page at /, API docs at /docs)")
-        uvicorn.run(create_app(recognizer, max_batch=max_batch, max_wait_s=max_wait_ms / 1000), host=host, port=port)
+        app_ = create_app(recognizer, max_batch=max_batch, max_wait_s=max_wait_ms / 1000, limits=limits,
+                          api_key=api_key or None)
+        typer.echo(f"serving {run} on http://{host}:{port}  (web page at /, API docs at /docs"
+                   f"{'; API key required on /v1' if api_key else ''})")
+        uvicorn.Server(server_config(app_, host, port, limits)).run()

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sugar.config import PretrainConfig, load_config
 from sugar.errors import ConfigError, SugarError
-from sugar.evaluation.metrics import classification_report, restrict, topk_accuracy
+from sugar.evaluation.metrics import classification_report, restrict, save_scores, topk_accuracy
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.encoder import build_encoder, load_encoder
@@ -159,6 +159,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, 
     if not heads:
         raise SugarError(f"{run_dir}: the CE head only knows its training classes; no text head to score another "
                          "list with")
+    scale = {"text": 1.0 / model.milnce.temperature if model.milnce is not None else 1.0, "ce": 1.0}
+    for head, scores in heads.items():  # per-sample scores, for fusing runs (`sugar fuse`)
+        save_scores(out_dir / f"scores-{head}.npz", scores * scale[head], labels, ds.names, classes)
 
     unseen = [i for i, c in enumerate(classes) if c in set(cfg.exclude_classes)] if not other else []
     seen = [i for i in range(len(classes)) if i not in set(unseen)]

@@ -7,10 +7,11 @@ the classes that occur in `labels` (Toyota Smarthome's metric).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from sugar.errors import ConfigError
+from sugar.errors import ConfigError, SugarError
 
 
 def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
@@ -71,3 +72,17 @@ def restrict(scores: np.ndarray, labels: np.ndarray, keep: Sequence[int]) -> tup
     rows = np.array([int(lab) in remap for lab in labels], dtype=bool)
     new_labels = np.array([remap[int(lab)] for lab in np.asarray(labels)[rows]], dtype=np.int64)
     return np.asarray(scores)[rows][:, keep], new_labels
+
+
+def save_scores(path: Path, logits: np.ndarray, labels: np.ndarray, names: Sequence[str], classes: Sequence[str]
+                ) -> None:
+    """Per-sample class scores of one head on one split, for fusing runs (sugar.evaluation.fusion)."""
+    np.savez(path, logits=logits.astype(np.float32), labels=labels.astype(np.int64), names=np.array(names),
+             classes=np.array(classes))
+
+
+def load_scores(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise SugarError(f"{path}: no saved scores; run `sugar evaluate` on this run and split first")
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in ("logits", "labels", "names", "classes")}

@@ -6,13 +6,18 @@ Providers:
   llama.cpp server, ...), spoken to with httpx. Text and image (data-URL) content.
 - `HFChatProvider`: a local Hugging Face causal LM (default: the offline SmolLM2-135M), text only.
 
-Every answer is stored under a sha256 of (provider kind, model, messages, sampling) before it is used, so a
-run that is killed resumes without asking (or paying) again. The server's URL is not part of the key: the
-same model behind another URL reuses the answers.
+Every answer that parses is stored under a sha256 of (provider kind, model, messages, sampling) before it is
+used, so a run that is killed resumes without asking (or paying) again; an answer that does not parse (a
+transient "Service temporarily overloaded") is never stored, and a stored one that no longer parses is asked
+again. The server's URL is not part of the key: the same model behind another URL reuses the answers.
+
+`--timeout` is a deadline for the whole request (connect, headers and body): a server that trickles its answer
+cannot stretch it. Bad credentials (401/403) stop the run: no further request is sent after the first refusal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import hashlib
 import json
@@ -44,6 +49,10 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 class ProviderError(SugarError):
     """The model could not be asked: bad credentials, unknown model, gave up after retries, ..."""
+
+
+class AuthError(ProviderError):
+    """The server refused the credentials (401/403): every further request would be refused too."""
 
 
 class GaveUp(ProviderError):
@@ -128,9 +137,30 @@ def _content_text(content: Any) -> str | None:
     return None
 
 
+class _LoopThread:
+    """A private asyncio loop in a daemon thread: the sync API's worker threads run their requests on it,
+    where asyncio.wait_for gives each one a deadline that httpx's per-read timeouts cannot."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="sugar-chat-loop")
+        self.thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
 class OpenAIChatProvider(ChatProvider):
     """Any OpenAI-compatible chat endpoint. URL from base_url or OPENAI_BASE_URL; key from api_key,
-    SUGAR_API_KEY or OPENAI_API_KEY (local servers usually need none)."""
+    SUGAR_API_KEY or OPENAI_API_KEY (local servers usually need none). `timeout` bounds each request as a
+    whole."""
 
     kind = "openai"
 
@@ -147,7 +177,9 @@ class OpenAIChatProvider(ChatProvider):
             raise ProviderError("the OpenAI API needs a key: --api-key, SUGAR_API_KEY or OPENAI_API_KEY "
                                 "(or point --base-url at a local server)")
         self._httpx = httpx
-        self.client = httpx.Client(base_url=self.base_url + "/", headers=headers, timeout=httpx.Timeout(timeout))
+        self.timeout = timeout
+        self._loop = _LoopThread()
+        self.client = httpx.AsyncClient(base_url=self.base_url + "/", headers=headers, timeout=httpx.Timeout(timeout))
 
     def complete(self, messages: Sequence[Message], sampling: Sampling) -> str:
         httpx = self._httpx
@@ -158,8 +190,14 @@ class OpenAIChatProvider(ChatProvider):
         if sampling.seed is not None:
             payload["seed"] = sampling.seed
         url = f"{self.base_url}/chat/completions"
+
+        async def post() -> Any:
+            return await asyncio.wait_for(self.client.post("chat/completions", json=payload), self.timeout)
+
         try:
-            resp = self.client.post("chat/completions", json=payload)
+            resp = self._loop.run(post())
+        except TimeoutError:
+            raise TransientError(f"{url}: no complete answer within {self.timeout:g} s") from None
         except httpx.TimeoutException as exc:
             raise TransientError(f"{url}: timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
@@ -168,6 +206,9 @@ class OpenAIChatProvider(ChatProvider):
         if status == 429 or status == 408 or status >= 500:
             wait_s = parse_retry_after(resp.headers.get("retry-after"))
             raise TransientError(f"{url}: HTTP {status}", retry_after=wait_s)
+        if status in (401, 403):
+            raise AuthError(f"{url}: HTTP {status}: the server refused the credentials (--api-key, SUGAR_API_KEY "
+                            f"or OPENAI_API_KEY): {resp.text[:200]}")
         if status >= 400:
             raise ProviderError(f"{url}: HTTP {status}: {resp.text[:300]}")
         try:
@@ -180,7 +221,9 @@ class OpenAIChatProvider(ChatProvider):
         return text
 
     def close(self) -> None:
-        self.client.close()
+        if not self._loop.loop.is_closed():
+            self._loop.run(self.client.aclose())
+        self._loop.close()
 
 
 def has_images(messages: Sequence[Message]) -> bool:
@@ -336,28 +379,52 @@ class ChatStats:
 
 
 class ChatClient:
-    """A provider plus the answer cache and the retry policy."""
+    """A provider plus the answer cache and the retry policy. A fatal provider error (bad credentials, unknown
+    model) is remembered: every later question fails with it at once, without asking the server again."""
 
     def __init__(self, provider: ChatProvider, cache: AnswerCache | None = None, retry: RetryPolicy | None = None):
         self.provider = provider
         self.cache = cache if cache is not None else AnswerCache()
         self.retry = retry or RetryPolicy()
         self.stats = ChatStats()
+        self.fatal: ProviderError | None = None
 
-    def ask(self, messages: Sequence[Message], sampling: Sampling | None = None, what: str = "request") -> str:
-        """The answer to `messages`, from the cache when it was asked before."""
+    def ask(self, messages: Sequence[Message], sampling: Sampling | None = None, what: str = "request",
+            accept: Callable[[str], object] | None = None) -> str:
+        """The answer to `messages`, from the cache when it was asked before. With `accept`, an answer is kept
+        in the cache only when accept(answer) does not raise ParseError (and a cached one that fails it is asked
+        again); the ParseError of a fresh answer is raised."""
         sampling = sampling or Sampling()
         key = self.cache.key(self.provider.identity, messages, sampling)
         hit = self.cache.get(key)
         if hit is not None:
-            self.stats.add("cached")
-            return hit
-        answer = call_with_retry(lambda: self.provider.complete(messages, sampling), self.retry, what=what,
-                                 on_retry=lambda exc, delay: self.stats.add("retries"))
-        self.stats.add("asked")
+            try:
+                if accept is not None:
+                    accept(hit)
+                self.stats.add("cached")
+                return hit
+            except ParseError:
+                log.info("%s: the cached answer does not parse; asking again", what)
+        answer = self._complete(messages, sampling, what)
+        if accept is not None:
+            accept(answer)
         self.cache.put(key, answer, {"provider": self.provider.identity, "what": what,
                                      "messages_sha256": self.cache.messages_digest(messages),
                                      "temperature": sampling.temperature, "seed": sampling.seed})
+        return answer
+
+    def _complete(self, messages: Sequence[Message], sampling: Sampling, what: str) -> str:
+        if self.fatal is not None:
+            raise self.fatal
+        try:
+            answer = call_with_retry(lambda: self.provider.complete(messages, sampling), self.retry, what=what,
+                                     on_retry=lambda exc, delay: self.stats.add("retries"))
+        except GaveUp:
+            raise
+        except ProviderError as exc:
+            self.fatal = exc
+            raise
+        self.stats.add("asked")
         return answer
 
     def ask_parsed(self, messages: Sequence[Message], parse: Callable[[str], T], *, sampling: Sampling | None = None,
@@ -372,9 +439,8 @@ class ChatClient:
         for attempt in range(max(1, attempts)):
             s = sampling if attempt == 0 else replace(
                 sampling, temperature=max(sampling.temperature, 0.7), seed=(sampling.seed or 0) + 1000 * attempt)
-            text = self.ask(current, s, what=what)
-            answers.append(text)
             try:
+                text = self.ask(current, s, what=what, accept=lambda t: answers.append(t) or parse(t))
                 return parse(text)
             except ParseError as exc:
                 errors.append(str(exc))
@@ -409,11 +475,17 @@ def run_bounded(items: Iterable[R], fn: Callable[[R], Any], *, concurrency: int 
     out = RunResult()
     bar = tqdm(total=len(items), desc=desc, disable=not progress, unit="item")
 
+    stop = threading.Event()  # set by a fatal error: items not yet started are not run
+
     def one(item: R) -> None:
         try:
-            out.results[item] = fn(item)
+            if not stop.is_set():
+                out.results[item] = fn(item)
         except (AnswerRejected, GaveUp) as exc:
             out.failures[item] = str(exc)
+        except BaseException:
+            stop.set()
+            raise
         finally:
             bar.update(1)
 

@@ -3,32 +3,91 @@ from the paper's few-shot prompt; a second prompt writes the one-or-two sentence
 
 Answers are parsed strictly enough that garbage is never written (all six parts, each a short phrase)
 and loosely enough to accept the usual shapes ("head: ...", "- **Head**: ...", "head tilts ...;").
+
+Knowledge for new classes must never be worse than the class names alone, so the generator guards against
+what small local models do (sugar.knowledge.checks):
+- the few-shot examples are chosen per action from `EXAMPLES`, never one that shares a word with it (a
+  "sit down" example for "sitting down" invites a copy, and an unrelated one makes a copy detectable);
+- an answer that copies the examples, says the same for most parts, or whose description does not name the
+  action is asked again with sampling (another seed);
+- answers that match another class's (in class-list order; the later class is asked again) are asked again;
+- a class whose answers all fail these checks gets a template built from its name (`checks.template_motion`),
+  reported by the command and recorded in the file's `source`. Only answers that never parse are failures.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
-from sugar.knowledge.chat import ChatClient, Message, ParseError, Sampling, run_bounded
+from sugar.knowledge import checks
+from sugar.knowledge.chat import AnswerRejected, ChatClient, Message, ParseError, Sampling, run_bounded
 from sugar.knowledge.schema import BODY_PARTS, ClassKnowledge, Knowledge, Motion
 
-# The paper's example (drink water) plus two more, so that small local models see the exact format.
-FEW_SHOT: tuple[tuple[str, dict[str, str]], ...] = (
-    ("drink water", {"head": "tilts back slightly", "hand": "grasps cup", "arm": "lifts cup to mouth",
-                     "hip": "remains stationary", "leg": "remains stationary", "foot": "remains stationary"}),
-    ("sit down", {"head": "stays level, facing forward", "hand": "rests on the thighs or the chair",
-                  "arm": "reaches back slightly for balance", "hip": "bends and lowers onto the seat",
-                  "leg": "bends at the knees", "foot": "stays planted on the floor"}),
-    ("kicking something", {"head": "looks down at the target", "hand": "swings slightly for balance",
-                           "arm": "moves out to the side for balance", "hip": "rotates toward the kick",
-                           "leg": "swings forward from the hip and straightens", "foot": "strikes the object"}),
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Example:
+    """A few-shot example: an action, its six movements and its description."""
+
+    label: str
+    parts: dict[str, str]
+    description: str
+
+    @property
+    def motion(self) -> Motion:
+        return Motion(**self.parts)
+
+
+def _still(head: str, hand: str, arm: str) -> dict[str, str]:
+    return {"head": head, "hand": hand, "arm": arm, "hip": "remains stationary", "leg": "remains stationary",
+            "foot": "remains stationary"}
+
+
+# The paper's example (drink water) first, then actions of other body regions, so that every action has an
+# unrelated example and small local models see the exact format.
+EXAMPLES: tuple[Example, ...] = (
+    Example("drink water", _still("tilts back slightly", "grasps cup", "lifts cup to mouth"),
+            "A person lifts a cup to the mouth and tilts the head back slightly to drink. The body stays still "
+            "while one hand holds the cup."),
+    Example("kicking something", {"head": "looks down at the target", "hand": "swings slightly for balance",
+                                  "arm": "moves out to the side for balance", "hip": "rotates toward the kick",
+                                  "leg": "swings forward from the hip and straightens",
+                                  "foot": "strikes the object"},
+            "A person swings one leg forward from the hip and strikes an object with the foot. The arms move out "
+            "to the side for balance."),
+    Example("sit down", {"head": "stays level, facing forward", "hand": "rests on the thighs or the chair",
+                         "arm": "reaches back slightly for balance", "hip": "bends and lowers onto the seat",
+                         "leg": "bends at the knees", "foot": "stays planted on the floor"},
+            "A person bends the hips and knees and lowers the body onto a chair. The feet stay on the floor."),
+    Example("jump up", {"head": "rises with the body, eyes forward", "hand": "swings upward",
+                        "arm": "swings back, then up to lift the body", "hip": "drops, then extends upward",
+                        "leg": "bends, then straightens to push off", "foot": "leaves the floor and lands again"},
+            "A person bends the knees and pushes off the floor to jump straight up. The arms swing up and the "
+            "feet land again."),
+    Example("salute", _still("faces forward, chin up", "flattens with the fingers together at the brow",
+                             "bends at the elbow to raise the hand to the forehead"),
+            "A person raises a flat hand to the forehead with the elbow out. The body stands still and upright."),
 )
+FEW_SHOT: tuple[tuple[str, dict[str, str]], ...] = tuple((e.label, e.parts) for e in EXAMPLES)  # older name
+EXAMPLES_PER_PROMPT = 2
+MOTION_MAX_TOKENS = 120  # six short lines are about 70 tokens; small models ramble on to any limit
+DESCRIPTION_MAX_TOKENS = 90
 
 SYSTEM_MOTION = ("You describe how each body part moves during a human action. Answer with exactly six lines, "
                  "one per body part, in the form 'part: movement' for head, hand, arm, hip, leg and foot, "
                  "and nothing else.")
+
+
+def examples_for(action: str, n: int = EXAMPLES_PER_PROMPT) -> list[Example]:
+    """The first `n` examples that share no content word with `action` (never the action itself)."""
+    chosen = [e for e in EXAMPLES if not checks.related(e.label, action)]
+    return chosen[:n]
 
 
 def _format_parts(parts: dict[str, str]) -> str:
@@ -41,17 +100,20 @@ def _question(action: str) -> str:
 
 
 def motion_messages(action: str) -> list[Message]:
-    """The paper's few-shot prompt: examples as earlier turns, then the action asked about."""
+    """The paper's few-shot prompt: examples of unrelated actions as earlier turns, then the action asked about
+    (with a reminder that the examples are not the answer)."""
+    shown = examples_for(action)
     intro = "Below are some examples of how the body parts move during an action.\n\n" + "\n".join(
-        f"Example: A action of {{{name}}}: " + "; ".join(f"{p} {parts[p]}" for p in BODY_PARTS) + "."
-        for name, parts in FEW_SHOT
+        f"Example: A action of {{{e.label}}}: " + "; ".join(f"{p} {e.parts[p]}" for p in BODY_PARTS) + "."
+        for e in shown
     )
     messages: list[Message] = [{"role": "system", "content": SYSTEM_MOTION}]
-    for i, (name, parts) in enumerate(FEW_SHOT):
-        question = _question(name)
+    for i, e in enumerate(shown):
+        question = _question(e.label)
         messages.append({"role": "user", "content": f"{intro}\n\n{question}" if i == 0 else question})
-        messages.append({"role": "assistant", "content": _format_parts(parts)})
-    messages.append({"role": "user", "content": _question(action)})
+        messages.append({"role": "assistant", "content": _format_parts(e.parts)})
+    ask = _question(action) + f" Describe '{action}' itself, not the examples."
+    messages.append({"role": "user", "content": ask})
     return messages
 
 
@@ -118,9 +180,9 @@ def parse_motion(text: str, action: str | None = None) -> Motion:
         raise ParseError(f"unusable phrase for {bad}")
     motion = Motion(**found)
     if action is not None:
-        for name, parts in FEW_SHOT:
-            if name != action and all(parts[p].lower() == found[p].lower() for p in BODY_PARTS):
-                raise ParseError(f"copied the example {name!r}")
+        for e in EXAMPLES:
+            if e.label != action and all(e.parts[p].lower() == found[p].lower() for p in BODY_PARTS):
+                raise ParseError(f"copied the example {e.label!r}")
     return motion
 
 
@@ -129,17 +191,17 @@ SYSTEM_DESCRIPTION = ("You write short, concrete descriptions of human actions a
 
 
 def description_messages(action: str, motion: Motion | None = None) -> list[Message]:
-    """Second prompt: the one-or-two sentence description stage 3 trains the LLM to answer with."""
-    example = ("A person lifts a cup to the mouth and tilts the head back slightly to drink. "
-               "The body stays still while one hand holds the cup.")
+    """Second prompt: the one-or-two sentence description stage 3 trains the LLM to answer with (the example is
+    an unrelated action's, as for motion)."""
+    example = (examples_for(action, 1) or [EXAMPLES[0]])[0]
     ask = f"Describe the action '{action}' in one or two sentences, starting with 'A person'."
     if motion is not None:
         ask += f" How the body moves: {motion.text()}."
     return [
         {"role": "system", "content": SYSTEM_DESCRIPTION},
-        {"role": "user", "content": "Describe the action 'drink water' in one or two sentences, starting with "
-                                    "'A person'."},
-        {"role": "assistant", "content": example},
+        {"role": "user", "content": f"Describe the action '{example.label}' in one or two sentences, starting "
+                                    "with 'A person'."},
+        {"role": "assistant", "content": example.description},
         {"role": "user", "content": ask},
     ]
 
@@ -169,13 +231,62 @@ def parse_description(text: str) -> str:
     return kept
 
 
+def check_motion(motion: Motion, action: str) -> Motion:
+    """Per-class checks on a parsed motion answer (ParseError names the problem; sugar.knowledge.checks)."""
+    copied = checks.copied_phrases(motion, [e.motion for e in EXAMPLES if e.label != action])
+    if copied > checks.MAX_COPIED_PHRASES:
+        raise ParseError(f"{copied} phrases copied from the few-shot examples")
+    if checks.distinct_phrases(motion) < checks.MIN_DISTINCT_PHRASES:
+        raise ParseError("the same phrase for most body parts")
+    return motion
+
+
+def check_description(text: str, action: str) -> str:
+    """Per-class checks on a parsed description: it names the action and is not an example's description."""
+    if not checks.mentions(text, action):
+        raise ParseError(f"the description does not name {action!r}")
+    for e in EXAMPLES:
+        if e.label != action and checks.same_description(text, e.description):
+            raise ParseError(f"copied the description of the example {e.label!r}")
+    return text
+
+
 @dataclass
 class MotionRun:
-    """What `generate_motion_knowledge` made: the knowledge (None when nothing succeeded) and the failures."""
+    """What `generate_motion_knowledge` made: the knowledge (None when nothing succeeded), the failures (answers
+    that never parsed) and the classes that fell back on the label template (label -> why)."""
 
     knowledge: Knowledge | None
     failures: dict[str, str] = field(default_factory=dict)
     generated: list[str] = field(default_factory=list)
+    templated: dict[str, str] = field(default_factory=dict)
+
+
+class _Asker:
+    """Asks one kind of answer per action with `client.ask_parsed`, telling apart answers that never parsed
+    (a failure) from parsed answers the checks rejected (the template's case)."""
+
+    def __init__(self, client: ChatClient, sampling: Sampling, attempts: int):
+        self.client, self.sampling, self.attempts = client, sampling, attempts
+
+    def ask(self, messages: list[Message], parse: Callable[[str], T], check: Callable[[T], T], what: str,
+            sampling: Sampling | None = None) -> tuple[T | None, str | None]:
+        """(value, None) on success; (None, reason) when every answer parsed but failed `check`; raises
+        AnswerRejected when no answer parsed at all."""
+        parsed_any: list[str] = []
+
+        def parse_and_check(text: str) -> T:
+            value = parse(text)
+            parsed_any.append(text)
+            return check(value)
+
+        try:
+            return self.client.ask_parsed(messages, parse_and_check, sampling=sampling or self.sampling,
+                                          attempts=self.attempts, what=what), None
+        except AnswerRejected as exc:
+            if not parsed_any:
+                raise
+            return None, str(exc)
 
 
 def generate_motion_knowledge(actions: Sequence[str], client: ChatClient, *, dataset: str,
@@ -184,28 +295,86 @@ def generate_motion_knowledge(actions: Sequence[str], client: ChatClient, *, dat
                               source: str | None = None) -> MotionRun:
     """Ask the motion (and, when absent, description) of every action; keep existing visual/description.
 
-    Classes whose answers never parse are listed in `failures` and left out of the knowledge.
+    Motion answers pass the per-class checks (`check_motion`), then, in action-list order, must differ from every
+    earlier class's (`checks.same_motion`; the later class is asked again with sampling); a class left without
+    an acceptable answer gets `checks.template_motion`. Descriptions likewise (`check_description`,
+    `checks.template_description`). Classes whose answers never parse are listed in `failures` and left out.
     """
-    sampling = sampling or Sampling(temperature=0.0, seed=0, max_tokens=200)
+    sampling = sampling or Sampling(temperature=0.0, seed=0, max_tokens=MOTION_MAX_TOKENS)
     old = {c.label: c for c in existing.classes} if existing is not None else {}
+    asker = _Asker(client, sampling, attempts)
+    templated: dict[str, str] = {}
 
-    def one(action: str) -> ClassKnowledge:
-        motion = client.ask_parsed(motion_messages(action), lambda text: parse_motion(text, action),
-                                   sampling=sampling, attempts=attempts, what=f"motion of {action!r}")
+    def first_motion(action: str) -> Motion | None:
+        value, reason = asker.ask(motion_messages(action), parse_motion,
+                                  lambda m: check_motion(m, action), f"motion of {action!r}")
+        if value is None:
+            templated[action] = f"motion: {reason}"
+        return value
+
+    run = run_bounded(actions, first_motion, concurrency=concurrency, desc="motion knowledge", progress=progress)
+    motions: dict[str, Motion] = {}
+    for action in [a for a in actions if a in run.results]:  # list order: the earlier class keeps its text
+        motion = run.results[action]
+
+        def distinct(m: Motion, action: str = action) -> Motion:
+            m = check_motion(m, action)
+            clash = next((other for other, o in motions.items() if checks.same_motion(m, o)), None)
+            if clash is not None:
+                raise ParseError(f"the same motion as {clash!r}")
+            return m
+
+        if motion is not None:
+            try:
+                motion = distinct(motion)
+            except ParseError as exc:
+                again = replace(sampling, temperature=max(sampling.temperature, 0.7), seed=(sampling.seed or 0) + 1)
+                motion, reason = asker.ask(motion_messages(action), parse_motion, distinct,
+                                           f"motion of {action!r} (was {exc})", sampling=again)
+                if motion is None:
+                    templated[action] = f"motion: {reason}"
+        motions[action] = motion if motion is not None else checks.template_motion(action)
+
+    def describe(action: str) -> str:
         prev = old.get(action)
-        description = prev.description if prev is not None else client.ask_parsed(
-            description_messages(action, motion), parse_description, sampling=sampling, attempts=attempts,
-            what=f"description of {action!r}")
-        visual = list(prev.visual) if prev is not None else []
-        return ClassKnowledge(label=action, motion=motion, visual=visual, description=description)
+        if prev is not None:
+            return prev.description
+        description_sampling = replace(sampling, max_tokens=DESCRIPTION_MAX_TOKENS)
+        value, reason = asker.ask(description_messages(action, motions[action]), parse_description,
+                                  lambda d: check_description(d, action), f"description of {action!r}",
+                                  sampling=description_sampling)
+        if value is None:
+            templated[action] = "; ".join(filter(None, [templated.get(action), f"description: {reason}"]))
+            return checks.template_description(action)
+        return value
 
-    run = run_bounded(actions, one, concurrency=concurrency, desc="motion knowledge", progress=progress)
+    described = run_bounded(list(motions), describe, concurrency=concurrency, desc="descriptions", progress=progress)
+    failures = dict(run.failures) | dict(described.failures)
+    results: dict[str, ClassKnowledge] = {}
+    seen_descriptions: list[str] = []
+    for action in [a for a in actions if a in motions and a in described.results]:
+        description = described.results[action]
+        if checks.words(description) in [checks.words(d) for d in seen_descriptions]:  # names differ
+            templated[action] = "; ".join(filter(None, [templated.get(action), "description: the same as an "
+                                                                                "earlier class's"]))
+            description = checks.template_description(action)
+        seen_descriptions.append(description)
+        prev = old.get(action)
+        visual = list(prev.visual) if prev is not None else []
+        results[action] = ClassKnowledge(label=action, motion=motions[action], visual=visual, description=description)
+
     # requested actions in order (a failed one keeps its existing entry, if any), then other existing classes
-    classes = [run.results.get(a) or old[a] for a in actions if a in run.results or a in old]
+    classes = [results.get(a) or old[a] for a in actions if a in results or a in old]
     classes += [c for label, c in old.items() if label not in set(actions)]
     src = source or f"motion and descriptions by {client.provider.identity} (sugar knowledge motion)"
+    if templated:
+        src += f"; label template for {len(templated)} class(es) whose answers failed the checks: " + ", ".join(
+            sorted(templated, key=list(actions).index))
     if existing is not None and existing.source:
         src = existing.source if src in existing.source else f"{existing.source}; {src}"
     know = Knowledge(schema_version=1, dataset=existing.dataset if existing else dataset, source=src,
                      classes=classes) if classes else None
-    return MotionRun(knowledge=know, failures=dict(run.failures), generated=[a for a in actions if a in run.results])
+    for action, why in templated.items():
+        log.info("%s: label template (%s)", action, why)
+    return MotionRun(knowledge=know, failures=failures, generated=[a for a in actions if a in results],
+                     templated={a: templated[a] for a in actions if a in templated})

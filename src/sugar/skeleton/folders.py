@@ -8,7 +8,7 @@ benchmark's file format, from the dataset registry.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,14 @@ class ScanResult:
     layout: str | None = None
     classes: list[str] = field(default_factory=list)
     format: str | None = None
+
+    def present_classes(self) -> ScanResult:
+        """The same samples with the class list cut to the classes that have samples (labels renumbered in
+        the list's order): a subset of a 120-class dataset trains and generates knowledge for its own classes."""
+        present = sorted({s.label for s in self.samples if s.label is not None})
+        position = {old: new for new, old in enumerate(present)}
+        samples = [replace(s, label=position[s.label]) if s.label is not None else s for s in self.samples]
+        return ScanResult(samples, self.bad, self.layout, [self.classes[i] for i in present], self.format)
 
     def coordinates(self) -> str | None:
         """A word on the coordinates' scale when it is not metres (None when it looks right or is unknown)."""

@@ -40,6 +40,7 @@ class TransformSettings:
     align: bool = True
     random_crop: tuple[float, float] = (0.5, 1.0)
     random_rotate: float = 0.3
+    random_scale: tuple[float, float] = (1.0, 1.0)
     stream: str = "joint"
 
     @classmethod
@@ -88,9 +89,11 @@ class Processor:
         rng = np.random.default_rng(0)
         return torch.from_numpy(np.stack([self(s, rng) for s in samples]))
 
-    def dataset(self, samples: Sequence[Sample], train: bool, seed: int = 0) -> SkeletonTensorDataset:
-        """A torch Dataset of (tensor, label) with per-sample, per-epoch seeded augmentation."""
-        return SkeletonTensorDataset(samples, self.transform(train), seed)
+    def dataset(self, samples: Sequence[Sample], train: bool, seed: int = 0, repeat: int = 1
+                ) -> SkeletonTensorDataset:
+        """A torch Dataset of (tensor, label) with per-sample, per-epoch seeded augmentation; `repeat` copies
+        of every sample per epoch, each augmented differently."""
+        return SkeletonTensorDataset(samples, self.transform(train), seed, repeat)
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
@@ -105,6 +108,7 @@ class Processor:
         try:
             settings = dict(data["transform"])
             settings["random_crop"] = tuple(settings.get("random_crop", (0.5, 1.0)))
+            settings["random_scale"] = tuple(settings.get("random_scale", (1.0, 1.0)))  # absent before scaling
             return cls(Layout.from_dict(data["layout"], source=source), int(data["in_channels"]),
                        TransformSettings(**settings), int(data.get("dims", 3)))
         except (KeyError, TypeError, ValueError) as exc:

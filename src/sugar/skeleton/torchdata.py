@@ -23,24 +23,29 @@ class SkeletonTensorDataset(Dataset):
     starts, so this also reaches non-persistent workers).
     """
 
-    def __init__(self, dataset: Sequence[Sample], transform: Transform, seed: int = 0):
+    def __init__(self, dataset: Sequence[Sample], transform: Transform, seed: int = 0, repeat: int = 1):
+        if repeat < 1:
+            raise ValueError(f"repeat must be >= 1, got {repeat}")
         self.dataset = dataset
         self.transform = transform
         self.seed = int(seed)
+        self.repeat = int(repeat)  # copies of each sample per epoch (CTR-GCN's NW-UCLA recipe repeats 5x)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset) * self.repeat
 
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, int(index)])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        sample = self.dataset[index]
-        x = self.transform(sample.joints, self.rng(index))
+        if not 0 <= index < len(self):
+            raise IndexError(index)  # also ends plain iteration over the dataset
+        sample = self.dataset[index % len(self.dataset)]
+        x = self.transform(sample.joints, self.rng(index))  # copies of a sample differ: their index differs
         label = -1 if sample.label is None else int(sample.label)
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), label
 

@@ -24,7 +24,7 @@ from sugar.errors import ConfigError
 from sugar.skeleton.layouts import Layout, get_layout
 
 Step = Callable[[np.ndarray, np.random.Generator], np.ndarray]
-STREAMS: tuple[str, ...] = ("joint", "bone", "motion", "bone_motion")
+STREAMS: tuple[str, ...] = ("joint", "bone", "joint_motion", "motion", "bone_motion")  # motion = joint_motion
 
 
 def presence(joints: np.ndarray) -> np.ndarray:
@@ -260,6 +260,22 @@ class RandomRotate:
 
 
 @dataclass(frozen=True)
+class RandomScale:
+    """Stretch each coordinate axis by its own factor in [low, high] (CTR-GCN's random scaling)."""
+
+    low: float
+    high: float
+    dims: int = 3
+
+    def __call__(self, joints: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.low == self.high == 1.0:
+            return joints
+        out = joints.copy()
+        out[..., : self.dims] *= rng.uniform(self.low, self.high, size=self.dims).astype(joints.dtype)
+        return out
+
+
+@dataclass(frozen=True)
 class Bone:
     layout: Layout
     dims: int = 3
@@ -309,14 +325,16 @@ class TransformSettings(Protocol):
     align: bool
     random_crop: tuple[float, float]
     random_rotate: float
+    random_scale: tuple[float, float]
     stream: str
 
 
 def build_transform(cfg: TransformSettings, layout: Layout | str, train: bool, *, dims: int = 3) -> Compose:
     """The standard chain for `cfg`: joints [M,T,V,C] + rng -> float32 [C, cfg.frames, V, cfg.max_persons].
 
-    Training adds the random crop window (cfg.random_crop) and random rotation (cfg.random_rotate); test
-    uses the whole valid sequence and no randomness. `dims` = coordinate channels (3 for 3D, 2 for 2D+score).
+    Training adds the random crop window (cfg.random_crop), random rotation (cfg.random_rotate) and per-axis
+    scaling (cfg.random_scale); test uses the whole valid sequence and no randomness. `dims` = coordinate
+    channels (3 for 3D, 2 for 2D+score).
     """
     layout = get_layout(layout)
     if cfg.frames < 1 or cfg.max_persons < 1:
@@ -324,6 +342,9 @@ def build_transform(cfg: TransformSettings, layout: Layout | str, train: bool, *
     lo, hi = cfg.random_crop
     if not 0 < lo <= hi <= 1:
         raise ConfigError(f"data.random_crop must satisfy 0 < low <= high <= 1, got {cfg.random_crop}")
+    scale_lo, scale_hi = cfg.random_scale
+    if not 0 < scale_lo <= scale_hi:
+        raise ConfigError(f"data.random_scale must satisfy 0 < low <= high, got {cfg.random_scale}")
     stream = cfg.stream
     if stream not in STREAMS:
         raise ConfigError(f"data.stream must be one of {', '.join(STREAMS)}, got {stream!r}")
@@ -335,9 +356,11 @@ def build_transform(cfg: TransformSettings, layout: Layout | str, train: bool, *
     steps.append(Resample(cfg.frames, tuple(cfg.random_crop) if train else None))
     if train and cfg.random_rotate > 0 and dims == 3:
         steps.append(RandomRotate(cfg.random_rotate))
+    if train and (scale_lo, scale_hi) != (1.0, 1.0):
+        steps.append(RandomScale(scale_lo, scale_hi, dims))
     if stream in ("bone", "bone_motion"):
         steps.append(Bone(layout, dims))
-    if stream in ("motion", "bone_motion"):
+    if stream in ("joint_motion", "motion", "bone_motion"):
         steps.append(Motion(dims))
     steps.append(ToCTVM())
     return Compose(steps)

@@ -248,7 +248,7 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
 
     spec = LoopSpec(cfg.epochs, cfg.batch_size, cfg.seed, grad_accum=cfg.grad_accum,
                     max_grad_norm=cfg.max_grad_norm, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every,
-                    amp=cfg.amp, desc="tune epoch")
+                    amp=cfg.amp, cpu_bf16=cfg.cpu_bf16, desc="tune epoch")
     trainer = Trainer(run, info, spec, model=model, optimizer=optimizer, train_set=train_set, collate_fn=collate,
                       loss_fn=loss_fn, lr_at=lambda step, _, total: _lr(step, total, cfg),
                       weights=rec.trainable_state, load_weights=rec.load_trainable_state, validate=validate,

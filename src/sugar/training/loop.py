@@ -205,13 +205,20 @@ class ShardedBatches(Sampler[list[int]]):
         return iter(self.batches[self.start :])
 
 
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """Mixed precision where it is safe: bf16 on GPUs that support it, fp16 on older ones (with a GradScaler),
-    nothing on CPU (bf16 on CPU is a measured choice of each command, not a default here)."""
-    if not enabled or device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast pays."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def autocast(device: torch.device, gpu: bool, cpu: bool = False) -> contextlib.AbstractContextManager:
+    """Mixed precision: on GPU (`gpu`) bf16 where supported, else fp16 (with a GradScaler); on CPU (`cpu`) bf16
+    where the CPU has it natively (AVX512-BF16/AMX; emulated bf16 is slower than fp32, so nothing there)."""
+    if device.type == "cuda" and gpu:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    if device.type == "cpu" and cpu and cpu_supports_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 @dataclass
@@ -227,6 +234,7 @@ class LoopSpec:
     checkpoint_every: int = 0  # also checkpoint every N optimizer steps mid-epoch (0: once per epoch)
     log_every: int = 10  # optimizer steps between TensorBoard loss points
     amp: bool = False  # mixed precision on GPU
+    cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16
     num_workers: int = 0
     desc: str = "epoch"
 
@@ -320,7 +328,7 @@ class Trainer:
                     group["lr"] = lr * group.get("lr_scale", 1.0)
                 self.optimizer.zero_grad(set_to_none=True)
                 for _ in range(min(spec.grad_accum, usable - batch_in_epoch)):
-                    with autocast(info.device, spec.amp):
+                    with autocast(info.device, spec.amp, spec.cpu_bf16):
                         loss, loss_sum, count = self.loss_fn(self.model, next(batches))
                     self.scaler.scale(loss / spec.grad_accum).backward()
                     sums += torch.tensor([float(loss_sum), float(count)], dtype=torch.float64)

@@ -114,7 +114,8 @@ def build_data(cfg: PretrainConfig, info: DistInfo | None = None) -> tuple[Pretr
             if info is not None:
                 barrier(info)
     excluded = set(cfg.exclude_classes)
-    train_set, _ = seeded_subset(processor.dataset(train_raw, True, cfg.seed), cfg.max_train_samples, cfg.seed)
+    train_set, _ = seeded_subset(processor.dataset(train_raw, True, cfg.seed, cfg.data.repeat), cfg.max_train_samples,
+                                 cfg.seed)
     data = PretrainData(
         train=train_set,
         val=processor.dataset(val_raw, False, cfg.seed) if val_raw is not None and len(val_raw) else None,
@@ -183,10 +184,7 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
     ddp: nn.Module = model
     if info.distributed:
         ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    texts = data.texts
-    if texts is not None:
-        texts = KnowledgeEmbeddings(texts.labels, texts.motion.to(device), texts.visual.to(device),
-                                    texts.visual_owner.to(device))
+    texts = data.texts.to(device) if data.texts is not None else None
     seen = data.seen if len(data.seen) < len(data.classes) else None
     steps = [0]  # optimizer steps so far: seeds each step's text mix
 
@@ -212,7 +210,7 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
         steps[0] = step
         return step_lr(step, steps_per_epoch, cfg.lr, cfg.warmup_epochs, cfg.lr_steps, cfg.lr_decay)
 
-    spec = LoopSpec(cfg.epochs, cfg.batch_size, cfg.seed, drop_last=True, amp=cfg.amp,
+    spec = LoopSpec(cfg.epochs, cfg.batch_size, cfg.seed, drop_last=True, amp=cfg.amp, cpu_bf16=cfg.cpu_bf16,
                     num_workers=cfg.data.num_workers, desc="epoch")
     trainer = Trainer(run, info, spec, model=ddp, optimizer=optimizer, train_set=data.train, collate_fn=None,
                       loss_fn=loss_fn, lr_at=lr_at, weights=model.state_dict, load_weights=model.load_state_dict,

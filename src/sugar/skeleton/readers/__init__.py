@@ -1,6 +1,7 @@
 """Skeleton file readers: one module per format, a plain registry of formats, and format detection.
 
-    read_file(path, format=None) -> list[Sample]     one file (or a generic dataset folder), validated
+    read_file(path, format=None, alone=False, max_bytes=None) -> list[Sample]
+                                                       one file (or a generic dataset folder), validated
     detect_format(path) -> str                         a format name of FORMATS, from the name, else the content
 
 Format names: ntu, nw-ucla, msr, pku-mmd, toyota, openpose, openpose-frames (a folder of OpenPose *_keypoints.json,
@@ -19,9 +20,11 @@ from pathlib import Path
 
 from sugar.errors import DataError
 from sugar.skeleton.readers import ctrgcn_npz, generic, msr, ntu, nw_ucla, openpose, pku_mmd, pyskl, toyota
+from sugar.skeleton.readers._common import ReadLimits
 from sugar.skeleton.sample import Sample
 
-__all__ = ["FORMATS", "Format", "detect_format", "guess_format", "read_file", "resolve_format", "write_generic"]
+__all__ = ["FORMATS", "Format", "ReadLimits", "detect_format", "guess_format", "read_file", "resolve_format",
+           "write_generic"]
 write_generic = generic.write_generic
 
 
@@ -31,7 +34,7 @@ class Format:
     suffixes it uses. Which class list its labels index is the dataset registry's business
     (sugar.skeleton.datasets.dataset_for_format)."""
 
-    read: Callable[[Path], list[Sample]]
+    read: Callable[..., list[Sample]]  # read(path, *, limits=ReadLimits())
     layout: str | None
     suffixes: tuple[str, ...]
     description: str
@@ -117,7 +120,8 @@ def detect_format(path: str | Path) -> str:
     if fmt is None:
         what = ("folder (not a generic dataset: no manifest.csv + layout.json; no *_keypoints.json; use scan)"
                 if p.is_dir() else "file")
-        raise DataError(p, f"cannot tell the skeleton format of this {what}; pass --format (format= in Python), one of {', '.join(FORMATS)}")
+        raise DataError(p, f"cannot tell the skeleton format of this {what}; pass --format (format= in Python), "
+                           f"one of {', '.join(FORMATS)}")
     return fmt
 
 
@@ -129,14 +133,19 @@ def resolve_format(path: Path, format: str | None) -> str:
     return format
 
 
-def read_file(path: str | Path, format: str | None = None, *, validate: bool = True) -> list[Sample]:
+def read_file(path: str | Path, format: str | None = None, *, validate: bool = True, alone: bool = False,
+              max_bytes: int | None = None) -> list[Sample]:
     """The samples of one file (or generic dataset folder). validate=False skips the per-sample checks of
-    container formats (callers that validate and report each sample themselves, like the dataset cache)."""
+    container formats (callers that validate and report each sample themselves, like the dataset cache).
+    alone=True reads this one file and never looks beside it (uploads: no PKU-MMD label file, no folder);
+    max_bytes bounds the decoded size a compressed or binary file may declare (see ReadLimits)."""
     p = Path(path)
     fmt = resolve_format(p, format)
     if not p.exists():
         raise DataError(p, "no such file or folder")
-    samples = FORMATS[fmt].read(p)
+    if alone and p.is_dir():
+        raise DataError(p, "a folder cannot be read as a single file")
+    samples = FORMATS[fmt].read(p, limits=ReadLimits(max_bytes=max_bytes, alone=alone))
     if validate:
         for s in samples:
             try:

@@ -8,12 +8,21 @@ Samples are named `train_000000`, `test_000000`, ... with meta["split"].
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import to_f32
+from sugar.skeleton.readers._common import (
+    MAX_LABEL,
+    NO_LIMITS,
+    ReadLimits,
+    check_bytes,
+    npy_declared_bytes,
+    show_number,
+    to_f32,
+)
 from sugar.skeleton.sample import Sample
 
 
@@ -21,9 +30,11 @@ def _labels(y: np.ndarray, n: int, path: Path, key: str) -> np.ndarray:
     if y.ndim == 2 and y.shape[0] == n:
         return y.argmax(axis=1)
     if y.ndim == 1 and y.shape[0] == n:
-        if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) or (y < 0).any() or \
-                (np.asarray(y) != np.round(y)).any():
+        if not np.issubdtype(y.dtype, np.number) or y.dtype.kind == "c" or not np.all(np.isfinite(y)) or \
+                (y < 0).any() or (np.asarray(y) != np.round(y)).any():
             raise DataError(path, f"{key} must hold non-negative integer labels")
+        if y.size and y.max() > MAX_LABEL:
+            raise DataError(path, f"{key} holds label {show_number(y.max())}, more than {MAX_LABEL}")
         return y.astype(np.int64)
     raise DataError(path, f"{key} has shape {y.shape}; expected ({n},) labels or ({n}, classes) one-hot")
 
@@ -42,7 +53,27 @@ def _to_mtvc(x: np.ndarray, path: Path, key: str) -> np.ndarray:
     raise DataError(path, f"{key} has shape {x.shape}; expected N x T x 150 or N x C x T x V x M")
 
 
-def read(path: Path) -> list[Sample]:
+def check_archive(path: Path, limits: ReadLimits) -> None:
+    """Refuse a zip bomb before numpy opens it: the members' declared sizes (which bound what zipfile will
+    inflate) must fit the limits, and each array header must declare no more data than its member holds."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            check_bytes(sum(i.file_size for i in infos), path, "the archive", limits)
+            for info in infos:
+                with zf.open(info) as member:
+                    declared = npy_declared_bytes(member, path, info.filename)
+                if declared > info.file_size:
+                    raise DataError(path, f"{info.filename}: its header declares {declared} bytes of data, "
+                                          f"but the member holds {info.file_size}")
+    except DataError:
+        raise
+    except Exception as exc:  # damaged zips fail with many error types (BadZipFile, zlib, struct, EOF, ...)
+        raise DataError(path, f"not a readable .npz ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def read(path: Path, *, limits: ReadLimits = NO_LIMITS) -> list[Sample]:
+    check_archive(path, limits)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

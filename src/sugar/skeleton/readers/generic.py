@@ -23,7 +23,15 @@ import numpy as np
 
 from sugar.errors import DataError, LayoutError
 from sugar.skeleton.layouts import Layout, get_layout
-from sugar.skeleton.readers._common import read_json, read_text, to_f32
+from sugar.skeleton.readers._common import (
+    NO_LIMITS,
+    ReadLimits,
+    check_bytes,
+    npy_declared_bytes,
+    read_json,
+    read_text,
+    to_f32,
+)
 from sugar.skeleton.sample import Sample
 
 MANIFEST = "manifest.csv"
@@ -36,8 +44,18 @@ def is_generic_dir(path: Path) -> bool:
     return path.is_dir() and (path / MANIFEST).is_file() and (path / LAYOUT_FILE).is_file()
 
 
-def read_npy(path: Path, name: str | None = None) -> Sample:
-    """One .npy array ([M, T, V, C] or [T, V, C]) as a Sample (not yet validated)."""
+def read_npy(path: Path, name: str | None = None, limits: ReadLimits = NO_LIMITS) -> Sample:
+    """One .npy array ([M, T, V, C] or [T, V, C]) as a Sample (not yet validated). The header is checked
+    first: an array must not declare more data than the file holds, nor more than the limits allow."""
+    try:
+        with open(path, "rb") as fh:
+            declared = npy_declared_bytes(fh, path, "array")
+            held = path.stat().st_size - fh.tell()
+    except OSError as exc:
+        raise DataError(path, f"cannot read file ({exc.strerror or exc})") from None
+    if declared > held:
+        raise DataError(path, f"the header declares {declared} bytes of data, but the file holds {held}")
+    check_bytes(declared, path, "the array", limits)
     try:
         arr = np.load(path, allow_pickle=False)
     except Exception as exc:  # a damaged header fails deep in numpy's parser with many error types
@@ -140,12 +158,14 @@ def read_dir(folder: Path) -> list[Sample]:
     return out
 
 
-def read(path: Path) -> list[Sample]:
+def read(path: Path, *, limits: ReadLimits = NO_LIMITS) -> list[Sample]:
     if path.is_dir():
+        if limits.alone:
+            raise DataError(path, "a folder cannot be read as a single file")
         if not is_generic_dir(path):
             raise DataError(path, f"not a generic dataset folder (needs {MANIFEST} and {LAYOUT_FILE})")
         return read_dir(path)
-    return [read_npy(path)]
+    return [read_npy(path, limits=limits)]
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import name_ids, numbers, read_text, to_f32
+from sugar.skeleton.readers._common import NO_LIMITS, ReadLimits, name_ids, numbers, read_text, to_f32
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "msr20"
@@ -17,7 +17,7 @@ JOINTS = 20
 NAME_RE = r"a(?P<action>\d+)_s(?P<subject>\d+)_e(?P<episode>\d+)"
 
 
-def read(path: Path) -> list[Sample]:
+def read(path: Path, *, limits: ReadLimits = NO_LIMITS) -> list[Sample]:
     lines = [ln.split() for ln in read_text(path).splitlines() if ln.strip()]
     if not lines:
         raise DataError(path, "empty file (no frames)")

@@ -30,7 +30,17 @@ from pathlib import Path
 import numpy as np
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import MAX_BODIES, MAX_FRAMES, as_int, name_ids, numbers, read_text, to_f32
+from sugar.skeleton.readers._common import (
+    MAX_BODIES,
+    MAX_FRAMES,
+    NO_LIMITS,
+    ReadLimits,
+    as_int,
+    name_ids,
+    numbers,
+    read_text,
+    to_f32,
+)
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "ntu25"
@@ -136,7 +146,7 @@ def assign_slots(ranked: list[str], frames: dict[str, list[int]], max_persons: i
     return [s for s in slots if s]
 
 
-def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
+def read(path: Path, max_persons: int = MAX_PERSONS, *, limits: ReadLimits = NO_LIMITS) -> list[Sample]:
     frames, bodies = _parse(path)
     if not bodies:
         raise DataError(path, "no body in any frame (no skeleton recorded)")

@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import float_array, name_ids, read_json, to_f32
+from sugar.skeleton.readers._common import NO_LIMITS, ReadLimits, float_array, name_ids, read_json, to_f32
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "kinect20"
 NAME_RE = r"a(?P<action>\d+)_s(?P<subject>\d+)_e(?P<environment>\d+)_v(?P<view>\d+)"
 
 
-def read(path: Path) -> list[Sample]:
+def read(path: Path, *, limits: ReadLimits = NO_LIMITS) -> list[Sample]:
     data = read_json(path)
     if not isinstance(data, dict) or "skeletons" not in data:
         raise DataError(path, "not an NW-UCLA skeleton json (no 'skeletons' field)")

@@ -28,7 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import float_array, read_json, to_f32
+from sugar.skeleton.readers._common import (
+    NO_LIMITS,
+    ReadLimits,
+    float_array,
+    label_index,
+    read_json,
+    show_number,
+    to_f32,
+)
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "openpose18"
@@ -39,10 +47,11 @@ KEYPOINTS_SUFFIX = "_keypoints.json"
 BODY25_JOINTS = 25
 # BODY_25 index of each openpose18 joint: BODY_25 = openpose18 plus mid-hip (8) and six foot points (19-24).
 BODY25_TO_OPENPOSE18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
-MAX_SPAN = 100_000  # frames; a corrupted frame_index must not allocate gigabytes (Kinetics clips have 300)
+MAX_SPAN = 18_000  # frames (10 min at 30 fps); a corrupted frame_index must not allocate gigabytes
+# (Kinetics clips have 300; the buffer is MAX_IN x span x 18 x 3 float64, 39 MB at the bound)
 
 
-def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
+def read(path: Path, max_persons: int = MAX_PERSONS, *, limits: ReadLimits = NO_LIMITS) -> list[Sample]:
     doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise DataError(path, "not a Kinetics-Skeleton json (no 'data' list)")
@@ -55,11 +64,11 @@ def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
             raise DataError(path, f"data[{k}] must be an object with a 'skeleton' list")
         fi = fr.get("frame_index")
         if isinstance(fi, bool) or not isinstance(fi, int):
-            raise DataError(path, f"data[{k}].frame_index must be an integer, got {fi!r}")
+            raise DataError(path, f"data[{k}].frame_index must be an integer, got {show_number(fi)}")
         indices.append(fi)
     first, last = min(indices), max(indices)
     if last - first + 1 > MAX_SPAN:
-        raise DataError(path, f"frame_index spans {last - first + 1} frames, more than {MAX_SPAN}")
+        raise DataError(path, f"frame_index spans {show_number(last - first + 1)} frames, more than {MAX_SPAN}")
     joints = np.zeros((MAX_IN, last - first + 1, JOINTS, 3), dtype=np.float64)
     for k, (fr, fi) in enumerate(zip(frames, indices, strict=True)):
         for m, skel in enumerate(fr["skeleton"][:MAX_IN]):
@@ -77,11 +86,7 @@ def read(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
     used = [m for m in order if joints[m].any()][:max_persons]
     if not used:
         raise DataError(path, "no skeleton in any frame")
-    label = doc.get("label_index")
-    if label is not None and (isinstance(label, bool) or not isinstance(label, int)):
-        raise DataError(path, f"label_index must be an integer, got {label!r}")
-    if label is not None and label < 0:  # unlabelled clips carry -1
-        label = None
+    label = label_index(doc.get("label_index"), path, "label_index")  # unlabelled clips carry -1
     meta: dict = {"layout": LAYOUT}
     if isinstance(doc.get("label"), str):
         meta["label_name"] = doc["label"]
@@ -131,8 +136,10 @@ def _frame_people(path: Path) -> list[np.ndarray]:
     return people
 
 
-def read_frames(path: Path, max_persons: int = MAX_PERSONS) -> list[Sample]:
+def read_frames(path: Path, max_persons: int = MAX_PERSONS, *, limits: ReadLimits = NO_LIMITS) -> list[Sample]:
     """A folder of per-frame `*_keypoints.json` (or one such file) -> one Sample [M, T, 18, 3]."""
+    if limits.alone and path.is_dir():
+        raise DataError(path, "a folder cannot be read as a single file")
     files = _frame_files(path) if path.is_dir() else [path]
     if not files:
         raise DataError(path, f"no *{KEYPOINTS_SUFFIX} files in this folder")

@@ -5,8 +5,9 @@ Skeleton file `NNNN-V.txt` (V = L, M or R camera): one line per frame of 150 num
 folder beside the skeleton folder whose name contains "label", e.g. Train_Label_PKU_final/): one line per
 action `label,start,end,confidence` with a 1-based label. Segment k (1-based) of a video is named
 `NNNN-V_kk`; its label is label - 1 and it holds skeleton lines start..end-1 (0-based, the slicing common
-reproductions use), clipped to the file. Bodies
-that are all zero over a segment are dropped (at least one person is kept).
+reproductions use), clipped to the file. Bodies that are all zero over a segment are dropped (at least one
+person is kept). Read alone (ReadLimits.alone, e.g. an upload to the service), a skeleton file is one
+unlabelled sample of the whole video and no label file is looked for.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import as_int, numbers, read_text, to_f32
+from sugar.skeleton.readers._common import NO_LIMITS, ReadLimits, as_int, numbers, read_text, to_f32
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "ntu25"
@@ -82,9 +83,18 @@ def read_skeleton(path: Path) -> np.ndarray:
     return to_f32(vals.reshape(len(lines), 2, 25, 3).transpose(1, 0, 2, 3), path, "skeleton values")
 
 
-def read(path: Path, label_path: Path | None = None) -> list[Sample]:
+def whole_video(path: Path) -> Sample:
+    """The skeleton file alone (no label file looked for): the whole video as one unlabelled sample."""
+    joints = read_skeleton(path)
+    present = [m for m in range(joints.shape[0]) if joints[m].any()] or [0]
+    return Sample(path.stem, np.ascontiguousarray(joints[present]), None, {"layout": LAYOUT, "video": path.stem})
+
+
+def read(path: Path, label_path: Path | None = None, *, limits: ReadLimits = NO_LIMITS) -> list[Sample]:
     if is_label_file(path):
         raise DataError(path, "this is a PKU-MMD label file; read the skeleton file of the same name")
+    if limits.alone and label_path is None:
+        return [whole_video(path)]
     label_path = label_path or find_label_file(path)
     if label_path is None:
         raise DataError(path, "no PKU-MMD label file found (same name in a sibling folder named like '*label*')")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sugar.errors import DataError
-from sugar.skeleton.readers._common import MAX_FRAMES, float_array, read_json, to_f32
+from sugar.skeleton.readers._common import MAX_FRAMES, NO_LIMITS, ReadLimits, float_array, read_json, to_f32
 from sugar.skeleton.sample import Sample
 
 LAYOUT = "lcrnet13"
@@ -33,7 +33,7 @@ ACTIONS: tuple[str, ...] = (
 )  # fmt: skip  (the 31 classes in the label order of the action list)
 
 
-def read(path: Path) -> list[Sample]:
+def read(path: Path, *, limits: ReadLimits = NO_LIMITS) -> list[Sample]:
     doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list):
         raise DataError(path, "not a Toyota Smarthome / LCR-Net pose json (no 'frames' list)")

@@ -1,0 +1,107 @@
+"""Score fusion of several stage-2 runs (the joint, bone and motion streams of CTR-GCN/PYSKL ensembles).
+
+Each run's per-sample class scores of a split are saved by `sugar evaluate` as scores-<head>.npz (logits: CE
+logits, or text-head cosines times the run's learned MIL-NCE scale). Fusion adds the runs' softmax
+probabilities with weights; the weights are given, or chosen on the validation split by a grid search, never on
+test. Samples are matched across runs by name, so the runs must score the same split of the same data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sugar.errors import SugarError
+from sugar.evaluation.encoder import evaluate_run
+from sugar.evaluation.metrics import classification_report, load_scores
+from sugar.fileio import atomic_write_text
+from sugar.viz import plot_confusion
+
+WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+
+
+def _scores(run: str | Path, split: str, head: str) -> dict[str, np.ndarray]:
+    """A run's saved scores of `split`, evaluated first when `sugar evaluate` has not saved them yet."""
+    path = Path(run) / "evaluation" / split / f"scores-{head}.npz"
+    if not path.is_file():
+        evaluate_run(run, split, tsne=False)
+    return load_scores(path)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def aligned(tables: list[dict[str, np.ndarray]], what: str) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
+    """(labels, probabilities per run in the first run's sample order, classes); refuses mismatched runs."""
+    first = tables[0]
+    order = {n: i for i, n in enumerate(first["names"].tolist())}
+    probs = []
+    for k, t in enumerate(tables):
+        if t["classes"].tolist() != first["classes"].tolist():
+            raise SugarError(f"{what}: run {k + 1} scores other classes than run 1")
+        if sorted(t["names"].tolist()) != sorted(order):
+            raise SugarError(f"{what}: run {k + 1} scored other samples than run 1 (not the same split?)")
+        position = np.argsort([order[n] for n in t["names"].tolist()])
+        probs.append(softmax(t["logits"][position]))
+    return first["labels"], probs, first["classes"].tolist()
+
+
+def choose_weights(labels: np.ndarray, probs: list[np.ndarray]) -> list[float]:
+    """The grid weights with the best validation top-1 (ties: closest to equal weights). Every combination
+    for up to four runs; beyond that, coordinate ascent from equal weights (three passes)."""
+
+    def score(weights: Sequence[float]) -> tuple[float, float]:
+        top1 = float((fuse(probs, weights).argmax(1) == labels).mean())
+        return top1, -float(np.abs(np.array(weights) - 1.0).sum())
+
+    if len(probs) <= 4:
+        grid = [w for w in itertools.product(WEIGHT_GRID, repeat=len(probs)) if any(w)]
+        return list(max(grid, key=score))
+    weights = [1.0] * len(probs)
+    for _ in range(3):
+        for k in range(len(weights)):
+            options = [[*weights[:k], w, *weights[k + 1:]] for w in WEIGHT_GRID]
+            weights = max((o for o in options if any(o)), key=score)
+    return weights
+
+
+def fuse(probs: list[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    return sum(w * p for w, p in zip(weights, probs, strict=True))  # type: ignore[return-value]
+
+
+def fuse_runs(runs: Sequence[str | Path], head: str = "text", split: str = "test", val_split: str = "val",
+              weights: Sequence[float] | None = None, out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Fuse the saved `head` scores of `runs` on `split`; weights given or chosen on `val_split`."""
+    if len(runs) < 2:
+        raise SugarError("fusion needs at least two runs")
+    if weights is not None and len(weights) != len(runs):
+        raise SugarError(f"{len(weights)} weights for {len(runs)} runs")
+    tables = [_scores(r, split, head) for r in runs]
+    labels, probs, classes = aligned(tables, split)
+    chosen_on = "given"
+    if weights is None:
+        val = [_scores(r, val_split, head) for r in runs]
+        val_labels, val_probs, _ = aligned(val, val_split)
+        weights, chosen_on = choose_weights(val_labels, val_probs), val_split
+    fused = classification_report(fuse(probs, weights), labels, classes)
+    single = [classification_report(p, labels, classes) for p in probs]
+    out = Path(out_dir) if out_dir else Path(runs[0]) / "evaluation" / f"fused-{split}"
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"confusion-fused-{head}.png"
+    plot_confusion(np.asarray(fused["confusion"]), classes, png,
+                   title=f"{len(runs)} runs fused ({head} head), {split} ({fused['top1'] * 100:.1f}% top-1)")
+    report = {"runs": [str(r) for r in runs], "head": head, "split": split, "weights": list(weights),
+              "weights_chosen_on": chosen_on, "fused": fused,
+              "single": [{"run": str(r), "top1": s["top1"], "top5": s["top5"]} for r, s in zip(runs, single,
+                                                                                                strict=True)],
+              "pictures": {png.name: str(png)}, "out_dir": str(out)}
+    atomic_write_text(out / "results.json", json.dumps(report, indent=1))
+    return report
