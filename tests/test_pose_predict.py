@@ -72,3 +72,20 @@ def test_a_bad_video_is_one_line(recognizer, tmp_path) -> None:
     res = runner.invoke(app, ["predict", str(empty), "--run", str(recognizer)])
     assert res.exit_code != 0
     assert "empty file" in str(res.exception) or "empty file" in res.output
+
+
+def test_the_service_around_the_real_recognizer_reads_a_video(recognizer, clip) -> None:
+    import httpx
+
+    from servicehelpers import running_server
+    from sugar.models.recognizer_io import load_recognizer
+    from sugar.serve import create_app
+
+    rec = load_recognizer(recognizer)
+    with running_server(create_app(rec)) as url, clip.open("rb") as f:
+        r = httpx.post(f"{url}/v1/recognize", params={"render": "true"}, files={"file": ("clip.mp4", f)},
+                       timeout=300)
+    assert r.status_code == 200, r.text
+    res = r.json()["results"][0]
+    assert res["label"] in rec.actions and len(res["top5"]) == 5 and res["description"] is not None
+    assert res["pose"]["frames"] == 20 and res["animation"].startswith("data:image/gif;base64,")

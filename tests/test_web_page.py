@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from posehelpers import frames, needs_pose, write_video
 from servicehelpers import running_server
 from sugar.serve import create_app
 from test_serve import IN_PROCESS, PoseHeightRecognizer
@@ -54,4 +55,32 @@ def test_upload_shows_label_description_top5_and_animation(tmp_path):
         page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=30_000)
         assert "a01_s01_e01_v01.json" in page.inner_text("#error")
         assert page.locator("#result").is_hidden()
+        browser.close()
+
+
+@needs_pose
+def test_video_upload_shows_the_answer_drawn_over_the_video(tmp_path):
+    video = write_video(tmp_path / "astronaut.mp4", frames(8, shift=4, blank=(3,)))
+    with running_server(create_app(PoseHeightRecognizer(), limits=IN_PROCESS)) as url, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page()
+        page.goto(url)
+        assert "video" in page.inner_text("h1")
+        page.set_input_files("#file", str(video))
+        page.click("#submit")
+        page.wait_for_selector("#result", state="visible", timeout=120_000)
+        assert page.inner_text("#label") in {"arms down", "arms middle", "arms up"}
+        assert page.locator("#top5 tr").count() == 3
+        pose = page.inner_text("#pose")
+        assert "8 frames at 15 fps" in pose and "no person found in frame(s) 3" in pose
+        assert page.get_attribute("#animation", "src").startswith("data:image/gif;base64,")
+        assert page.evaluate("document.getElementById('animation').naturalWidth") == 480  # the video's frames
+        page.screenshot(path=str(tmp_path / "video-page.png"), full_page=True)
+
+        empty = tmp_path / "empty.mp4"
+        empty.write_bytes(b"")
+        page.set_input_files("#file", str(empty))
+        page.click("#submit")
+        page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=30_000)
+        assert "empty.mp4: empty file" in page.inner_text("#error")
         browser.close()

@@ -31,8 +31,14 @@ def register(app: typer.Typer) -> None:
                                              help="Seconds a connection may take to send a request head."),
         body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1,
                                            help="Seconds a request may take to send its body."),
+        max_video_seconds: float = typer.Option(60.0, "--max-video-seconds", min=0.1,
+                                                help="Longest uploaded video (refused from its header)."),
+        video_fps: float = typer.Option(15.0, "--video-fps", min=0.0,
+                                        help="Frame rate uploaded videos are thinned to before pose estimation "
+                                             "(0: every frame)."),
     ) -> None:
         """Serve POST /v1/recognize, GET/POST /v1/actions, /healthz, the OpenAPI schema and a web page at /."""
+        import math
         from dataclasses import replace
 
         import uvicorn
@@ -44,7 +50,9 @@ def register(app: typer.Typer) -> None:
 
         check_rank_by(rank_by, "--rank-by")
         limits = ServiceLimits(max_body_bytes=int(max_body_mb * 2**20), max_pending=max_pending,
-                               header_timeout_s=header_timeout, body_timeout_s=body_timeout)
+                               header_timeout_s=header_timeout, body_timeout_s=body_timeout,
+                               max_video_seconds=max_video_seconds, max_video_frames=math.ceil(max_video_seconds * 60),
+                               video_fps=video_fps or None)
         warning = bind_warning(host, api_key)
         if warning:
             typer.secho(warning, err=True, fg=typer.colors.YELLOW)

@@ -9,9 +9,9 @@ Needs the optional `pose` extra (see sugar.pose.runtime); nothing else in the pr
 from __future__ import annotations
 
 from sugar.pose.estimate import LAYOUT, PoseEstimator, PoseOptions, PoseResult
-from sugar.pose.frames import Limits, is_video_input
-from sugar.pose.inputs import estimator, read_input
+from sugar.pose.frames import InputTooLong, Limits, is_video_input
+from sugar.pose.inputs import VIDEO_FORMAT, estimator, read_input
 from sugar.pose.runtime import PoseUnavailable, available
 
-__all__ = ["LAYOUT", "Limits", "PoseEstimator", "PoseOptions", "PoseResult", "PoseUnavailable", "available",
-           "estimator", "is_video_input", "read_input"]
+__all__ = ["LAYOUT", "VIDEO_FORMAT", "InputTooLong", "Limits", "PoseEstimator", "PoseOptions", "PoseResult",
+           "PoseUnavailable", "available", "estimator", "is_video_input", "read_input"]

@@ -31,6 +31,10 @@ def is_video_input(path: str | Path) -> bool:
     return p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES
 
 
+class InputTooLong(DataError):
+    """The input is over the frame or duration limit (the service answers 413 for it, not 422)."""
+
+
 @dataclass
 class Limits:
     """Refuse inputs longer than this (the service sets tighter ones)."""
@@ -72,7 +76,7 @@ class FrameSource:
                 for frame in container.decode(stream):
                     n += 1
                     if n > self.limits.max_frames or n / self.fps > self.limits.max_seconds:
-                        raise DataError(self.path, f"video is longer than the limit of {self.limits.max_frames} "
+                        raise InputTooLong(self.path, f"video is longer than the limit of {self.limits.max_frames} "
                                                    f"frames / {_clock(self.limits.max_seconds)}; cut it first")
                     yield frame.to_image()
         except DataError:
@@ -109,7 +113,7 @@ def open_frames(path: str | Path, limits: Limits | None = None, folder_fps: floa
         if not images:
             raise DataError(p, f"no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         if len(images) > limits.max_frames or len(images) / folder_fps > limits.max_seconds:
-            raise DataError(p, f"{len(images)} frames is more than the limit of {limits.max_frames} frames / "
+            raise InputTooLong(p, f"{len(images)} frames is more than the limit of {limits.max_frames} frames / "
                                f"{_clock(limits.max_seconds)}")
         first = _read_image(images[0])
         return FrameSource(p, folder_fps, len(images), first.width, first.height, limits, images)
@@ -134,9 +138,10 @@ def open_frames(path: str | Path, limits: Limits | None = None, folder_fps: floa
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise DataError(p, f"not a readable video ({_why(exc)})") from None
     if seconds is not None and seconds > limits.max_seconds:
-        raise DataError(p, f"video is {_clock(seconds)} long; the limit is {_clock(limits.max_seconds)}; cut it first")
+        raise InputTooLong(p, f"video is {_clock(seconds)} long; the limit is {_clock(limits.max_seconds)}; "
+                              "cut it first")
     if frames is not None and frames > limits.max_frames:
-        raise DataError(p, f"video has {frames} frames; the limit is {limits.max_frames}; cut it first")
+        raise InputTooLong(p, f"video has {frames} frames; the limit is {limits.max_frames}; cut it first")
     if not width or not height:
         raise DataError(p, "video stream has no picture size (corrupt header)")
     return FrameSource(p, fps, frames, int(width), int(height), limits)

@@ -32,8 +32,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from sugar.errors import SugarError
+from sugar.overlay import render_overlay
+from sugar.pose import LAYOUT as POSE_LAYOUT
 from sugar.serve.batcher import Recognizes, RequestBatcher
 from sugar.serve.limits import Admission, BodyDeadline, MemoryBudget, QuietDisconnects, ServiceLimits
+from sugar.serve.video import decode_video, is_video_upload, video_options
 from sugar.serve.workers import DecodePool
 from sugar.skeleton.layouts import Layout
 from sugar.skeleton.sample import Sample
@@ -91,12 +94,18 @@ def api_key_check(api_key: str | None):
 
 
 def animation_data_url(sample: Sample, layout: Layout, result: dict[str, Any], max_frames: int = 48) -> str:
-    """A GIF of the sequence with the answer written on it, inline as a data URL for the web page."""
+    """A GIF of the sequence with the answer written on it, inline as a data URL for the web page; for a
+    video, the skeleton drawn over its frames."""
     step = max(1, math.ceil(sample.num_frames / max_frames))
+    video = sample.meta.get("video")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "anim.gif"
-        render_sequence(sample.joints[:, ::step], layout, path, label=result.get("label"),
-                        description=result.get("description"))
+        if video is not None:
+            render_overlay(video.frames, video.image, POSE_LAYOUT, video.width, path, result.get("label"),
+                           result.get("description"), fps=video.kept_fps)
+        else:
+            render_sequence(sample.joints[:, ::step], layout, path, label=result.get("label"),
+                            description=result.get("description"))
         return "data:image/gif;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
@@ -137,6 +146,7 @@ def create_app(recognizer: Recognizes, max_batch: int = 32, max_wait_s: float = 
     admission = Admission(limits.max_pending, max_batch)
     batcher = RequestBatcher(recognizer, max_batch=max_batch, max_wait_s=max_wait_s, on_batch=admission.observe_batch)
     model = model_input(recognizer, limits)
+    pose, no_video = video_options(recognizer, limits)
     budget: MemoryBudget | None = None
     decoders = DecodePool(limits.decode_workers, limits.worker_memory_bytes)
     renders = anyio.CapacityLimiter(1)
@@ -200,7 +210,8 @@ def create_app(recognizer: Recognizes, max_batch: int = 32, max_wait_s: float = 
         },
     )
     async def recognize(request: Request, render: bool = False) -> dict[str, Any]:
-        """Upload a skeleton file (multipart field `file`, optional `format`) or post JSON joints."""
+        """Upload a skeleton file or a video (multipart field `file`, optional `format`; `video` for a video
+        with an unusual name) or post JSON joints."""
         with admission.enter():
             ctype = request.headers.get("content-type", "")
             if ctype.startswith("multipart/form-data"):
@@ -212,7 +223,13 @@ def create_app(recognizer: Recognizes, max_batch: int = 32, max_wait_s: float = 
             assert budget is not None, "the app was not started"
             try:
                 async with budget.reserve(len(content) * limits.decode_factor):
-                    samples = await decoders.run(decode, kind, content, model, filename, fmt)
+                    if kind == "upload" and is_video_upload(filename, fmt):
+                        if pose is None:
+                            raise HTTPException(422, no_video)
+                        keep = limits.video_frames_drawn if render else 0
+                        samples = await decoders.run(decode_video, filename, content, model, pose, keep)
+                    else:
+                        samples = await decoders.run(decode, kind, content, model, filename, fmt)
             except InputError as exc:
                 raise HTTPException(exc.status, exc.message) from None
             del content
@@ -223,6 +240,8 @@ def create_app(recognizer: Recognizes, max_batch: int = 32, max_wait_s: float = 
             out = []
             for k, (sample, result) in enumerate(zip(samples, results, strict=True)):
                 item = {"name": sample.name, **_jsonable(result)}
+                if "pose" in sample.meta:  # a video: what the estimator saw (frames, confidence, filled frames)
+                    item["pose"] = sample.meta["pose"]
                 if render and k < limits.max_rendered:
                     item["animation"] = await anyio.to_thread.run_sync(
                         animation_data_url, sample, recognizer.layout, result, limiter=renders)

@@ -51,6 +51,10 @@ class ServiceLimits:
     decode_factor: int = 16  # parsing memory per body byte (text -> Python objects -> arrays)
     max_decoded_bytes: int = 256 * 2**20  # what one uploaded .npz/.npy/.pkl may declare decoded
     max_rendered: int = 4  # animations per request (render=true)
+    max_video_seconds: float = 60.0  # an uploaded video longer than this is refused from its header (413)
+    max_video_frames: int = 1800
+    video_fps: float | None = 15.0  # videos are thinned to this rate before pose estimation (None: every frame)
+    video_frames_drawn: int = 48  # frames of an uploaded video kept for its render=true animation
 
 
 # ------------------------------------------------------------------ header time (uvicorn protocol)
