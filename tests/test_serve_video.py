@@ -81,7 +81,7 @@ def test_no_person_and_too_long_and_the_service_carries_on(service, tmp_path) ->
 
 def test_pose_estimation_does_not_hold_up_the_server(service, tmp_path) -> None:
     url, _ = service
-    video = write_video(tmp_path / "long.mp4", frames(60, shift=2), fps=30)  # thinned to 15 fps: 30 frames
+    video = write_video(tmp_path / "long.mp4", frames(120, shift=1), fps=30)  # thinned to 15 fps: 60 frames
     done: dict[str, object] = {}
     worker = threading.Thread(target=lambda: done.setdefault("r", upload(url, video, timeout=120)))
     worker.start()
@@ -93,8 +93,9 @@ def test_pose_estimation_does_not_hold_up_the_server(service, tmp_path) -> None:
         waits.append(time.perf_counter() - t0)
         time.sleep(0.1)
     worker.join(120)
-    assert done["r"].status_code == 200 and done["r"].json()["results"][0]["pose"]["frames"] == 30
-    assert waits and max(waits) < 1.0  # answered while the video was being read
+    assert done["r"].status_code == 200, done["r"].text
+    assert done["r"].json()["results"][0]["pose"]["frames"] == 60
+    assert len(waits) >= 2 and max(waits) < 1.5, waits  # answered while the video was being read
 
 
 def test_a_service_without_the_pose_extra_says_so(monkeypatch, tmp_path) -> None:
