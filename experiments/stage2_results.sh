@@ -86,11 +86,21 @@ ablation() {  # the paper's knowledge ablation; "CE only" is ucla-ce (same epoch
   evaluate ucla-abl-both --no-tsne
 }
 
+recipe() {  # MSR Action3D recipe search for issue 14: variants compared on validation top-1 only, never on test
+  local M=configs/pretrain/msr-action3d-cpu.yaml aug="--set data.random_rotate=1.0 --set data.random_scale=[0.7,1.3]"
+  # shellcheck disable=SC2086
+  {
+    train msr-r-joint "$M" "$E_MSR" --set loss=milnce+ce
+    train msr-r-aug "$M" "$E_MSR" --set loss=milnce+ce $aug
+    train msr-r-rep "$M" "$E_MSR" --set loss=milnce+ce $aug --set data.repeat=4
+  }
+}
+
 parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation)" >&2; exit 2 ;;
   esac
 done

@@ -153,3 +153,20 @@ def test_plain_xyz_text_is_read_with_its_layout_and_converted(tmp_path: Path) ->
     path.write_text("0 0\n")
     with pytest.raises(DataError, match="line 1: expected 3 numbers"):
         read_file(path, format="xyz-text")
+
+
+def test_convert_keeps_a_builtin_protocol_as_the_manifest_split(tmp_path: Path, shared_data: Path) -> None:
+    """NW-UCLA converted with --protocol xview trains on views 1+2 and tests on view 3, as the built-in does."""
+    src = tmp_path / "ucla"
+    src.mkdir()
+    names = ["a01_s01_e00_v01.json", "a01_s01_e00_v02.json", "a01_s01_e00_v03.json", "a02_s02_e00_v03.json"]
+    for name in names:
+        (src / name).symlink_to(shared_data / "nw_ucla" / "all_sqe" / name)
+    out = tmp_path / "own"
+    result = CliRunner().invoke(app, ["data", "convert", str(src), str(out), "--protocol", "xview"])
+    assert result.exit_code == 0, result.output
+    rows = (out / "manifest.csv").read_text().splitlines()[1:]
+    assert sorted(r.split(",")[2] for r in rows) == ["test", "test", "train", "train"]
+    assert get_benchmark(str(out)).protocols[0] == "split"
+    refused = CliRunner().invoke(app, ["data", "convert", str(src), str(tmp_path / "x"), "--protocol", "xsub"])
+    assert refused.exit_code != 0 and "no protocol 'xsub'" in str(refused.exception or refused.output)

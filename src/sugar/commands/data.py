@@ -78,6 +78,8 @@ def convert(
                                                                    "format's own layout)."),
     present_classes: bool = typer.Option(False, "--present-classes", help="Keep only the classes that have samples "
                                          "(default: the format's full action list)."),
+    protocol: str | None = typer.Option(None, "--protocol", help="Write this built-in protocol's train/test split "
+                                        "(e.g. xview for NW-UCLA, xsub for NTU) in the manifest's split column."),
 ) -> None:
     """Write the readable samples of SRC as a generic dataset folder (layout.json, classes.txt, manifest.csv,
     samples/*.npy). Bad files are reported and skipped."""
@@ -88,6 +90,8 @@ def convert(
     result = scan(src, format, progress=True)
     if not result.samples:
         raise DataError(src, "no readable sample to convert: " + _reasons(result.bad))
+    if protocol:
+        result = result.with_protocol_splits(src, protocol)
     if present_classes:
         result = result.present_classes()
     name = layout or result.layout

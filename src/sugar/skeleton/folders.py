@@ -41,6 +41,24 @@ class ScanResult:
         samples = [replace(s, label=position[s.label]) if s.label is not None else s for s in self.samples]
         return ScanResult(samples, self.bad, self.layout, [self.classes[i] for i in present], self.format)
 
+    def with_protocol_splits(self, root: str | Path, protocol: str) -> ScanResult:
+        """The same samples with meta["split"] from a named benchmark's protocol (NW-UCLA's xview, NTU's xsub,
+        ...), so a converted folder keeps the published split as its manifest's split column. Samples the
+        protocol does not use get no split (and are not trained or tested on)."""
+        dataset = dataset_for_format(self.format or "")
+        if dataset is None:
+            raise DataError(root, f"format {self.format!r} belongs to no built-in dataset, so it has no protocol "
+                                  f"{protocol!r}; write the manifest's split column yourself")
+        bench = get_benchmark(dataset)
+        bench.check_protocol(protocol)
+        rule = bench.splitter(Path(root) if Path(root).is_dir() else Path(root).parent, protocol)
+        samples = []
+        for s in self.samples:
+            ids = bench.sample_ids(s)
+            split = rule(ids) if ids is not None else None
+            samples.append(replace(s, meta={**s.meta, "split": split or ""}))
+        return ScanResult(samples, self.bad, self.layout, self.classes, self.format)
+
     def coordinates(self) -> str | None:
         """A word on the coordinates' scale when it is not metres (None when it looks right or is unknown)."""
         probe = [s for s in self.samples[:UNITS_PROBE] if s.joints.shape[-1] >= 3]
