@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from sugar.commands import data, demo, encoder, knowledge, recognizer, serve
+from sugar.commands import data, demo, encoder, knowledge, models, recognizer, serve
 from sugar.errors import SugarError
 
 app = typer.Typer(
@@ -25,7 +25,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
         os.environ["SUGAR_DEBUG"] = "1"
 
 
-for area in (data, knowledge, encoder, recognizer, serve, demo):
+for area in (data, knowledge, encoder, recognizer, serve, demo, models):
     area.register(app)
 
 

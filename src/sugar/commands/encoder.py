@@ -110,6 +110,9 @@ def evaluate_cmd(
         names = listed.names
         if knowledge is None and listed.knowledge is not None and Path(actions).suffix.lower() == ".json":
             knowledge = actions  # a knowledge file given as the list carries its own texts
+    from sugar.models.released import resolve_run
+
+    run = resolve_run(run)
     if (run / "recognizer.json").is_file():
         _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit, rank_by, names, knowledge)
         return

@@ -46,7 +46,8 @@ def _actions(spec: str | None) -> tuple[list[str] | None, Any]:
 def predict_cmd(
     files: list[Path] = typer.Argument(..., help="Skeleton files in any supported format, videos, image folders "
                                                  "or images (poses estimated offline; needs the pose extra)."),
-    run: Path = typer.Option(..., "--run", help="A `sugar tune` run directory."),
+    run: Path = typer.Option(..., "--run", help="A `sugar tune` run directory, or a released model's name "
+                                                "(`sugar models` lists them)."),
     actions: str = typer.Option(None, "--actions", help="Candidate actions: dataset name, text file or knowledge "
                                                         "JSON (default: the run's training list)."),
     mode: str = typer.Option("rank", "--mode", help="rank | generate."),

@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve")
     def serve(
-        run: Path = typer.Option(..., "--run", help="A stage-3 run directory (from `sugar tune` or `sugar demo`)."),
+        run: Path = typer.Option(..., "--run", help="A stage-3 run directory (from `sugar tune` or `sugar demo`) "
+                                                    "or a released model's name (`sugar models`)."),
         host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
         port: int = typer.Option(8000, help="TCP port."),
         max_batch: int = typer.Option(32, help="Most samples the model sees in one batched call."),

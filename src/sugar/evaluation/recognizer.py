@@ -25,6 +25,7 @@ from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
+from sugar.models.released import released_name, resolve_run
 from sugar.skeleton.datasets import dataset_label, get_benchmark, knowledge_name
 from sugar.skeleton.torchdata import ClassSubset, seeded_subset
 from sugar.viz import plot_confusion
@@ -101,7 +102,7 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     rank_by: None = the run's setting; "answer" scores each entry's knowledge description too (the run's
     knowledge file for its own dataset, the other dataset's shipped file for --dataset)."""
     check_rank_by(rank_by, "--rank-by")  # before minutes of loading
-    run_dir = Path(run_dir)
+    run_dir = resolve_run(run_dir)
     rec = load_recognizer(run_dir)
     if rec.encoder is None or rec.data is None:
         raise SugarError(f"{run_dir}: the recogniser has no encoder (or no record of its data) to read skeletons with")
@@ -113,7 +114,9 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     if actions is not None:
         ds = ds.on_list(actions)
     tag = "list" if actions is not None else dataset_label(dataset) if other and dataset else ""
-    out = Path(out_dir) if out_dir else run_dir / "evaluation" / (f"{tag}-{split}" if tag else split)
+    released = released_name(run_dir)  # the package folder stays read-only: its evaluation goes to ./runs
+    base = Path("runs") / "released" / released if released else run_dir
+    out = Path(out_dir) if out_dir else base / "evaluation" / (f"{tag}-{split}" if tag else split)
     out.mkdir(parents=True, exist_ok=True)
 
     classes = list(ds.classes)

@@ -23,6 +23,7 @@ from sugar.models.encoder import load_encoder, save_pretrained
 from sugar.models.inference import merge_lora as fold_lora
 from sugar.models.llm import load_causal_lm, load_lora
 from sugar.models.recognizer import Recognizer
+from sugar.models.released import resolve_run, unknown_run_hint
 from sugar.models.tqp import build_bridge
 
 FORMAT = "sugar-recognizer/1"
@@ -54,11 +55,13 @@ def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with
 
     with_encoder=False skips the encoder (then only precomputed token sequences can be recognised).
     merge_lora folds the adapters into the base weights for inference (undone by `.train()`).
+    A released model's name (`nw-ucla`, see models/released.py) stands for its folder.
     """
-    folder = Path(folder)
+    folder = resolve_run(folder)
     meta_path = folder / META_FILE
     if not meta_path.is_file():
-        raise SugarError(f"{folder}: not a recogniser run (missing {META_FILE}); run `sugar tune` first")
+        raise SugarError(f"{folder}: not a recogniser run (missing {META_FILE}); run `sugar tune` first"
+                         f"{unknown_run_hint()}")
     meta = read_json_object(meta_path, "recogniser description", SugarError)
     if meta.get("format") != FORMAT:
         raise SugarError(f"{meta_path}: unknown format {meta.get('format')!r}, expected {FORMAT}")

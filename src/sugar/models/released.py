@@ -1,0 +1,121 @@
+"""Released models: finished recognisers shipped inside the package (fp16 safetensors, a few MB each), so
+`sugar predict FILE --run nw-ucla` and `sugar serve --run nw-ucla` work from a clean checkout without training.
+
+Only the small trained parts are shipped (bridge, LoRA adapters, the skeleton encoder); the frozen LLM comes from
+the registry package named in recognizer.json, as for any run. `released/index.json` records per model the
+dataset, protocol, stream, the run's test metrics, the command that made it and a check: top-1 on a fixed seeded
+subset of the test split, which tests/test_released.py recomputes from the shared data.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from sugar.errors import SugarError
+from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_object
+
+RELEASED_DIR = Path(__file__).resolve().parents[1] / "released"
+INDEX_FILE = "index.json"
+# what a recogniser folder needs (recognizer_io's format); checkpoints, logs and pictures stay behind
+_SHIPPED_DIRS = ("", "adapter", "encoder")
+_SHIPPED_SUFFIXES = (".json", ".safetensors")
+_RUN_BOOKKEEPING = frozenset({"report.json"})
+
+
+@dataclass(frozen=True)
+class ReleasedModel:
+    """One entry of released/index.json."""
+
+    name: str
+    folder: Path
+    dataset: str
+    protocol: str
+    stream: str
+    command: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    check: dict[str, Any] = field(default_factory=dict)
+
+
+def released_models(root: Path | None = None) -> dict[str, ReleasedModel]:
+    """name -> released model, from the index (empty when nothing is released)."""
+    root = root or RELEASED_DIR
+    index = root / INDEX_FILE
+    if not index.is_file():
+        return {}
+    entries = read_json_object(index, "the released-model index")
+    try:
+        return {name: ReleasedModel(name, root / e["folder"], e["dataset"], e["protocol"], e["stream"], e["command"],
+                                    e.get("metrics", {}), e.get("check", {}))
+                for name, e in entries.items()}
+    except (KeyError, TypeError) as exc:
+        raise SugarError(f"{index}: unreadable entry ({exc})") from None
+
+
+def resolve_run(run: str | Path) -> Path:
+    """A run directory as given, or the folder of the released model of that name when no such path exists."""
+    path = Path(run)
+    if path.exists():
+        return path
+    released = released_models()
+    if str(run) in released:
+        return released[str(run)].folder
+    return path
+
+
+def released_name(folder: str | Path) -> str | None:
+    """The released name of a folder inside the package (None for a user's own run)."""
+    folder = Path(folder).resolve()
+    for name, model in released_models().items():
+        if model.folder.resolve() == folder:
+            return name
+    return None
+
+
+def unknown_run_hint() -> str:
+    """The released names, for an error about a run that does not exist."""
+    names = sorted(released_models())
+    return f"; released models: {', '.join(names)}" if names else ""
+
+
+def release_recognizer(run: str | Path, name: str, *, dataset: str, protocol: str, stream: str, command: str,
+                       metrics: dict[str, Any], check: dict[str, Any], root: Path | None = None) -> Path:
+    """Copy a finished recogniser folder into root/name in fp16 and record it in the index (replacing an
+    entry of the same name). Float tensors are halved: loading casts them back into the fp32 modules."""
+    src, root = Path(run), root or RELEASED_DIR
+    if not (src / "recognizer.json").is_file():
+        raise SugarError(f"{src}: not a finished recogniser run (missing recognizer.json)")
+    out = root / name
+    staging = root / f".{name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    for sub in _SHIPPED_DIRS:
+        folder = src / sub if sub else src
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.iterdir()):
+            if not f.is_file() or f.suffix not in _SHIPPED_SUFFIXES or f.name in _RUN_BOOKKEEPING:
+                continue
+            target = staging / sub / f.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if f.suffix == ".safetensors":
+                atomic_save_safetensors(_half(load_file(str(f))), target)
+            else:
+                shutil.copyfile(f, target)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    index_path = root / INDEX_FILE
+    index = read_json_object(index_path, "the released-model index") if index_path.is_file() else {}
+    index[name] = {"folder": name, "dataset": dataset, "protocol": protocol, "stream": stream,
+                   "command": command, "metrics": metrics, "check": check}
+    atomic_write_text(index_path, json.dumps(index, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}

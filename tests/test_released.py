@@ -1,0 +1,86 @@
+"""Released models: a recogniser copied into the package in fp16 answers as the fp32 run did, `--run NAME`
+resolves it, and each model shipped in src/sugar/released still reaches its recorded accuracy on the shared data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from stage3helpers import ACTIONS, DESCRIPTIONS, session_tokenizer, tiny_config, tiny_llm_dir
+from sugar.cli import app
+from sugar.config import DataConfig, EncoderConfig
+from sugar.errors import SugarError
+from sugar.evaluation.recognizer import evaluate_recognizer_run
+from sugar.models import released
+from sugar.models.encoder import build_encoder
+from sugar.models.recognizer import Recognizer
+from sugar.models.recognizer_io import load_recognizer, save_recognizer
+from sugar.skeleton.layouts import get_layout
+from sugar.skeleton.processor import Processor
+from sugar.skeleton.readers import read_file
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory) -> Path:
+    llm = str(tiny_llm_dir(tmp_path_factory.getbasetemp(), session_tokenizer(tmp_path_factory)))
+    torch.manual_seed(0)
+    layout = get_layout("kinect20")
+    encoder = build_encoder(EncoderConfig(preset="cpu"), layout, 3)
+    processor = Processor.from_config(DataConfig(frames=16, max_persons=1), layout, 3)
+    rec = Recognizer.build(tiny_config(llm), encoder.dim, ACTIONS, DESCRIPTIONS, encoder=encoder, processor=processor)
+    folder = tmp_path_factory.mktemp("run")
+    save_recognizer(rec.eval(), folder)
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "ckpt-0000001.safetensors").write_bytes(b"not shipped")
+    return folder
+
+
+def test_a_released_copy_is_fp16_and_answers_like_the_run(run_folder, tmp_path, monkeypatch, shared_data) -> None:
+    monkeypatch.setattr(released, "RELEASED_DIR", tmp_path)
+    out = released.release_recognizer(run_folder, "tiny-ucla", dataset="nw-ucla", protocol="xview", stream="joint",
+                                      command="sugar tune ...", metrics={"top1": 0.5}, check={})
+    assert not (out / "checkpoints").exists() and (out / "encoder" / "encoder.safetensors").is_file()
+    assert all(t.dtype in (torch.float16, torch.int64) for t in load_file(str(out / "bridge.safetensors")).values())
+    assert released.resolve_run("tiny-ucla") == out and released.released_name(out) == "tiny-ucla"
+    assert json.loads((tmp_path / "index.json").read_text())["tiny-ucla"]["dataset"] == "nw-ucla"
+
+    sample = read_file(shared_data / "nw_ucla" / "all_sqe" / "a01_s01_e00_v01.json")
+    original = load_recognizer(run_folder).recognize(sample, batch_size=2)
+    again = load_recognizer("tiny-ucla").recognize(sample, batch_size=2)
+    assert [r["label"] for r in again] == [r["label"] for r in original]
+    assert [r["loglik"] for r in again] == pytest.approx([r["loglik"] for r in original], abs=0.05)
+
+    result = runner.invoke(app, ["predict", str(shared_data / "nw_ucla" / "all_sqe" / "a01_s01_e00_v01.json"),
+                                 "--run", "tiny-ucla"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout[result.stdout.index("{"):])["label"] in ACTIONS
+    listed = runner.invoke(app, ["models", "list"])
+    assert listed.exit_code == 0 and "tiny-ucla" in listed.stdout
+
+
+def test_an_unknown_run_names_the_released_models(tmp_path, monkeypatch, run_folder) -> None:
+    monkeypatch.setattr(released, "RELEASED_DIR", tmp_path)
+    released.release_recognizer(run_folder, "tiny-ucla", dataset="nw-ucla", protocol="xview", stream="joint",
+                                command="c", metrics={}, check={})
+    with pytest.raises(SugarError, match="released models: tiny-ucla"):
+        load_recognizer(tmp_path / "no-such-run")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(released.released_models()))
+def test_each_released_model_keeps_its_recorded_accuracy(name, tmp_path, shared_data) -> None:
+    """The shipped fp16 model, on the seeded test subset recorded at release time (~1 min per model)."""
+    model = released.released_models()[name]
+    check = model.check
+    report = evaluate_recognizer_run(name, split=check["split"], limit=check["samples"], out_dir=tmp_path,
+                                     progress=False)
+    top1 = report["views"]["all"]["top1"]
+    assert abs(top1 - check["top1"]) <= 1.5 / check["samples"], (name, top1, check)  # one sample of rounding
+    assert model.metrics["top1"] > 0.5
