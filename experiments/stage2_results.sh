@@ -96,11 +96,33 @@ recipe() {  # MSR Action3D recipe search for issue 14: variants compared on vali
   }
 }
 
+own() {  # name source protocol: convert a built-in dataset as a user would, offline knowledge, custom config as is
+  local name=$1 src=$2 protocol=$3 dir="$OWN/$1"
+  mkdir -p "$OUT/logs" "$OWN"
+  if [ ! -f "$dir/manifest.csv" ]; then
+    $PY -m sugar.cli data convert "$src" "$dir" --protocol "$protocol" > "$OUT/logs/own-$name-convert.log" 2>&1
+  fi
+  if [ ! -f "$dir/knowledge.json" ]; then  # the documented offline generator (SmolLM2), cached per prompt
+    $PY -m sugar.cli knowledge motion --actions "$dir" --out "$dir/knowledge.json" --provider hf --concurrency 1 \
+      --cache-dir "$OWN/knowledge-cache" > "$OUT/logs/own-$name-knowledge.log" 2>&1
+  fi
+  $PY -m sugar.cli pretrain --config configs/pretrain/custom.yaml --data "$dir" --run-dir "$OUT/own-$name" \
+    --no-progress > "$OUT/logs/own-$name.log" 2>&1
+  echo "$(date -u +%H:%M:%S) trained own-$name"
+  evaluate "own-$name" --no-tsne
+}
+
+owndata() {  # issue 13: MSR Action3D and NW-UCLA treated as a user's own data (folders under $OWN)
+  OWN=${OWN:-$OUT/own-data}
+  own msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub
+  own ucla "${UCLA_SRC:-../shared/data/nw_ucla/all_sqe}" xview
+}
+
 parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|owndata|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation)" >&2; exit 2 ;;
   esac
 done
