@@ -90,10 +90,15 @@ recipe() {  # MSR Action3D recipe search for issue 14: variants compared on vali
   local M=configs/pretrain/msr-action3d-cpu.yaml aug="--set data.random_rotate=1.0 --set data.random_scale=[0.7,1.3]"
   # shellcheck disable=SC2086
   {
-    train msr-r-joint "$M" "$E_MSR" --set loss=milnce+ce
-    train msr-r-aug "$M" "$E_MSR" --set loss=milnce+ce $aug
-    train msr-r-rep "$M" "$E_MSR" --set loss=milnce+ce $aug --set data.repeat=4
+    train msr-r-joint "$M" "$E_MSR" --set loss=milnce+ce && evaluate msr-r-joint --no-tsne
+    train msr-r-aug "$M" "$E_MSR" --set loss=milnce+ce $aug && evaluate msr-r-aug --no-tsne
+    train msr-r-rep "$M" "$E_MSR" --set loss=milnce+ce $aug --set data.repeat=4 && evaluate msr-r-rep --no-tsne
   }
+}
+
+run:ucla-r-joint() {  # NW-UCLA with the custom config's loss (MIL-NCE + CE): the built-in side of issue 13's check
+  train ucla-r-joint configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" --set loss=milnce+ce
+  evaluate ucla-r-joint --no-tsne
 }
 
 own() {  # name source protocol: convert a built-in dataset as a user would, offline knowledge, custom config as is
@@ -122,7 +127,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|owndata|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|owndata|run:ucla-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation)" >&2; exit 2 ;;
   esac
 done
