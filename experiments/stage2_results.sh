@@ -90,7 +90,7 @@ recipe() {  # MSR Action3D recipe search for issue 14: variants compared on vali
   local M=configs/pretrain/msr-action3d-cpu.yaml aug="--set data.random_rotate=1.0 --set data.random_scale=[0.7,1.3]"
   # shellcheck disable=SC2086
   {
-    train msr-r-joint "$M" "$E_MSR" --set loss=milnce+ce && evaluate msr-r-joint --no-tsne
+    run:msr-r-joint
     train msr-r-aug "$M" "$E_MSR" --set loss=milnce+ce $aug && evaluate msr-r-aug --no-tsne
     train msr-r-rep "$M" "$E_MSR" --set loss=milnce+ce $aug --set data.repeat=4 && evaluate msr-r-rep --no-tsne
   }
@@ -99,6 +99,29 @@ recipe() {  # MSR Action3D recipe search for issue 14: variants compared on vali
 run:ucla-r-joint() {  # NW-UCLA with the custom config's loss (MIL-NCE + CE): the built-in side of issue 13's check
   train ucla-r-joint configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" --set loss=milnce+ce
   evaluate ucla-r-joint --no-tsne
+}
+
+knowledge() {  # issue 13: shipped vs offline-generated vs label-only knowledge, MIL-NCE + CE, equal budgets
+  local own=${OWN:-$OUT/own-data}
+  local gen_msr=$own/msr/knowledge.json gen_ucla=$own/ucla/knowledge.json
+  local M=configs/pretrain/msr-action3d-cpu.yaml U=configs/pretrain/nw-ucla-cpu.yaml
+  local label="--set use_motion=false --set use_visual=false"
+  # shellcheck disable=SC2086
+  {
+    run:msr-r-joint  # shipped knowledge
+    train msr-k-gen "$M" "$E_MSR" --set loss=milnce+ce --set knowledge="$gen_msr" && evaluate msr-k-gen --no-tsne
+    train msr-k-label "$M" "$E_MSR" --set loss=milnce+ce $label && evaluate msr-k-label --no-tsne
+    if [ -n "${KNOWLEDGE_UCLA:-}" ]; then
+      run:ucla-r-joint  # shipped knowledge
+      train ucla-k-gen "$U" "$E_UCLA" --set loss=milnce+ce --set knowledge="$gen_ucla" && evaluate ucla-k-gen --no-tsne
+      train ucla-k-label "$U" "$E_UCLA" --set loss=milnce+ce $label && evaluate ucla-k-label --no-tsne
+    fi
+  }
+}
+
+run:msr-r-joint() {
+  train msr-r-joint configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" --set loss=milnce+ce
+  evaluate msr-r-joint --no-tsne
 }
 
 own() {  # name source protocol: convert a built-in dataset as a user would, offline knowledge, custom config as is
@@ -127,7 +150,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|owndata|run:ucla-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
-    *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation)" >&2; exit 2 ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|owndata|knowledge|run:ucla-r-joint|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
+    *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
