@@ -133,6 +133,22 @@ def recipe_table(runs: Path) -> list[str]:
     return [*lines, ""] if any(n.startswith("msr-r-") for n, _, _ in rows) else []
 
 
+def knowledge_table(runs: Path, prefix: str, title: str) -> list[str]:
+    """Issue 13: which knowledge the text head learns best from, every run MIL-NCE + CE at the same budget (the
+    class name is always one more positive text)."""
+    rows = [(f"{prefix}-r-joint", "shipped (hand-checked, motion + visual)"),
+            (f"{prefix}-k-gen", "offline generator (SmolLM2-135M), as written for own data"),
+            (f"{prefix}-k-label", "label only (no knowledge text)")]
+    found = [(n, lab, r) for n, lab in rows if (r := load(runs / n)) is not None]
+    if len(found) < 2:
+        return []
+    lines = [f"### {title}", "", "| knowledge | run | text head test top-1 % | CE head test top-1 % | val top-1 % "
+             "(best epoch) | training |", "|---|---|---|---|---|---|"]
+    lines += [f"| {lab} | `{n}` | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {best_val(r)} | {setting(r)} |"
+              for n, lab, r in found]
+    return [*lines, ""]
+
+
 def own_data_table(runs: Path, key: str, title: str, builtins: list[str]) -> list[str]:
     """Issue 13's check: a built-in dataset converted and trained as a user's own folder (offline knowledge,
     configs/pretrain/custom.yaml as is) against the best built-in run of the same heads."""
@@ -297,6 +313,8 @@ def main() -> None:
     out += supervised_table("NW-UCLA cross-view (train views 1+2, test view 3)", runs, "ucla", "ucla")
     out += supervised_table("MSR Action3D cross-subject (train subjects 1,3,5,7,9)", runs, "msr", "msr")
     out += recipe_table(runs)
+    out += knowledge_table(runs, "msr", "MSR Action3D: knowledge for the text head (MIL-NCE + CE, 40 epochs each)")
+    out += knowledge_table(runs, "ucla", "NW-UCLA: knowledge for the text head (MIL-NCE + CE, 30 epochs each)")
     out += own_data_table(runs, "msr", "MSR Action3D as a user's own data (converted with --protocol xsub)",
                           ["msr-milnce", "msr-ce", "msr-r-joint", "msr-r-aug", "msr-r-rep"])
     out += own_data_table(runs, "ucla", "NW-UCLA as a user's own data (converted with --protocol xview)",
