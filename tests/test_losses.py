@@ -142,3 +142,25 @@ def test_label_text_in_prototypes_subset_and_device_copy():
     assert moved.label is not None and moved.label.data_ptr() == emb.label.data_ptr()
     with pytest.raises(ConfigError):
         knowledge().prototypes(False, False)  # no label texts to fall back on
+
+
+def test_all_class_negatives_push_away_from_classes_missing_from_the_batch():
+    """A batch of one class has no negatives under text_negatives=batch (loss 0); with all, the other training
+    classes' texts are candidates, so the loss sees them."""
+    from dataclasses import replace
+
+    from sugar.config import EncoderConfig, PretrainConfig
+    from sugar.models.encoder import build_encoder
+    from sugar.models.heads import EncoderWithHeads
+    from sugar.skeleton.layouts import get_layout
+    from sugar.training.pretrain import _loss
+
+    emb = KnowledgeEmbeddings(["a", "b", "c"], unit(3, 8, seed=1), unit(0, 8), torch.zeros(0, dtype=torch.long))
+    cfg = PretrainConfig(use_visual=False, text_mix="none")
+    model = EncoderWithHeads(build_encoder(EncoderConfig(preset="cpu"), get_layout("ntu25"), 3), cfg, 3, 8)
+    out, y = {"features": emb.motion[1:2].repeat(4, 1)}, torch.zeros(4, dtype=torch.long)  # looks like class b
+    batch_only = _loss(model, out, y, y, cfg, emb, 0, [0, 1, 2])
+    every_class = _loss(model, out, y, y, replace(cfg, text_negatives="all"), emb, 0, [0, 1, 2])
+    assert torch.allclose(batch_only, torch.zeros(4)) and (every_class > 0.5).all()
+    with pytest.raises(ConfigError, match="text_negatives"):
+        EncoderWithHeads(model.encoder, replace(cfg, text_negatives="most"), 3, 8)

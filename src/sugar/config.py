@@ -65,6 +65,10 @@ class PretrainConfig:
     text_mix: str = "convex"  # convex: random convex mixes of motion with each visual text per step | none
     temperature: float = 0.07
     learn_temperature: bool = True
+    # MIL-NCE candidates: "batch" = the texts of classes in the (global) batch (the paper's contrastive form);
+    # "all" = every training class's texts each step, as the text head is scored at test time (small batches
+    # on many fine-grained classes rarely hold two confusable classes together)
+    text_negatives: str = "batch"
     epochs: int = 200
     batch_size: int = 200  # global batch (split over DDP processes)
     lr: float = 0.01

@@ -10,7 +10,7 @@ from torch import nn
 from sugar.config import PretrainConfig
 from sugar.errors import ConfigError
 from sugar.models.encoder import SkeletonEncoder
-from sugar.models.losses import LOSS_MODES, MILNCELoss
+from sugar.models.losses import LOSS_MODES, TEXT_NEGATIVES, MILNCELoss
 
 
 class ProjectionHead(nn.Module):
@@ -31,6 +31,8 @@ class EncoderWithHeads(nn.Module):
         super().__init__()
         if cfg.loss not in LOSS_MODES:
             raise ConfigError(f"loss: {cfg.loss!r} must be one of {LOSS_MODES}")
+        if cfg.text_negatives not in TEXT_NEGATIVES:
+            raise ConfigError(f"text_negatives: {cfg.text_negatives!r} must be one of {TEXT_NEGATIVES}")
         self.encoder = encoder
         self.uses_text = "milnce" in cfg.loss
         self.uses_ce = "ce" in cfg.loss.split("+")

@@ -35,6 +35,7 @@ from sugar.models.text import KnowledgeEmbeddings
 
 MIX_MODES = ("convex", "none")
 LOSS_MODES = ("milnce", "ce", "milnce+ce")
+TEXT_NEGATIVES = ("batch", "all")  # MIL-NCE candidates: classes in the batch, or every training class
 
 
 def text_bank(emb: KnowledgeEmbeddings, classes: torch.Tensor, *, use_motion: bool = True, use_visual: bool = True,

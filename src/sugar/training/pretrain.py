@@ -129,13 +129,14 @@ def build_data(cfg: PretrainConfig, info: DistInfo | None = None) -> tuple[Pretr
 
 
 def _loss(model: EncoderWithHeads, out: dict[str, torch.Tensor], y: torch.Tensor, global_labels: torch.Tensor,
-          cfg: PretrainConfig, texts: KnowledgeEmbeddings | None, step: int) -> torch.Tensor:
-    """Per-sample losses [b] (float32)."""
+          cfg: PretrainConfig, texts: KnowledgeEmbeddings | None, step: int, seen: list[int]) -> torch.Tensor:
+    """Per-sample losses [b] (float32). seen: the training classes (the candidates of text_negatives=all)."""
     total = torch.zeros(len(y), device=y.device)
     if model.milnce is not None:
         assert texts is not None
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        bank, owners = text_bank(texts, torch.unique(global_labels).cpu(), use_motion=cfg.use_motion,
+        candidates = torch.tensor(seen) if cfg.text_negatives == "all" else torch.unique(global_labels).cpu()
+        bank, owners = text_bank(texts, candidates, use_motion=cfg.use_motion,
                                  use_visual=cfg.use_visual, mix=cfg.text_mix, generator=gen)
         total = total + model.milnce(out["features"].float(), y, bank.to(y.device), owners.to(y.device))
     if model.classifier is not None:
@@ -192,7 +193,7 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
         x, y = batch
         x, y = x.to(device, non_blocking=True).float(), torch.as_tensor(y).to(device, non_blocking=True).long()
         global_labels = _gather_labels(y, info)
-        per_sample = _loss(model, net(x), y, global_labels, cfg, texts, steps[0])
+        per_sample = _loss(model, net(x), y, global_labels, cfg, texts, steps[0], data.seen)
         steps[0] += 1
         # the global mean's gradient once DDP averages over processes
         return per_sample.sum() / len(global_labels) * info.world, per_sample.detach().sum(), len(y)
