@@ -118,6 +118,8 @@ def both_heads(r: dict[str, Any], head: str) -> str:
 RECIPES = [("msr-milnce", "MIL-NCE only (published row above)"), ("msr-ce", "CE only (published row above)"),
            ("msr-r-joint", "MIL-NCE + CE jointly"),
            ("msr-r-aug", "+ rotation ±1 rad (was 0.3), per-axis scale 0.7-1.3"),
+           ("msr-r-neg", "MIL-NCE + CE, every training class's texts as candidates (text_negatives=all)"),
+           ("msr-r-neg-text", "MIL-NCE only, text_negatives=all"),
            ("msr-r-rep", "+ repeat 4 (each sample 4x per epoch, augmented differently)")]
 
 

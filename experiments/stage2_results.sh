@@ -92,8 +92,16 @@ recipe() {  # MSR Action3D recipe search for issue 14: variants compared on vali
   {
     run:msr-r-joint
     train msr-r-aug "$M" "$E_MSR" --set loss=milnce+ce $aug && evaluate msr-r-aug --no-tsne
+    train msr-r-neg "$M" "$E_MSR" --set loss=milnce+ce --set text_negatives=all && evaluate msr-r-neg --no-tsne
+    train msr-r-neg-text "$M" "$E_MSR" --set loss=milnce --set text_negatives=all && evaluate msr-r-neg-text --no-tsne
     train msr-r-rep "$M" "$E_MSR" --set loss=milnce+ce $aug --set data.repeat=4 && evaluate msr-r-rep --no-tsne
   }
+}
+
+recipe2() {  # the text_negatives steps alone (part of recipe)
+  local M=configs/pretrain/msr-action3d-cpu.yaml
+  train msr-r-neg "$M" "$E_MSR" --set loss=milnce+ce --set text_negatives=all && evaluate msr-r-neg --no-tsne
+  train msr-r-neg-text "$M" "$E_MSR" --set loss=milnce --set text_negatives=all && evaluate msr-r-neg-text --no-tsne
 }
 
 run:ucla-r-joint() {  # NW-UCLA with the custom config's loss (MIL-NCE + CE): the built-in side of issue 13's check
@@ -150,7 +158,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|owndata|knowledge|run:ucla-r-joint|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|knowledge|run:ucla-r-joint|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
