@@ -318,9 +318,10 @@ def main() -> None:
     out += knowledge_table(runs, "msr", "MSR Action3D: knowledge for the text head (MIL-NCE + CE, 40 epochs each)")
     out += knowledge_table(runs, "ucla", "NW-UCLA: knowledge for the text head (MIL-NCE + CE, 30 epochs each)")
     out += own_data_table(runs, "msr", "MSR Action3D as a user's own data (converted with --protocol xsub)",
-                          ["msr-milnce", "msr-ce", "msr-r-joint", "msr-r-aug", "msr-r-rep"])
+                          ["msr-milnce", "msr-ce", "msr-r-joint", "msr-r-aug", "msr-r-neg", "msr-r-neg-text",
+                           "msr-r-rep"])
     out += own_data_table(runs, "ucla", "NW-UCLA as a user's own data (converted with --protocol xview)",
-                          ["ucla-milnce", "ucla-ce", "ucla-r-joint"])
+                          ["ucla-milnce", "ucla-ce", "ucla-r-joint", "ucla-r-neg"])
     out += zeroshot_table(runs)
     out += ablation_table(runs)
     out += stage3_closed_table(runs, "ucla", "NW-UCLA cross-view")

@@ -104,9 +104,14 @@ recipe2() {  # the text_negatives steps alone (part of recipe)
   train msr-r-neg-text "$M" "$E_MSR" --set loss=milnce --set text_negatives=all && evaluate msr-r-neg-text --no-tsne
 }
 
-run:ucla-r-joint() {  # NW-UCLA with the custom config's loss (MIL-NCE + CE): the built-in side of issue 13's check
+run:ucla-r-joint() {  # NW-UCLA with MIL-NCE + CE
   train ucla-r-joint configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" --set loss=milnce+ce
   evaluate ucla-r-joint --no-tsne
+}
+
+run:ucla-r-neg() {  # NW-UCLA with the custom config's loss and candidates: the built-in side of issue 13's check
+  train ucla-r-neg configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" --set loss=milnce+ce --set text_negatives=all
+  evaluate ucla-r-neg --no-tsne
 }
 
 knowledge() {  # issue 13: shipped vs offline-generated vs label-only knowledge, MIL-NCE + CE, equal budgets
@@ -158,7 +163,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|knowledge|run:ucla-r-joint|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
