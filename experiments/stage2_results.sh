@@ -153,17 +153,15 @@ own() {  # name source protocol: convert a built-in dataset as a user would, off
   evaluate "own-$name" --no-tsne
 }
 
-owndata() {  # issue 13: MSR Action3D and NW-UCLA treated as a user's own data (folders under $OWN)
-  OWN=${OWN:-$OUT/own-data}
-  own msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub
-  own ucla "${UCLA_SRC:-../shared/data/nw_ucla/all_sqe}" xview
-}
+run:own-msr() { OWN=${OWN:-$OUT/own-data} own msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub; }
+run:own-ucla() { OWN=${OWN:-$OUT/own-data} own ucla "${UCLA_SRC:-../shared/data/nw_ucla/all_sqe}" xview; }
+owndata() { run:own-msr; run:own-ucla; }  # issue 13: MSR Action3D and NW-UCLA as a user's own data (under $OWN)
 
 parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:own-ucla|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
