@@ -114,22 +114,28 @@ run:ucla-r-neg() {  # NW-UCLA with the custom config's loss and candidates: the 
   evaluate ucla-r-neg --no-tsne
 }
 
-knowledge() {  # issue 13: shipped vs offline-generated vs label-only knowledge, MIL-NCE + CE, equal budgets
+knowledge() {  # issue 13: shipped vs offline-generated vs label-only knowledge, custom.yaml's loss, equal budgets
   local own=${OWN:-$OUT/own-data}
   local gen_msr=$own/msr/knowledge.json gen_ucla=$own/ucla/knowledge.json
   local M=configs/pretrain/msr-action3d-cpu.yaml U=configs/pretrain/nw-ucla-cpu.yaml
-  local label="--set use_motion=false --set use_visual=false"
+  local loss="--set loss=milnce+ce --set text_negatives=all" label="--set use_motion=false --set use_visual=false"
   # shellcheck disable=SC2086
   {
-    run:msr-r-joint  # shipped knowledge
-    train msr-k-gen "$M" "$E_MSR" --set loss=milnce+ce --set knowledge="$gen_msr" && evaluate msr-k-gen --no-tsne
-    train msr-k-label "$M" "$E_MSR" --set loss=milnce+ce $label && evaluate msr-k-label --no-tsne
+    run:msr-k-label
+    [ -f "$gen_msr" ] && train msr-k-gen "$M" "$E_MSR" $loss --set knowledge="$gen_msr" && evaluate msr-k-gen --no-tsne
     if [ -n "${KNOWLEDGE_UCLA:-}" ]; then
-      run:ucla-r-joint  # shipped knowledge
-      train ucla-k-gen "$U" "$E_UCLA" --set loss=milnce+ce --set knowledge="$gen_ucla" && evaluate ucla-k-gen --no-tsne
-      train ucla-k-label "$U" "$E_UCLA" --set loss=milnce+ce $label && evaluate ucla-k-label --no-tsne
+      run:ucla-r-neg  # shipped knowledge
+      [ -f "$gen_ucla" ] && train ucla-k-gen "$U" "$E_UCLA" $loss --set knowledge="$gen_ucla" \
+        && evaluate ucla-k-gen --no-tsne
+      train ucla-k-label "$U" "$E_UCLA" $loss $label && evaluate ucla-k-label --no-tsne
     fi
   }
+}
+
+run:msr-k-label() {  # label-only texts (the shipped-knowledge run is msr-r-neg, from recipe2)
+  train msr-k-label configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" --set loss=milnce+ce --set text_negatives=all \
+    --set use_motion=false --set use_visual=false
+  evaluate msr-k-label --no-tsne
 }
 
 run:msr-r-joint() {
@@ -161,7 +167,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:own-ucla|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:msr-k-label|run:own-ucla|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
