@@ -132,6 +132,12 @@ knowledge() {  # issue 13: shipped vs offline-generated vs label-only knowledge,
   }
 }
 
+run:msr-k-gen() {  # the offline generator's knowledge, as written for the own-data folder
+  train msr-k-gen configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" --set loss=milnce+ce --set text_negatives=all \
+    --set knowledge="${OWN:-$OUT/own-data}/msr/knowledge.json"
+  evaluate msr-k-gen --no-tsne
+}
+
 run:msr-k-label() {  # label-only texts (the shipped-knowledge run is msr-r-neg, from recipe2)
   train msr-k-label configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" --set loss=milnce+ce --set text_negatives=all \
     --set use_motion=false --set use_visual=false
@@ -167,7 +173,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:msr-k-label|run:own-ucla|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:msr-k-label|run:msr-k-gen|run:own-ucla|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
