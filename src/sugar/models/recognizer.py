@@ -60,6 +60,7 @@ class Recognizer(nn.Module):
         self.int8 = False  # sugar.models.inference.quantize_int8 was applied (inference only, for good)
         self.bf16 = False  # sugar.models.inference.cast_bf16 was applied (inference only, for good)
         self.share_prefix = True  # training runs the shared prompt prefix once per batch (see `loss`)
+        self.rank_separating = False  # rank scores each entry only up to its first token no other entry shares
 
     # ------------------------------------------------------------------ construction
     @classmethod
