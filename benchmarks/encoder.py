@@ -88,7 +88,7 @@ def interleaved_ab(preset: str, stride: str, shape: str, rounds: int, threads: i
 
     import torch
 
-    from sugar.models.encoder import SkeletonEncoder, fold_batchnorm
+    from sugar.models.encoder import SkeletonEncoder
     from sugar.skeleton.layouts import get_layout
     from sugar.training.loop import autocast
 
@@ -116,22 +116,18 @@ def interleaved_ab(preset: str, stride: str, shape: str, rounds: int, threads: i
             if r:  # round 0 is warm-up
                 times["train"][name].append(time.perf_counter() - start)
             model.eval()
-            infer = {name: model}
-            if bf16:  # + BatchNorms folded into the convs (what feature extraction and loaded recognisers run)
-                infer["folded-bf16"] = fold_batchnorm(copy.deepcopy(model))
-            for key, m in infer.items():
-                with torch.inference_mode(), autocast(cpu, False, bf16):
-                    start = time.perf_counter()
-                    m(x)
-                    if r:
-                        times["infer"].setdefault(key, []).append(time.perf_counter() - start)
+            with torch.inference_mode(), autocast(cpu, False, bf16):
+                start = time.perf_counter()
+                model(x)
+                if r:
+                    times["infer"][name].append(time.perf_counter() - start)
     row: dict = {"preset": preset, "stride": stride, "shape": shape, "batch": n, "threads": threads,
                  "load_avg": os.getloadavg()}
     for phase, per in times.items():
         for k, v in per.items():
             row[f"{k}_{phase}_samples_per_s_best"] = round(n / min(v), 2)
             row[f"{k}_{phase}_samples_per_s_median"] = round(n / statistics.median(v), 2)
-        for k in [v for v in per if v != "reference"]:
+        for k in ("fused", "fused-bf16"):
             row[f"{k}_{phase}_ratio"] = round(statistics.median(per["reference"]) / statistics.median(per[k]), 2)
     row["step_s"] = {f"{p}/{k}": [round(x, 3) for x in v] for p, per in times.items() for k, v in per.items()}
     return row
