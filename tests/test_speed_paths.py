@@ -131,33 +131,3 @@ def test_encoder_under_bf16_autocast_stays_close_to_fp32() -> None:
     assert half.shape == full.shape
     cos = torch.nn.functional.cosine_similarity(full.flatten(1), half.flatten(1))
     assert float(cos.min()) > 0.99
-
-
-def test_folded_batchnorm_encoder_is_the_same_function_and_saves_unfolded(tmp_path) -> None:
-    import copy
-
-    from sugar.config import DataConfig
-    from sugar.models.encoder import SkeletonEncoder, fold_batchnorm, load_encoder, save_pretrained
-    from sugar.skeleton.layouts import get_layout
-    from sugar.skeleton.processor import Processor
-
-    torch.manual_seed(0)
-    enc = SkeletonEncoder(get_layout("kinect20"), 3, "cpu", "stock")
-    with torch.no_grad():  # running statistics and affine parameters away from their initial values
-        for _ in range(2):
-            enc(torch.randn(8, 3, 16, 20, 1))
-        for m in enc.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-    enc.eval()
-    x = torch.randn(3, 3, 16, 20, 1)
-    folded = fold_batchnorm(copy.deepcopy(enc))
-    with torch.no_grad():
-        assert torch.allclose(enc(x), folded(x), atol=1e-4, rtol=1e-4)
-    folded.train()
-    assert not folded.training  # its BatchNorm statistics are gone: it stays in eval mode
-    save_pretrained(folded, tmp_path / "enc", Processor.from_config(DataConfig(), enc.layout, 3))
-    again = load_encoder(tmp_path / "enc").encoder.eval()
-    with torch.no_grad():
-        assert torch.allclose(enc(x), again(x), atol=1e-5)

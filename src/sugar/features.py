@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from sugar.errors import DataError
 from sugar.fileio import atomic_save_safetensors, atomic_write_text
-from sugar.models.encoder import fold_batchnorm, load_encoder
+from sugar.models.encoder import load_encoder
 
 FORMAT = "sugar-features/1"
 
@@ -38,7 +38,7 @@ def extract_features(run_dir: str | Path, out_dir: str | Path, dataset: str | No
     _check_target(out, Path(run_dir), overwrite)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     bundle = load_encoder(run_dir, device)
-    encoder, source = fold_batchnorm(bundle.encoder), bundle.data  # inference only: BatchNorms folded
+    encoder, source = bundle.encoder, bundle.data
     if source is None:
         raise DataError(run_dir, "this encoder does not record the data it was trained on; pass --dataset")
     ds = source.open_split(split, dataset=dataset, protocol=protocol, root=root, layout=encoder.layout)

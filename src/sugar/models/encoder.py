@@ -293,67 +293,6 @@ def build_encoder(cfg: EncoderConfig, layout: Layout, in_channels: int = 3) -> S
     return SkeletonEncoder(layout, in_channels, cfg.preset, cfg.temporal_stride, cfg.dropout)
 
 
-# --------------------------------------------------------------------------------------------- inference
-
-
-class ChannelShift(nn.Module):
-    """x + shift[c]: what is left of a BatchNorm once its scale is folded into the conv before it."""
-
-    def __init__(self, shift: torch.Tensor):
-        super().__init__()
-        self.register_buffer("shift", shift.detach().clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.shift.view(1, -1, 1, 1)
-
-
-def _bn_affine(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale, shift) of an eval-mode BatchNorm: bn(y) = scale * y + shift per channel."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return scale, bn.bias - bn.running_mean * scale
-
-
-@torch.no_grad()
-def _fold_into_conv(conv: nn.Conv2d, bn: nn.modules.batchnorm._BatchNorm) -> None:
-    scale, shift = _bn_affine(bn)
-    conv.weight.mul_(scale.view(-1, 1, 1, 1))
-    if conv.bias is None:
-        conv.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=conv.weight.dtype))
-    conv.bias.mul_(scale).add_(shift)
-
-
-@torch.no_grad()
-def fold_batchnorm(encoder: SkeletonEncoder) -> SkeletonEncoder:
-    """Fold every BatchNorm that follows a convolution into it, for inference (the same function in eval mode,
-    fewer passes over memory). The graph conv's BatchNorm follows a per-channel linear aggregation, so its scale
-    goes into the value conv and its shift stays as a `ChannelShift`. The BatchNorm after the max-pool branch
-    and the input BatchNorm stay. A folded encoder stays in eval mode (`.train()` leaves it there), as the frozen
-    encoder of stage 3 does anyway; load it again to train it."""
-    if getattr(encoder, "folded", False):
-        return encoder
-    encoder.eval()
-    encoder.unfolded_state = {k: v.detach().clone() for k, v in encoder.state_dict().items()}  # for save_pretrained
-    for module in list(encoder.modules()):
-        if isinstance(module, nn.Sequential) and len(module) >= 2 and isinstance(module[0], nn.Conv2d) \
-                and isinstance(module[1], nn.BatchNorm2d):
-            _fold_into_conv(module[0], module[1])
-            module[1] = nn.Identity()
-        elif isinstance(module, GraphConv) and isinstance(module.bn, nn.BatchNorm2d):
-            scale, shift = _bn_affine(module.bn)
-            value, k = module.ctrgc.value, module.ctrgc.subsets
-            value.weight.mul_(scale.repeat(k).view(-1, 1, 1, 1))  # value rows are (subset, channel)
-            value.bias.mul_(scale.repeat(k))
-            module.bn = ChannelShift(shift)
-    encoder.folded = True
-    encoder.train = _stay_in_eval.__get__(encoder)  # type: ignore[method-assign]
-    return encoder
-
-
-def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
-    """`train` of a folded encoder: its BatchNorm statistics are gone, so it never leaves eval mode."""
-    return nn.Module.train(self, False)
-
-
 # --------------------------------------------------------------------------------------------- save/load
 
 ENCODER_WEIGHTS = "encoder.safetensors"
@@ -369,8 +308,7 @@ def save_pretrained(encoder: SkeletonEncoder, folder: str | Path, processor: Pro
     meta = {"format": ENCODER_FORMAT, "layout": encoder.layout.to_dict(), "in_channels": encoder.in_channels,
             "dim": encoder.dim, "preset": encoder.preset, "temporal_stride": encoder.temporal_stride,
             "dropout": encoder.dropout, "data": data.to_dict() if data is not None else None, **(extra or {})}
-    state = getattr(encoder, "unfolded_state", None) or encoder.state_dict()  # the trained weights, never folded
-    atomic_save_safetensors(state, folder / ENCODER_WEIGHTS)
+    atomic_save_safetensors(encoder.state_dict(), folder / ENCODER_WEIGHTS)
     processor.save_pretrained(folder)
     atomic_write_text(folder / ENCODER_META, json.dumps(meta, indent=2))
 

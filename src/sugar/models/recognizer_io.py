@@ -19,7 +19,7 @@ from torch import nn
 from sugar.config import TuneConfig, from_dict, to_dict
 from sugar.errors import SugarError
 from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_object
-from sugar.models.encoder import fold_batchnorm, load_encoder, save_pretrained
+from sugar.models.encoder import load_encoder, save_pretrained
 from sugar.models.inference import merge_lora as fold_lora
 from sugar.models.llm import load_causal_lm, load_lora
 from sugar.models.recognizer import Recognizer
@@ -73,7 +73,7 @@ def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with
         encoder_folder = folder / ENCODER_DIR if (folder / ENCODER_DIR).is_dir() else meta.get("encoder_run")
         bundle = load_encoder(encoder_folder, device) if encoder_folder else None
     rec = Recognizer(model, tokenizer, bridge, cfg, int(meta["encoder_dim"]), meta["actions"],
-                     meta.get("descriptions") or {}, fold_batchnorm(bundle.encoder) if bundle else None,
+                     meta.get("descriptions") or {}, bundle.encoder if bundle else None,
                      bundle.processor if bundle else None, bundle.data if bundle else None)
     rec = rec.to(device).eval()
     if merge_lora:
