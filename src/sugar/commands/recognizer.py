@@ -60,8 +60,8 @@ def predict_cmd(
                                                        "out-NAME.gif."),
     view: str = typer.Option("auto", "--view", help="Animation view: auto | image | front | 3d."),
     int8: bool = typer.Option(False, "--int8", help="Run the LLM's linear layers in int8 (CPU; faster, approximate)."),
-    precision: str = typer.Option("fp32", "--precision", help="LLM weights at inference: fp32 | bf16 (native-bf16 "
-                                  "CPUs/GPUs: faster, half the memory) | int8 | auto (bf16 where native); "
+    precision: str = typer.Option("fp32", "--precision", help="LLM weights at inference: fp32 | bf16 (half the "
+                                  "weights; pays on GPUs) | int8 (fastest on CPU) | auto (bf16 on a GPU); "
                                   "docs/benchmarks.md."),
 ) -> None:
     """Recognise and describe the action in each skeleton file; prints one JSON object per file."""

@@ -20,8 +20,8 @@ def register(app: typer.Typer) -> None:
         max_batch: int = typer.Option(32, help="Most samples the model sees in one batched call."),
         max_wait_ms: float = typer.Option(10.0, help="How long a request may wait for others to batch with."),
         int8: bool = typer.Option(False, "--int8", help="Run the LLM's linear layers in int8 (CPU; faster)."),
-        precision: str = typer.Option("fp32", "--precision", help="LLM weights at inference: fp32 | bf16 (native-bf16 "
-                                      "CPUs/GPUs: faster, half the memory) | int8 | auto (bf16 where native); "
+        precision: str = typer.Option("fp32", "--precision", help="LLM weights at inference: fp32 | bf16 (half the "
+                                      "weights; pays on GPUs) | int8 (fastest on CPU) | auto (bf16 on a GPU); "
                                       "docs/benchmarks.md."),
         rank_by: str = typer.Option(None, "--rank-by", help="label | answer (label + knowledge description); "
                                     "default: the run's setting."),

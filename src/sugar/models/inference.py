@@ -81,11 +81,13 @@ def cast_bf16(rec: Recognizer) -> Recognizer:
 
 def set_precision(rec: Recognizer, precision: str = "auto") -> str:
     """Apply an inference precision by name and return the one used: fp32 (as trained), bf16 (`cast_bf16`),
-    int8 (`quantize_int8`, CPU), or auto = bf16 where bf16 is native on the recogniser's device, else fp32."""
+    int8 (`quantize_int8`, CPU), or auto = bf16 on a GPU with native bf16, else fp32. On CPUs, even with
+    AVX512-BF16, bf16 weights measured no faster than fp32 for this LLM (docs/benchmarks.md), so auto keeps fp32
+    there; int8 is the fast CPU choice, but approximate, so it is asked for by name."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     if precision == "auto":
-        precision = "bf16" if native_bf16(rec.device) else "fp32"
+        precision = "bf16" if rec.device.type == "cuda" and native_bf16(rec.device) else "fp32"
     if precision == "bf16":
         cast_bf16(rec)
     elif precision == "int8":
