@@ -28,7 +28,7 @@ import torch
 CONFIGS = [
     # (name, mode, batch, prefix cache, describe, precision, rank_by, fast): precision fp32 | bf16 | int8 (the
     # LLM's weights, models/inference.py); fast: rank stops at each entry's first separating token, or, for
-    # train-step, the shared prompt prefix runs once per batch under CPU bf16 autocast (the new defaults)
+    # train-step, the shared prompt prefix runs once per batch (+ CPU bf16 autocast when the name says bf16)
     ("rank", "rank", 1, True, False, "fp32", "label", False),
     ("rank", "rank", 1, False, False, "fp32", "label", False),
     ("rank bf16", "rank", 1, True, False, "bf16", "label", False),
@@ -52,6 +52,7 @@ CONFIGS = [
     ("generate", "generate", 32, False, True, "fp32", "label", False),
     ("train-step", "train", 8, False, False, "fp32", "label", False),
     ("train-step shared-prefix bf16", "train", 8, False, False, "fp32", "label", True),
+    ("train-step shared-prefix", "train", 8, False, False, "fp32", "label", True),
 ]
 
 
@@ -100,7 +101,7 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
             opt.zero_grad()
             from sugar.training.loop import autocast
 
-            with autocast(torch.device("cpu"), False, fast):
+            with autocast(torch.device("cpu"), False, fast and "bf16" in name):
                 loss = rec.loss(tokens, labels)
             loss.backward()
             opt.step()

@@ -138,7 +138,7 @@ class TuneConfig:
     exclude_classes: tuple[str, ...] = ()  # held out of training for zero-shot
     seed: int = 1
     amp: bool = True  # bf16 autocast on GPU only
-    cpu_bf16: bool = True  # bf16 autocast where the CPU has native bf16 (AVX512-BF16/AMX); docs/benchmarks.md
+    cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16: slower for the LLM here (docs/benchmarks.md)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
