@@ -78,11 +78,19 @@ def use_reference_formulation(model=None) -> None:  # type: ignore[no-untyped-de
 
 
 def interleaved_ab(preset: str, stride: str, shape: str, rounds: int, threads: int) -> dict:
-    """Fused vs reference in ONE process, alternating train steps, so CPU stalls hit both alike; min + median."""
+    """Reference vs fused vs fused-bf16 in ONE process, alternating steps, so CPU stalls hit all alike.
+
+    Training = forward + backward + SGD step (train mode); inference = forward in eval mode under
+    inference_mode. bf16 is the training loop's CPU autocast (the default where the CPU has native bf16).
+    Reported: best and median samples/s, and the ratios of the medians to the reference.
+    """
+    import copy
+
     import torch
 
     from sugar.models.encoder import SkeletonEncoder
     from sugar.skeleton.layouts import get_layout
+    from sugar.training.loop import autocast
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -90,20 +98,39 @@ def interleaved_ab(preset: str, stride: str, shape: str, rounds: int, threads: i
     layout = get_layout(layout_name)
     x = torch.randn(n, 3, t, layout.num_joints, m)
     fused = SkeletonEncoder(layout, 3, preset, stride)
-    reference = SkeletonEncoder(layout, 3, preset, stride)
-    reference.load_state_dict(fused.state_dict())
+    reference = copy.deepcopy(fused)
     use_reference_formulation(reference)
-    times: dict[str, list[float]] = {"fused": [], "reference": []}
+    variants = {"reference": (reference, False), "fused": (fused, False), "fused-bf16": (copy.deepcopy(fused), True)}
+    opts = {k: torch.optim.SGD(mod.parameters(), lr=0.01, momentum=0.9) for k, (mod, _) in variants.items()}
+    cpu = torch.device("cpu")
+    times: dict[str, dict[str, list[float]]] = {"train": {k: [] for k in variants}, "infer": {k: [] for k in variants}}
     for r in range(rounds + 1):
-        for name, model in (("fused", fused), ("reference", reference)):
+        for name, (model, bf16) in variants.items():
+            model.train()
             start = time.perf_counter()
-            model(x).mean().backward()
+            opts[name].zero_grad(set_to_none=True)
+            with autocast(cpu, False, bf16):
+                loss = model(x).float().mean()
+            loss.backward()
+            opts[name].step()
             if r:  # round 0 is warm-up
-                times[name].append(time.perf_counter() - start)
-    return {"preset": preset, "stride": stride, "shape": shape, "batch": n, "threads": threads,
-            **{f"{k}_train_samples_per_s_best": round(n / min(v), 2) for k, v in times.items()},
-            **{f"{k}_train_samples_per_s_median": round(n / statistics.median(v), 2) for k, v in times.items()},
-            "step_s": {k: [round(x, 3) for x in v] for k, v in times.items()}}
+                times["train"][name].append(time.perf_counter() - start)
+            model.eval()
+            with torch.inference_mode(), autocast(cpu, False, bf16):
+                start = time.perf_counter()
+                model(x)
+                if r:
+                    times["infer"][name].append(time.perf_counter() - start)
+    row: dict = {"preset": preset, "stride": stride, "shape": shape, "batch": n, "threads": threads,
+                 "load_avg": os.getloadavg()}
+    for phase, per in times.items():
+        for k, v in per.items():
+            row[f"{k}_{phase}_samples_per_s_best"] = round(n / min(v), 2)
+            row[f"{k}_{phase}_samples_per_s_median"] = round(n / statistics.median(v), 2)
+        for k in ("fused", "fused-bf16"):
+            row[f"{k}_{phase}_ratio"] = round(statistics.median(per["reference"]) / statistics.median(per[k]), 2)
+    row["step_s"] = {f"{p}/{k}": [round(x, 3) for x in v] for p, per in times.items() for k, v in per.items()}
+    return row
 
 
 def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threads: int, profile: bool,

@@ -26,21 +26,33 @@ from pathlib import Path
 import torch
 
 CONFIGS = [
-    # (name, mode, batch, prefix cache, describe, int8, rank_by)
-    ("rank", "rank", 1, True, False, False, "label"),
-    ("rank", "rank", 1, False, False, False, "label"),
-    ("rank", "rank", 32, True, False, False, "label"),
-    ("rank", "rank", 32, False, False, False, "label"),
-    ("rank int8", "rank", 32, True, False, True, "label"),
-    ("rank by answer", "rank", 32, True, False, False, "answer"),
-    ("rank by answer int8", "rank", 32, True, False, True, "answer"),
-    ("rank+describe", "rank", 32, True, True, False, "label"),
-    ("rank+describe int8", "rank", 32, True, True, True, "label"),
-    ("generate", "generate", 1, True, True, False, "label"),
-    ("generate", "generate", 1, False, True, False, "label"),
-    ("generate", "generate", 32, True, True, False, "label"),
-    ("generate", "generate", 32, False, True, False, "label"),
-    ("train-step", "train", 8, False, False, False, "label"),
+    # (name, mode, batch, prefix cache, describe, precision, rank_by, fast): precision fp32 | bf16 | int8 (the
+    # LLM's weights, models/inference.py); fast: rank stops at each entry's first separating token, or, for
+    # train-step, the shared prompt prefix runs once per batch (+ CPU bf16 autocast when the name says bf16)
+    ("rank", "rank", 1, True, False, "fp32", "label", False),
+    ("rank", "rank", 1, False, False, "fp32", "label", False),
+    ("rank bf16", "rank", 1, True, False, "bf16", "label", False),
+    ("rank bf16 separating", "rank", 1, True, False, "bf16", "label", True),
+    ("rank", "rank", 32, True, False, "fp32", "label", False),
+    ("rank", "rank", 32, False, False, "fp32", "label", False),
+    ("rank separating", "rank", 32, True, False, "fp32", "label", True),
+    ("rank bf16", "rank", 32, True, False, "bf16", "label", False),
+    ("rank bf16 separating", "rank", 32, True, False, "bf16", "label", True),
+    ("rank int8", "rank", 32, True, False, "int8", "label", False),
+    ("rank int8 separating", "rank", 32, True, False, "int8", "label", True),
+    ("rank by answer", "rank", 32, True, False, "fp32", "answer", False),
+    ("rank by answer bf16", "rank", 32, True, False, "bf16", "answer", False),
+    ("rank by answer int8", "rank", 32, True, False, "int8", "answer", False),
+    ("rank+describe", "rank", 32, True, True, "fp32", "label", False),
+    ("rank+describe bf16", "rank", 32, True, True, "bf16", "label", False),
+    ("rank+describe int8", "rank", 32, True, True, "int8", "label", False),
+    ("generate", "generate", 1, True, True, "fp32", "label", False),
+    ("generate", "generate", 1, False, True, "fp32", "label", False),
+    ("generate", "generate", 32, True, True, "fp32", "label", False),
+    ("generate", "generate", 32, False, True, "fp32", "label", False),
+    ("train-step", "train", 8, False, False, "fp32", "label", False),
+    ("train-step shared-prefix bf16", "train", 8, False, False, "fp32", "label", True),
+    ("train-step shared-prefix", "train", 8, False, False, "fp32", "label", True),
 ]
 
 
@@ -62,17 +74,20 @@ def _recognizer(args: argparse.Namespace):
 
 
 def run_one(args: argparse.Namespace, index: int) -> dict:
-    name, mode, batch, cached, describe, int8, rank_by = CONFIGS[index]
+    name, mode, batch, cached, describe, precision, rank_by, fast = CONFIGS[index]
     torch.set_num_threads(args.threads)
     rec = _recognizer(args)
-    if int8:
-        from sugar.models.inference import quantize_int8
+    if precision != "fp32":
+        from sugar.models.inference import set_precision
 
-        quantize_int8(rec.eval())
+        set_precision(rec.eval(), precision)
+    rec.rank_separating = fast and mode == "rank"
+    rec.share_prefix = fast
     actions = rec.actions
     g = torch.Generator().manual_seed(1)
     tokens = [torch.randn(args.frames, rec.encoder_dim, generator=g) for _ in range(batch)]
-    record = {"config": name, "mode": mode, "batch": batch, "prefix_cache": cached, "describe": describe, "int8": int8,
+    record = {"config": name, "mode": mode, "batch": batch, "prefix_cache": cached, "describe": describe,
+              "precision": precision, "fast": fast,
               "rank_by": rank_by,
               "classes": len(actions), "action_tokens": rec.cfg.bridge.num_queries}
     if mode == "train":
@@ -84,7 +99,11 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
         for _ in range(args.batches + 1):
             t0 = time.perf_counter()
             opt.zero_grad()
-            rec.loss(tokens, labels).backward()
+            from sugar.training.loop import autocast
+
+            with autocast(torch.device("cpu"), False, fast and "bf16" in name):
+                loss = rec.loss(tokens, labels)
+            loss.backward()
             opt.step()
             times.append(time.perf_counter() - t0)
         record.update({"step_s": sum(times[1:]) / len(times[1:]), "first_step_s": times[0]})
@@ -108,7 +127,7 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
 def markdown_table(saved: dict) -> str:
     """The docs' table: one row per configuration of a --json result file."""
     lines = ["| configuration | batch | prefix cache | samples/s | s per batch (step) | peak RSS MiB |",
-             "|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|"]  # the configuration's name carries its precision and fast paths
     for r in saved["results"]:
         speed = f"{r['samples_per_s']:.2f}" if "samples_per_s" in r else "-"
         per = r.get("batch_s", r.get("step_s", float("nan")))
@@ -127,6 +146,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--run", default=None, help="a tuned run directory (default: fresh bridge/LoRA, default config)")
     ap.add_argument("--select", default=None, help="only the configurations whose name contains this text")
+    ap.add_argument("--configs", default=None, help="comma-separated indices into CONFIGS (default: all)")
     ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--table", default=None, metavar="JSON", help="print a saved result file as a markdown table")
@@ -144,6 +164,8 @@ def main() -> None:
     results = []
     for i in range(len(CONFIGS)):
         if args.select and args.select not in CONFIGS[i][0]:
+            continue
+        if args.configs and str(i) not in args.configs.split(","):
             continue
         cmd = [sys.executable, __file__, "--only", str(i), *sys.argv[1:]]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]

@@ -79,7 +79,7 @@ class PretrainConfig:
     lr_steps: tuple[int, ...] = (120, 170)
     lr_decay: float = 0.1
     amp: bool = True  # used on GPU only
-    cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX); see docs/encoder.md
+    cpu_bf16: bool = True  # bf16 autocast where the CPU has native bf16 (AVX512-BF16/AMX); docs/benchmarks.md
     sync_bn: bool = True  # global-batch BatchNorm under DDP
     seed: int = 1
     exclude_classes: tuple[str, ...] = ()  # held out for zero-shot
@@ -142,7 +142,7 @@ class TuneConfig:
     exclude_classes: tuple[str, ...] = ()  # held out of training for zero-shot
     seed: int = 1
     amp: bool = True  # bf16 autocast on GPU only
-    cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX)
+    cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16: slower for the LLM here (docs/benchmarks.md)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -61,4 +61,11 @@ def register(app: typer.Typer) -> None:
         console.print("pictures:")
         for name, path in res.pictures.items():
             console.print(f"  {name}: {path}")
+        times = Table(title="time per stage (s)")
+        for col in ("stage", "seconds"):
+            times.add_column(col)
+        for name, seconds in res.seconds.items():
+            times.add_row(name, f"{seconds:.1f}")
+        times.add_row("total", f"{sum(res.seconds.values()):.1f}")
+        console.print(times)
         console.print(f"report: {res.out / 'report.json'}   time: {sum(res.seconds.values()):.0f} s")

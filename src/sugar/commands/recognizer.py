@@ -61,19 +61,21 @@ def predict_cmd(
                                                        "out-NAME.gif."),
     view: str = typer.Option("auto", "--view", help="Animation view: auto | image | front | 3d."),
     int8: bool = typer.Option(False, "--int8", help="Run the LLM's linear layers in int8 (CPU; faster, approximate)."),
+    precision: str = typer.Option("fp32", "--precision", help="LLM weights at inference: fp32 | bf16 (half the "
+                                  "weights; pays on GPUs) | int8 (fastest on CPU) | auto (bf16 on a GPU); "
+                                  "docs/benchmarks.md."),
 ) -> None:
     """Recognise and describe the action in each skeleton file; prints one JSON object per file."""
     from sugar.errors import SugarError
     from sugar.models.answering import check_rank_by
-    from sugar.models.inference import quantize_int8
+    from sugar.models.inference import set_precision
     from sugar.models.recognizer_io import load_recognizer
     from sugar.pose import PoseOptions, read_input
 
     check_rank_by(rank_by, "--rank-by")
     names, knowledge = _actions(actions)
     rec = load_recognizer(run)
-    if int8:
-        quantize_int8(rec)
+    set_precision(rec, "int8" if int8 else precision)
     pose = None
     if any(fmt == "video" or is_video(f) for f in files):
         processor = rec.processor

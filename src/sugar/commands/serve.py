@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
         max_batch: int = typer.Option(32, help="Most samples the model sees in one batched call."),
         max_wait_ms: float = typer.Option(10.0, help="How long a request may wait for others to batch with."),
         int8: bool = typer.Option(False, "--int8", help="Run the LLM's linear layers in int8 (CPU; faster)."),
+        precision: str = typer.Option("fp32", "--precision", help="LLM weights at inference: fp32 | bf16 (half the "
+                                      "weights; pays on GPUs) | int8 (fastest on CPU) | auto (bf16 on a GPU); "
+                                      "docs/benchmarks.md."),
         rank_by: str = typer.Option(None, "--rank-by", help="label | answer (label + knowledge description); "
                                     "default: the run's setting."),
         api_key: str = typer.Option(None, "--api-key", envvar=API_KEY_ENV, show_envvar=True,
@@ -45,7 +48,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from sugar.models.answering import check_rank_by
-        from sugar.models.inference import quantize_int8
+        from sugar.models.inference import set_precision
         from sugar.models.recognizer_io import load_recognizer
         from sugar.serve import ServiceLimits, bind_warning, create_app, server_config
 
@@ -60,8 +63,7 @@ def register(app: typer.Typer) -> None:
         recognizer = load_recognizer(run)
         if rank_by is not None:
             recognizer.cfg = replace(recognizer.cfg, rank_by=rank_by)
-        if int8:
-            quantize_int8(recognizer)
+        set_precision(recognizer, "int8" if int8 else precision)
         app_ = create_app(recognizer, max_batch=max_batch, max_wait_s=max_wait_ms / 1000, limits=limits,
                           api_key=api_key or None)
         typer.echo(f"serving {run} on http://{host}:{port}  (web page at /, API docs at /docs"

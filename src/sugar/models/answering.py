@@ -139,7 +139,7 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
     parts = rec.prompt(actions, zero_shot)
     tree = decoding.CandidateTree.build([
         candidate_ids(rec.tokenizer, a, refs.get(a) if rank_by == "answer" else None, rec.cfg.max_answer_tokens)
-        for a in actions])
+        for a in actions], separating=rec.rank_separating)
     was_training = rec.training
     rec.eval()
     results: list[dict[str, Any]] = []

@@ -68,9 +68,13 @@ class CandidateTree:
     pairs: torch.Tensor  # [P, 3] (candidate, node, target token): node's output predicts target for candidate
 
     @classmethod
-    def build(cls, candidates: Sequence[Sequence[int]]) -> CandidateTree:
+    def build(cls, candidates: Sequence[Sequence[int]], separating: bool = False) -> CandidateTree:
+        """The tree of `candidates`; `separating` cuts each one after its first token that no other candidate
+        shares at that place (its shortest unique prefix), so scoring stops where the list is told apart."""
         if any(len(c) == 0 for c in candidates):
             raise ValueError("a candidate has no tokens")
+        if separating:
+            candidates = [cand[:separating_length(cand, candidates)] for cand in candidates]
         nodes: dict[tuple[int, ...], int] = {}
         parents: list[int] = []
         tokens: list[int] = []
@@ -97,15 +101,31 @@ class CandidateTree:
                    torch.tensor(pairs, dtype=torch.long).reshape(-1, 3))
 
 
+def separating_length(cand: Sequence[int], candidates: Sequence[Sequence[int]]) -> int:
+    """Tokens of `cand` up to and including the first one that no other candidate shares at that place (all of
+    them when another candidate starts with the whole of `cand`)."""
+    others = [tuple(c) for c in candidates if tuple(c) != tuple(cand)]
+    for j in range(1, len(cand) + 1):
+        head = tuple(cand[:j])
+        if not any(o[:j] == head for o in others):
+            return j
+    return len(cand)
+
+
 def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     out = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
     return out.masked_fill(~mask, torch.finfo(dtype).min)
 
 
+LOGITS_BUDGET_BYTES = 256 * 2**20  # vocabulary logits held at once while ranking (rows are chunked to fit)
+
+
 @torch.no_grad()
 def rank_candidates(model: nn.Module, cache, context_mask: torch.Tensor, last_logits: torch.Tensor,
-                    tree: CandidateTree) -> torch.Tensor:
-    """Length-normalised log-likelihood [N, C] of every candidate after the context, in one forward pass."""
+                    tree: CandidateTree, budget_bytes: int = LOGITS_BUDGET_BYTES) -> torch.Tensor:
+    """Length-normalised log-likelihood [N, C] of every candidate after the context, in one forward pass per
+    chunk of rows; chunks keep the [rows, nodes, vocabulary] logits under `budget_bytes` (long candidates, such
+    as whole answers, would otherwise hold gigabytes)."""
     n, lc = context_mask.shape
     device = last_logits.device
     first_lp = torch.log_softmax(last_logits.float(), -1)[:, tree.first.to(device)]  # [N, C]
@@ -113,17 +133,25 @@ def rank_candidates(model: nn.Module, cache, context_mask: torch.Tensor, last_lo
     u = tree.node_tokens.numel()
     if u:
         embed = model.get_input_embeddings()
-        x = embed(tree.node_tokens.to(device))[None].expand(n, -1, -1)
-        dtype = x.dtype
-        visible = torch.cat([context_mask.bool()[:, None, :].expand(n, u, lc),
-                             tree.visible.to(device)[None].expand(n, u, u)], dim=2)  # [N, U, Lc + U]
-        attn = _additive(visible[:, None], dtype)
-        positions = context_mask.long().sum(1, keepdim=True) + tree.node_depth.to(device)[None]
-        out, _ = run_cached(model, clone_cache(cache), inputs_embeds=x, attention_mask=attn, position_ids=positions)
-        logp = torch.log_softmax(out.logits.float(), -1)  # [N, U, V]
+        nodes = embed(tree.node_tokens.to(device))[None]  # [1, U, D]
+        dtype = nodes.dtype
+        tree_visible = tree.visible.to(device)[None]
+        depth = tree.node_depth.to(device)[None]
         cand, node, target = tree.pairs.to(device).unbind(1)
-        contrib = logp[:, node, target]  # [N, P]
-        total.index_add_(1, cand, contrib)
+        rows = max(1, budget_bytes // (2 * u * last_logits.shape[-1] * 4))  # logits + their log-softmax, fp32
+        for start in range(0, n, rows):
+            idx = torch.arange(start, min(n, start + rows), device=device)
+            cmask = context_mask[idx]
+            k = idx.numel()
+            visible = torch.cat([cmask.bool()[:, None, :].expand(k, u, lc), tree_visible.expand(k, u, u)], dim=2)
+            attn = _additive(visible[:, None], dtype)  # [k, 1, U, Lc + U]
+            positions = cmask.long().sum(1, keepdim=True) + depth
+            sub = clone_cache(cache, idx if k < n else None)
+            out, _ = run_cached(model, sub, inputs_embeds=nodes.expand(k, -1, -1), attention_mask=attn,
+                                position_ids=positions)
+            logp = torch.log_softmax(out.logits.float(), -1)  # [k, U, V]
+            total[idx] += torch.zeros_like(total[idx]).index_add_(1, cand, logp[:, node, target])
+            del out, logp
     return total / tree.lengths.to(device=device, dtype=total.dtype)
 
 

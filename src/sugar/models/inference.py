@@ -1,6 +1,7 @@
-"""Inference-time transforms of a recogniser: LoRA folded into the base weights, int8 dynamic quantisation.
+"""Inference-time transforms of a recogniser: LoRA folded into the base weights, the LLM cast to bf16 (CPUs with
+native bf16: AVX512-BF16/AMX, and GPUs), int8 dynamic quantisation; `set_precision` picks one by name.
 
-Both change the LLM in place and invalidate the cached prompt prefixes. Training never runs on a merged or
+All three change the LLM in place and invalidate the cached prompt prefixes. Training never runs on a merged or
 quantised LLM: `Recognizer.train()` unmerges, and refuses after quantisation.
 """
 
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 from torch.ao.quantization import quantize_dynamic
 
-from sugar.errors import SugarError
+from sugar.errors import ConfigError, SugarError
 
 if TYPE_CHECKING:  # the recogniser calls merge_lora; this module only reads its parts
     from sugar.models.recognizer import Recognizer
@@ -25,8 +26,8 @@ def merge_lora(rec: Recognizer, merge: bool = True) -> None:
     Training never merges: repeated merge/unmerge would let rounding drift into the frozen base weights.
     `load_recognizer` merges, and `.train()` unmerges.
     """
-    if rec.int8:
-        return  # LoRA is already folded into the quantised weights for good
+    if rec.int8 or rec.bf16:
+        return  # LoRA is already folded into the quantised / cast weights for good
     if merge and not rec.merged:
         rec.llm.merge_adapter()
     elif not merge and rec.merged:
@@ -43,6 +44,8 @@ def quantize_int8(rec: Recognizer) -> Recognizer:
         raise SugarError("int8 dynamic quantisation runs on CPU only; use bf16/fp16 on a GPU")
     if rec.int8:
         return rec
+    if rec.bf16:
+        raise SugarError("this recogniser is already cast to bf16; quantise the float one it was made from")
     merge_lora(rec, False)
     plain = rec.llm.merge_and_unload()
     with warnings.catch_warnings():  # torch marks quantised tensor creation deprecated (torchao replaces it)
@@ -51,3 +54,42 @@ def quantize_int8(rec: Recognizer) -> Recognizer:
     rec.int8, rec.merged = True, True
     rec.prefix_cache.clear()
     return rec
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 arithmetic is native here (then it is faster than fp32; emulated bf16 is slower)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def cast_bf16(rec: Recognizer) -> Recognizer:
+    """Inference with the LLM in bf16: LoRA folded into the base weights for good, every LLM weight cast to
+    bf16 (half the memory; native bf16 matmuls). The bridge stays float32 and the scores are computed in
+    float32 from the bf16 logits. Training, saving and merging are refused afterwards."""
+    if rec.int8 or rec.bf16:
+        return rec
+    merge_lora(rec, False)
+    rec.llm = rec.llm.merge_and_unload().to(torch.bfloat16)
+    rec.bf16, rec.merged = True, True
+    rec.prefix_cache.clear()
+    return rec
+
+
+def set_precision(rec: Recognizer, precision: str = "auto") -> str:
+    """Apply an inference precision by name and return the one used: fp32 (as trained), bf16 (`cast_bf16`),
+    int8 (`quantize_int8`, CPU), or auto = bf16 on a GPU with native bf16, else fp32. On CPUs, even with
+    AVX512-BF16, bf16 weights measured no faster than fp32 for this LLM (docs/benchmarks.md), so auto keeps fp32
+    there; int8 is the fast CPU choice, but approximate, so it is asked for by name."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        precision = "bf16" if rec.device.type == "cuda" and native_bf16(rec.device) else "fp32"
+    if precision == "bf16":
+        cast_bf16(rec)
+    elif precision == "int8":
+        quantize_int8(rec)
+    return precision

@@ -35,8 +35,8 @@ ENCODER_DIR = "encoder"
 
 def save_recognizer(rec: Recognizer, folder: str | Path) -> None:
     """Write bridge.safetensors, adapter/ (PEFT format), encoder/ and recognizer.json into `folder`."""
-    if rec.int8:
-        raise SugarError("an int8-quantised recogniser cannot be saved; save the float one it was made from")
+    if rec.int8 or rec.bf16:
+        raise SugarError("an int8 or bf16 inference recogniser cannot be saved; save the float one it was made from")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_save_safetensors(rec.bridge.state_dict(), folder / BRIDGE_FILE)

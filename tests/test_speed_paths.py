@@ -1,0 +1,132 @@
+"""The fast paths of issue 16 compute the same function as the plain ones: the shared-prefix training loss, the
+row-chunked ranking, bf16 inference (close), CPU bf16 autocast chosen by default where it is native, the
+separating-prefix candidate tree."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stage3helpers import ACTIONS, build_tiny, session_tokenizer
+from sugar.config import PretrainConfig, TuneConfig
+from sugar.errors import ConfigError, SugarError
+from sugar.models import decoding, inference
+from sugar.models.answering import context
+from sugar.models.prompt import candidate_ids
+from sugar.models.recognizer_io import save_recognizer
+from sugar.training import loop
+
+
+@pytest.fixture(scope="module")
+def tok(tmp_path_factory):
+    return session_tokenizer(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory, tok):
+    return build_tiny(tmp_path_factory, tok)
+
+
+def _tokens(n: int, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(int(t), 16, generator=g) for t in torch.randint(5, 13, (n,), generator=g)]
+
+
+def test_shared_prefix_loss_equals_the_full_sequence_loss(rec) -> None:
+    """Running the prompt prefix once per batch gives the same loss and the same gradients."""
+    tokens, labels = _tokens(3, seed=2), [0, 5, 8]
+    rec.train()
+    try:
+        results = []
+        for share in (False, True):
+            rec.share_prefix = share
+            rec.zero_grad()
+            loss = rec.loss(tokens, labels)
+            loss.backward()
+            grads = {n: p.grad.clone() for n, p in rec.named_parameters() if p.requires_grad}
+            results.append((float(loss.detach()), grads))
+    finally:
+        rec.share_prefix = True
+        rec.zero_grad()
+        rec.eval()
+    (plain, g_plain), (shared, g_shared) = results
+    assert shared == pytest.approx(plain, abs=1e-5)
+    for name, g in g_plain.items():
+        assert torch.allclose(g, g_shared[name], atol=1e-5, rtol=1e-4), name
+
+
+@torch.no_grad()
+def test_row_chunked_ranking_equals_one_pass(rec, tok) -> None:
+    parts = rec.prompt(ACTIONS)
+    tree = decoding.CandidateTree.build([candidate_ids(tok, a, f"{a} done slowly and with care.") for a in ACTIONS])
+    embeds, amask = rec.action_tokens(_tokens(5, seed=3))
+    cache, mask, last = context(rec, embeds, amask, parts)
+    whole = decoding.rank_candidates(rec.llm, cache, mask, last, tree)
+    chunked = decoding.rank_candidates(rec.llm, cache, mask, last, tree, budget_bytes=1)  # one row per pass
+    assert torch.allclose(whole, chunked, atol=1e-5)
+
+
+def test_separating_tree_cuts_each_candidate_after_its_first_unique_token(tok) -> None:
+    cands = [candidate_ids(tok, a) for a in ACTIONS]
+    tree = decoding.CandidateTree.build(cands, separating=True)
+    for cand, length in zip(cands, tree.lengths.tolist(), strict=True):
+        assert 1 <= length <= len(cand)
+        head = tuple(cand[:length])
+        assert sum(tuple(c[:length]) == head for c in cands) == 1  # unique at that length ...
+        if length > 1:  # ... and not before
+            assert sum(tuple(c[:length - 1]) == head[:-1] for c in cands) > 1
+    assert tree.node_tokens.numel() < decoding.CandidateTree.build(cands).node_tokens.numel()
+    assert decoding.separating_length([1, 2], [[1, 2], [1, 2, 3]]) == 2  # a prefix of another: all of it
+
+
+def test_bf16_ranking_stays_close_and_is_inference_only(tmp_path_factory, tok) -> None:
+    float_rec = build_tiny(tmp_path_factory, tok, seed=3)
+    bf16_rec = inference.cast_bf16(build_tiny(tmp_path_factory, tok, seed=3))
+    assert all(p.dtype == torch.bfloat16 for p in bf16_rec.llm.parameters())
+    tokens = _tokens(6, seed=4)
+    a = float_rec.recognize(tokens, describe=False, top_k=len(ACTIONS))
+    b = bf16_rec.recognize(tokens, describe=True, top_k=len(ACTIONS))
+    for x, y in zip(a, b, strict=True):
+        fx, fy = dict(x["top5"]), dict(y["top5"])
+        assert max(abs(fx[k] - fy[k]) for k in ACTIONS) < 0.05
+        assert isinstance(y["description"], str)
+    with pytest.raises(SugarError, match="inference only"):
+        bf16_rec.train()
+    with pytest.raises(SugarError, match="cannot be saved"):
+        save_recognizer(bf16_rec, tmp_path_factory.mktemp("bf16"))
+
+
+def test_precision_auto_keeps_fp32_on_cpu_and_names_are_checked(tmp_path_factory, tok, monkeypatch) -> None:
+    monkeypatch.setattr(inference, "native_bf16", lambda device: True)  # even with native bf16: measured no faster
+    r = build_tiny(tmp_path_factory, tok)
+    assert inference.set_precision(r, "auto") == "fp32" and not r.bf16
+    assert inference.set_precision(r, "bf16") == "bf16" and r.bf16
+    with pytest.raises(ConfigError, match="precision"):
+        inference.set_precision(r, "fp8")
+
+
+def test_cpu_bf16_autocast_is_the_default_where_native(monkeypatch) -> None:
+    assert PretrainConfig().cpu_bf16 and not TuneConfig().cpu_bf16  # stage 3: measured slower in bf16 on CPU
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(loop, "cpu_supports_bf16", lambda: True)
+    with loop.autocast(cpu, False, True):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    monkeypatch.setattr(loop, "cpu_supports_bf16", lambda: False)  # emulated bf16 is slower: stay in fp32
+    with loop.autocast(cpu, False, True):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_encoder_under_bf16_autocast_stays_close_to_fp32() -> None:
+    from sugar.models.encoder import SkeletonEncoder
+    from sugar.skeleton.layouts import get_layout
+
+    torch.manual_seed(0)
+    enc = SkeletonEncoder(get_layout("kinect20"), 3, "cpu", "stock").eval()
+    x = torch.randn(4, 3, 16, 20, 1)
+    with torch.no_grad():
+        full = enc(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = enc(x).float()
+    assert half.shape == full.shape
+    cos = torch.nn.functional.cosine_similarity(full.flatten(1), half.flatten(1))
+    assert float(cos.min()) > 0.99
