@@ -19,6 +19,7 @@ import torch
 
 from sugar.errors import ConfigError, SugarError
 from sugar.models import decoding
+from sugar.models.evidence import fuse
 from sugar.models.matching import match_label
 from sugar.models.prompt import PromptParts, candidate_ids
 from sugar.skeleton.sample import Sample
@@ -85,11 +86,13 @@ def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
 
 
 def rank(rec: Recognizer, ctx: Context, parts: PromptParts, tree: decoding.CandidateTree, actions: list[str],
-         describe: bool, top_k: int) -> list[dict[str, Any]]:
-    """Score every list entry; the best one's description is generated after its forced label."""
+         describe: bool, top_k: int, text_logits: torch.Tensor | None = None, weight: float = 0.0
+         ) -> list[dict[str, Any]]:
+    """Score every list entry (fused with the text head's logits when given); the best one's description is
+    generated after its forced label."""
     cache, mask, last = ctx
     scores = decoding.rank_candidates(rec.llm, cache, mask, last, tree)  # [N, C]
-    probs = torch.softmax(scores, -1)
+    probs = fuse(scores, text_logits, weight).exp().float().to(scores.device)
     order = probs.argsort(-1, descending=True)[:, :top_k]
     best = order[:, 0].tolist()
     descriptions: list[str | None] = [None] * len(best)
@@ -124,10 +127,14 @@ def generate(rec: Recognizer, ctx: Context, parts: PromptParts, actions: list[st
 @torch.no_grad()
 def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions: Sequence[str] | None = None,
               knowledge: Any = None, mode: str | None = None, batch_size: int | None = None, describe: bool = True,
-              top_k: int = 5, zero_shot_prompt: bool | None = None, rank_by: str | None = None
-              ) -> list[dict[str, Any]]:
+              top_k: int = 5, zero_shot_prompt: bool | None = None, rank_by: str | None = None,
+              fusion: float | None = None) -> list[dict[str, Any]]:
     """One result per sample (see `Recognizer.recognize`)."""
     mode = mode or rec.cfg.decode
+    weight = rec.fusion_weight if fusion is None else float(fusion)
+    if weight > 0 and rec.evidence is None:
+        raise ConfigError("fusion needs the encoder's text head; this recogniser has none (see `sugar calibrate`)")
+    weight = weight if mode == "rank" else 0.0
     if mode not in ("rank", "generate"):
         raise ConfigError(f"mode {mode!r}: choose rank or generate")
     rank_by = check_rank_by(rank_by or rec.cfg.rank_by)
@@ -156,11 +163,14 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
             embeds, amask = rec.action_tokens(tokens)
             ctx = context(rec, embeds, amask, parts, zero_shot)
             if mode == "rank":
-                results += rank(rec, ctx, parts, tree, actions, describe, top_k)
+                text = rec.evidence.logits(tokens, actions, knowledge) if weight > 0 and rec.evidence else None
+                results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weight)
             else:
                 results += generate(rec, ctx, parts, actions)
     finally:
         rec.train(was_training)
     for r in results:
         r["knowledge"] = refs.get(r["label"]) if r["label"] is not None else None
+        if mode == "rank":
+            r["fusion"] = weight
     return results

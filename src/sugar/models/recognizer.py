@@ -23,6 +23,7 @@ from torch import nn
 from sugar.config import TuneConfig
 from sugar.errors import SugarError
 from sugar.models import answering, decoding
+from sugar.models.evidence import TextEvidence
 from sugar.models.inference import merge_lora
 from sugar.models.llm import add_lora, load_causal_lm
 from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt
@@ -58,6 +59,18 @@ class Recognizer(nn.Module):
         self.prefix_cache = decoding.PrefixCache()  # per action list; depends on the LoRA weights
         self.merged = False  # LoRA folded into the base weights (sugar.models.inference.merge_lora)
         self.int8 = False  # sugar.models.inference.quantize_int8 was applied (inference only, for good)
+        self.evidence: TextEvidence | None = None  # the encoder's text head (sugar.models.evidence), if attached
+        self.fusion_weight = 0.0  # weight of the text head in rank mode, chosen on validation; 0 = LLM alone
+        self.fusion_calibration: dict[str, Any] = {}  # how the weight was chosen (split, samples, table)
+
+    def attach_evidence(self, evidence: TextEvidence | None, weight: float = 0.0) -> None:
+        """Use the encoder's text head as a second opinion in rank mode, with this weight (frozen, not trained)."""
+        if evidence is not None:
+            for p in evidence.parameters():
+                p.requires_grad_(False)
+            evidence.to(self.device).eval()
+        self.evidence = evidence
+        self.fusion_weight = float(weight) if evidence is not None else 0.0
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -155,7 +168,7 @@ class Recognizer(nn.Module):
     def recognize(self, samples: Sequence[Sample | torch.Tensor], actions: Sequence[str] | None = None,
                   knowledge: Any = None, mode: str | None = None, batch_size: int | None = None,
                   describe: bool = True, top_k: int = 5, zero_shot_prompt: bool | None = None,
-                  rank_by: str | None = None) -> list[dict[str, Any]]:
+                  rank_by: str | None = None, fusion: float | None = None) -> list[dict[str, Any]]:
         """One result per sample: {label, score, top5, description, knowledge, match, answer}.
 
         samples: Sample objects (run through the encoder) or precomputed encoder token sequences [T', d].
@@ -164,7 +177,9 @@ class Recognizer(nn.Module):
         rank: score = softmax over the list of the length-normalised log-likelihoods; top5 from the same.
         rank_by (default cfg.rank_by): "label" scores "{label}."; "answer" scores "{label}. {description}" for
         entries with a description (from `knowledge` or the training knowledge), "{label}." for the others.
+        fusion (rank mode): weight of the encoder's text head beside the LLM (sugar.models.evidence); None = the
+        weight calibrated on validation (0 when the recogniser has no text head), 0 = the LLM alone.
         generate: score = geometric-mean probability of the generated answer tokens.
         """
         return answering.recognize(self, samples, actions, knowledge, mode, batch_size, describe, top_k,
-                                   zero_shot_prompt, rank_by)
+                                   zero_shot_prompt, rank_by, fusion)
