@@ -26,7 +26,7 @@ from sugar.models import answering, decoding
 from sugar.models.evidence import TextEvidence
 from sugar.models.inference import merge_lora
 from sugar.models.llm import add_lora, load_causal_lm
-from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt
+from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt, build_row_batch
 from sugar.models.tqp import build_bridge, pad_tokens
 from sugar.skeleton.datasets import DataSource
 from sugar.skeleton.processor import Processor
@@ -144,18 +144,31 @@ class Recognizer(nn.Module):
         return self.bridge(x, m)
 
     def loss(self, tokens: Sequence[torch.Tensor] | torch.Tensor, labels: Sequence[int],
-             mask: torch.Tensor | None = None, actions: Sequence[str] | None = None) -> torch.Tensor:
-        """Next-token cross-entropy on "{label}. {description}" given the instruction and the action tokens."""
+             mask: torch.Tensor | None = None, actions: Sequence[str] | None = None,
+             lists: Sequence[Sequence[str]] | None = None) -> torch.Tensor:
+        """Next-token cross-entropy on "{label}. {description}" given the instruction and the action tokens.
+
+        lists: one action list per row for the instruction (each must contain the row's label); default: the
+        same list, `actions`, for every row."""
         actions = list(actions or self.actions)
-        parts = self.prompt(actions)
         embeds, amask = self.action_tokens(tokens, mask)
-        answers = [answer_ids(self.tokenizer, parts, actions[y], self.descriptions.get(actions[y]),
-                              self.cfg.max_answer_tokens) for y in labels]
-        batch = build_batch(self.llm.get_input_embeddings(), parts, embeds, amask, answers,
-                            self.tokenizer.pad_token_id)
+        embed = self.llm.get_input_embeddings()
+        if lists is None:
+            parts = self.prompt(actions)
+            answers = [answer_ids(self.tokenizer, parts, actions[y], self.descriptions.get(actions[y]),
+                                  self.cfg.max_answer_tokens) for y in labels]
+            batch = build_batch(embed, parts, embeds, amask, answers, self.tokenizer.pad_token_id)
+        else:
+            row_parts = [self.prompt(row) for row in lists]
+            if any(actions[y] not in row for y, row in zip(labels, lists, strict=True)):
+                raise SugarError("every row's action list must contain the row's label")
+            parts = row_parts[0]
+            answers = [answer_ids(self.tokenizer, parts, actions[y], self.descriptions.get(actions[y]),
+                                  self.cfg.max_answer_tokens) for y in labels]
+            batch = build_row_batch(embed, row_parts, embeds, amask, answers, self.tokenizer.pad_token_id)
         # logits only where an answer token is predicted: the prompt part of the sequence needs no vocabulary
         # projection (the answer starts at the same column in every row)
-        start = len(parts.prefix_ids) + embeds.shape[1] + len(parts.suffix_ids)
+        start = int(batch["action_start"][0]) + embeds.shape[1] + len(parts.suffix_ids)
         total = batch["labels"].shape[1]
         keep = torch.arange(start - 1, total - 1, device=self.device)
         out = self.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],

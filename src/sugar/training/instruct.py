@@ -11,6 +11,7 @@ the selected weights. The finished run directory is loadable with `load_recogniz
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, replace
@@ -38,6 +39,7 @@ from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
 from sugar.models.encoder import load_encoder
+from sugar.models.prompt import sample_list
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
 from sugar.runs import RunDir
@@ -161,7 +163,11 @@ def load_descriptions(cfg: TuneConfig, data: TuneData) -> dict[str, str]:
 
 
 class TuneModel(nn.Module):
-    """Recogniser + frozen encoder as one module whose forward is the training loss (what DDP wraps)."""
+    """Recogniser + frozen encoder as one module whose forward is the training loss (what DDP wraps).
+
+    With cfg.vary_list each row's instruction lists a random subset of the classes (its own + distractors, random
+    order; `sugar.models.prompt.sample_list`), drawn from a generator seeded by the run's seed and the row's
+    input, so a resumed run draws the same lists."""
 
     def __init__(self, recognizer: Recognizer):
         super().__init__()
@@ -171,7 +177,18 @@ class TuneModel(nn.Module):
         if isinstance(x, torch.Tensor) and x.dim() == 5:
             with torch.no_grad():
                 x = self.rec.encoder(x.to(self.rec.device))  # type: ignore[misc]
-        return self.rec.loss(x, y.tolist())
+        labels = y.tolist()
+        lists = None
+        if self.rec.cfg.vary_list:
+            lists = [sample_list(self.rec.actions, label, _row_rng(self.rec.cfg.seed, row), self.rec.cfg.min_list)
+                     for label, row in zip(labels, x, strict=True)]
+        return self.rec.loss(x, labels, lists=lists)
+
+
+def _row_rng(seed: int, row: torch.Tensor) -> np.random.Generator:
+    """A generator that depends on the run's seed and the row's input only (resume draws the same lists)."""
+    digest = hashlib.sha256(row.detach().float().cpu().numpy().tobytes()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
 def _param_groups(rec: nn.Module, cfg: TuneConfig) -> list[dict[str, Any]]:
