@@ -9,7 +9,7 @@ A run trained with held-out classes is scored on seen classes (seen list) and on
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,31 @@ def evidence_reports(tokens: Sequence[torch.Tensor], labels: np.ndarray, actions
                      by_kind: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     """classification_report of each kind of evidence."""
     return {kind: classification_report(s, np.asarray(labels), actions) for kind, s in by_kind.items()}
+
+
+def description_agreement(descriptions: Sequence[str], chosen: Sequence[str], actions: Sequence[str],
+                          class_texts: Mapping[str, str], encode: Callable[[list[str]], np.ndarray]
+                          ) -> dict[str, Any]:
+    """Does each generated description agree with the label it was generated for? With the text encoder
+    (`encode`: texts -> unit rows), the cosine of the description to every listed class's knowledge text:
+    `agreement` = share of samples whose chosen class is the most similar (chance 1/len(actions)), `margin` = mean
+    cos(chosen) - max cos(other classes); `whole_sentences` = share ending in . ! or ?."""
+    if not descriptions:
+        return {"samples": 0}
+    missing = [a for a in actions if a not in class_texts]
+    if missing:
+        raise ConfigError(f"no knowledge text for {missing[:5]} to compare descriptions with")
+    d = np.asarray(encode([t or "" for t in descriptions]), dtype=np.float64)
+    k = np.asarray(encode([class_texts[a] for a in actions]), dtype=np.float64)
+    sims = d @ k.T  # [N, C]
+    idx = np.array([list(actions).index(c) for c in chosen])
+    rows = np.arange(len(idx))
+    own = sims[rows, idx]
+    others = sims.copy()
+    others[rows, idx] = -np.inf
+    return {"samples": len(idx), "classes": len(actions), "agreement": float((sims.argmax(1) == idx).mean()),
+            "margin": float((own - others.max(1)).mean()), "chance": 1.0 / len(actions),
+            "whole_sentences": float(np.mean([bool(t) and t.strip()[-1] in ".!?" for t in descriptions]))}
 
 
 def text_evidence(encoder_run: str | Path, device: str | torch.device = "cpu") -> TextEvidence | None:

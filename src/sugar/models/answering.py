@@ -12,6 +12,7 @@ KV cache is computed once per list and broadcast to each batch (`Recognizer.use_
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,32 @@ def context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: P
     return cache, mask, out.logits[:, -1]
 
 
+_DANGLING = {"a", "an", "and", "as", "at", "by", "for", "from", "her", "his", "in", "into", "of", "on", "or",
+             "the", "their", "then", "to", "while", "with"}
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def whole_sentence(text: str, cut: bool) -> str:
+    """A generated description as whole sentences: when generation ran out of tokens (`cut`), everything after
+    the last sentence end goes (or, with no sentence end, the last, possibly partial word); a final full stop is
+    added where the text has none. The demo and the API show this text, so it must never stop mid-word."""
+    text = " ".join(text.split())
+    if not text:
+        return text
+    if cut:
+        ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+        if ends:
+            text = text[:ends[-1]]
+        else:
+            words = text.split(" ")
+            words = words[:-1] if len(words) > 1 else words
+            while len(words) > 1 and words[-1].lower().strip(",;:") in _DANGLING:
+                words.pop()  # "raises one arm and" -> "raises one arm"
+            text = " ".join(words)
+    text = text.rstrip(" ,;:-")
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
 def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
     stops = list(parts.end_ids[:1])
     if rec.tokenizer.eos_token_id is not None:
@@ -98,9 +125,10 @@ def rank(rec: Recognizer, ctx: Context, parts: PromptParts, tree: decoding.Candi
     descriptions: list[str | None] = [None] * len(best)
     if describe:
         forced = [candidate_ids(rec.tokenizer, actions[b]) for b in best]
-        ids, _ = decoding.greedy_continue(rec.llm, cache, mask, last, rec.cfg.max_description_tokens,
-                                          _stop_ids(rec, parts), forced=forced)
-        descriptions = [rec.tokenizer.decode(t, skip_special_tokens=True).strip() for t in ids]
+        budget = rec.cfg.max_description_tokens
+        ids, _ = decoding.greedy_continue(rec.llm, cache, mask, last, budget, _stop_ids(rec, parts), forced=forced)
+        descriptions = [whole_sentence(rec.tokenizer.decode(t, skip_special_tokens=True), len(t) >= budget)
+                        for t in ids]
     out = []
     for i, b in enumerate(best):
         top = [(actions[j], float(probs[i, j])) for j in order[i].tolist()]
@@ -119,8 +147,9 @@ def generate(rec: Recognizer, ctx: Context, parts: PromptParts, actions: list[st
         answer = rec.tokenizer.decode(t, skip_special_tokens=True).strip()
         m = match_label(answer, actions)
         score = math.exp(lp) if m.label is not None else 0.0
+        description = whole_sentence(m.description, len(t) >= budget) if m.description else m.description
         out.append({"label": m.label, "score": score, "top5": [(m.label, score)] if m.label else [],
-                    "description": m.description, "match": m.match, "similarity": m.similarity, "answer": answer})
+                    "description": description, "match": m.match, "similarity": m.similarity, "answer": answer})
     return out
 
 
