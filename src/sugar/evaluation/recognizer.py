@@ -59,11 +59,12 @@ def scores(rec: Any, samples: Sequence[Any], actions: list[str], mode: str, batc
 
 
 def score_report(rec: Any, samples: Sequence[Any], labels: np.ndarray, actions: list[str], mode: str,
-                 batch_size: int, knowledge: dict[str, str], rank_by: str | None) -> dict[str, Any]:
+                 batch_size: int, knowledge: dict[str, str], rank_by: str | None, fusion: float | None = None
+                 ) -> dict[str, Any]:
     """classification_report of the recogniser's scores (generate mode: answers matching no list entry land
     in a last "(no match)" column, count as wrong, and are counted as `unmatched`)."""
     names = [*actions, NO_MATCH] if mode == "generate" else actions
-    rep = classification_report(scores(rec, samples, actions, mode, batch_size, knowledge, rank_by),
+    rep = classification_report(scores(rec, samples, actions, mode, batch_size, knowledge, rank_by, fusion),
                                 np.asarray(labels), names)
     if mode == "generate":
         rep["unmatched"] = int(np.asarray(rep["confusion"])[:, -1].sum())
@@ -247,7 +248,7 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
             use = "llm" if fusion == 0 or "fused" not in by_kind else "fused"
             rep = by_kind[use]
         else:
-            rep = score_report(rec, samples, y, actions, mode, batch_size, knowledge, rank_by)
+            rep = score_report(rec, samples, y, actions, mode, batch_size, knowledge, rank_by, fusion)
         report["views"][view] = rep
         png = out / f"confusion-llm-{view}.png"
         plot_confusion(np.asarray(rep["confusion"]), names, png,
