@@ -156,7 +156,7 @@ def text_evidence(encoder_run: str | Path, device: str | torch.device = "cpu") -
     if model.projection is None:
         return None
     head = TextHead(model.projection.linear.in_features, model.projection.linear.out_features,
-                    float(model.milnce.scale()) if model.milnce is not None else 1.0)
+                    float(model.milnce.scale().detach()) if model.milnce is not None else 1.0)
     head.linear.load_state_dict(model.projection.linear.state_dict())
     source = load_encoder_data(encoder_run)
     texts = load_texts(source, cfg.model.text_model, classes)
