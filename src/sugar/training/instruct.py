@@ -339,18 +339,34 @@ def finish_report(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData,
 
 
 def refinish(run_dir: str | Path) -> dict[str, Any]:
-    """Re-do the end of a finished `sugar tune` run with today's code (no training): attach and calibrate the
-    encoder's text head on validation, save, and score the test split again (`sugar calibrate`)."""
+    """Re-do the end of a `sugar tune` run with today's code (no training): attach and calibrate the encoder's text
+    head on validation, save, and score the test split again (`sugar calibrate`).
+
+    A run stopped before its last epoch (no recognizer.json yet) is finished from its best checkpoint so far; the
+    report then says `finished_early` and which epoch was selected."""
     run = RunDir(run_dir)
     cfg = load_config(TuneConfig, run.config_path)
     data = features_data(cfg) if cfg.features else online_data(cfg, torch.device("cpu"))
     seen = [i for i, c in enumerate(data.classes) if c not in cfg.exclude_classes]
     unseen = [i for i, c in enumerate(data.classes) if c in cfg.exclude_classes]
     actions = [data.classes[i] for i in seen]
-    rec = load_recognizer(run.path)
-    old = json.loads((run.path / "report.json").read_text()) if (run.path / "report.json").is_file() else {}
-    return finish_report(cfg, run, rec, data, actions, seen, unseen, load_descriptions(cfg, data),
-                         {"selected": old.get("selected")})
+    descriptions = load_descriptions(cfg, data)
+    if (run.path / "recognizer.json").is_file():
+        rec = load_recognizer(run.path)
+        old = json.loads((run.path / "report.json").read_text()) if (run.path / "report.json").is_file() else {}
+        extra: dict[str, Any] = {"selected": old.get("selected")}
+    else:
+        loaded = run.load_best(torch.device("cpu"))
+        if loaded is None:
+            raise SugarError(f"{run.path}: neither a finished recogniser nor a selected checkpoint")
+        weights, best = loaded
+        rec = Recognizer.build(cfg, data.encoder_dim, actions,
+                               {a: descriptions[a] for a in actions if a in descriptions}, encoder=data.encoder,
+                               processor=data.processor, data=data.source)
+        rec.load_trainable_state(weights)
+        rec.eval()
+        extra = {"selected": best, "finished_early": True}
+    return finish_report(cfg, run, rec, data, actions, seen, unseen, descriptions, extra)
 
 
 def load_tune_config(path: str | Path | None, overrides: list[str], encoder: str | None,
