@@ -116,8 +116,12 @@ def tune_setting(run: Path) -> str:
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     total = sum(m.get("time", m.get("epoch_time_s", 0.0)) for m in metrics)  # epoch_time_s: older runs
     samples = cfg.get("max_train_samples") or "all"
-    return (f"{cfg['bridge']['kind']}, {cfg['bridge']['num_queries']} tokens, LoRA r={cfg['lora']['r']}, "
-            f"{cfg['epochs']} ep on {samples} train samples, {total / 60:.1f} min")
+    done = len({m["epoch"] for m in metrics if "epoch" in m}) or cfg["epochs"]
+    epochs = (f"{cfg['epochs']} ep" if done >= cfg["epochs"]
+              else f"{done} of {cfg['epochs']} ep (stopped, finished early)")
+    vary = ", random list per row" if cfg.get("vary_list") else ""
+    return (f"{cfg['bridge']['kind']}, {cfg['bridge']['num_queries']} tokens, LoRA r={cfg['lora']['r']}{vary}, "
+            f"{epochs} on {samples} train samples, {total / 60:.1f} min")
 
 
 def row(label: str, rep: dict[str, Any] | None, training: str) -> str | None:
@@ -289,8 +293,8 @@ def main() -> None:
     out += stage3_zeroshot_table(runs, "ucla", "NW-UCLA zero-shot, 2 held-out classes, 2-way choice")
     out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot, 4 held-out classes, 4-way choice")
     out += cross_dataset_table(runs)
-    stage3 = ["ucla-llm", "msr-llm", "msr-llm-ho-fixed", "msr-llm-ho-vary"] + [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary")
-                                         for s in range(1, 10)]
+    stage3 = ["ucla-llm", "msr-llm", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
+    stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary") for s in range(1, 10)]
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")
     out += descriptions_table(runs, stage3)
