@@ -68,6 +68,8 @@ def _evaluate_recognizer(run: Path, split: str, dataset: str | None, protocol: s
     res = evaluate_recognizer_run(run, split, dataset, protocol, str(root) if root else None, mode, out, limit=limit,
                                   rank_by=rank_by, knowledge_file=knowledge, actions=actions, fusion=fusion)
     how = f"{mode}, by {res['rank_by']}" if mode == "rank" else mode
+    if mode == "rank" and res.get("fusion_weight") and fusion != 0:
+        how += f", fused with the text head at w={res['fusion_weight']:.2f}"
     table = Table(title=f"LLM recogniser ({how}): {res['dataset']} {split}")
     for col in ("view", "classes", "samples", "top-1 %", "top-5 %", "mean class acc %"):
         table.add_column(col)
