@@ -191,8 +191,12 @@ def tune_setting(run: Path) -> str:
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     total = sum(m.get("time", m.get("epoch_time_s", 0.0)) for m in metrics)  # epoch_time_s: older runs
     samples = cfg.get("max_train_samples") or "all"
-    return (f"{cfg['bridge']['kind']}, {cfg['bridge']['num_queries']} tokens, LoRA r={cfg['lora']['r']}, "
-            f"{cfg['epochs']} ep on {samples} train samples, {total / 60:.1f} min")
+    done = len({m["epoch"] for m in metrics if "epoch" in m}) or cfg["epochs"]
+    epochs = (f"{cfg['epochs']} ep" if done >= cfg["epochs"]
+              else f"{done} of {cfg['epochs']} ep (stopped, finished early)")
+    vary = ", random list per row" if cfg.get("vary_list") else ""
+    return (f"{cfg['bridge']['kind']}, {cfg['bridge']['num_queries']} tokens, LoRA r={cfg['lora']['r']}{vary}, "
+            f"{epochs} on {samples} train samples, {total / 60:.1f} min")
 
 
 def row(label: str, rep: dict[str, Any] | None, training: str) -> str | None:
@@ -289,6 +293,49 @@ def cross_dataset_table(runs: Path) -> list[str]:
     return [*lines, *found, ""] if found else []
 
 
+def evidence_table(runs: Path, names: list[str], title: str) -> list[str]:
+    """Per stage-3 run: the LLM alone, the encoder's text head alone and the two fused (weight chosen on the
+    validation split's seen classes by `sugar tune` / `sugar calibrate`), on seen classes and on held-out ones."""
+    lines = [f"### {title}", "",
+             "| run | classes | test samples | LLM alone top-1 % | text head top-1 % | LLM + text head fused top-1 % "
+             "| fusion weight w (val samples, val top-1 % at w) | training |", "|---|---|---|---|---|---|---|---|"]
+    found = []
+    for name in names:
+        run = runs / name
+        report = read_json(run / "report.json")
+        if report is None or "fusion" not in report:
+            continue
+        fusion = report["fusion"]
+        table = read_json(run / "recognizer.json") or {}
+        calib = (table.get("evidence") or {}).get("calibration") or {}
+        at_w = next((r["top1"] for r in calib.get("table", []) if r["weight"] == fusion["weight"]), None)
+        w = f"{fusion['weight']:.2f} ({fusion['samples']}, {pct(at_w)})"
+        for key, view in (("test", "seen" if report.get("excluded") else "all"), ("test_unseen", "held out")):
+            llm, text, fused = report.get(key), report.get(f"{key}_text"), report.get(f"{key}_fused")
+            if not llm or not llm.get("samples") or text is None or fused is None:
+                continue
+            classes = f"{view}, {len(llm['classes'])}-way"
+            found.append(f"| `{name}` | {classes} | {llm['samples']} | {pct(llm['top1'])} | {pct(text['top1'])} | "
+                         f"{pct(fused['top1'])} | {w} | {tune_setting(run)} |")
+    return [*lines, *found, ""] if found else []
+
+
+def descriptions_table(runs: Path, names: list[str]) -> list[str]:
+    """experiments/description_agreement.py: do generated descriptions agree with the chosen label?"""
+    lines = ["### Generated descriptions: whole sentences, and agreement with the chosen label", "",
+             "| run | samples | fusion w | label top-1 % | whole sentences % | description closest to the chosen "
+             "class's knowledge % (chance) | mean cosine margin |", "|---|---|---|---|---|---|---|"]
+    found = []
+    for name in names:
+        res = read_json(runs / name / "evaluation" / "descriptions-test.json")
+        if res is None or not res.get("samples"):
+            continue
+        found.append(f"| `{name}` | {res['samples']} | {res.get('fusion') or 0:.2f} | {pct(res['top1'])} | "
+                     f"{pct(res['whole_sentences'])} | {pct(res['agreement'])} ({pct(res['chance'])}) | "
+                     f"{res['margin']:+.3f} |")
+    return [*lines, *found, ""] if found else []
+
+
 def bridge_table(runs: Path, tag: str = "") -> list[str]:
     """The ablation runs of one budget: stage3_results.sh names them ucla-abl{tag}-KIND and ucla-tok{tag}-N."""
     budget = "equal small budget per run" if not tag else f"equal budget per run, runs `*{tag}-*`"
@@ -329,6 +376,11 @@ def main() -> None:
     out += stage3_zeroshot_table(runs, "ucla", "NW-UCLA zero-shot, 2 held-out classes, 2-way choice")
     out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot, 4 held-out classes, 4-way choice")
     out += cross_dataset_table(runs)
+    stage3 = ["ucla-llm", "msr-llm", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
+    stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary") for s in range(1, 10)]
+    out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
+                                        "head alone, fused")
+    out += descriptions_table(runs, stage3)
     out += bridge_table(runs)
     out += bridge_table(runs, "-full")
     print("\n".join(out) if out else f"no finished runs under {runs}")

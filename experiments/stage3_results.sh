@@ -7,6 +7,9 @@
 #   bash experiments/stage3_results.sh msr msrzeroshot # MSR Action3D (needs stage2_results.sh msr msrzeroshot)
 #   bash experiments/stage3_results.sh ablation tokens # the bridge ablation and action-token lengths
 #   bash experiments/stage3_results.sh byanswer        # re-score finished runs by label + description (no training)
+#   bash experiments/stage3_results.sh varylist        # MSR zero-shot with a random action list per training row
+#   L_EPOCHS=1 bash experiments/stage3_results.sh msrlist   # the same, cheaper: held out of the LLM only
+#   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
 #   A_SAMPLES=all A_EPOCHS=1 A_TAG=-full bash experiments/stage3_results.sh ablation   # at a larger budget
 #
 # Settings: configs/tune/nw-ucla-cpu.yaml (16 action tokens, 1-layer TQP, LoRA r=8) with E3 epochs; the
@@ -73,6 +76,38 @@ msrzeroshot() {  # MSR Action3D with 4 held-out classes (stage-2 run msr-zs-seed
   done
 }
 
+varylist() {  # MSR zero-shot as msrzeroshot, but every training row lists a random subset (true class + distractors)
+  for seed in ${MSR_ZS_SEEDS:-1 2 3}; do
+    CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-zs-vary-seed$seed" "msr-zs-seed$seed" --set epochs="$E3" \
+      --set vary_list=true
+  done
+}
+
+msrlist() {  # cheaper: 4 classes held out of the LLM only, on the closed-set encoder msr-milnce (which saw them),
+  # fixed list vs a random list per row at an equal budget of L_EPOCHS; the classes are MSR seed 1's zero-shot choice
+  local v ex="[draw circle, hand clap, side kick, pickup and throw]"
+  for v in fixed vary; do
+    CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-ho-$v" msr-milnce --set epochs="${L_EPOCHS:-1}" \
+      --set "exclude_classes=$ex" --set vary_list=$([[ $v == vary ]] && echo true || echo false)
+  done
+}
+
+uclavarylist() {  # the same on NW-UCLA (2 held-out classes)
+  for seed in $ZS_SEEDS; do
+    tune "ucla-llm-zs-vary-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3" --set vary_list=true
+  done
+}
+
+fuse() {  # runs finished before the text head was fused: attach it, calibrate on val, score test again
+  local run
+  for run in "$OUT"/*/report.json; do
+    run=$(dirname "$run")
+    grep -q '"fusion"' "$run/report.json" && continue
+    sugar calibrate "$run" >> "$OUT/logs/$(basename "$run").log" 2>&1
+    echo "$(date -u +%H:%M:%S) calibrated $(basename "$run")"
+  done
+}
+
 budget() {  # the ablation runs' shared budget as tune overrides
   local samples=$A_SAMPLES
   [[ $samples == all ]] && samples=null
@@ -113,7 +148,8 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(llm cross zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    llm|cross|zeroshot|msr|msrzeroshot|ablation|tokens|byanswer) "$part" ;;
-    *) echo "unknown part $part (llm cross zeroshot msr msrzeroshot ablation tokens byanswer)" >&2; exit 2 ;;
+    llm|cross|zeroshot|msr|msrzeroshot|varylist|msrlist|uclavarylist|ablation|tokens|byanswer|fuse) "$part" ;;
+    *) echo "unknown part $part (llm cross zeroshot msr msrzeroshot varylist msrlist uclavarylist ablation tokens" \
+         "byanswer fuse)" >&2; exit 2 ;;
   esac
 done

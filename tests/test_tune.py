@@ -125,3 +125,26 @@ def test_lora_wrap_keeps_peft_deprecation_noise_out_of_logs(llm_cfg) -> None:
         warnings.simplefilter("always")
         add_lora(model, LoraConfig(r=2))
     assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+
+def test_tune_fuses_the_encoders_text_head_chosen_on_val(llm_cfg, tmp_path, monkeypatch) -> None:
+    """With an encoder run, `sugar tune` attaches its text head, picks the fusion weight on val, saves both and
+    reports the LLM alone, the text head and the fused ranking on test."""
+    from sugar.models.evidence import TextEvidence, TextHead
+    from sugar.training import instruct
+
+    centres = torch.randn(len(CLASSES), 16, generator=torch.Generator().manual_seed(0)) * 2  # as _Tokens
+    head = TextHead(16, len(CLASSES), 30.0)
+    with torch.no_grad():
+        head.linear.weight.copy_(torch.linalg.pinv(centres).T)
+        head.linear.bias.zero_()
+    evidence = TextEvidence(head, CLASSES, torch.eye(len(CLASSES)), "all-MiniLM-L6-v2")
+    monkeypatch.setattr(instruct, "text_evidence", lambda run, device="cpu": evidence)
+    cfg = replace(llm_cfg, encoder_run="stage2-run", epochs=1)
+    report = tune(cfg, tmp_path / "run", progress=False, data=_data())
+    assert report["fusion"]["split"] == "val" and report["fusion"]["samples"] == 8
+    assert report["test_text"]["top1"] == 1.0 and report["test_fused"]["top1"] == 1.0
+    assert report["fusion"]["weight"] > 0
+    rec = load_recognizer(tmp_path / "run", with_encoder=False)
+    assert rec.fusion_weight == report["fusion"]["weight"] and rec.evidence is not None
+    assert (tmp_path / "run" / "text_head.safetensors").is_file()

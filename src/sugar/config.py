@@ -140,6 +140,8 @@ class TuneConfig:
     max_train_samples: int | None = None  # for quick runs
     max_eval_samples: int | None = None
     exclude_classes: tuple[str, ...] = ()  # held out of training for zero-shot
+    vary_list: bool = False  # each training row's instruction lists a random subset (its class + distractors)
+    min_list: int = 2  # smallest such list
     seed: int = 1
     amp: bool = True  # bf16 autocast on GPU only
     cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16: slower for the LLM here (docs/benchmarks.md)

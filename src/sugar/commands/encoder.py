@@ -62,18 +62,24 @@ def pretrain_cmd(
 
 def _evaluate_recognizer(run: Path, split: str, dataset: str | None, protocol: str | None, root: Path | None,
                          out: Path | None, mode: str, limit: int | None, rank_by: str | None,
-                         actions: list[str] | None, knowledge: str | None) -> None:
+                         actions: list[str] | None, knowledge: str | None, fusion: float | None = None) -> None:
     from sugar.evaluation.recognizer import evaluate_recognizer_run
 
     res = evaluate_recognizer_run(run, split, dataset, protocol, str(root) if root else None, mode, out, limit=limit,
-                                  rank_by=rank_by, knowledge_file=knowledge, actions=actions)
+                                  rank_by=rank_by, knowledge_file=knowledge, actions=actions, fusion=fusion)
     how = f"{mode}, by {res['rank_by']}" if mode == "rank" else mode
+    if mode == "rank" and res.get("fusion_weight") and fusion != 0:
+        how += f", fused with the text head at w={res['fusion_weight']:.2f}"
     table = Table(title=f"LLM recogniser ({how}): {res['dataset']} {split}")
     for col in ("view", "classes", "samples", "top-1 %", "top-5 %", "mean class acc %"):
         table.add_column(col)
     for name, r in res["views"].items():
         table.add_row(name, str(len(r["classes"])), str(r["samples"]), _pct(r["top1"]), _pct(r["top5"]),
                       _pct(r["mean_class_accuracy"]))
+        for kind, e in res.get("evidence", {}).get(name, {}).items():
+            table.add_row(f"  {name}: {kind}" + (f" (w={res['fusion_weight']:.2f})" if kind == "fused" else ""),
+                          str(len(e["classes"])), str(e["samples"]), _pct(e["top1"]), _pct(e["top5"]),
+                          _pct(e["mean_class_accuracy"]))
     console.print(table)
     keys = ("samples", "top1", "top5", "mean_class_accuracy")
     summary = {n: {k: r[k] for k in keys} for n, r in res["views"].items()}
@@ -98,6 +104,9 @@ def evaluate_cmd(
                                 "file of names or a knowledge .json): the split's samples of listed classes."),
     knowledge: str = typer.Option(None, "--knowledge", help="Knowledge .json (or dataset name) for the texts and "
                                   "descriptions of the classes scored; default: the run's, or --dataset's."),
+    fusion: float = typer.Option(None, "--fusion", min=0.0, max=1.0,
+                                 help="Stage-3 rank mode: weight of the encoder's text head beside the LLM "
+                                      "(default: the weight calibrated on validation; 0 = the LLM alone)."),
 ) -> None:
     """Score a split: a stage-2 run with its text head (cosine to class texts) and CE head, with confusion
     matrices and t-SNE; a stage-3 run with the LLM recogniser (another --dataset = its action list, zero-shot)."""
@@ -114,7 +123,7 @@ def evaluate_cmd(
 
     run = resolve_run(run)
     if (run / "recognizer.json").is_file():
-        _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit, rank_by, names, knowledge)
+        _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit, rank_by, names, knowledge, fusion)
         return
 
     res = evaluate_run(run, split, multi_clip, dataset, protocol, str(root) if root else None, out, tsne,

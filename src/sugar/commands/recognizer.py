@@ -64,6 +64,9 @@ def predict_cmd(
     precision: str = typer.Option("fp32", "--precision", help="LLM weights at inference: fp32 | bf16 (half the "
                                   "weights; pays on GPUs) | int8 (fastest on CPU) | auto (bf16 on a GPU); "
                                   "docs/benchmarks.md."),
+    fusion: float = typer.Option(None, "--fusion", min=0.0, max=1.0,
+                                 help="Rank mode: weight of the encoder's text head beside the LLM (default: the "
+                                      "weight calibrated on validation; 0 = the LLM alone)."),
 ) -> None:
     """Recognise and describe the action in each skeleton file; prints one JSON object per file."""
     from sugar.errors import SugarError
@@ -87,7 +90,7 @@ def predict_cmd(
     for f in files:
         samples += read_input(f, format=fmt, pose=pose, progress=True)
     results = rec.recognize(samples, actions=names, knowledge=knowledge, mode=mode, batch_size=batch_size,
-                            rank_by=rank_by)
+                            rank_by=rank_by, fusion=fusion)
     for s, r in zip(samples, results, strict=True):
         picture = {}
         if render is not None:
@@ -128,7 +131,21 @@ def _render(sample, result: dict[str, Any], path: Path, rec, view: str) -> Path:
                            view=view, max_frames=RENDER_FRAMES)
 
 
+def calibrate_cmd(
+    run: Path = typer.Argument(..., help="A finished `sugar tune` run directory."),
+) -> None:
+    """Give a tuned recogniser its encoder's text head as a second opinion: choose the fusion weight on the
+    validation split, save it with the recogniser, and score the test split again (LLM, text head, fused)."""
+    from sugar.training.instruct import refinish
+
+    report = refinish(run)
+    keys = [k for k in report if k.startswith("test") or k == "fusion"]
+    console.print_json(json.dumps({k: ({m: report[k][m] for m in ("samples", "top1", "top5") if m in report[k]}
+                                       if k != "fusion" else report[k]) for k in keys}))
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the top-level app."""
     app.command("tune")(tune_cmd)
+    app.command("calibrate")(calibrate_cmd)
     app.command("predict")(predict_cmd)

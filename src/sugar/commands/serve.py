@@ -26,6 +26,9 @@ def register(app: typer.Typer) -> None:
                                       "docs/benchmarks.md."),
         rank_by: str = typer.Option(None, "--rank-by", help="label | answer (label + knowledge description); "
                                     "default: the run's setting."),
+        fusion: float = typer.Option(None, "--fusion", min=0.0, max=1.0,
+                                     help="Rank mode: weight of the encoder's text head beside the LLM (default: "
+                                          "the weight calibrated on validation; 0 = the LLM alone)."),
         api_key: str = typer.Option(None, "--api-key", envvar=API_KEY_ENV, show_envvar=True,
                                     help="Require this key on /v1 requests (X-API-Key or Authorization: Bearer)."),
         max_body_mb: float = typer.Option(20.0, "--max-body-mb", min=0.001, help="Largest request body."),
@@ -63,6 +66,8 @@ def register(app: typer.Typer) -> None:
         recognizer = load_recognizer(run)
         if rank_by is not None:
             recognizer.cfg = replace(recognizer.cfg, rank_by=rank_by)
+        if fusion is not None:
+            recognizer.attach_evidence(recognizer.evidence if fusion > 0 else None, fusion)
         set_precision(recognizer, "int8" if int8 else precision)
         app_ = create_app(recognizer, max_batch=max_batch, max_wait_s=max_wait_ms / 1000, limits=limits,
                           api_key=api_key or None)

@@ -9,7 +9,7 @@ A run trained with held-out classes is scored on seen classes (seen list) and on
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from sugar.errors import ConfigError, SugarError
+from sugar.evaluation.encoder import load_run, load_texts
 from sugar.evaluation.metrics import classification_report
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
+from sugar.models.encoder import load_encoder
+from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
 from sugar.models.released import released_name, resolve_run
@@ -31,6 +34,7 @@ from sugar.skeleton.torchdata import ClassSubset, seeded_subset
 from sugar.viz import plot_confusion
 
 NO_MATCH = "(no match)"
+EVIDENCE = ("llm", "text", "fused")  # the LLM alone, the encoder's text head alone, the two fused
 
 
 def collate(batch: list[tuple[torch.Tensor, int]]) -> tuple[list[torch.Tensor] | torch.Tensor, torch.Tensor]:
@@ -41,12 +45,12 @@ def collate(batch: list[tuple[torch.Tensor, int]]) -> tuple[list[torch.Tensor] |
 
 
 def scores(rec: Any, samples: Sequence[Any], actions: list[str], mode: str, batch_size: int,
-           knowledge: dict[str, str], rank_by: str | None) -> np.ndarray:
+           knowledge: Any, rank_by: str | None, fusion: float | None = None) -> np.ndarray:
     """[N, K] scores, rank mode's softmax over the list; generate mode: [N, K + 1], the matched label (or the
     last column, NO_MATCH, when the answer matched no list entry) above every listed score."""
     out = np.zeros((len(samples), len(actions) + (mode == "generate")), dtype=np.float64)
     results = rec.recognize(samples, actions=actions, knowledge=knowledge, mode=mode, batch_size=batch_size,
-                            describe=False, top_k=len(actions), rank_by=rank_by)
+                            describe=False, top_k=len(actions), rank_by=rank_by, fusion=fusion)
     for row, r in enumerate(results):
         for label, score in r.get("top5") or []:
             out[row, actions.index(label)] = score
@@ -56,46 +60,140 @@ def scores(rec: Any, samples: Sequence[Any], actions: list[str], mode: str, batc
 
 
 def score_report(rec: Any, samples: Sequence[Any], labels: np.ndarray, actions: list[str], mode: str,
-                 batch_size: int, knowledge: dict[str, str], rank_by: str | None) -> dict[str, Any]:
+                 batch_size: int, knowledge: dict[str, str], rank_by: str | None, fusion: float | None = None
+                 ) -> dict[str, Any]:
     """classification_report of the recogniser's scores (generate mode: answers matching no list entry land
     in a last "(no match)" column, count as wrong, and are counted as `unmatched`)."""
     names = [*actions, NO_MATCH] if mode == "generate" else actions
-    rep = classification_report(scores(rec, samples, actions, mode, batch_size, knowledge, rank_by),
+    rep = classification_report(scores(rec, samples, actions, mode, batch_size, knowledge, rank_by, fusion),
                                 np.asarray(labels), names)
     if mode == "generate":
         rep["unmatched"] = int(np.asarray(rep["confusion"])[:, -1].sum())
     return rep
 
 
-def evaluate_split(rec: Recognizer, splits: Mapping[str, Dataset], labels: Mapping[str, np.ndarray], split: str,
-                   actions: list[str], keep: list[int], mode: str = "rank", limit: int | None = None,
-                   knowledge: dict[str, str] | None = None) -> dict[str, Any]:
-    """Top-1/top-5/mean class accuracy of `rec` on a split of (tokens or skeleton tensor, label) items, restricted
-    to classes `keep` (indices; `actions` are their names): stage 3's validation and final test.
-
-    knowledge: label -> description for the listed classes, needed by rank_by="answer" for classes the
-    recogniser was not trained on (held out)."""
+def split_tokens(rec: Recognizer, splits: Mapping[str, Dataset], labels: Mapping[str, np.ndarray], split: str,
+                 keep: list[int], limit: int | None = None) -> tuple[list[torch.Tensor], np.ndarray]:
+    """Encoder token sequences and labels (0..len(keep)-1) of a split's samples of classes `keep` (a seeded
+    subset of `limit` samples when given)."""
     subset = ClassSubset(splits[split], labels[split], keep)
     items, positions = seeded_subset(subset, limit, 0)
-    if len(positions) == 0:
-        return {"samples": 0}
     inputs: list[torch.Tensor] = []
+    if len(positions) == 0:
+        return inputs, np.zeros(0, dtype=np.int64)
     for x, _ in DataLoader(items, batch_size=rec.cfg.eval_batch_size, shuffle=False, collate_fn=collate):
         if isinstance(x, torch.Tensor) and x.dim() == 5:  # skeleton tensors: the frozen encoder makes tokens
             with torch.no_grad():
                 x = list(rec.encoder(x.to(rec.device)).float())  # type: ignore[misc]
         inputs += list(x)
-    return score_report(rec, inputs, subset.labels[positions], actions, mode, rec.cfg.eval_batch_size,
-                        knowledge or {}, None)
+    return inputs, np.asarray(subset.labels[positions])
+
+
+def evaluate_split(rec: Recognizer, splits: Mapping[str, Dataset], labels: Mapping[str, np.ndarray], split: str,
+                   actions: list[str], keep: list[int], mode: str = "rank", limit: int | None = None,
+                   knowledge: dict[str, str] | None = None, fusion: float | None = 0.0) -> dict[str, Any]:
+    """Top-1/top-5/mean class accuracy of `rec` on a split of (tokens or skeleton tensor, label) items, restricted
+    to classes `keep` (indices; `actions` are their names): stage 3's validation and final test.
+
+    knowledge: label -> description for the listed classes, needed by rank_by="answer" for classes the
+    recogniser was not trained on (held out). fusion: 0 = the LLM alone (validation during training)."""
+    inputs, y = split_tokens(rec, splits, labels, split, keep, limit)
+    if not inputs:
+        return {"samples": 0}
+    return score_report(rec, inputs, y, actions, mode, rec.cfg.eval_batch_size, knowledge or {}, None, fusion)
+
+
+def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: list[str], knowledge: Any = None,
+                    rank_by: str | None = None, batch_size: int | None = None, texts: Any = None
+                    ) -> dict[str, np.ndarray]:
+    """[N, C] scores of each kind of evidence from one LLM pass: "llm" (log-probabilities over the list),
+    "text" (the encoder's text-head logits) and "fused" (at the recogniser's calibrated weight), the last two
+    only when the recogniser has a text head. texts: a Knowledge object for the text head's class prototypes."""
+    probs = scores(rec, tokens, actions, "rank", batch_size or rec.cfg.eval_batch_size, knowledge, rank_by, 0.0)
+    out = {"llm": np.log(np.clip(probs, 1e-30, None))}
+    if rec.evidence is not None:
+        logits = torch.cat([rec.evidence.logits(tokens[i:i + 256], actions, texts)
+                            for i in range(0, len(tokens), 256)])
+        out["text"] = logits.cpu().double().numpy()
+        out["fused"] = fuse(out["llm"], out["text"], rec.fusion_weight).numpy()
+    return out
+
+
+def evidence_reports(tokens: Sequence[torch.Tensor], labels: np.ndarray, actions: list[str],
+                     by_kind: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """classification_report of each kind of evidence."""
+    return {kind: classification_report(s, np.asarray(labels), actions) for kind, s in by_kind.items()}
+
+
+def description_agreement(descriptions: Sequence[str], chosen: Sequence[str], actions: Sequence[str],
+                          class_texts: Mapping[str, str], encode: Callable[[list[str]], np.ndarray]
+                          ) -> dict[str, Any]:
+    """Does each generated description agree with the label it was generated for? With the text encoder
+    (`encode`: texts -> unit rows), the cosine of the description to every listed class's knowledge text:
+    `agreement` = share of samples whose chosen class is the most similar (chance 1/len(actions)), `margin` = mean
+    cos(chosen) - max cos(other classes); `whole_sentences` = share ending in . ! or ?."""
+    if not descriptions:
+        return {"samples": 0}
+    missing = [a for a in actions if a not in class_texts]
+    if missing:
+        raise ConfigError(f"no knowledge text for {missing[:5]} to compare descriptions with")
+    d = np.asarray(encode([t or "" for t in descriptions]), dtype=np.float64)
+    k = np.asarray(encode([class_texts[a] for a in actions]), dtype=np.float64)
+    sims = d @ k.T  # [N, C]
+    idx = np.array([list(actions).index(c) for c in chosen])
+    rows = np.arange(len(idx))
+    own = sims[rows, idx]
+    others = sims.copy()
+    others[rows, idx] = -np.inf
+    return {"samples": len(idx), "classes": len(actions), "agreement": float((sims.argmax(1) == idx).mean()),
+            "margin": float((own - others.max(1)).mean()), "chance": 1.0 / len(actions),
+            "whole_sentences": float(np.mean([bool(t) and t.strip()[-1] in ".!?" for t in descriptions]))}
+
+
+def text_evidence(encoder_run: str | Path, device: str | torch.device = "cpu") -> TextEvidence | None:
+    """The stage-2 run's text head (projection + learnt MIL-NCE scale) with the text prototypes of every class of
+    its dataset, held-out ones included; None when the run trained no text head (loss=ce)."""
+    model, cfg, _, classes = load_run(encoder_run, device)
+    if model.projection is None:
+        return None
+    head = TextHead(model.projection.linear.in_features, model.projection.linear.out_features,
+                    float(model.milnce.scale().detach()) if model.milnce is not None else 1.0)
+    head.linear.load_state_dict(model.projection.linear.state_dict())
+    source = load_encoder_data(encoder_run)
+    texts = load_texts(source, cfg.model.text_model, classes)
+    protos = texts.prototypes(cfg.use_motion, cfg.use_visual)
+    return TextEvidence(head, classes, protos, cfg.model.text_model, cfg.use_motion, cfg.use_visual)
+
+
+def load_encoder_data(encoder_run: str | Path) -> str:
+    """The knowledge file (or dataset name) the encoder run was trained with."""
+    data = load_encoder(encoder_run).data
+    if data is None:
+        raise SugarError(f"{encoder_run}: the encoder does not record its knowledge")
+    return data.knowledge_file
+
+
+def calibrate(rec: Recognizer, tokens: Sequence[torch.Tensor], labels: np.ndarray, actions: list[str],
+              evidence: TextEvidence, split: str = "val") -> dict[str, Any]:
+    """Attach `evidence` to `rec` with the fusion weight that is best on these (validation) samples."""
+    rec.attach_evidence(evidence, 0.0)
+    by_kind = evidence_scores(rec, tokens, actions)
+    weight, table = choose_weight(by_kind["llm"], by_kind["text"], labels)
+    rec.attach_evidence(evidence, weight)
+    rec.fusion_calibration = {"split": split, "samples": len(labels), "weight": weight, "table": table}
+    return rec.fusion_calibration
 
 
 def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: str | None = None,
                             protocol: str | None = None, root: str | None = None, mode: str = "rank",
                             out_dir: str | Path | None = None, batch_size: int = 16,
                             limit: int | None = None, progress: bool = True, rank_by: str | None = None,
-                            knowledge_file: str | None = None, actions: Sequence[str] | None = None
-                            ) -> dict[str, Any]:
+                            knowledge_file: str | None = None, actions: Sequence[str] | None = None,
+                            fusion: float | None = None) -> dict[str, Any]:
     """Score `split` with the recogniser; write results.json and confusion PNGs; return the report.
+
+    Rank mode reports, per view, the LLM alone, the encoder's text head alone and the two fused
+    (`evidence`); `views` holds the fused one when the recogniser has a calibrated text head (fusion=0: the LLM).
 
     actions: the candidate list instead of the dataset's classes (the split's samples of listed classes).
 
@@ -131,8 +229,12 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     knowledge = (_descriptions(rec, dataset if other else None, classes, knowledge_file) if rank_by == "answer"
                  else {})
     report: dict[str, Any] = {"run": str(run_dir), "dataset": name, "split": split, "mode": mode,
-                              "rank_by": rank_by, "llm": rec.cfg.llm, "views": {}, "pictures": {}}
+                              "rank_by": rank_by, "llm": rec.cfg.llm, "fusion_weight": rec.fusion_weight,
+                              "views": {}, "evidence": {}, "pictures": {}}
     loaded = _load(ds, positions, progress)
+    texts = None  # the text head's class texts: the given knowledge file, another dataset's, else the stored ones
+    if knowledge_file or (other and dataset):
+        texts = load_knowledge(knowledge_file or knowledge_name(dataset or ""))
     for view, keep in groups.items():
         rows = np.flatnonzero(np.isin(labels, keep))
         if not len(rows):
@@ -141,7 +243,15 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
         samples = [loaded[r] for r in rows]
         y = np.array([keep.index(int(labels[r])) for r in rows])
         names = [*actions, NO_MATCH] if mode == "generate" else actions
-        rep = score_report(rec, samples, y, actions, mode, batch_size, knowledge, rank_by)
+        if mode == "rank":  # one LLM pass scores the LLM alone, the text head alone and the two fused
+            tokens = [t for i in range(0, len(samples), batch_size) for t in rec.encode(samples[i:i + batch_size])]
+            by_kind = evidence_reports(tokens, y, actions,
+                                       evidence_scores(rec, tokens, actions, knowledge, rank_by, batch_size, texts))
+            report["evidence"][view] = by_kind
+            use = "llm" if fusion == 0 or "fused" not in by_kind else "fused"
+            rep = by_kind[use]
+        else:
+            rep = score_report(rec, samples, y, actions, mode, batch_size, knowledge, rank_by, fusion)
         report["views"][view] = rep
         png = out / f"confusion-llm-{view}.png"
         plot_confusion(np.asarray(rep["confusion"]), names, png,

@@ -12,6 +12,7 @@ KV cache is computed once per list and broadcast to each batch (`Recognizer.use_
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ import torch
 
 from sugar.errors import ConfigError, SugarError
 from sugar.models import decoding
+from sugar.models.evidence import fuse
 from sugar.models.matching import match_label
 from sugar.models.prompt import PromptParts, candidate_ids
 from sugar.skeleton.sample import Sample
@@ -77,6 +79,32 @@ def context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: P
     return cache, mask, out.logits[:, -1]
 
 
+_DANGLING = {"a", "an", "and", "as", "at", "by", "for", "from", "her", "his", "in", "into", "of", "on", "or",
+             "the", "their", "then", "to", "while", "with"}
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def whole_sentence(text: str, cut: bool) -> str:
+    """A generated description as whole sentences: when generation ran out of tokens (`cut`), everything after
+    the last sentence end goes (or, with no sentence end, the last, possibly partial word); a final full stop is
+    added where the text has none. The demo and the API show this text, so it must never stop mid-word."""
+    text = " ".join(text.split())
+    if not text:
+        return text
+    if cut:
+        ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+        if ends:
+            text = text[:ends[-1]]
+        else:
+            words = text.split(" ")
+            words = words[:-1] if len(words) > 1 else words
+            while len(words) > 1 and words[-1].lower().strip(",;:") in _DANGLING:
+                words.pop()  # "raises one arm and" -> "raises one arm"
+            text = " ".join(words)
+    text = text.rstrip(" ,;:-")
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
 def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
     stops = list(parts.end_ids[:1])
     if rec.tokenizer.eos_token_id is not None:
@@ -85,19 +113,22 @@ def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
 
 
 def rank(rec: Recognizer, ctx: Context, parts: PromptParts, tree: decoding.CandidateTree, actions: list[str],
-         describe: bool, top_k: int) -> list[dict[str, Any]]:
-    """Score every list entry; the best one's description is generated after its forced label."""
+         describe: bool, top_k: int, text_logits: torch.Tensor | None = None, weight: float = 0.0
+         ) -> list[dict[str, Any]]:
+    """Score every list entry (fused with the text head's logits when given); the best one's description is
+    generated after its forced label."""
     cache, mask, last = ctx
     scores = decoding.rank_candidates(rec.llm, cache, mask, last, tree)  # [N, C]
-    probs = torch.softmax(scores, -1)
+    probs = fuse(scores, text_logits, weight).exp().float().to(scores.device)
     order = probs.argsort(-1, descending=True)[:, :top_k]
     best = order[:, 0].tolist()
     descriptions: list[str | None] = [None] * len(best)
     if describe:
         forced = [candidate_ids(rec.tokenizer, actions[b]) for b in best]
-        ids, _ = decoding.greedy_continue(rec.llm, cache, mask, last, rec.cfg.max_description_tokens,
-                                          _stop_ids(rec, parts), forced=forced)
-        descriptions = [rec.tokenizer.decode(t, skip_special_tokens=True).strip() for t in ids]
+        budget = rec.cfg.max_description_tokens
+        ids, _ = decoding.greedy_continue(rec.llm, cache, mask, last, budget, _stop_ids(rec, parts), forced=forced)
+        descriptions = [whole_sentence(rec.tokenizer.decode(t, skip_special_tokens=True), len(t) >= budget)
+                        for t in ids]
     out = []
     for i, b in enumerate(best):
         top = [(actions[j], float(probs[i, j])) for j in order[i].tolist()]
@@ -116,18 +147,23 @@ def generate(rec: Recognizer, ctx: Context, parts: PromptParts, actions: list[st
         answer = rec.tokenizer.decode(t, skip_special_tokens=True).strip()
         m = match_label(answer, actions)
         score = math.exp(lp) if m.label is not None else 0.0
+        description = whole_sentence(m.description, len(t) >= budget) if m.description else m.description
         out.append({"label": m.label, "score": score, "top5": [(m.label, score)] if m.label else [],
-                    "description": m.description, "match": m.match, "similarity": m.similarity, "answer": answer})
+                    "description": description, "match": m.match, "similarity": m.similarity, "answer": answer})
     return out
 
 
 @torch.no_grad()
 def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions: Sequence[str] | None = None,
               knowledge: Any = None, mode: str | None = None, batch_size: int | None = None, describe: bool = True,
-              top_k: int = 5, zero_shot_prompt: bool | None = None, rank_by: str | None = None
-              ) -> list[dict[str, Any]]:
+              top_k: int = 5, zero_shot_prompt: bool | None = None, rank_by: str | None = None,
+              fusion: float | None = None) -> list[dict[str, Any]]:
     """One result per sample (see `Recognizer.recognize`)."""
     mode = mode or rec.cfg.decode
+    weight = rec.fusion_weight if fusion is None else float(fusion)
+    if weight > 0 and rec.evidence is None:
+        raise ConfigError("fusion needs the encoder's text head; this recogniser has none (see `sugar calibrate`)")
+    weight = weight if mode == "rank" else 0.0
     if mode not in ("rank", "generate"):
         raise ConfigError(f"mode {mode!r}: choose rank or generate")
     rank_by = check_rank_by(rank_by or rec.cfg.rank_by)
@@ -156,11 +192,14 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
             embeds, amask = rec.action_tokens(tokens)
             ctx = context(rec, embeds, amask, parts, zero_shot)
             if mode == "rank":
-                results += rank(rec, ctx, parts, tree, actions, describe, top_k)
+                text = rec.evidence.logits(tokens, actions, knowledge) if weight > 0 and rec.evidence else None
+                results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weight)
             else:
                 results += generate(rec, ctx, parts, actions)
     finally:
         rec.train(was_training)
     for r in results:
         r["knowledge"] = refs.get(r["label"]) if r["label"] is not None else None
+        if mode == "rank":
+            r["fusion"] = weight
     return results

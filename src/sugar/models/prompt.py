@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 ACTION_PLACEHOLDER = "<action>"
@@ -134,3 +135,52 @@ def build_batch(embed_tokens: torch.nn.Module, parts: PromptParts, action_embeds
     positions = (attn.cumsum(1) - 1).clamp_min(0)
     return {"inputs_embeds": embeds, "attention_mask": attn, "labels": labels, "position_ids": positions,
             "action_start": torch.full((n,), p, dtype=torch.long, device=device)}
+
+
+def build_row_batch(embed_tokens: torch.nn.Module, parts: Sequence[PromptParts], action_embeds: torch.Tensor,
+                    action_mask: torch.Tensor, answers: Sequence[Sequence[int]], pad_id: int
+                    ) -> dict[str, torch.Tensor]:
+    """`build_batch` with a prompt (action list) per row: prefixes are left-padded (masked, taking no position)
+    to the longest one, so the action tokens and the answers still start at one column for every row."""
+    n, k, _ = action_embeds.shape
+    if len(parts) != n or len({(p.suffix_ids, p.end_ids) for p in parts}) != 1:
+        raise ValueError("one prompt per row, all with the same text after the action tokens")
+    device = action_embeds.device
+    p_max = max(len(p.prefix_ids) for p in parts)
+    s = len(parts[0].suffix_ids)
+    longest = max(len(a) for a in answers)
+    total = p_max + k + s + longest
+    ids = torch.full((n, total), pad_id, dtype=torch.long, device=device)
+    labels = torch.full((n, total), IGNORE_INDEX, dtype=torch.long, device=device)
+    attn = torch.zeros((n, total), dtype=torch.long, device=device)
+    for i, part in enumerate(parts):
+        lp = len(part.prefix_ids)
+        ids[i, p_max - lp:p_max] = torch.tensor(part.prefix_ids, dtype=torch.long, device=device)
+        attn[i, p_max - lp:p_max] = 1
+    ids[:, p_max + k:p_max + k + s] = torch.tensor(parts[0].suffix_ids, dtype=torch.long, device=device)
+    attn[:, p_max:p_max + k] = action_mask.long()
+    attn[:, p_max + k:p_max + k + s] = 1
+    start = p_max + k + s
+    for i, a in enumerate(answers):
+        row = torch.tensor(list(a), dtype=torch.long, device=device)
+        ids[i, start:start + len(a)] = row
+        labels[i, start:start + len(a)] = row
+        attn[i, start:start + len(a)] = 1
+    embeds = embed_tokens(ids)
+    embeds = torch.cat([embeds[:, :p_max], action_embeds.to(embeds.dtype), embeds[:, p_max + k:]], dim=1)
+    positions = (attn.cumsum(1) - 1).clamp_min(0)
+    return {"inputs_embeds": embeds, "attention_mask": attn, "labels": labels, "position_ids": positions,
+            "action_start": torch.full((n,), p_max, dtype=torch.long, device=device)}
+
+
+def sample_list(actions: Sequence[str], label: int, rng: np.random.Generator, min_size: int = 2) -> list[str]:
+    """A random action list for one training row: the true class plus 1 .. len-1 distractors, in random order.
+
+    Training on such lists makes choosing from a list the model has not seen as a whole (zero-shot, another
+    dataset's) what it was trained to do, instead of recalling one fixed list."""
+    n = len(actions)
+    size = int(rng.integers(min(max(min_size, 1), n), n + 1))
+    others = [i for i in range(n) if i != label]
+    chosen = [label, *rng.choice(others, size - 1, replace=False).tolist()] if size > 1 else [label]
+    rng.shuffle(chosen)
+    return [actions[i] for i in chosen]

@@ -23,9 +23,10 @@ from torch import nn
 from sugar.config import TuneConfig
 from sugar.errors import SugarError
 from sugar.models import answering, decoding
+from sugar.models.evidence import TextEvidence
 from sugar.models.inference import merge_lora
 from sugar.models.llm import add_lora, load_causal_lm
-from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt
+from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt, build_row_batch
 from sugar.models.tqp import build_bridge, pad_tokens
 from sugar.skeleton.datasets import DataSource
 from sugar.skeleton.processor import Processor
@@ -61,6 +62,18 @@ class Recognizer(nn.Module):
         self.bf16 = False  # sugar.models.inference.cast_bf16 was applied (inference only, for good)
         self.share_prefix = True  # training runs the shared prompt prefix once per batch (see `loss`)
         self.rank_separating = False  # rank scores each entry only up to its first token no other entry shares
+        self.evidence: TextEvidence | None = None  # the encoder's text head (sugar.models.evidence), if attached
+        self.fusion_weight = 0.0  # weight of the text head in rank mode, chosen on validation; 0 = LLM alone
+        self.fusion_calibration: dict[str, Any] = {}  # how the weight was chosen (split, samples, table)
+
+    def attach_evidence(self, evidence: TextEvidence | None, weight: float = 0.0) -> None:
+        """Use the encoder's text head as a second opinion in rank mode, with this weight (frozen, not trained)."""
+        if evidence is not None:
+            for p in evidence.parameters():
+                p.requires_grad_(False)
+            evidence.to(self.device).eval()
+        self.evidence = evidence
+        self.fusion_weight = float(weight) if evidence is not None else 0.0
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -134,21 +147,34 @@ class Recognizer(nn.Module):
         return self.bridge(x, m)
 
     def loss(self, tokens: Sequence[torch.Tensor] | torch.Tensor, labels: Sequence[int],
-             mask: torch.Tensor | None = None, actions: Sequence[str] | None = None) -> torch.Tensor:
-        """Next-token cross-entropy on "{label}. {description}" given the instruction and the action tokens."""
+             mask: torch.Tensor | None = None, actions: Sequence[str] | None = None,
+             lists: Sequence[Sequence[str]] | None = None) -> torch.Tensor:
+        """Next-token cross-entropy on "{label}. {description}" given the instruction and the action tokens.
+
+        lists: one action list per row for the instruction (each must contain the row's label); default: the
+        same list, `actions`, for every row."""
         actions = list(actions or self.actions)
-        parts = self.prompt(actions)
         embeds, amask = self.action_tokens(tokens, mask)
-        answers = [answer_ids(self.tokenizer, parts, actions[y], self.descriptions.get(actions[y]),
-                              self.cfg.max_answer_tokens) for y in labels]
-        batch = build_batch(self.llm.get_input_embeddings(), parts, embeds, amask, answers,
-                            self.tokenizer.pad_token_id)
+        embed = self.llm.get_input_embeddings()
+        if lists is None:
+            parts = self.prompt(actions)
+            answers = [answer_ids(self.tokenizer, parts, actions[y], self.descriptions.get(actions[y]),
+                                  self.cfg.max_answer_tokens) for y in labels]
+            batch = build_batch(embed, parts, embeds, amask, answers, self.tokenizer.pad_token_id)
+        else:
+            row_parts = [self.prompt(row) for row in lists]
+            if any(actions[y] not in row for y, row in zip(labels, lists, strict=True)):
+                raise SugarError("every row's action list must contain the row's label")
+            parts = row_parts[0]
+            answers = [answer_ids(self.tokenizer, parts, actions[y], self.descriptions.get(actions[y]),
+                                  self.cfg.max_answer_tokens) for y in labels]
+            batch = build_row_batch(embed, row_parts, embeds, amask, answers, self.tokenizer.pad_token_id)
         # logits only where an answer token is predicted: the prompt part of the sequence needs no vocabulary
         # projection (the answer starts at the same column in every row)
-        p = len(parts.prefix_ids)
-        start = p + embeds.shape[1] + len(parts.suffix_ids)
+        p = len(parts.prefix_ids)  # shared by every row when all rows have the same list
+        start = int(batch["action_start"][0]) + embeds.shape[1] + len(parts.suffix_ids)
         total = batch["labels"].shape[1]
-        if self.share_prefix and p > 0:
+        if self.share_prefix and lists is None and p > 0:
             # the prompt prefix is the same in every row: run it once (with gradients: LoRA changes its keys
             # and values) and broadcast its cache to the batch; the same function, ~half the tokens at batch 8
             _, prefix = decoding.run_cached(self.llm, None, inputs_embeds=batch["inputs_embeds"][:1, :p],
@@ -170,7 +196,7 @@ class Recognizer(nn.Module):
     def recognize(self, samples: Sequence[Sample | torch.Tensor], actions: Sequence[str] | None = None,
                   knowledge: Any = None, mode: str | None = None, batch_size: int | None = None,
                   describe: bool = True, top_k: int = 5, zero_shot_prompt: bool | None = None,
-                  rank_by: str | None = None) -> list[dict[str, Any]]:
+                  rank_by: str | None = None, fusion: float | None = None) -> list[dict[str, Any]]:
         """One result per sample: {label, score, top5, description, knowledge, match, answer}.
 
         samples: Sample objects (run through the encoder) or precomputed encoder token sequences [T', d].
@@ -179,7 +205,9 @@ class Recognizer(nn.Module):
         rank: score = softmax over the list of the length-normalised log-likelihoods; top5 from the same.
         rank_by (default cfg.rank_by): "label" scores "{label}."; "answer" scores "{label}. {description}" for
         entries with a description (from `knowledge` or the training knowledge), "{label}." for the others.
+        fusion (rank mode): weight of the encoder's text head beside the LLM (sugar.models.evidence); None = the
+        weight calibrated on validation (0 when the recogniser has no text head), 0 = the LLM alone.
         generate: score = geometric-mean probability of the generated answer tokens.
         """
         return answering.recognize(self, samples, actions, knowledge, mode, batch_size, describe, top_k,
-                                   zero_shot_prompt, rank_by)
+                                   zero_shot_prompt, rank_by, fusion)

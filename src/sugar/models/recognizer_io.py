@@ -20,6 +20,7 @@ from sugar.config import TuneConfig, from_dict, to_dict
 from sugar.errors import SugarError
 from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_object
 from sugar.models.encoder import load_encoder, save_pretrained
+from sugar.models.evidence import TextEvidence
 from sugar.models.inference import merge_lora as fold_lora
 from sugar.models.llm import load_causal_lm, load_lora
 from sugar.models.recognizer import Recognizer
@@ -31,6 +32,7 @@ META_FILE = "recognizer.json"
 BRIDGE_FILE = "bridge.safetensors"
 ADAPTER_DIR = "adapter"
 ENCODER_DIR = "encoder"
+TEXT_HEAD_FILE = "text_head.safetensors"  # the encoder's stage-2 text head (sugar.models.evidence), optional
 
 
 def save_recognizer(rec: Recognizer, folder: str | Path) -> None:
@@ -44,6 +46,11 @@ def save_recognizer(rec: Recognizer, folder: str | Path) -> None:
     meta = {"format": FORMAT, "llm": rec.cfg.llm, "encoder_run": rec.cfg.encoder_run,
             "encoder_dim": rec.encoder_dim, "config": to_dict(rec.cfg), "actions": rec.actions,
             "descriptions": rec.descriptions}
+    if rec.evidence is not None:
+        atomic_save_safetensors({k: v.contiguous().cpu() for k, v in rec.evidence.tensors().items()},
+                                folder / TEXT_HEAD_FILE)
+        meta["evidence"] = {**rec.evidence.describe(), "weight": rec.fusion_weight,
+                            "calibration": rec.fusion_calibration}
     if rec.encoder is not None and rec.processor is not None:
         save_pretrained(rec.encoder, folder / ENCODER_DIR, rec.processor, rec.data)
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=1))  # last: its presence means complete
@@ -54,6 +61,7 @@ def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with
     """Rebuild a saved recogniser: base LLM from its name, adapters, bridge and encoder from `folder`.
 
     with_encoder=False skips the encoder (then only precomputed token sequences can be recognised).
+    A folder with text_head.safetensors also gets the encoder's text head and the fusion weight it was saved with.
     merge_lora folds the adapters into the base weights for inference (undone by `.train()`).
     A released model's name (`nw-ucla`, see models/released.py) stands for its folder.
     """
@@ -79,6 +87,11 @@ def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with
                      meta.get("descriptions") or {}, bundle.encoder if bundle else None,
                      bundle.processor if bundle else None, bundle.data if bundle else None)
     rec = rec.to(device).eval()
+    evidence = meta.get("evidence")
+    if evidence and (folder / TEXT_HEAD_FILE).is_file():
+        rec.attach_evidence(TextEvidence.from_saved(evidence, load_file(str(folder / TEXT_HEAD_FILE))),
+                            float(evidence.get("weight", 0.0)))
+        rec.fusion_calibration = evidence.get("calibration") or {}
     if merge_lora:
         fold_lora(rec)
     return rec

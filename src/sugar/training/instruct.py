@@ -11,6 +11,7 @@ the selected weights. The finished run directory is loadable with `load_recogniz
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, replace
@@ -24,14 +25,23 @@ from torch.utils.data import Dataset
 
 from sugar.config import TuneConfig, load_config, save_config
 from sugar.errors import ConfigError, DataError, SugarError
-from sugar.evaluation.recognizer import collate, evaluate_split
+from sugar.evaluation.recognizer import (
+    calibrate,
+    collate,
+    evaluate_split,
+    evidence_reports,
+    evidence_scores,
+    split_tokens,
+    text_evidence,
+)
 from sugar.features import FeatureStore
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
 from sugar.models.encoder import load_encoder
+from sugar.models.prompt import sample_list
 from sugar.models.recognizer import Recognizer
-from sugar.models.recognizer_io import save_recognizer
+from sugar.models.recognizer_io import load_recognizer, save_recognizer
 from sugar.runs import RunDir
 from sugar.skeleton.datasets import DataSource, knowledge_name
 from sugar.skeleton.processor import Processor
@@ -153,7 +163,11 @@ def load_descriptions(cfg: TuneConfig, data: TuneData) -> dict[str, str]:
 
 
 class TuneModel(nn.Module):
-    """Recogniser + frozen encoder as one module whose forward is the training loss (what DDP wraps)."""
+    """Recogniser + frozen encoder as one module whose forward is the training loss (what DDP wraps).
+
+    With cfg.vary_list each row's instruction lists a random subset of the classes (its own + distractors, random
+    order; `sugar.models.prompt.sample_list`), drawn from a generator seeded by the run's seed and the row's
+    input, so a resumed run draws the same lists."""
 
     def __init__(self, recognizer: Recognizer):
         super().__init__()
@@ -163,7 +177,18 @@ class TuneModel(nn.Module):
         if isinstance(x, torch.Tensor) and x.dim() == 5:
             with torch.no_grad():
                 x = self.rec.encoder(x.to(self.rec.device))  # type: ignore[misc]
-        return self.rec.loss(x, y.tolist())
+        labels = y.tolist()
+        lists = None
+        if self.rec.cfg.vary_list:
+            lists = [sample_list(self.rec.actions, label, _row_rng(self.rec.cfg.seed, row), self.rec.cfg.min_list)
+                     for label, row in zip(labels, x, strict=True)]
+        return self.rec.loss(x, labels, lists=lists)
+
+
+def _row_rng(seed: int, row: torch.Tensor) -> np.random.Generator:
+    """A generator that depends on the run's seed and the row's input only (resume draws the same lists)."""
+    digest = hashlib.sha256(row.detach().float().cpu().numpy().tobytes()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
 def _param_groups(rec: nn.Module, cfg: TuneConfig) -> list[dict[str, Any]]:
@@ -271,19 +296,77 @@ def _finish(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData, actio
     weights, best = loaded
     rec.load_trainable_state(weights)
     rec.eval()
-    save_recognizer(rec, run.path)
-    report: dict[str, Any] = {"run_dir": str(run.path), "selected": best, "dataset": data.dataset,
-                              "actions": actions, "excluded": [data.classes[i] for i in unseen]}
-    if "test" in data.splits:
-        report["test"] = evaluate_split(rec, data.splits, data.labels, "test", actions, seen, cfg.decode,
-                                        cfg.max_eval_samples)
-        if unseen:
-            held_out = [data.classes[i] for i in unseen]
-            report["test_unseen"] = evaluate_split(rec, data.splits, data.labels, "test", held_out, unseen,
-                                                   cfg.decode, cfg.max_eval_samples, knowledge=descriptions)
-    atomic_write_text(run.path / "report.json", json.dumps(report, indent=1))
+    report = finish_report(cfg, run, rec, data, actions, seen, unseen, descriptions, {"selected": best})
     barrier(info)
     return report
+
+
+def finish_report(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData, actions: list[str],
+                  seen: list[int], unseen: list[int], descriptions: dict[str, str],
+                  extra: dict[str, Any]) -> dict[str, Any]:
+    """Attach the encoder's text head with its fusion weight chosen on validation, save the recogniser, score the
+    test split once per kind of evidence (LLM alone as `test`, text head `test_text`, fused `test_fused`; the
+    same with `_unseen` for held-out classes) and write report.json."""
+    evidence = text_evidence(cfg.encoder_run, rec.device) if cfg.encoder_run else None
+    report: dict[str, Any] = {"run_dir": str(run.path), **extra, "dataset": data.dataset, "actions": actions,
+                              "excluded": [data.classes[i] for i in unseen]}
+    if evidence is not None and "val" in data.splits:
+        tokens, y = split_tokens(rec, data.splits, data.labels, "val", seen, cfg.max_eval_samples)
+        if len(y):
+            calibration = calibrate(rec, tokens, y, actions, evidence)
+            report["fusion"] = {k: v for k, v in calibration.items() if k != "table"}
+    save_recognizer(rec, run.path)
+    if "test" in data.splits:
+        views = [("test", actions, seen, {})]
+        if unseen:
+            views.append(("test_unseen", [data.classes[i] for i in unseen], unseen, descriptions))
+        for key, names, keep, knowledge in views:
+            if cfg.decode != "rank":
+                report[key] = evaluate_split(rec, data.splits, data.labels, "test", names, keep, cfg.decode,
+                                             cfg.max_eval_samples, knowledge=knowledge)
+                continue
+            tokens, y = split_tokens(rec, data.splits, data.labels, "test", keep, cfg.max_eval_samples)
+            if not len(y):
+                report[key] = {"samples": 0}
+                continue
+            reps = evidence_reports(tokens, y, names, evidence_scores(rec, tokens, names, knowledge))
+            report[key] = {**reps["llm"], "samples": len(y)}
+            for kind in ("text", "fused"):
+                if kind in reps:
+                    report[f"{key}_{kind}"] = {**reps[kind], "samples": len(y)}
+    atomic_write_text(run.path / "report.json", json.dumps(report, indent=1))
+    return report
+
+
+def refinish(run_dir: str | Path) -> dict[str, Any]:
+    """Re-do the end of a `sugar tune` run with today's code (no training): attach and calibrate the encoder's text
+    head on validation, save, and score the test split again (`sugar calibrate`).
+
+    A run stopped before its last epoch (no recognizer.json yet) is finished from its best checkpoint so far; the
+    report then says `finished_early` and which epoch was selected."""
+    run = RunDir(run_dir)
+    cfg = load_config(TuneConfig, run.config_path)
+    data = features_data(cfg) if cfg.features else online_data(cfg, torch.device("cpu"))
+    seen = [i for i, c in enumerate(data.classes) if c not in cfg.exclude_classes]
+    unseen = [i for i, c in enumerate(data.classes) if c in cfg.exclude_classes]
+    actions = [data.classes[i] for i in seen]
+    descriptions = load_descriptions(cfg, data)
+    if (run.path / "recognizer.json").is_file():
+        rec = load_recognizer(run.path)
+        old = json.loads((run.path / "report.json").read_text()) if (run.path / "report.json").is_file() else {}
+        extra: dict[str, Any] = {"selected": old.get("selected")}
+    else:
+        loaded = run.load_best(torch.device("cpu"))
+        if loaded is None:
+            raise SugarError(f"{run.path}: neither a finished recogniser nor a selected checkpoint")
+        weights, best = loaded
+        rec = Recognizer.build(cfg, data.encoder_dim, actions,
+                               {a: descriptions[a] for a in actions if a in descriptions}, encoder=data.encoder,
+                               processor=data.processor, data=data.source)
+        rec.load_trainable_state(weights)
+        rec.eval()
+        extra = {"selected": best, "finished_early": True}
+    return finish_report(cfg, run, rec, data, actions, seen, unseen, descriptions, extra)
 
 
 def load_tune_config(path: str | Path | None, overrides: list[str], encoder: str | None,

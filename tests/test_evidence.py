@@ -1,0 +1,95 @@
+"""The encoder's text head as a second opinion beside the LLM (sugar.models.evidence): fusion arithmetic, the
+weight chosen on validation, recognise with it, and save/load of the head and its weight."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stage3helpers import ACTIONS, build_tiny, session_tokenizer
+from sugar.errors import ConfigError
+from sugar.evaluation.recognizer import calibrate, evidence_scores
+from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse
+from sugar.models.recognizer_io import load_recognizer, save_recognizer
+
+
+def _evidence(dim: int = 16, scale: float = 20.0) -> tuple[TextEvidence, torch.Tensor]:
+    """A text head that maps class centre c (in token space) onto prototype c: it recognises the toy data."""
+    g = torch.Generator().manual_seed(3)
+    centres = torch.randn(len(ACTIONS), dim, generator=g) * 2
+    head = TextHead(dim, len(ACTIONS), scale)
+    with torch.no_grad():  # features = normalize(W x): W = pseudo-inverse of the centres, prototypes = identity
+        head.linear.weight.copy_(torch.linalg.pinv(centres).T)
+        head.linear.bias.zero_()
+    return TextEvidence(head, ACTIONS, torch.eye(len(ACTIONS)), "all-MiniLM-L6-v2"), centres
+
+
+def _samples(centres: torch.Tensor, n: int, seed: int) -> tuple[list[torch.Tensor], np.ndarray]:
+    g = torch.Generator().manual_seed(seed)
+    labels = np.arange(n) % len(centres)
+    return [centres[y] + 0.05 * torch.randn(6, centres.shape[1], generator=g) for y in labels], labels
+
+
+def test_fuse_ends_are_each_evidence_alone() -> None:
+    llm = np.array([[0.0, 2.0, 1.0]])
+    text = np.array([[3.0, 0.0, 1.0]])
+    assert int(fuse(llm, text, 0.0).argmax()) == 1
+    assert int(fuse(llm, text, 1.0).argmax()) == 0
+    assert torch.allclose(fuse(llm, text, 0.4).exp().sum(-1), torch.ones(1, dtype=torch.float64))
+    assert torch.allclose(fuse(llm, None, 0.7), torch.log_softmax(torch.tensor(llm, dtype=torch.float64), -1))
+    with pytest.raises(ConfigError):
+        fuse(llm, text, 1.5)
+
+
+def test_choose_weight_follows_the_evidence_that_is_right() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 200)
+    right = np.eye(5)[y] * 3 + rng.normal(0, 1, (200, 5))
+    noise = rng.normal(0, 1, (200, 5)) * 3
+    w_text, table = choose_weight(noise, right, y)
+    w_llm, _ = choose_weight(right, noise, y)
+    assert w_text > 0.5 > w_llm
+    assert len(table) == 21 and max(r["top1"] for r in table) == next(r for r in table if r["weight"] == w_text)["top1"]
+    with pytest.raises(ConfigError):
+        choose_weight(noise[:0], right[:0], y[:0])
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory):
+    return build_tiny(tmp_path_factory, session_tokenizer(tmp_path_factory))
+
+
+def test_fused_recognise_uses_the_text_head_and_saves_its_weight(rec, tmp_path) -> None:
+    evidence, centres = _evidence()
+    tokens, labels = _samples(centres, 20, 1)
+    alone = rec.recognize(tokens, describe=False, top_k=len(ACTIONS))
+    with pytest.raises(ConfigError):  # no head attached yet
+        rec.recognize(tokens[:1], fusion=0.5)
+    rec.attach_evidence(evidence, 1.0)
+    try:
+        text_only = rec.recognize(tokens, describe=False)
+        assert [ACTIONS.index(r["label"]) for r in text_only] == labels.tolist()
+        assert all(r["fusion"] == 1.0 for r in text_only)
+        # fusion=0 is the LLM alone, whatever the recogniser's weight
+        llm_again = rec.recognize(tokens, describe=False, top_k=len(ACTIONS), fusion=0.0)
+        assert [r["label"] for r in llm_again] == [r["label"] for r in alone]
+        # one LLM pass gives every kind of evidence; the calibrated weight is the best on these samples
+        info = calibrate(rec, tokens, labels, ACTIONS, evidence)
+        by_kind = evidence_scores(rec, tokens, ACTIONS)
+        assert set(by_kind) == {"llm", "text", "fused"}
+        fused_top1 = float((by_kind["fused"].argmax(-1) == labels).mean())
+        assert fused_top1 == max(r["top1"] for r in info["table"]) == 1.0
+        assert 0 < rec.fusion_weight <= 1
+        save_recognizer(rec, tmp_path / "rec")
+        back = load_recognizer(tmp_path / "rec", with_encoder=False)
+        assert back.fusion_weight == pytest.approx(rec.fusion_weight)
+        assert back.evidence is not None and back.evidence.labels == ACTIONS
+        assert back.fusion_calibration["samples"] == 20
+        again = back.recognize(tokens, describe=False)
+        assert [r["label"] for r in again] == [ACTIONS[y] for y in labels]
+        # a shorter list re-uses the stored prototypes of its classes
+        sub = back.recognize(tokens[:2], actions=[ACTIONS[1], ACTIONS[0]], describe=False, fusion=1.0)
+        assert [r["label"] for r in sub] == [ACTIONS[0], ACTIONS[1]]
+    finally:
+        rec.attach_evidence(None)
