@@ -68,3 +68,9 @@ def build_tiny(tmp_path_factory, tokenizer, kind: str = "tqp", encoder_dim: int 
             if "lora_B" in name:
                 p.normal_(0, 0.05)
     return rec.eval()
+
+
+def random_tokens(n: int, seed: int = 0) -> list[torch.Tensor]:
+    """n action-token sequences of 5-12 steps, 16 features (build_tiny's encoder_dim)."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(int(t), 16, generator=g) for t in torch.randint(5, 13, (n,), generator=g)]

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stage3helpers import ACTIONS, build_tiny, session_tokenizer
+from stage3helpers import ACTIONS, build_tiny, random_tokens, session_tokenizer
 from sugar.models import decoding
 from sugar.models.answering import context
 from sugar.models.inference import quantize_int8
@@ -27,9 +27,7 @@ def rec(tmp_path_factory, tok):
     return build_tiny(tmp_path_factory, tok)
 
 
-def _tokens(n: int, seed: int = 0) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(int(t), 16, generator=g) for t in torch.randint(5, 13, (n,), generator=g)]
+_tokens = random_tokens
 
 
 @torch.no_grad()

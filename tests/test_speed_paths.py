@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stage3helpers import ACTIONS, build_tiny, session_tokenizer
+from stage3helpers import ACTIONS, build_tiny, random_tokens, session_tokenizer
 from sugar.config import PretrainConfig, TuneConfig
 from sugar.errors import ConfigError, SugarError
 from sugar.models import decoding, inference
@@ -27,9 +27,7 @@ def rec(tmp_path_factory, tok):
     return build_tiny(tmp_path_factory, tok)
 
 
-def _tokens(n: int, seed: int = 0) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(int(t), 16, generator=g) for t in torch.randint(5, 13, (n,), generator=g)]
+_tokens = random_tokens
 
 
 def test_shared_prefix_loss_equals_the_full_sequence_loss(rec) -> None:

@@ -110,31 +110,7 @@ def build_batch(embed_tokens: torch.nn.Module, parts: PromptParts, action_embeds
     Rows are right-padded; the action embeddings sit exactly at positions len(prefix) ... len(prefix)+K-1
     (returned as `action_start`).
     """
-    n, k, _ = action_embeds.shape
-    device = action_embeds.device
-    p, s = len(parts.prefix_ids), len(parts.suffix_ids)
-    longest = max(len(a) for a in answers)
-    total = p + k + s + longest
-    ids = torch.full((n, total), pad_id, dtype=torch.long, device=device)
-    labels = torch.full((n, total), IGNORE_INDEX, dtype=torch.long, device=device)
-    attn = torch.zeros((n, total), dtype=torch.long, device=device)
-    ids[:, :p] = torch.tensor(parts.prefix_ids, dtype=torch.long, device=device)
-    ids[:, p + k:p + k + s] = torch.tensor(parts.suffix_ids, dtype=torch.long, device=device)
-    attn[:, :p] = 1
-    attn[:, p:p + k] = action_mask.long()
-    attn[:, p + k:p + k + s] = 1
-    start = p + k + s
-    for i, a in enumerate(answers):
-        row = torch.tensor(list(a), dtype=torch.long, device=device)
-        ids[i, start:start + len(a)] = row
-        labels[i, start:start + len(a)] = row
-        attn[i, start:start + len(a)] = 1
-    embeds = embed_tokens(ids)
-    embeds = torch.cat([embeds[:, :p], action_embeds.to(embeds.dtype), embeds[:, p + k:]], dim=1)
-    # a token's position counts real tokens only, as at inference (padded action tokens take none)
-    positions = (attn.cumsum(1) - 1).clamp_min(0)
-    return {"inputs_embeds": embeds, "attention_mask": attn, "labels": labels, "position_ids": positions,
-            "action_start": torch.full((n,), p, dtype=torch.long, device=device)}
+    return build_row_batch(embed_tokens, [parts] * len(action_embeds), action_embeds, action_mask, answers, pad_id)
 
 
 def build_row_batch(embed_tokens: torch.nn.Module, parts: Sequence[PromptParts], action_embeds: torch.Tensor,
