@@ -46,6 +46,12 @@ tune() {  # run-name encoder-name [--set ...]
   echo "$(date -u +%H:%M:%S) tuned $name"
 }
 
+release() {  # the released NW-UCLA recogniser: on ucla-r-neg (stage2_results.sh run:ucla-r-neg), fused with its text head
+  tune ucla-neg-llm ucla-r-neg --set epochs="${E_REL:-1}"
+  sugar evaluate "$OUT/ucla-neg-llm" --split test >> "$OUT/logs/ucla-neg-llm.log" 2>&1
+  echo "$(date -u +%H:%M:%S) evaluated ucla-neg-llm"
+}
+
 llm() {  # closed set: the same encoder as the stage-2 MIL-NCE row
   tune ucla-llm ucla-milnce --set epochs="$E3"
   # generate mode decodes every answer token by token: a seeded 120-sample subset of the test split
@@ -148,7 +154,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(llm cross zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    llm|cross|zeroshot|msr|msrzeroshot|varylist|msrlist|uclavarylist|ablation|tokens|byanswer|fuse) "$part" ;;
+    release|llm|cross|zeroshot|msr|msrzeroshot|varylist|msrlist|uclavarylist|ablation|tokens|byanswer|fuse) "$part" ;;
     *) echo "unknown part $part (llm cross zeroshot msr msrzeroshot varylist msrlist uclavarylist ablation tokens" \
          "byanswer fuse)" >&2; exit 2 ;;
   esac
