@@ -88,7 +88,7 @@ def whole_sentence(text: str, cut: bool) -> str:
     """A generated description as whole sentences: when generation ran out of tokens (`cut`), everything after
     the last sentence end goes (or, with no sentence end, the last, possibly partial word); a final full stop is
     added where the text has none. The demo and the API show this text, so it must never stop mid-word."""
-    text = " ".join(text.split())
+    text = original = " ".join(text.split())
     if not text:
         return text
     if cut:
@@ -101,8 +101,8 @@ def whole_sentence(text: str, cut: bool) -> str:
             while len(words) > 1 and words[-1].lower().strip(",;:") in _DANGLING:
                 words.pop()  # "raises one arm and" -> "raises one arm"
             text = " ".join(words)
-    text = text.rstrip(" ,;:-")
-    return text if not text or text[-1] in ".!?" else text + "."
+    text = text.rstrip(" ,;:-") or original  # trimming never empties a description that had words
+    return text if text[-1] in ".!?" else text + "."
 
 
 def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
@@ -127,8 +127,10 @@ def rank(rec: Recognizer, ctx: Context, parts: PromptParts, tree: decoding.Candi
         forced = [candidate_ids(rec.tokenizer, actions[b]) for b in best]
         budget = rec.cfg.max_description_tokens
         ids, _ = decoding.greedy_continue(rec.llm, cache, mask, last, budget, _stop_ids(rec, parts), forced=forced)
+        # an LLM that stops at once (little training) falls back to the knowledge it was trained to write
         descriptions = [whole_sentence(rec.tokenizer.decode(t, skip_special_tokens=True), len(t) >= budget)
-                        for t in ids]
+                        or whole_sentence(rec.descriptions.get(actions[b], ""), False)
+                        for t, b in zip(ids, best, strict=True)]
     out = []
     for i, b in enumerate(best):
         top = [(actions[j], float(probs[i, j])) for j in order[i].tolist()]
