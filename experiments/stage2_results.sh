@@ -92,8 +92,7 @@ recipe() {  # MSR Action3D recipe search for issue 14: variants compared on vali
   {
     run:msr-r-joint
     train msr-r-aug "$M" "$E_MSR" --set loss=milnce+ce $aug && evaluate msr-r-aug --no-tsne
-    train msr-r-neg "$M" "$E_MSR" --set loss=milnce+ce --set text_negatives=all && evaluate msr-r-neg --no-tsne
-    train msr-r-neg-text "$M" "$E_MSR" --set loss=milnce --set text_negatives=all && evaluate msr-r-neg-text --no-tsne
+    recipe2
     train msr-r-rep "$M" "$E_MSR" --set loss=milnce+ce $aug --set data.repeat=4 && evaluate msr-r-rep --no-tsne
   }
 }
@@ -116,13 +115,13 @@ run:ucla-r-neg() {  # NW-UCLA with the custom config's loss and candidates: the 
 
 knowledge() {  # issue 13: shipped vs offline-generated vs label-only knowledge, custom.yaml's loss, equal budgets
   local own=${OWN:-$OUT/own-data}
-  local gen_msr=$own/msr/knowledge.json gen_ucla=$own/ucla/knowledge.json
-  local M=configs/pretrain/msr-action3d-cpu.yaml U=configs/pretrain/nw-ucla-cpu.yaml
+  local gen_msr=$own/msr/knowledge.json gen_ucla=$own/ucla/knowledge.json  # run:msr-k-gen reads gen_msr too
+  local U=configs/pretrain/nw-ucla-cpu.yaml
   local loss="--set loss=milnce+ce --set text_negatives=all" label="--set use_motion=false --set use_visual=false"
   # shellcheck disable=SC2086
   {
     run:msr-k-label
-    [ -f "$gen_msr" ] && train msr-k-gen "$M" "$E_MSR" $loss --set knowledge="$gen_msr" && evaluate msr-k-gen --no-tsne
+    [ -f "$gen_msr" ] && run:msr-k-gen
     if [ -n "${KNOWLEDGE_UCLA:-}" ]; then
       run:ucla-r-neg  # shipped knowledge
       [ -f "$gen_ucla" ] && train ucla-k-gen "$U" "$E_UCLA" $loss --set knowledge="$gen_ucla" \

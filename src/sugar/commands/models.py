@@ -45,7 +45,7 @@ def release_cmd(
     from sugar.errors import SugarError
     from sugar.evaluation.recognizer import evaluate_recognizer_run
     from sugar.models.recognizer_io import load_recognizer
-    from sugar.models.released import release_recognizer
+    from sugar.models.released import record_release, release_recognizer
 
     results = run / "evaluation" / "test" / "results.json"
     if not results.is_file():
@@ -57,15 +57,13 @@ def release_cmd(
     if rec.data is None or rec.processor is None:
         raise SugarError(f"{run}: the recogniser has no encoder folder with its data record")
     data, stream = rec.data, rec.processor.settings.stream
-    with tempfile.TemporaryDirectory() as tmp:
-        released = release_recognizer(run, name, dataset=data.dataset, protocol=data.protocol or "", stream=stream,
-                                      command=command, metrics=metrics, check={}, root=Path(tmp))
-        checked = evaluate_recognizer_run(released, limit=check_samples, out_dir=Path(tmp) / "check",
-                                          progress=False)
+    out = release_recognizer(run, name, dataset=data.dataset, protocol=data.protocol or "", stream=stream,
+                             command=command, metrics=metrics, check={})
+    with tempfile.TemporaryDirectory() as tmp:  # the check scores the fp16 copy users get
+        checked = evaluate_recognizer_run(out, limit=check_samples, out_dir=Path(tmp), progress=False)
     check = {"split": "test", "samples": check_samples, "seed": 0, "mode": "rank",
              "top1": checked["views"]["all"]["top1"]}
-    out = release_recognizer(run, name, dataset=data.dataset, protocol=data.protocol or "", stream=stream,
-                             command=command, metrics=metrics, check=check)
+    record_release(name, check=check)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     console.print(f"released {name} -> {out} ({size / 2**20:.1f} MB); check top-1 on {check_samples} test samples "
                   f"(fp16): {100 * check['top1']:.1f} %")

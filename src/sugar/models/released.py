@@ -109,12 +109,18 @@ def release_recognizer(run: str | Path, name: str, *, dataset: str, protocol: st
                 shutil.copyfile(f, target)
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
+    record_release(name, dataset=dataset, protocol=protocol, stream=stream, command=command, metrics=metrics,
+                   check=check, root=root)
+    return out
+
+
+def record_release(name: str, *, root: Path | None = None, **fields: Any) -> None:
+    """Write (or update) the index entry of a released folder; `fields` replace the entry's values."""
+    root = root or RELEASED_DIR
     index_path = root / INDEX_FILE
     index = read_json_object(index_path, "the released-model index") if index_path.is_file() else {}
-    index[name] = {"folder": name, "dataset": dataset, "protocol": protocol, "stream": stream,
-                   "command": command, "metrics": metrics, "check": check}
+    index[name] = {**index.get(name, {"folder": name}), **fields}
     atomic_write_text(index_path, json.dumps(index, indent=1, sort_keys=True) + "\n")
-    return out
 
 
 def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
