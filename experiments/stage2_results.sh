@@ -113,6 +113,31 @@ run:ucla-r-neg() {  # NW-UCLA with the custom config's loss and candidates: the 
   evaluate ucla-r-neg --no-tsne
 }
 
+field_stream() {  # stream -> the 65-epoch NW-UCLA run of that stream (configs/pretrain/nw-ucla-field-cpu.yaml)
+  local stream=$1 name=ucla-f-${1//_/-}
+  mkdir -p "$OUT/logs"
+  $PY -m sugar.cli pretrain --config configs/pretrain/nw-ucla-field-cpu.yaml --set data.stream="$stream" \
+    --run-dir "$OUT/$name" --no-progress > "$OUT/logs/$name.log" 2>&1
+  echo "$(date -u +%H:%M:%S) trained $name"
+  evaluate "$name" --no-tsne
+}
+run:ucla-f-joint() { field_stream joint; }
+run:ucla-f-bone() { field_stream bone; }
+run:ucla-f-joint-motion() { field_stream joint_motion; }
+run:ucla-f-bone-motion() { field_stream bone_motion; }
+field() {  # issue 14: NW-UCLA's four streams at CTR-GCN's schedule, fused with weights chosen on val (both heads)
+  run:ucla-f-joint; run:ucla-f-bone; run:ucla-f-joint-motion; run:ucla-f-bone-motion
+  fuse_field
+}
+fuse_field() {
+  local head runs=("$OUT/ucla-f-joint" "$OUT/ucla-f-bone" "$OUT/ucla-f-joint-motion" "$OUT/ucla-f-bone-motion")
+  for head in text ce; do
+    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --out "$OUT/ucla-f-fused-$head" \
+      >> "$OUT/logs/ucla-f-fused.log" 2>&1
+  done
+  echo "$(date -u +%H:%M:%S) fused ucla-f"
+}
+
 knowledge() {  # issue 13: shipped vs offline-generated vs label-only knowledge, custom.yaml's loss, equal budgets
   local own=${OWN:-$OUT/own-data}
   local gen_msr=$own/msr/knowledge.json gen_ucla=$own/ucla/knowledge.json  # run:msr-k-gen reads gen_msr too
@@ -172,7 +197,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:msr-k-label|run:msr-k-gen|run:own-ucla|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:msr-k-label|run:msr-k-gen|run:own-ucla|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done

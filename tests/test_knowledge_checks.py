@@ -161,3 +161,33 @@ def test_a_description_that_does_not_name_the_action_is_replaced(tmp_path):
 def test_answers_that_never_parse_are_still_failures(tmp_path):
     result, _ = run(tmp_path, lambda a, k, s: "Sorry, I cannot.", ["bend"], attempts=2)
     assert result.knowledge is None and "bend" in result.failures and result.templated == {}
+
+
+def test_loops_and_other_actions_are_found():
+    loop = ("A person walks around, their legs support their body, and their feet keep their stance, their legs "
+            "support their body, and their feet keep their stance, their legs support their body.")
+    assert checks.repeated_share(loop) > checks.MAX_REPEATED_SHARE
+    assert checks.repeated_share("A person sits down on a chair, bending the knees.") == 0.0
+    ucla = ["pick up with one hand", "walk around", "sit down", "donning"]
+    assert checks.other_actions_named("A person walks to a box and picks it up.", ucla[0], ucla) == ["walk around"]
+    # "around" is no action's word; words several labels share ("forward") describe, not name
+    assert checks.other_actions_named("A person wraps the arms around the shoulders.", "donning", ucla) == []
+    msr = ["forward punch", "forward kick", "jogging"]
+    assert checks.other_actions_named("A person steps forward and runs in place.", "jogging", msr) == []
+    assert checks.other_actions_named("A person kicks while jogging.", "jogging", msr) == ["forward kick"]
+
+
+def test_a_description_naming_another_action_or_looping_is_asked_again(tmp_path):
+    def answer(action: str, kind: str, s: Sampling) -> str:
+        if kind == "motion":
+            return lines([f"{p} moves for {action}" for p in BODY_PARTS])
+        if action == "sit down":  # loops until sampled, then answers
+            return ("A person sits down, legs bent, legs bent, legs bent, legs bent, legs bent." if s.temperature == 0
+                    else "A person sits down on a chair, bending the knees.")
+        return "A person walks over and picks a box up with one hand."  # names 'walk around' every time
+
+    result, _ = run(tmp_path, answer, ["pick up with one hand", "walk around", "sit down"])
+    pick, _walk, sit = result.knowledge.classes
+    assert pick.description == checks.template_description("pick up with one hand")
+    assert "names another action ('walk around')" in result.templated["pick up with one hand"]
+    assert sit.description == "A person sits down on a chair, bending the knees." and "sit down" not in result.templated

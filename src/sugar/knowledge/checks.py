@@ -12,6 +12,14 @@ never another class's text.
   example ("looks down at the target", "strikes the object", with one part reworded) are caught.
 - `same_motion`: two answers with five or six identical phrases, or whose word sequences are 90 % alike
   (difflib ratio), are the same text.
+- `repeated_share`: SmolLM2 often loops ("their legs support their body, and their feet keep their stance, their
+  legs support their body, ..."); a description whose word 3-grams are more than a quarter repeats says nothing.
+- `other_actions_named`: a description that uses a word only another class's label has ("pick up with one hand"
+  described as "A person walks to their destination ...", a word of "walk around") trains the skeleton towards
+  the other class's text. [choice] The generator rejects such descriptions and, after its retries, falls back on
+  the label template: a fair description that contrasts with another class ("unlike ...") is lost, but a wrong
+  one never reaches the text head (the shipped MSR Action3D file, whose descriptions name other classes, trained
+  a worse text head than label-only texts: docs/RESULTS.md, knowledge table).
 - `mentions`: a description must name the action (any content word of the label, lightly stemmed, so
   "jogging" matches "jogs" and "Cleandishes" matches "cleans"); motion phrases need not (good motion
   knowledge describes the body, and the shipped files name the action in only 2 of 10 NW-UCLA motions).
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 
 from sugar.knowledge.schema import BODY_PARTS, Motion
 
@@ -29,10 +38,11 @@ MAX_COPIED_PHRASES = 1  # of COPY_MIN_WORDS words or more
 COPY_MIN_WORDS = 3
 SAME_PARTS = 5
 SAME_RATIO = 0.9
+MAX_REPEATED_SHARE = 0.25  # of a description's word 3-grams
 
 _STOP = {"a", "an", "the", "with", "one", "two", "of", "to", "up", "on", "in", "at", "out", "from", "and", "or",
          "something", "other", "person", "into", "off", "over", "its", "his", "her", "by", "for", "down", "self",
-         "each", "someone", "using"}
+         "each", "someone", "using", "around"}
 _BODY = {"head", "hand", "hands", "arm", "arms", "hip", "hips", "leg", "legs", "foot", "feet"}
 
 
@@ -70,6 +80,28 @@ def mentions(text: str, label: str) -> bool:
         return True
     stems = {stem(w) for w in words(text)}
     return any(_match(k, s) for k in keys for s in stems)
+
+
+def repeated_share(text: str, n: int = 3) -> float:
+    """The share of the text's word n-grams that already occurred earlier in it (0 for a text of < n words)."""
+    w = words(text)
+    grams = [tuple(w[i:i + n]) for i in range(len(w) - n + 1)]
+    return (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
+
+
+def other_actions_named(text: str, label: str, others: Iterable[str]) -> list[str]:
+    """The other labels whose distinctive words `text` uses: a content word of one label only ("walk" of "walk
+    around"); words several labels share ("forward" of "forward punch" and "forward kick") describe, not name."""
+    others = [o for o in others if o.lower() != label.lower()]
+    keywords = {o: label_keywords(o) for o in [label, *others]}
+    stems = {stem(w) for w in words(text)}
+    named = []
+    for other in others:
+        keys = {k for k in keywords[other]
+                if not any(_match(k, x) for o, ks in keywords.items() if o != other for x in ks)}
+        if any(_match(k, s) for k in keys for s in stems):
+            named.append(other)
+    return named
 
 
 def related(a: str, b: str) -> bool:

@@ -9,7 +9,8 @@ what small local models do (sugar.knowledge.checks):
 - the few-shot examples are chosen per action from `EXAMPLES`, never one that shares a word with it (a
   "sit down" example for "sitting down" invites a copy, and an unrelated one makes a copy detectable);
 - an answer that copies the examples, says the same for most parts, or whose description does not name the
-  action is asked again with sampling (another seed);
+  action, names another class being generated or loops over the same words is asked again with sampling
+  (another seed);
 - answers that match another class's (in class-list order; the later class is asked again) are asked again;
 - a class whose answers all fail these checks gets a template built from its name (`checks.template_motion`),
   reported by the command and recorded in the file's `source`. Only answers that never parse are failures.
@@ -241,10 +242,16 @@ def check_motion(motion: Motion, action: str) -> Motion:
     return motion
 
 
-def check_description(text: str, action: str) -> str:
-    """Per-class checks on a parsed description: it names the action and is not an example's description."""
+def check_description(text: str, action: str, others: Sequence[str] = ()) -> str:
+    """Per-class checks on a parsed description: it names the action, names none of `others` (the other classes
+    being generated), does not loop, and is not an example's description."""
     if not checks.mentions(text, action):
         raise ParseError(f"the description does not name {action!r}")
+    named = checks.other_actions_named(text, action, others)
+    if named:
+        raise ParseError(f"the description names another action ({', '.join(map(repr, named))})")
+    if checks.repeated_share(text) > checks.MAX_REPEATED_SHARE:
+        raise ParseError("the description repeats itself")
     for e in EXAMPLES:
         if e.label != action and checks.same_description(text, e.description):
             raise ParseError(f"copied the description of the example {e.label!r}")
@@ -341,7 +348,7 @@ def generate_motion_knowledge(actions: Sequence[str], client: ChatClient, *, dat
             return prev.description
         description_sampling = replace(sampling, max_tokens=DESCRIPTION_MAX_TOKENS)
         value, reason = asker.ask(description_messages(action, motions[action]), parse_description,
-                                  lambda d: check_description(d, action), f"description of {action!r}",
+                                  lambda d: check_description(d, action, actions), f"description of {action!r}",
                                   sampling=description_sampling)
         if value is None:
             templated[action] = "; ".join(filter(None, [templated.get(action), f"description: {reason}"]))
