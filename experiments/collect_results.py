@@ -135,6 +135,35 @@ def recipe_table(runs: Path) -> list[str]:
     return [*lines, ""] if any(n.startswith("msr-r-") for n, _, _ in rows) else []
 
 
+FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-joint-motion", "joint motion"),
+                 ("ucla-f-bone-motion", "bone motion")]
+
+
+def fused_cell(runs: Path, name: str) -> str:
+    rep = read_json(runs / name / "results.json")
+    if rep is None:
+        return "-"
+    weights = "/".join(f"{w:g}" for w in rep["weights"])
+    return f"{pct(rep['fused']['top1'])} (w {weights})"
+
+
+def field_table(runs: Path) -> list[str]:
+    """Issue 14: NW-UCLA's four streams at CTR-GCN's schedule and their fusion (weights chosen on val)."""
+    found = [(n, lab, r) for n, lab in FIELD_STREAMS if (r := load(runs / n)) is not None]
+    if not found:
+        return []
+    lines = ["### NW-UCLA cross-view, four streams at CTR-GCN's schedule (nw-ucla-field-cpu.yaml, 65 epochs)", "",
+             "| stream | run | val top-1 % (best epoch) | text head test top-1 % | CE head test top-1 % | training |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {lab} | `{n}` | {best_val(r)} | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {setting(r)} |"
+              for n, lab, r in found]
+    for tag, label in (("", "fused, weights chosen on val"), ("-equal", "fused, equal weights")):
+        text, ce = fused_cell(runs, f"ucla-f-fused-text{tag}"), fused_cell(runs, f"ucla-f-fused-ce{tag}")
+        if text != "-" or ce != "-":
+            lines.append(f"| {label} | `ucla-f-fused-*{tag}` | | {text} | {ce} | |")
+    return [*lines, ""]
+
+
 def knowledge_table(runs: Path, prefix: str, title: str) -> list[str]:
     """Issue 13: which knowledge the text head learns best from, every run MIL-NCE + CE with every class's texts
     as candidates (custom.yaml's loss) at the same budget; the class name is always one more positive text."""
@@ -362,6 +391,7 @@ def main() -> None:
     out += supervised_table("NW-UCLA cross-view (train views 1+2, test view 3)", runs, "ucla", "ucla")
     out += supervised_table("MSR Action3D cross-subject (train subjects 1,3,5,7,9)", runs, "msr", "msr")
     out += recipe_table(runs)
+    out += field_table(runs)
     out += knowledge_table(runs, "msr", "MSR Action3D: knowledge for the text head (MIL-NCE + CE, 40 epochs each)")
     out += knowledge_table(runs, "ucla", "NW-UCLA: knowledge for the text head (MIL-NCE + CE, 30 epochs each)")
     out += own_data_table(runs, "msr", "MSR Action3D as a user's own data (converted with --protocol xsub)",

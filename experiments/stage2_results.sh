@@ -5,6 +5,7 @@
 #   bash experiments/stage2_results.sh            # all experiments, in order, one training at a time
 #   bash experiments/stage2_results.sh ucla msr   # only some of: ucla msr zeroshot ablation
 #   bash experiments/stage2_results.sh run:ucla-ce   # one run of a part (train + evaluate)
+#   bash experiments/stage2_results.sh field         # NW-UCLA, four streams at CTR-GCN's schedule, fused (~1.5 h)
 #
 # Epoch counts are the ones used for docs/RESULTS.md (a 2-core CPU shared with other jobs, ~1 hour in all);
 # raise them with e.g. E_UCLA=30 E_MSR=30 E_ZS=30 for the configs' full schedules. Each run's LR schedule is
@@ -131,9 +132,11 @@ field() {  # issue 14: NW-UCLA's four streams at CTR-GCN's schedule, fused with 
 }
 fuse_field() {
   local head runs=("$OUT/ucla-f-joint" "$OUT/ucla-f-bone" "$OUT/ucla-f-joint-motion" "$OUT/ucla-f-bone-motion")
-  for head in text ce; do
+  for head in text ce; do  # weights chosen on val (102 samples), and CTR-GCN's plain sum for comparison
     $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --out "$OUT/ucla-f-fused-$head" \
       >> "$OUT/logs/ucla-f-fused.log" 2>&1
+    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --weights 1,1,1,1 \
+      --out "$OUT/ucla-f-fused-$head-equal" >> "$OUT/logs/ucla-f-fused.log" 2>&1
   done
   echo "$(date -u +%H:%M:%S) fused ucla-f"
 }
