@@ -15,6 +15,7 @@ from stage3helpers import ACTIONS, DESCRIPTIONS, session_tokenizer, tiny_config,
 from sugar.cli import app
 from sugar.config import DataConfig, EncoderConfig
 from sugar.errors import SugarError
+from sugar.evaluation.encoder import evaluate_run
 from sugar.evaluation.recognizer import evaluate_recognizer_run
 from sugar.models import released
 from sugar.models.encoder import build_encoder
@@ -44,7 +45,7 @@ def run_folder(tmp_path_factory) -> Path:
 
 def test_a_released_copy_is_fp16_and_answers_like_the_run(run_folder, tmp_path, monkeypatch, shared_data) -> None:
     monkeypatch.setattr(released, "RELEASED_DIR", tmp_path)
-    out = released.release_recognizer(run_folder, "tiny-ucla", dataset="nw-ucla", protocol="xview", stream="joint",
+    out = released.release_run(run_folder, "tiny-ucla", dataset="nw-ucla", protocol="xview", stream="joint",
                                       command="sugar tune ...", metrics={"top1": 0.5}, check={})
     assert not (out / "checkpoints").exists() and (out / "encoder" / "encoder.safetensors").is_file()
     assert all(t.dtype in (torch.float16, torch.int64) for t in load_file(str(out / "bridge.safetensors")).values())
@@ -67,18 +68,60 @@ def test_a_released_copy_is_fp16_and_answers_like_the_run(run_folder, tmp_path, 
 
 def test_an_unknown_run_names_the_released_models(tmp_path, monkeypatch, run_folder) -> None:
     monkeypatch.setattr(released, "RELEASED_DIR", tmp_path)
-    released.release_recognizer(run_folder, "tiny-ucla", dataset="nw-ucla", protocol="xview", stream="joint",
+    released.release_run(run_folder, "tiny-ucla", dataset="nw-ucla", protocol="xview", stream="joint",
                                 command="c", metrics={}, check={})
     with pytest.raises(SugarError, match="released models: tiny-ucla"):
         load_recognizer(tmp_path / "no-such-run")
 
 
+def test_a_released_encoder_evaluates_and_fuses_by_name(tmp_path, monkeypatch) -> None:
+    """A stage-2 run released in fp16: `sugar evaluate NAME` writes under ./runs/released, `sugar fuse` takes names."""
+    torch.set_num_threads(1)
+    run = tmp_path / "joint"
+    args = ["pretrain", "--config", "configs/pretrain/synthetic.yaml", "--run-dir", str(run), "--no-progress",
+            "--set", "epochs=1", "--set", "max_train_samples=40", "--set", "data.frames=16",
+            "--set", "loss=milnce+ce"]
+    assert runner.invoke(app, args).exit_code == 0
+    monkeypatch.setattr(released, "RELEASED_DIR", tmp_path / "released")
+    monkeypatch.chdir(tmp_path)
+    refused = runner.invoke(app, ["models", "release", str(run), "tiny-joint", "--command", "c"])
+    assert refused.exit_code != 0 and "sugar evaluate" in str(refused.exception)  # not evaluated yet
+    assert runner.invoke(app, ["evaluate", str(run), "--no-tsne"]).exit_code == 0
+    result = runner.invoke(app, ["models", "release", str(run), "tiny-joint", "--command", "c"])
+    assert result.exit_code == 0, result.output
+    entry = json.loads((tmp_path / "released" / "index.json").read_text())["tiny-joint"]
+    ours = json.loads((run / "evaluation" / "test" / "results.json").read_text())["heads"]["text"]["all"]["top1"]
+    assert entry["kind"] == "encoder" and entry["metrics"]["head"] == "text" and entry["metrics"]["top1"] == ours
+    assert abs(entry["check"]["top1"] - ours) <= 1.5 / entry["check"]["samples"]
+    shipped = tmp_path / "released" / "tiny-joint"
+    assert not (shipped / "metrics.jsonl").exists() and not list(shipped.glob("checkpoints/ckpt-*"))
+    assert all(t.dtype == torch.float16 for t in load_file(str(shipped / "checkpoints" / "best.safetensors")).values()
+               if t.is_floating_point())
+
+    evaluated = runner.invoke(app, ["evaluate", "tiny-joint", "--no-tsne"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert (tmp_path / "runs" / "released" / "tiny-joint" / "evaluation" / "test" / "results.json").is_file()
+    assert not (shipped / "evaluation").exists()  # the package folder stays read-only
+    fused = runner.invoke(app, ["fuse", "tiny-joint", str(run), "--head", "ce"])
+    assert fused.exit_code == 0, fused.output
+    listed = runner.invoke(app, ["models", "list"])
+    assert "tiny-joint" in listed.stdout and "encoder" in listed.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(released.released_models()))
 def test_each_released_model_keeps_its_recorded_accuracy(name, tmp_path, shared_data) -> None:
-    """The shipped fp16 model, on the seeded test subset recorded at release time (~1 min per model)."""
+    """The shipped fp16 model on the test samples recorded at release time: a seeded subset for recognisers (~1
+    min each), the whole test split for encoders."""
     model = released.released_models()[name]
     check = model.check
+    if model.kind == released.ENCODER:
+        res = evaluate_run(name, check["split"], out_dir=tmp_path, tsne=False)
+        assert res["samples"] == check["samples"]
+        top1 = res["heads"][check["head"]]["all"]["top1"]
+        assert abs(top1 - check["top1"]) <= 1.5 / check["samples"], (name, top1, check)
+        assert model.metrics["top1"] > 0.5
+        return
     report = evaluate_recognizer_run(name, split=check["split"], limit=check["samples"], out_dir=tmp_path,
                                      progress=False)
     top1 = report["views"]["all"]["top1"]

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from sugar.errors import DataError
 from sugar.fileio import atomic_save_safetensors, atomic_write_text
 from sugar.models.encoder import load_encoder
+from sugar.models.released import resolve_run
 
 FORMAT = "sugar-features/1"
 
@@ -34,6 +35,7 @@ def extract_features(run_dir: str | Path, out_dir: str | Path, dataset: str | No
                      batch_size: int = 32, shard_size: int = 1024, dtype: str = "float32",
                      progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Run the run's encoder over a split (deterministic test-time transform) and write shards + index.json."""
+    run_dir = resolve_run(run_dir)
     out = Path(out_dir)
     _check_target(out, Path(run_dir), overwrite)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,10 +1,11 @@
-"""`sugar models list|release`: the recognisers shipped with the package, usable as `--run NAME`."""
+"""`sugar models list|release`: the recognisers and encoders shipped with the package, usable by name."""
 
 from __future__ import annotations
 
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -16,57 +17,97 @@ CHECK_SAMPLES = 40  # a seeded test subset small enough for CI, large enough tha
 
 
 def list_cmd() -> None:
-    """Show the released models: name, dataset, protocol, stream, test top-1 and the command that made them."""
+    """Show the released models: name, kind, dataset, protocol, stream, test top-1 and the command that made them."""
     from sugar.models.released import released_models
 
     models = released_models()
     if not models:
         console.print("no released models in this installation")
         return
-    table = Table(title="released models (sugar predict FILE --run NAME)")
-    for col in ("name", "dataset", "protocol", "stream", "test top-1 %", "made by"):
+    table = Table(title="released models (recognisers: sugar predict FILE --run NAME; encoders: sugar evaluate NAME)")
+    for col in ("name", "kind", "dataset", "protocol", "stream", "test top-1 %", "made by"):
         table.add_column(col, overflow="fold")
     for m in models.values():
         top1 = m.metrics.get("top1")
-        table.add_row(m.name, m.dataset, m.protocol, m.stream, f"{100 * top1:.1f}" if top1 is not None else "-",
-                      m.command)
+        table.add_row(m.name, m.kind, m.dataset, m.protocol, m.stream,
+                      f"{100 * top1:.1f}" if top1 is not None else "-", m.command)
     console.print(table)
 
 
 def release_cmd(
-    run: Path = typer.Argument(..., help="A finished `sugar tune` run, evaluated on its test split by "
-                                         "`sugar evaluate RUN` (its metrics are what the index records)."),
-    name: str = typer.Argument(..., help="The name users pass as --run (e.g. nw-ucla)."),
+    run: Path = typer.Argument(..., help="A finished `sugar tune` or `sugar pretrain` run, evaluated on its test "
+                                         "split by `sugar evaluate RUN` (its metrics are what the index records)."),
+    name: str = typer.Argument(..., help="The name users pass as --run (e.g. nw-ucla, nw-ucla-joint)."),
     command: str = typer.Option(..., "--command", help="The command that made the run, recorded in the index."),
     check_samples: int = typer.Option(CHECK_SAMPLES, "--check-samples", min=1,
-                                      help="Size of the seeded test subset whose top-1 the tests recompute."),
+                                      help="Recognisers: size of the seeded test subset whose top-1 the tests "
+                                           "recompute (encoders are checked on the whole test split)."),
 ) -> None:
-    """Copy a recogniser into the package (fp16) and record it in released/index.json."""
+    """Copy a recogniser or a stage-2 encoder into the package (fp16) and record it in released/index.json."""
     from sugar.errors import SugarError
-    from sugar.evaluation.recognizer import evaluate_recognizer_run
-    from sugar.models.recognizer_io import load_recognizer
-    from sugar.models.released import record_release, release_recognizer
+    from sugar.models.released import ENCODER, record_release, release_run, run_kind
 
     results = run / "evaluation" / "test" / "results.json"
     if not results.is_file():
         raise SugarError(f"{run}: no test evaluation ({results}); run `sugar evaluate {run}` first")
     report = json.loads(results.read_text())
+    kind = run_kind(run)
+    describe = _encoder_release if kind == ENCODER else _recognizer_release
+    data, stream, metrics = describe(run, report)
+    out = release_run(run, name, dataset=data.dataset, protocol=data.protocol or "", stream=stream,
+                      command=command, metrics=metrics, check={})
+    with tempfile.TemporaryDirectory() as tmp:  # the check scores the fp16 copy users get
+        check = _check(out, kind, check_samples, Path(tmp))
+    record_release(name, check=check)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    console.print(f"released {kind} {name} -> {out} ({size / 2**20:.1f} MB); check top-1 on {check['samples']} "
+                  f"test samples (fp16): {100 * check['top1']:.1f} %")
+
+
+def _recognizer_release(run: Path, report: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    from sugar.errors import SugarError
+    from sugar.models.recognizer_io import load_recognizer
+
     view = report["views"].get("all") or next(iter(report["views"].values()))
     metrics = {k: view[k] for k in ("top1", "top5", "mean_class_accuracy", "samples") if k in view}
     rec = load_recognizer(run)
     if rec.data is None or rec.processor is None:
         raise SugarError(f"{run}: the recogniser has no encoder folder with its data record")
-    data, stream = rec.data, rec.processor.settings.stream
-    out = release_recognizer(run, name, dataset=data.dataset, protocol=data.protocol or "", stream=stream,
-                             command=command, metrics=metrics, check={})
-    with tempfile.TemporaryDirectory() as tmp:  # the check scores the fp16 copy users get
-        checked = evaluate_recognizer_run(out, limit=check_samples, out_dir=Path(tmp), progress=False)
-    check = {"split": "test", "samples": check_samples, "seed": 0, "mode": "rank",
-             "top1": checked["views"]["all"]["top1"]}
-    record_release(name, check=check)
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    console.print(f"released {name} -> {out} ({size / 2**20:.1f} MB); check top-1 on {check_samples} test samples "
-                  f"(fp16): {100 * check['top1']:.1f} %")
+    return rec.data, rec.processor.settings.stream, metrics
+
+
+def _encoder_release(run: Path, report: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    """An encoder's metrics: its main head's (text when it has one, as the run selected its epoch by it), and
+    every head's top-1."""
+    from sugar.errors import SugarError
+    from sugar.models.encoder import load_encoder
+
+    bundle = load_encoder(run)
+    if bundle.data is None:
+        raise SugarError(f"{run}: the encoder does not record the data it was trained on")
+    heads = report["heads"]
+    main = heads.get("text") or heads["ce"]
+    metrics = {k: main["all"][k] for k in ("top1", "top5", "mean_class_accuracy", "samples")}
+    metrics["head"] = "text" if "text" in heads else "ce"
+    metrics["heads_top1"] = {h: v["all"]["top1"] for h, v in heads.items()}
+    return bundle.data, bundle.processor.settings.stream, metrics
+
+
+def _check(folder: Path, kind: str, samples: int, tmp: Path) -> dict[str, Any]:
+    """Top-1 of the released copy: recognisers on a seeded test subset, encoders (main head) on the whole split."""
+    from sugar.models.released import ENCODER
+
+    if kind == ENCODER:
+        from sugar.evaluation.encoder import evaluate_run
+
+        res = evaluate_run(folder, "test", out_dir=tmp, tsne=False)
+        head = "text" if "text" in res["heads"] else "ce"
+        return {"split": "test", "samples": res["samples"], "head": head,
+                "top1": res["heads"][head]["all"]["top1"]}
+    from sugar.evaluation.recognizer import evaluate_recognizer_run
+
+    checked = evaluate_recognizer_run(folder, limit=samples, out_dir=tmp, progress=False)
+    return {"split": "test", "samples": samples, "seed": 0, "mode": "rank", "top1": checked["views"]["all"]["top1"]}
 
 
 def register(app: typer.Typer) -> None:

@@ -28,6 +28,7 @@ from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.encoder import build_encoder, load_encoder
 from sugar.models.heads import EncoderWithHeads
+from sugar.models.released import evaluation_dir, resolve_run
 from sugar.models.text import KnowledgeEmbeddings, embed_knowledge
 from sugar.runs import RunDir
 from sugar.skeleton.datasets import dataset_label, get_benchmark, knowledge_name
@@ -92,7 +93,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
              random_init: bool = False) -> tuple[EncoderWithHeads, PretrainConfig, Processor, list[str]]:
     """A finished stage-2 run's encoder + heads at its best checkpoint (or freshly initialised with the run's
     seed: the weights it started from), its config, processor and class list."""
-    run_dir = Path(run_dir)
+    run_dir = resolve_run(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise SugarError(f"{run_dir}: not a finished `sugar pretrain` run (config.yaml missing)")
     bundle = load_encoder(run_dir, device)
@@ -130,6 +131,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, 
     the text head, zero-shot. actions: score against this list instead (the split's samples of listed classes;
     listed classes without samples are candidates too), with `knowledge` for their texts."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    run_dir = resolve_run(run_dir)
     model, cfg, processor, _ = load_run(run_dir, device)
     source = load_encoder(run_dir).data
     assert source is not None
@@ -141,7 +143,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, 
         ds = ds.on_list(actions)
     classes = list(ds.classes)
     tag = "list" if actions is not None else dataset_label(dataset) if other and dataset else ""
-    out_dir = Path(out_dir) if out_dir else Path(run_dir) / "evaluation" / (f"{tag}-{split}" if tag else split)
+    out_dir = Path(out_dir) if out_dir else evaluation_dir(run_dir) / (f"{tag}-{split}" if tag else split)
     out_dir.mkdir(parents=True, exist_ok=True)
     bs = batch_size or min(cfg.batch_size, 64)
 

@@ -20,6 +20,7 @@ from sugar.errors import SugarError
 from sugar.evaluation.encoder import evaluate_run
 from sugar.evaluation.metrics import classification_report, load_scores
 from sugar.fileio import atomic_write_text
+from sugar.models.released import evaluation_dir, resolve_run
 from sugar.viz import plot_confusion
 
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -27,7 +28,7 @@ WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 def _scores(run: str | Path, split: str, head: str) -> dict[str, np.ndarray]:
     """A run's saved scores of `split`, evaluated first when `sugar evaluate` has not saved them yet."""
-    path = Path(run) / "evaluation" / split / f"scores-{head}.npz"
+    path = evaluation_dir(resolve_run(run)) / split / f"scores-{head}.npz"
     if not path.is_file():
         evaluate_run(run, split, tsne=False)
     return load_scores(path)
@@ -93,7 +94,7 @@ def fuse_runs(runs: Sequence[str | Path], head: str = "text", split: str = "test
         weights, chosen_on = choose_weights(val_labels, val_probs), val_split
     fused = classification_report(fuse(probs, weights), labels, classes)
     single = [classification_report(p, labels, classes) for p in probs]
-    out = Path(out_dir) if out_dir else Path(runs[0]) / "evaluation" / f"fused-{split}"
+    out = Path(out_dir) if out_dir else evaluation_dir(resolve_run(runs[0])) / f"fused-{split}"
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"confusion-fused-{head}.png"
     plot_confusion(np.asarray(fused["confusion"]), classes, png,

@@ -28,7 +28,7 @@ from sugar.models.encoder import load_encoder
 from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
-from sugar.models.released import released_name, resolve_run
+from sugar.models.released import evaluation_dir, resolve_run
 from sugar.skeleton.datasets import dataset_label, get_benchmark, knowledge_name
 from sugar.skeleton.torchdata import ClassSubset, seeded_subset
 from sugar.viz import plot_confusion
@@ -212,9 +212,7 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     if actions is not None:
         ds = ds.on_list(actions)
     tag = "list" if actions is not None else dataset_label(dataset) if other and dataset else ""
-    released = released_name(run_dir)  # the package folder stays read-only: its evaluation goes to ./runs
-    base = Path("runs") / "released" / released if released else run_dir
-    out = Path(out_dir) if out_dir else base / "evaluation" / (f"{tag}-{split}" if tag else split)
+    out = Path(out_dir) if out_dir else evaluation_dir(run_dir) / (f"{tag}-{split}" if tag else split)
     out.mkdir(parents=True, exist_ok=True)
 
     classes = list(ds.classes)

@@ -32,6 +32,7 @@ from torch import nn
 from sugar.config import EncoderConfig
 from sugar.errors import ConfigError, SugarError
 from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_object
+from sugar.models.released import resolve_run
 from sugar.skeleton.datasets import DataSource
 from sugar.skeleton.layouts import Layout
 from sugar.skeleton.processor import PROCESSOR_FILE, Processor, TransformSettings
@@ -359,8 +360,8 @@ def load_encoder(folder: str | Path, map_location: str | torch.device = "cpu") -
     """THE public loader of a saved encoder (a finished `sugar pretrain` run or any save_pretrained folder).
 
     Reads encoder.json, processor.json and encoder.safetensors; folders written before processor.json
-    existed are rebuilt from their run's config.yaml."""
-    folder = Path(folder)
+    existed are rebuilt from their run's config.yaml. A released encoder's name (`sugar models list`) works too."""
+    folder = resolve_run(folder)
     for name in (ENCODER_META, ENCODER_WEIGHTS):
         if not (folder / name).is_file():
             raise SugarError(f"{folder}: not a finished encoder (missing {name}); run `sugar pretrain` first")

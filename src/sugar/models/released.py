@@ -1,10 +1,14 @@
-"""Released models: finished recognisers shipped inside the package (fp16 safetensors, a few MB each), so
-`sugar predict FILE --run nw-ucla` and `sugar serve --run nw-ucla` work from a clean checkout without training.
+"""Released models: finished runs shipped inside the package (fp16 safetensors, a few MB each), so
+`sugar predict FILE --run nw-ucla`, `sugar serve --run nw-ucla` and `sugar evaluate nw-ucla-joint` work from a clean
+checkout without training.
 
-Only the small trained parts are shipped (bridge, LoRA adapters, the skeleton encoder); the frozen LLM comes from
-the registry package named in recognizer.json, as for any run. `released/index.json` records per model the
-dataset, protocol, stream, the run's test metrics, the command that made it and a check: top-1 on a fixed seeded
-subset of the test split, which tests/test_released.py recomputes from the shared data.
+Two kinds: a recogniser (`sugar tune` run: bridge, LoRA adapters, the skeleton encoder; the frozen LLM comes from
+the registry package named in recognizer.json, as for any run) and a stage-2 encoder (`sugar pretrain` run: its
+config, encoder, processor and the selected checkpoint with both heads, so `sugar evaluate`, `sugar extract`,
+`sugar fuse` and `sugar tune --encoder` take it like a run directory). `released/index.json` records per model
+the kind, dataset, protocol, stream, the run's test metrics, the command that made it and a check: top-1 on a
+fixed seeded subset (recognisers) or the whole test split (encoders), which tests/test_released.py recomputes
+from the shared data.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 from safetensors.torch import load_file
 
 from sugar.errors import SugarError
-from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_object
+from sugar.fileio import atomic_save_safetensors, atomic_write_text, file_digest, read_json_object
 
 RELEASED_DIR = Path(__file__).resolve().parents[1] / "released"
 INDEX_FILE = "index.json"
@@ -27,6 +31,10 @@ INDEX_FILE = "index.json"
 _SHIPPED_DIRS = ("", "adapter", "encoder")
 _SHIPPED_SUFFIXES = (".json", ".safetensors")
 _RUN_BOOKKEEPING = frozenset({"report.json"})
+# what evaluating a stage-2 run needs (evaluation.encoder.load_run): the selected weights, not the others
+_ENCODER_FILES = ("config.yaml", "encoder.json", "processor.json", "encoder.safetensors",
+                  "checkpoints/best.safetensors", "checkpoints/best.json")
+RECOGNIZER, ENCODER = "recognizer", "encoder"
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class ReleasedModel:
     command: str
     metrics: dict[str, Any] = field(default_factory=dict)
     check: dict[str, Any] = field(default_factory=dict)
+    kind: str = RECOGNIZER
 
 
 def released_models(root: Path | None = None) -> dict[str, ReleasedModel]:
@@ -52,7 +61,7 @@ def released_models(root: Path | None = None) -> dict[str, ReleasedModel]:
     entries = read_json_object(index, "the released-model index")
     try:
         return {name: ReleasedModel(name, root / e["folder"], e["dataset"], e["protocol"], e["stream"], e["command"],
-                                    e.get("metrics", {}), e.get("check", {}))
+                                    e.get("metrics", {}), e.get("check", {}), e.get("kind", RECOGNIZER))
                 for name, e in entries.items()}
     except (KeyError, TypeError) as exc:
         raise SugarError(f"{index}: unreadable entry ({exc})") from None
@@ -78,39 +87,68 @@ def released_name(folder: str | Path) -> str | None:
     return None
 
 
+def evaluation_dir(run: str | Path) -> Path:
+    """Where evaluations of `run` go: RUN/evaluation, or ./runs/released/NAME/evaluation for a released model
+    (the package folder stays read-only)."""
+    name = released_name(run)
+    return (Path("runs") / "released" / name if name else Path(run)) / "evaluation"
+
+
 def unknown_run_hint() -> str:
     """The released names, for an error about a run that does not exist."""
     names = sorted(released_models())
     return f"; released models: {', '.join(names)}" if names else ""
 
 
-def release_recognizer(run: str | Path, name: str, *, dataset: str, protocol: str, stream: str, command: str,
-                       metrics: dict[str, Any], check: dict[str, Any], root: Path | None = None) -> Path:
-    """Copy a finished recogniser folder into root/name in fp16 and record it in the index (replacing an
-    entry of the same name). Float tensors are halved: loading casts them back into the fp32 modules."""
+def run_kind(run: str | Path) -> str:
+    """RECOGNIZER for a finished `sugar tune` run, ENCODER for a finished `sugar pretrain` run."""
+    src = Path(run)
+    if (src / "recognizer.json").is_file():
+        return RECOGNIZER
+    missing = [f for f in _ENCODER_FILES if not (src / f).is_file()]
+    if missing:
+        raise SugarError(f"{src}: neither a finished recogniser (recognizer.json) nor a finished encoder run "
+                         f"(missing {', '.join(missing)})")
+    return ENCODER
+
+
+def _shipped_files(src: Path, kind: str) -> list[Path]:
+    """The files of `src` a release copies, relative to it."""
+    if kind == ENCODER:
+        return [Path(f) for f in _ENCODER_FILES]
+    found = []
+    for sub in _SHIPPED_DIRS:
+        folder = src / sub if sub else src
+        if folder.is_dir():
+            found += [f.relative_to(src) for f in sorted(folder.iterdir())
+                      if f.is_file() and f.suffix in _SHIPPED_SUFFIXES and f.name not in _RUN_BOOKKEEPING]
+    return found
+
+
+def release_run(run: str | Path, name: str, *, dataset: str, protocol: str, stream: str, command: str,
+                metrics: dict[str, Any], check: dict[str, Any], root: Path | None = None) -> Path:
+    """Copy a finished recogniser or encoder run into root/name in fp16 and record it in the index (replacing
+    an entry of the same name). Float tensors are halved: loading casts them back into the fp32 modules."""
     src, root = Path(run), root or RELEASED_DIR
-    if not (src / "recognizer.json").is_file():
-        raise SugarError(f"{src}: not a finished recogniser run (missing recognizer.json)")
+    kind = run_kind(src)
     out = root / name
     staging = root / f".{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    for sub in _SHIPPED_DIRS:
-        folder = src / sub if sub else src
-        if not folder.is_dir():
-            continue
-        for f in sorted(folder.iterdir()):
-            if not f.is_file() or f.suffix not in _SHIPPED_SUFFIXES or f.name in _RUN_BOOKKEEPING:
-                continue
-            target = staging / sub / f.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if f.suffix == ".safetensors":
-                atomic_save_safetensors(_half(load_file(str(f))), target)
-            else:
-                shutil.copyfile(f, target)
+    for rel in _shipped_files(src, kind):
+        target = staging / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel.suffix == ".safetensors":
+            atomic_save_safetensors(_half(load_file(str(src / rel))), target)
+        else:
+            shutil.copyfile(src / rel, target)
+    if kind == ENCODER:  # the selected checkpoint's digest guards against damage: it is the fp16 file's now
+        best = staging / "checkpoints" / "best.json"
+        info = json.loads(best.read_text())
+        atomic_write_text(best, json.dumps({**info, "sha256": file_digest(best.with_suffix(".safetensors"))}))
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
-    record_release(name, dataset=dataset, protocol=protocol, stream=stream, command=command, metrics=metrics,
-                   check=check, root=root)
+    record_release(name, kind=kind, dataset=dataset, protocol=protocol, stream=stream, command=command,
+                   metrics=metrics, check=check, root=root)
     return out
 
 
