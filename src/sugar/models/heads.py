@@ -47,9 +47,13 @@ class EncoderWithHeads(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         tokens = self.encoder(x)
-        out = {"pooled": tokens.mean(1)}
-        if self.projection is not None:
-            out["features"] = self.projection(tokens)
-        if self.classifier is not None:
-            out["logits"] = self.classifier(out["pooled"])
+        # The heads run in fp32 under bf16 autocast: MIL-NCE divides cosines by a temperature near 0.03, where
+        # bf16's 8-bit mantissa (steps of 0.004 near cos 0.9) becomes logit noise of ~0.1; the heads cost nothing
+        with torch.autocast(tokens.device.type, enabled=False):
+            tokens = tokens.float()
+            out = {"pooled": tokens.mean(1)}
+            if self.projection is not None:
+                out["features"] = self.projection(tokens)
+            if self.classifier is not None:
+                out["logits"] = self.classifier(out["pooled"])
         return out

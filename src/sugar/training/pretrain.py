@@ -131,6 +131,12 @@ def build_data(cfg: PretrainConfig, info: DistInfo | None = None) -> tuple[Pretr
 def _loss(model: EncoderWithHeads, out: dict[str, torch.Tensor], y: torch.Tensor, global_labels: torch.Tensor,
           cfg: PretrainConfig, texts: KnowledgeEmbeddings | None, step: int, seen: list[int]) -> torch.Tensor:
     """Per-sample losses [b] (float32). seen: the training classes (the candidates of text_negatives=all)."""
+    with torch.autocast(y.device.type, enabled=False):  # fp32 losses under bf16 autocast (see EncoderWithHeads)
+        return _milnce_loss(model, out, y, global_labels, cfg, texts, step, seen) + _ce_loss(model, out, y)
+
+
+def _milnce_loss(model: EncoderWithHeads, out: dict[str, torch.Tensor], y: torch.Tensor, global_labels: torch.Tensor,
+                 cfg: PretrainConfig, texts: KnowledgeEmbeddings | None, step: int, seen: list[int]) -> torch.Tensor:
     total = torch.zeros(len(y), device=y.device)
     if model.milnce is not None:
         assert texts is not None
@@ -139,9 +145,13 @@ def _loss(model: EncoderWithHeads, out: dict[str, torch.Tensor], y: torch.Tensor
         bank, owners = text_bank(texts, candidates, use_motion=cfg.use_motion,
                                  use_visual=cfg.use_visual, mix=cfg.text_mix, generator=gen)
         total = total + model.milnce(out["features"].float(), y, bank.to(y.device), owners.to(y.device))
-    if model.classifier is not None:
-        total = total + nn.functional.cross_entropy(out["logits"].float(), y, reduction="none")
     return total
+
+
+def _ce_loss(model: EncoderWithHeads, out: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    if model.classifier is None:
+        return torch.zeros(len(y), device=y.device)
+    return nn.functional.cross_entropy(out["logits"].float(), y, reduction="none")
 
 
 def _evaluate(model: EncoderWithHeads, ds: Dataset, data: PretrainData, cfg: PretrainConfig, device: torch.device,
