@@ -47,7 +47,7 @@ tune() {  # run-name encoder-name [--set ...]
 }
 
 release() {  # the released NW-UCLA recogniser: on ucla-r-neg (stage2_results.sh run:ucla-r-neg), fused with its text head
-  tune ucla-neg-llm ucla-r-neg --set epochs="${E_REL:-1}"
+  tune ucla-neg-llm ucla-r-neg --set epochs="${E_REL:-2}"
   sugar evaluate "$OUT/ucla-neg-llm" --split test >> "$OUT/logs/ucla-neg-llm.log" 2>&1
   echo "$(date -u +%H:%M:%S) evaluated ucla-neg-llm"
 }

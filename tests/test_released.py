@@ -127,3 +127,14 @@ def test_each_released_model_keeps_its_recorded_accuracy(name, tmp_path, shared_
     top1 = report["views"]["all"]["top1"]
     assert abs(top1 - check["top1"]) <= 1.5 / check["samples"], (name, top1, check)  # one sample of rounding
     assert model.metrics["top1"] > 0.5
+
+
+def test_fp16_copies_keep_batchnorm_statistics_and_large_values_fp32() -> None:
+    state = {"bn.running_var": torch.tensor([2.7e6, 1.0]), "bn.running_mean": torch.tensor([0.5]),
+             "big.weight": torch.tensor([7e4, 1.0]), "conv.weight": torch.tensor([0.25, -1.5]),
+             "bn.num_batches_tracked": torch.tensor(3), "empty": torch.zeros(0)}
+    half = released._half(state)
+    assert half["conv.weight"].dtype == torch.float16
+    assert all(half[k].dtype == torch.float32 for k in ("bn.running_var", "bn.running_mean", "big.weight"))
+    assert half["bn.num_batches_tracked"].dtype == torch.int64
+    assert torch.isfinite(half["bn.running_var"]).all()
