@@ -9,6 +9,7 @@
 #   bash experiments/stage3_results.sh byanswer        # re-score finished runs by label + description (no training)
 #   bash experiments/stage3_results.sh varylist        # MSR zero-shot with a random action list per training row
 #   L_EPOCHS=1 bash experiments/stage3_results.sh msrlist   # the same, cheaper: held out of the LLM only
+#   bash experiments/stage3_results.sh release msrrelease   # the released recognisers (NW-UCLA, MSR Action3D)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
 #   A_SAMPLES=all A_EPOCHS=1 A_TAG=-full bash experiments/stage3_results.sh ablation   # at a larger budget
 #
@@ -50,6 +51,13 @@ release() {  # the released NW-UCLA recogniser: on ucla-r-neg (stage2_results.sh
   tune ucla-neg-llm ucla-r-neg --set epochs="${E_REL:-2}"
   sugar evaluate "$OUT/ucla-neg-llm" --split test >> "$OUT/logs/ucla-neg-llm.log" 2>&1
   echo "$(date -u +%H:%M:%S) evaluated ucla-neg-llm"
+}
+
+msrrelease() {  # the released MSR Action3D recogniser: on msr-k-label (stage2_results.sh run:msr-k-label, self-contained
+  # texts: the shipped file's labels), fused with its text head
+  CONFIG=configs/tune/msr-action3d-cpu.yaml tune msr-label-llm msr-k-label --set epochs="${E_REL:-2}"
+  sugar evaluate "$OUT/msr-label-llm" --split test >> "$OUT/logs/msr-label-llm.log" 2>&1
+  echo "$(date -u +%H:%M:%S) evaluated msr-label-llm"
 }
 
 llm() {  # closed set: the same encoder as the stage-2 MIL-NCE row
@@ -154,7 +162,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(llm cross zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    release|llm|cross|zeroshot|msr|msrzeroshot|varylist|msrlist|uclavarylist|ablation|tokens|byanswer|fuse) "$part" ;;
+    release|msrrelease|llm|cross|zeroshot|msr|msrzeroshot|varylist|msrlist|uclavarylist|ablation|tokens|byanswer|fuse) "$part" ;;
     *) echo "unknown part $part (llm cross zeroshot msr msrzeroshot varylist msrlist uclavarylist ablation tokens" \
          "byanswer fuse)" >&2; exit 2 ;;
   esac
