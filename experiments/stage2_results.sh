@@ -152,11 +152,20 @@ knowledge() {  # issue 13: shipped vs offline-generated vs label-only knowledge,
     [ -f "$gen_msr" ] && run:msr-k-gen
     if [ -n "${KNOWLEDGE_UCLA:-}" ]; then
       run:ucla-r-neg  # shipped knowledge
-      [ -f "$gen_ucla" ] && train ucla-k-gen "$U" "$E_UCLA" $loss --set knowledge="$gen_ucla" \
-        && evaluate ucla-k-gen --no-tsne
-      train ucla-k-label "$U" "$E_UCLA" $loss $label && evaluate ucla-k-label --no-tsne
+      [ -f "$gen_ucla" ] && run:ucla-k-gen
+      run:ucla-k-label
     fi
   }
+}
+run:ucla-k-gen() {  # NW-UCLA with the offline generator's knowledge (as written for the own-data folder)
+  train ucla-k-gen configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" --set loss=milnce+ce --set text_negatives=all \
+    --set knowledge="${OWN:-$OUT/own-data}/ucla/knowledge.json"
+  evaluate ucla-k-gen --no-tsne
+}
+run:ucla-k-label() {  # NW-UCLA with label-only texts
+  train ucla-k-label configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" --set loss=milnce+ce --set text_negatives=all \
+    --set use_motion=false --set use_visual=false
+  evaluate ucla-k-label --no-tsne
 }
 
 run:msr-k-gen() {  # the offline generator's knowledge, as written for the own-data folder
@@ -200,7 +209,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:msr-k-label|run:msr-k-gen|run:own-ucla|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
