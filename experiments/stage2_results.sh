@@ -142,20 +142,14 @@ fuse_field() {
 }
 
 knowledge() {  # issue 13: shipped vs offline-generated vs label-only knowledge, custom.yaml's loss, equal budgets
-  local own=${OWN:-$OUT/own-data}
-  local gen_msr=$own/msr/knowledge.json gen_ucla=$own/ucla/knowledge.json  # run:msr-k-gen reads gen_msr too
-  local U=configs/pretrain/nw-ucla-cpu.yaml
-  local loss="--set loss=milnce+ce --set text_negatives=all" label="--set use_motion=false --set use_visual=false"
-  # shellcheck disable=SC2086
-  {
-    run:msr-k-label
-    [ -f "$gen_msr" ] && run:msr-k-gen
-    if [ -n "${KNOWLEDGE_UCLA:-}" ]; then
-      run:ucla-r-neg  # shipped knowledge
-      [ -f "$gen_ucla" ] && run:ucla-k-gen
-      run:ucla-k-label
-    fi
-  }
+  local own=${OWN:-$OUT/own-data}  # the generated files: run:msr-k-gen and run:ucla-k-gen read them
+  run:msr-k-label
+  [ -f "$own/msr/knowledge.json" ] && run:msr-k-gen
+  if [ -n "${KNOWLEDGE_UCLA:-}" ]; then
+    run:ucla-r-neg  # shipped knowledge
+    [ -f "$own/ucla/knowledge.json" ] && run:ucla-k-gen
+    run:ucla-k-label
+  fi
 }
 run:ucla-k-gen() {  # NW-UCLA with the offline generator's knowledge (as written for the own-data folder)
   train ucla-k-gen configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" --set loss=milnce+ce --set text_negatives=all \
