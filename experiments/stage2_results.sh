@@ -197,13 +197,22 @@ own() {  # name source protocol: convert a built-in dataset as a user would, off
 
 run:own-msr() { OWN=${OWN:-$OUT/own-data} own msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub; }
 run:own-ucla() { OWN=${OWN:-$OUT/own-data} own ucla "${UCLA_SRC:-../shared/data/nw_ucla/all_sqe}" xview; }
+run:own-ucla-ucfg() {  # diagnosis: the own-data NW-UCLA folder with nw-ucla-cpu.yaml's sampling and schedule at E_UCLA
+  local dir=${OWN:-$OUT/own-data}/ucla
+  # shellcheck disable=SC2046
+  $PY -m sugar.cli pretrain --config configs/pretrain/custom.yaml --data "$dir" --set data.frames=52 \
+    --set data.val_fraction=0.1 --set data.val_min_per_class=1 $(sched "$E_UCLA") --run-dir "$OUT/own-ucla-ucfg" \
+    --no-progress > "$OUT/logs/own-ucla-ucfg.log" 2>&1
+  echo "$(date -u +%H:%M:%S) trained own-ucla-ucfg"
+  evaluate own-ucla-ucfg --no-tsne
+}
 owndata() { run:own-msr; run:own-ucla; }  # issue 13: MSR Action3D and NW-UCLA as a user's own data (under $OWN)
 
 parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
