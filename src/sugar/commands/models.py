@@ -86,11 +86,16 @@ def _encoder_release(run: Path, report: dict[str, Any]) -> tuple[Any, str, dict[
     if bundle.data is None:
         raise SugarError(f"{run}: the encoder does not record the data it was trained on")
     heads = report["heads"]
-    main = heads.get("text") or heads["ce"]
-    metrics = {k: main["all"][k] for k in ("top1", "top5", "mean_class_accuracy", "samples")}
-    metrics["head"] = "text" if "text" in heads else "ce"
+    head = _main_head(heads)
+    metrics = {k: heads[head]["all"][k] for k in ("top1", "top5", "mean_class_accuracy", "samples")}
+    metrics["head"] = head
     metrics["heads_top1"] = {h: v["all"]["top1"] for h, v in heads.items()}
     return bundle.data, bundle.processor.settings.stream, metrics
+
+
+def _main_head(heads: dict[str, Any]) -> str:
+    """The head a stage-2 run chose its epoch by: text when it has one."""
+    return "text" if "text" in heads else "ce"
 
 
 def _check(folder: Path, kind: str, samples: int, tmp: Path) -> dict[str, Any]:
@@ -101,7 +106,7 @@ def _check(folder: Path, kind: str, samples: int, tmp: Path) -> dict[str, Any]:
         from sugar.evaluation.encoder import evaluate_run
 
         res = evaluate_run(folder, "test", out_dir=tmp, tsne=False)
-        head = "text" if "text" in res["heads"] else "ce"
+        head = _main_head(res["heads"])
         return {"split": "test", "samples": res["samples"], "head": head,
                 "top1": res["heads"][head]["all"]["top1"]}
     from sugar.evaluation.recognizer import evaluate_recognizer_run

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file
 
 from sugar.errors import SugarError
-from sugar.fileio import atomic_save_safetensors, atomic_write_text, file_digest, read_json_object
+from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_object
 
 RELEASED_DIR = Path(__file__).resolve().parents[1] / "released"
 INDEX_FILE = "index.json"
@@ -31,9 +31,9 @@ INDEX_FILE = "index.json"
 _SHIPPED_DIRS = ("", "adapter", "encoder")
 _SHIPPED_SUFFIXES = (".json", ".safetensors")
 _RUN_BOOKKEEPING = frozenset({"report.json"})
-# what evaluating a stage-2 run needs (evaluation.encoder.load_run): the selected weights, not the others
-_ENCODER_FILES = ("config.yaml", "encoder.json", "processor.json", "encoder.safetensors",
-                  "checkpoints/best.safetensors", "checkpoints/best.json")
+# what evaluating a stage-2 run needs (evaluation.encoder.load_run), besides the selected checkpoint (RunDir's best)
+_ENCODER_FILES = ("config.yaml", "encoder.json", "processor.json", "encoder.safetensors")
+_BEST = ("checkpoints/best.safetensors", "checkpoints/best.json")
 RECOGNIZER, ENCODER = "recognizer", "encoder"
 
 
@@ -105,7 +105,7 @@ def run_kind(run: str | Path) -> str:
     src = Path(run)
     if (src / "recognizer.json").is_file():
         return RECOGNIZER
-    missing = [f for f in _ENCODER_FILES if not (src / f).is_file()]
+    missing = [f for f in (*_ENCODER_FILES, *_BEST) if not (src / f).is_file()]
     if missing:
         raise SugarError(f"{src}: neither a finished recogniser (recognizer.json) nor a finished encoder run "
                          f"(missing {', '.join(missing)})")
@@ -141,10 +141,14 @@ def release_run(run: str | Path, name: str, *, dataset: str, protocol: str, stre
             atomic_save_safetensors(_half(load_file(str(src / rel))), target)
         else:
             shutil.copyfile(src / rel, target)
-    if kind == ENCODER:  # the selected checkpoint's digest guards against damage: it is the fp16 file's now
-        best = staging / "checkpoints" / "best.json"
-        info = json.loads(best.read_text())
-        atomic_write_text(best, json.dumps({**info, "sha256": file_digest(best.with_suffix(".safetensors"))}))
+    if kind == ENCODER:  # the selected checkpoint, read and written by RunDir (its digest is the fp16 file's)
+        from sugar.runs import RunDir  # deferred: TensorBoard's import is not for every encoder load
+
+        best = RunDir(src).load_best()
+        assert best is not None  # run_kind checked best.json
+        weights, info = best
+        (staging / "checkpoints").mkdir(parents=True, exist_ok=True)
+        RunDir(staging).save_best(_half(weights), info)
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     record_release(name, kind=kind, dataset=dataset, protocol=protocol, stream=stream, command=command,
