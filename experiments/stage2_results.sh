@@ -27,11 +27,11 @@ sched() {  # epochs -> schedule overrides
   echo "--set epochs=$e --set warmup_epochs=$warm --set lr_steps=[$step]"
 }
 
-train() {  # name config epochs [--set ...]; logs to $OUT/logs/name.log
-  local name=$1 config=$2 epochs=$3; shift 3
+train() {  # name config epochs|- [args ...]; "-" keeps the config's own schedule; logs to $OUT/logs/name.log
+  local name=$1 config=$2 epochs=$3 schedule=(); shift 3
+  [ "$epochs" = - ] || read -ra schedule <<< "$(sched "$epochs")"
   mkdir -p "$OUT/logs"
-  # shellcheck disable=SC2046
-  $PY -m sugar.cli pretrain --config "$config" $(sched "$epochs") "$@" --run-dir "$OUT/$name" --no-progress \
+  $PY -m sugar.cli pretrain --config "$config" "${schedule[@]}" "$@" --run-dir "$OUT/$name" --no-progress \
     > "$OUT/logs/$name.log" 2>&1
   echo "$(date -u +%H:%M:%S) trained $name"
 }
@@ -115,11 +115,8 @@ run:ucla-r-neg() {  # NW-UCLA with the custom config's loss and candidates: the 
 }
 
 field_stream() {  # stream -> the 65-epoch NW-UCLA run of that stream (configs/pretrain/nw-ucla-field-cpu.yaml)
-  local stream=$1 name=ucla-f-${1//_/-}
-  mkdir -p "$OUT/logs"
-  $PY -m sugar.cli pretrain --config configs/pretrain/nw-ucla-field-cpu.yaml --set data.stream="$stream" \
-    --run-dir "$OUT/$name" --no-progress > "$OUT/logs/$name.log" 2>&1
-  echo "$(date -u +%H:%M:%S) trained $name"
+  local name=ucla-f-${1//_/-}
+  train "$name" configs/pretrain/nw-ucla-field-cpu.yaml - --set data.stream="$1"
   evaluate "$name" --no-tsne
 }
 run:ucla-f-joint() { field_stream joint; }
@@ -198,12 +195,8 @@ own() {  # name source protocol: convert a built-in dataset as a user would, off
 run:own-msr() { OWN=${OWN:-$OUT/own-data} own msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub; }
 run:own-ucla() { OWN=${OWN:-$OUT/own-data} own ucla "${UCLA_SRC:-../shared/data/nw_ucla/all_sqe}" xview; }
 run:own-ucla-ucfg() {  # diagnosis: the own-data NW-UCLA folder with nw-ucla-cpu.yaml's sampling and schedule at E_UCLA
-  local dir=${OWN:-$OUT/own-data}/ucla
-  # shellcheck disable=SC2046
-  $PY -m sugar.cli pretrain --config configs/pretrain/custom.yaml --data "$dir" --set data.frames=52 \
-    --set data.val_fraction=0.1 --set data.val_min_per_class=1 $(sched "$E_UCLA") --run-dir "$OUT/own-ucla-ucfg" \
-    --no-progress > "$OUT/logs/own-ucla-ucfg.log" 2>&1
-  echo "$(date -u +%H:%M:%S) trained own-ucla-ucfg"
+  train own-ucla-ucfg configs/pretrain/custom.yaml "$E_UCLA" --data "${OWN:-$OUT/own-data}/ucla" \
+    --set data.frames=52 --set data.val_fraction=0.1 --set data.val_min_per_class=1
   evaluate own-ucla-ucfg --no-tsne
 }
 owndata() { run:own-msr; run:own-ucla; }  # issue 13: MSR Action3D and NW-UCLA as a user's own data (under $OWN)

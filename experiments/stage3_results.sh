@@ -47,18 +47,14 @@ tune() {  # run-name encoder-name [--set ...]
   echo "$(date -u +%H:%M:%S) tuned $name"
 }
 
-release() {  # the released NW-UCLA recogniser: on ucla-r-neg (stage2_results.sh run:ucla-r-neg), fused with its text head
-  tune ucla-neg-llm ucla-r-neg --set epochs="${E_REL:-2}"
-  sugar evaluate "$OUT/ucla-neg-llm" --split test >> "$OUT/logs/ucla-neg-llm.log" 2>&1
-  echo "$(date -u +%H:%M:%S) evaluated ucla-neg-llm"
+tune_and_test() {  # run-name encoder-name: tune for E_REL epochs, then evaluate on test (fused with the text head)
+  tune "$1" "$2" --set epochs="${E_REL:-2}"
+  sugar evaluate "$OUT/$1" --split test >> "$OUT/logs/$1.log" 2>&1
+  echo "$(date -u +%H:%M:%S) evaluated $1"
 }
-
-msrrelease() {  # the released MSR Action3D recogniser: on msr-k-label (stage2_results.sh run:msr-k-label, self-contained
-  # texts: the shipped file's labels), fused with its text head
-  CONFIG=configs/tune/msr-action3d-cpu.yaml tune msr-label-llm msr-k-label --set epochs="${E_REL:-2}"
-  sugar evaluate "$OUT/msr-label-llm" --split test >> "$OUT/logs/msr-label-llm.log" 2>&1
-  echo "$(date -u +%H:%M:%S) evaluated msr-label-llm"
-}
+release() { tune_and_test ucla-neg-llm ucla-r-neg; }  # the released NW-UCLA recogniser (stage2 run:ucla-r-neg)
+# the released MSR Action3D recogniser, on stage2 run:msr-k-label (self-contained texts: the shipped file's labels)
+msrrelease() { CONFIG=configs/tune/msr-action3d-cpu.yaml tune_and_test msr-label-llm msr-k-label; }
 
 llm() {  # closed set: the same encoder as the stage-2 MIL-NCE row
   tune ucla-llm ucla-milnce --set epochs="$E3"
