@@ -24,6 +24,7 @@ from safetensors.torch import load_file
 
 from sugar.errors import SugarError
 from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_object
+from sugar.runs import RunDir
 
 RELEASED_DIR = Path(__file__).resolve().parents[1] / "released"
 INDEX_FILE = "index.json"
@@ -142,8 +143,6 @@ def release_run(run: str | Path, name: str, *, dataset: str, protocol: str, stre
         else:
             shutil.copyfile(src / rel, target)
     if kind == ENCODER:  # the selected checkpoint, read and written by RunDir (its digest is the fp16 file's)
-        from sugar.runs import RunDir  # deferred: TensorBoard's import is not for every encoder load
-
         best = RunDir(src).load_best()
         assert best is not None  # run_kind checked best.json
         weights, info = best
