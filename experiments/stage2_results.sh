@@ -138,6 +138,25 @@ fuse_field() {
   echo "$(date -u +%H:%M:%S) fused ucla-f"
 }
 
+textscore() {  # issue 14: the text head's rule (prototype | mil) on the released encoders, chosen on val; scores
+  # go to runs/released/NAME/evaluation/<split>-text-<rule> (reused by the fusion), fusions to $OUT/textscore
+  local name split rule dir=$OUT/textscore streams=(nw-ucla-field-joint nw-ucla-field-bone nw-ucla-field-joint-motion
+    nw-ucla-field-bone-motion)
+  mkdir -p "$OUT/logs" "$dir"
+  for name in "${streams[@]}" nw-ucla-joint msr-action3d-joint; do
+    for split in val test; do
+      for rule in prototype mil; do
+        $PY -m sugar.cli evaluate "$name" --split $split --text-score $rule --no-tsne >> "$OUT/logs/textscore.log" 2>&1
+      done
+    done
+  done
+  for rule in prototype mil; do  # the four streams fused, weights chosen on val
+    $PY -m sugar.cli fuse "${streams[@]}" --head text --split test --text-score $rule --out "$dir/fused-$rule" \
+      >> "$OUT/logs/textscore.log" 2>&1
+  done
+  echo "$(date -u +%H:%M:%S) textscore"
+}
+
 knowledge() {  # issue 13: shipped vs offline-generated vs label-only knowledge, custom.yaml's loss, equal budgets
   local own=${OWN:-$OUT/own-data}  # the generated files: run:msr-k-gen and run:ucla-k-gen read them
   run:msr-k-label
@@ -176,7 +195,7 @@ run:msr-r-joint() {
   evaluate msr-r-joint --no-tsne
 }
 
-own() {  # name source protocol: convert a built-in dataset as a user would, offline knowledge, custom config as is
+own_folder() {  # name source protocol: convert a built-in dataset as a user would, write offline knowledge
   local name=$1 src=$2 protocol=$3 dir="$OWN/$1"
   mkdir -p "$OUT/logs" "$OWN"
   if [ ! -f "$dir/manifest.csv" ]; then
@@ -186,9 +205,12 @@ own() {  # name source protocol: convert a built-in dataset as a user would, off
     $PY -m sugar.cli knowledge motion --actions "$dir" --out "$dir/knowledge.json" --provider hf --concurrency 1 \
       --cache-dir "$OWN/knowledge-cache" > "$OUT/logs/own-$name-knowledge.log" 2>&1
   fi
-  $PY -m sugar.cli pretrain --config configs/pretrain/custom.yaml --data "$dir" --run-dir "$OUT/own-$name" \
-    --no-progress > "$OUT/logs/own-$name.log" 2>&1
-  echo "$(date -u +%H:%M:%S) trained own-$name"
+}
+
+own() {  # name source protocol: own_folder, then custom.yaml as is
+  local name=$1 dir="$OWN/$1"
+  own_folder "$@"
+  train "own-$name" configs/pretrain/custom.yaml - --data "$dir"
   evaluate "own-$name" --no-tsne
 }
 
@@ -200,12 +222,21 @@ run:own-ucla-ucfg() {  # diagnosis: the own-data NW-UCLA folder with nw-ucla-cpu
   evaluate own-ucla-ucfg --no-tsne
 }
 owndata() { run:own-msr; run:own-ucla; }  # issue 13: MSR Action3D and NW-UCLA as a user's own data (under $OWN)
+owndefaults() { owndefaults-msr; owndefaults-ucla; }  # custom.yaml's schedule, chosen on VALIDATION (no test)
+owndefaults-msr() { OWN=${OWN:-$OUT/own-data} own_candidates msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub; }
+owndefaults-ucla() { OWN=${OWN:-$OUT/own-data} own_candidates ucla "${UCLA_SRC:-../shared/data/nw_ucla/all_sqe}" xview; }
+own_candidates() {  # name source protocol: custom.yaml as is and with the previous 30-epoch schedule, trained only
+  own_folder "$@"
+  train "own-$1" configs/pretrain/custom.yaml - --data "$OWN/$1"
+  train "own-$1-sched30" configs/pretrain/custom.yaml - --data "$OWN/$1" \
+    --set epochs=30 --set warmup_epochs=3 --set "lr_steps=[22, 27]"
+}
 
 parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|owndefaults|owndefaults-msr|owndefaults-ucla|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done

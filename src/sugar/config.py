@@ -69,6 +69,9 @@ class PretrainConfig:
     # "all" = every training class's texts each step, as the text head is scored at test time (small batches
     # on many fine-grained classes rarely hold two confusable classes together)
     text_negatives: str = "batch"
+    # how the text head scores a class (validation, `sugar evaluate`): "prototype" = cosine to the mean of its
+    # texts; "mil" = log-mean-exp over its texts, the rule MIL-NCE trains (sugar/models/text_scoring.py)
+    text_score: str = "prototype"
     epochs: int = 200
     batch_size: int = 200  # global batch (split over DDP processes)
     lr: float = 0.01

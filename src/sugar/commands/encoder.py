@@ -107,6 +107,8 @@ def evaluate_cmd(
     fusion: float = typer.Option(None, "--fusion", min=0.0, max=1.0,
                                  help="Stage-3 rank mode: weight of the encoder's text head beside the LLM "
                                       "(default: the weight calibrated on validation; 0 = the LLM alone)."),
+    text_score: str = typer.Option(None, "--text-score", help="Stage-2 runs: the text head's rule, prototype | mil "
+                                   "(default: the run's text_score); the output folder ends in -text-<rule>."),
 ) -> None:
     """Score a split: a stage-2 run with its text head (cosine to class texts) and CE head, with confusion
     matrices and t-SNE; a stage-3 run with the LLM recogniser (another --dataset = its action list, zero-shot)."""
@@ -127,7 +129,7 @@ def evaluate_cmd(
         return
 
     res = evaluate_run(run, split, multi_clip, dataset, protocol, str(root) if root else None, out, tsne,
-                       knowledge=knowledge, actions=names)
+                       knowledge=knowledge, actions=names, text_score=text_score)
     table = Table(title=f"{res['dataset']} {split} ({res['samples']} samples, {multi_clip} clip(s))")
     for col in ("head", "classes", "samples", "top-1 %", "top-5 %", "mean class acc %"):
         table.add_column(col)
@@ -173,6 +175,8 @@ def fuse_cmd(
     split: str = typer.Option("test", "--split", help="The split to report."),
     weights: str = typer.Option(None, "--weights", help="Comma-separated, one per run; default: chosen on val."),
     out: Path = typer.Option(None, "--out", help="Output folder (default FIRST_RUN/evaluation/fused-<split>)."),
+    text_score: str = typer.Option(None, "--text-score", help="The text head's rule for every run, prototype | mil "
+                                   "(default: each run's text_score)."),
 ) -> None:
     """Fuse several runs' class scores (softmax, weighted sum); weights are chosen on the validation split,
     never on test. Runs not yet evaluated on a split are evaluated first."""
@@ -185,7 +189,7 @@ def fuse_cmd(
         given = [float(w) for w in weights.split(",")] if weights else None
     except ValueError:
         raise ConfigError(f"--weights {weights!r}: comma-separated numbers, one per run") from None
-    res = fuse_runs(runs, head, split, weights=given, out_dir=out)
+    res = fuse_runs(runs, head, split, weights=given, out_dir=out, text_score=text_score)
     table = Table(title=f"{len(runs)} runs fused, {head} head, {split} (weights from {res['weights_chosen_on']})")
     for col in ("run", "weight", "top-1 %", "top-5 %"):
         table.add_column(col)

@@ -30,6 +30,7 @@ from sugar.models.encoder import build_encoder, load_encoder
 from sugar.models.heads import EncoderWithHeads
 from sugar.models.released import evaluation_dir, resolve_run
 from sugar.models.text import KnowledgeEmbeddings, embed_knowledge
+from sugar.models.text_scoring import TextScorer, check_text_score
 from sugar.runs import RunDir
 from sugar.skeleton.datasets import dataset_label, get_benchmark, knowledge_name
 from sugar.skeleton.processor import Processor
@@ -49,6 +50,13 @@ def load_texts(knowledge: str, text_model: str, classes: Sequence[str], device: 
     return embed_knowledge(load_knowledge(knowledge), text_model, device).subset(list(classes))
 
 
+def text_scorer(model: EncoderWithHeads, cfg: PretrainConfig, texts: KnowledgeEmbeddings,
+                mode: str | None = None) -> TextScorer:
+    """The run's text-head scoring rule (or `mode`) at the model's current learnt temperature."""
+    scale = float(model.milnce.scale().detach()) if model.milnce is not None else 1.0
+    return TextScorer.build(texts, mode or cfg.text_score, cfg.use_motion, cfg.use_visual, scale)
+
+
 @torch.no_grad()
 def collect(model: EncoderWithHeads, loader: DataLoader, device: torch.device) -> dict[str, np.ndarray]:
     """Run the model over a loader: pooled encoder features, projected features, CE logits, labels."""
@@ -62,24 +70,24 @@ def collect(model: EncoderWithHeads, loader: DataLoader, device: torch.device) -
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def head_scores(outputs: dict[str, np.ndarray], head: str, prototypes: np.ndarray | None = None) -> np.ndarray:
-    """[N, K] class scores: cosine similarity to the class text prototypes ("text") or CE logits ("ce")."""
+def head_scores(outputs: dict[str, np.ndarray], head: str, text_scorer: TextScorer | None = None) -> np.ndarray:
+    """[N, K] class scores: the text head's (cosine units, see TextScorer) or CE logits ("ce")."""
     if head == "text":
-        if prototypes is None or "features" not in outputs:
+        if text_scorer is None or "features" not in outputs:
             raise ConfigError("this run has no text head (trained with loss=ce)")
-        return outputs["features"] @ prototypes.T
+        return text_scorer(outputs["features"])
     if "logits" not in outputs:
         raise ConfigError("this run has no CE head (trained without 'ce' in loss)")
     return outputs["logits"]
 
 
-def evaluate_split(model: EncoderWithHeads, ds: Dataset, head: str, prototypes: np.ndarray | None,
+def evaluate_split(model: EncoderWithHeads, ds: Dataset, head: str, text_scorer: TextScorer | None,
                    device: torch.device, batch_size: int, classes: Sequence[int] | None = None,
                    num_workers: int = 0) -> dict[str, Any]:
     """top-1/top-5 of one head on `ds`, restricted to the class indices `classes` (rows and columns)."""
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     outputs = collect(model, loader, device)
-    scores, labels = head_scores(outputs, head, prototypes), outputs["labels"]
+    scores, labels = head_scores(outputs, head, text_scorer), outputs["labels"]
     if classes is not None:
         scores, labels = restrict(scores, labels, classes)
     return {"top1": topk_accuracy(scores, labels, 1), "top5": topk_accuracy(scores, labels, 5),
@@ -124,8 +132,11 @@ def _views(processor: Processor, ds: Any, multi_clip: int, seed: int) -> list[Da
 def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, dataset: str | None = None,
                  protocol: str | None = None, root: str | None = None, out_dir: str | Path | None = None,
                  tsne: bool = True, batch_size: int | None = None, knowledge: str | None = None,
-                 actions: Sequence[str] | None = None) -> dict[str, Any]:
+                 actions: Sequence[str] | None = None, text_score: str | None = None) -> dict[str, Any]:
     """Score `split` with every head the run has; write results.json, confusion PNG(s) and t-SNE PNGs.
+
+    text_score: the text head's scoring rule instead of the run's (TextScorer); the default output folder
+    then ends in -text-<rule>, so the run's own scores are never overwritten.
 
     dataset/knowledge: another dataset (its class list, its shipped knowledge unless `knowledge` is given) for
     the text head, zero-shot. actions: score against this list instead (the split's samples of listed classes;
@@ -143,7 +154,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, 
         ds = ds.on_list(actions)
     classes = list(ds.classes)
     tag = "list" if actions is not None else dataset_label(dataset) if other and dataset else ""
-    out_dir = Path(out_dir) if out_dir else evaluation_dir(run_dir) / (f"{tag}-{split}" if tag else split)
+    name = (f"{tag}-{split}" if tag else split) + (f"-text-{check_text_score(text_score)}" if text_score else "")
+    out_dir = Path(out_dir) if out_dir else evaluation_dir(run_dir) / name
     out_dir.mkdir(parents=True, exist_ok=True)
     bs = batch_size or min(cfg.batch_size, 64)
 
@@ -154,8 +166,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, 
     if model.projection is not None:
         texts_from = knowledge or (knowledge_name(dataset) if other and dataset else source.knowledge_file)
         texts = load_texts(texts_from, cfg.model.text_model, classes, device.type)
-        protos = texts.prototypes(cfg.use_motion, cfg.use_visual).numpy()
-        heads["text"] = np.mean([head_scores(o, "text", protos) for o in outputs], axis=0)
+        scorer = text_scorer(model, cfg, texts, text_score)
+        heads["text"] = np.mean([head_scores(o, "text", scorer) for o in outputs], axis=0)
     if model.classifier is not None and not other:
         heads["ce"] = np.mean([head_scores(o, "ce") for o in outputs], axis=0)
     if not heads:
@@ -168,7 +180,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, 
     unseen = [i for i, c in enumerate(classes) if c in set(cfg.exclude_classes)] if not other else []
     seen = [i for i in range(len(classes)) if i not in set(unseen)]
     results: dict[str, Any] = {"run": str(run_dir), "dataset": dataset or cfg.data.dataset, "split": split,
-                               "multi_clip": multi_clip, "samples": len(labels), "heads": {}, "pictures": {}}
+                               "multi_clip": multi_clip, "samples": len(labels), "heads": {}, "pictures": {},
+                               "text_score": text_score or cfg.text_score}
     for head, scores in heads.items():
         views = {"all": (scores, labels, classes)}
         if unseen:

@@ -11,6 +11,7 @@ from sugar.config import PretrainConfig
 from sugar.errors import ConfigError
 from sugar.models.encoder import SkeletonEncoder
 from sugar.models.losses import LOSS_MODES, TEXT_NEGATIVES, MILNCELoss
+from sugar.models.text_scoring import check_text_score
 
 
 class ProjectionHead(nn.Module):
@@ -33,6 +34,7 @@ class EncoderWithHeads(nn.Module):
             raise ConfigError(f"loss: {cfg.loss!r} must be one of {LOSS_MODES}")
         if cfg.text_negatives not in TEXT_NEGATIVES:
             raise ConfigError(f"text_negatives: {cfg.text_negatives!r} must be one of {TEXT_NEGATIVES}")
+        check_text_score(cfg.text_score)
         self.encoder = encoder
         self.uses_text = "milnce" in cfg.loss
         self.uses_ce = "ce" in cfg.loss.split("+")

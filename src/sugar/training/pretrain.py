@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from sugar.config import PretrainConfig, save_config
 from sugar.errors import ConfigError, DataError
-from sugar.evaluation.encoder import evaluate_split, load_texts, main_head
+from sugar.evaluation.encoder import evaluate_split, load_texts, main_head, text_scorer
 from sugar.evaluation.metrics import choose_unseen_classes
 from sugar.fileio import atomic_write_text
 from sugar.models.encoder import build_encoder, save_pretrained
@@ -157,8 +157,8 @@ def _ce_loss(model: EncoderWithHeads, out: dict[str, torch.Tensor], y: torch.Ten
 def _evaluate(model: EncoderWithHeads, ds: Dataset, data: PretrainData, cfg: PretrainConfig, device: torch.device,
               classes: list[int] | None) -> dict[str, Any]:
     """The main head on `ds` (validation and the final test use the same scoring as `sugar evaluate`)."""
-    protos = data.texts.prototypes(cfg.use_motion, cfg.use_visual).cpu().numpy() if data.texts is not None else None
-    return evaluate_split(model, ds, main_head(cfg.loss), protos, device, cfg.batch_size, classes, cfg.data.num_workers)
+    scorer = text_scorer(model, cfg, data.texts) if data.texts is not None else None
+    return evaluate_split(model, ds, main_head(cfg.loss), scorer, device, cfg.batch_size, classes, cfg.data.num_workers)
 
 
 def _gather_labels(y: torch.Tensor, info: DistInfo) -> torch.Tensor:
