@@ -164,6 +164,41 @@ def field_table(runs: Path) -> list[str]:
     return [*lines, ""]
 
 
+TEXTSCORE_MODELS = ["nw-ucla-field-joint", "nw-ucla-field-bone", "nw-ucla-field-joint-motion",
+                    "nw-ucla-field-bone-motion", "nw-ucla-joint", "msr-action3d-joint"]
+
+
+def textscore_table(runs: Path, released: Path) -> list[str]:
+    """Issue 14: the text head's scoring rule (prototype vs mil) on the released encoders, from
+    `stage2_results.sh textscore` (RELEASED/NAME/evaluation/<split>-text-<rule>); the rule is chosen on val."""
+
+    def top1(name: str, split: str, rule: str, head: str = "text") -> float | None:
+        res = read_json(released / name / "evaluation" / f"{split}-text-{rule}" / "results.json")
+        return None if res is None else res["heads"][head]["all"]["top1"]
+
+    rows = [m for m in TEXTSCORE_MODELS if top1(m, "val", "mil") is not None]
+    if not rows:
+        return []
+    lines = ["### Text head scoring: prototype vs mil (released encoders; `stage2_results.sh textscore`)", "",
+             "| released encoder | val: prototype | val: mil | rule chosen on val | test: prototype | test: mil | "
+             "test: CE head |", "|---|---|---|---|---|---|---|"]
+    for m in rows:
+        val = {rule: top1(m, "val", rule) for rule in ("prototype", "mil")}
+        chosen = "mil" if (val["mil"] or 0) > (val["prototype"] or 0) else "prototype"
+        lines.append(f"| `{m}` | {pct(val['prototype'])} | {pct(val['mil'])} | {chosen} | "
+                     f"{pct(top1(m, 'test', 'prototype'))} | {pct(top1(m, 'test', 'mil'))} | "
+                     f"{pct(top1(m, 'test', 'prototype', 'ce'))} |")
+    for tag, how in (("", "weights chosen on val"), ("-equal", "equal weights")):
+        fused = {rule: read_json(runs / "textscore" / f"fused-{rule}{tag}" / "results.json")
+                 for rule in ("prototype", "mil", "ce")}
+        if any(fused.values()):
+            cells = [pct(f["fused"]["top1"]) if f else "-" for f in fused.values()]
+            weights = ", ".join(f"{rule} {f['weights']}" for rule, f in fused.items() if f and tag == "")
+            lines.append(f"| four NW-UCLA streams fused, {how}{f' ({weights})' if weights else ''} | | | | "
+                         f"{' | '.join(cells)} |")
+    return [*lines, ""]
+
+
 def knowledge_table(runs: Path, prefix: str, title: str) -> list[str]:
     """Issue 13: which knowledge the text head learns best from, every run MIL-NCE + CE with every class's texts
     as candidates (custom.yaml's loss) at the same budget; the class name is always one more positive text."""
@@ -187,7 +222,9 @@ def knowledge_kind(cfg: dict[str, Any]) -> str:
     return f"file `{Path(cfg['knowledge']).name}`" if cfg.get("knowledge") else "shipped"
 
 
-OWN_RUNS = [("", "custom.yaml"), ("-ucfg", "custom.yaml with the built-in config's frames, carve and schedule")]
+OWN_RUNS = [("", "custom.yaml"), ("-sched30", "custom.yaml with the previous 30-epoch schedule (the validation "
+                                               "candidate that lost)"),
+            ("-ucfg", "custom.yaml with the built-in config's frames, carve and schedule")]
 
 
 def own_data_table(runs: Path, key: str, title: str, builtins: list[str]) -> list[str]:
@@ -400,12 +437,16 @@ def bridge_table(runs: Path, tag: str = "") -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs/results"))
-    runs = parser.parse_args().runs
+    parser.add_argument("--released", type=Path, default=Path("runs/released"),
+                        help="where `sugar evaluate` put the released models' evaluations (the scripts' working dir)")
+    args = parser.parse_args()
+    runs = args.runs
     out = []
     out += supervised_table("NW-UCLA cross-view (train views 1+2, test view 3)", runs, "ucla", "ucla")
     out += supervised_table("MSR Action3D cross-subject (train subjects 1,3,5,7,9)", runs, "msr", "msr")
     out += recipe_table(runs)
     out += field_table(runs)
+    out += textscore_table(runs, args.released)
     out += knowledge_table(runs, "msr", "MSR Action3D: knowledge for the text head (MIL-NCE + CE, 40 epochs each)")
     out += knowledge_table(runs, "ucla", "NW-UCLA: knowledge for the text head (MIL-NCE + CE, 30 epochs each)")
     out += own_data_table(runs, "msr", "MSR Action3D as a user's own data (converted with --protocol xsub)",

@@ -150,11 +150,33 @@ textscore() {  # issue 14: the text head's rule (prototype | mil) on the release
       done
     done
   done
-  for rule in prototype mil; do  # the four streams fused, weights chosen on val
+  for rule in prototype mil; do  # the four streams fused: weights chosen on val, and equal weights
     $PY -m sugar.cli fuse "${streams[@]}" --head text --split test --text-score $rule --out "$dir/fused-$rule" \
       >> "$OUT/logs/textscore.log" 2>&1
+    $PY -m sugar.cli fuse "${streams[@]}" --head text --split test --text-score $rule --weights 1,1,1,1 \
+      --out "$dir/fused-$rule-equal" >> "$OUT/logs/textscore.log" 2>&1
   done
+  $PY -m sugar.cli fuse "${streams[@]}" --head ce --split test --text-score mil --out "$dir/fused-ce" \
+    >> "$OUT/logs/textscore.log" 2>&1
+  $PY -m sugar.cli fuse "${streams[@]}" --head ce --split test --text-score mil --weights 1,1,1,1 \
+    --out "$dir/fused-ce-equal" >> "$OUT/logs/textscore.log" 2>&1
   echo "$(date -u +%H:%M:%S) textscore"
+}
+
+field_mil_release() {  # the released streams re-released with text_score: mil (chosen on val by `textscore`)
+  local s run
+  for s in joint bone joint-motion bone-motion; do
+    run=$OUT/field-mil-$s
+    if [ ! -d "$run" ]; then  # the released copy is a run directory: config, best checkpoint, encoder, processor
+      cp -r "src/sugar/released/nw-ucla-field-$s" "$run"
+      grep -q '^text_score:' "$run/config.yaml" && sed -i 's/^text_score:.*/text_score: mil/' "$run/config.yaml" \
+        || echo "text_score: mil" >> "$run/config.yaml"
+    fi
+    evaluate "field-mil-$s" --no-tsne
+    $PY -m sugar.cli models release "$run" "nw-ucla-field-$s" --command "bash experiments/stage2_results.sh \
+run:ucla-f-$s textscore field_mil_release (configs/pretrain/nw-ucla-field-cpu.yaml, 65 epochs; the text head \
+rescored with text_score: mil, chosen on val)" >> "$OUT/logs/field-mil-$s.log" 2>&1
+  done
 }
 
 knowledge() {  # issue 13: shipped vs offline-generated vs label-only knowledge, custom.yaml's loss, equal budgets
@@ -236,7 +258,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|owndefaults|owndefaults-msr|owndefaults-ucla|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|owndefaults|owndefaults-msr|owndefaults-ucla|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
