@@ -7,7 +7,7 @@ import pytest
 
 from sugar.errors import ConfigError
 from sugar.evaluation.recognizer import description_agreement
-from sugar.models.answering import whole_sentence
+from sugar.models.sentences import whole_sentence
 
 
 @pytest.mark.parametrize(("text", "cut", "expected"), [

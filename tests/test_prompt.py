@@ -75,6 +75,33 @@ def test_answer_is_cut_but_keeps_the_end_of_turn(tok) -> None:
     assert len(ids) == 10 + len(parts.end_ids) and ids[-len(parts.end_ids):] == list(parts.end_ids)
 
 
+def test_long_answer_is_cut_after_its_last_whole_sentence(tok) -> None:
+    """A description longer than the budget loses whole sentences, so the end of turn follows a full stop."""
+    parts = build_prompt(tok, ACTIONS)
+    description = "The arm goes up. Then it comes down slowly with the hand open. " + "word " * 40
+    full = answer_ids(tok, parts, ACTIONS[0], description)
+    two_sentences = "The arm goes up. Then it comes down slowly with the hand open."
+    budget = len(answer_ids(tok, parts, ACTIONS[0], two_sentences)) - len(parts.end_ids)
+    ids = answer_ids(tok, parts, ACTIONS[0], description, max_tokens=budget)
+    assert len(ids) < len(full)
+    text = tok.decode(ids[:-len(parts.end_ids)])
+    assert text == f"{ACTIONS[0]}. The arm goes up. Then it comes down slowly with the hand open."
+    one = answer_ids(tok, parts, ACTIONS[0], description, max_tokens=budget - 1)
+    assert tok.decode(one[:-len(parts.end_ids)]) == f"{ACTIONS[0]}. The arm goes up."
+    assert candidate_ids(tok, ACTIONS[0], description, budget - 1) == one[:-len(parts.end_ids)]
+
+
+def test_answer_whose_first_sentence_is_too_long_ends_on_a_whole_word(tok) -> None:
+    parts = build_prompt(tok, ACTIONS)
+    description = "A person jumps, crouching with the arms swung back and then springing up before landing."
+    ids = answer_ids(tok, parts, ACTIONS[0], description, max_tokens=14)
+    text = tok.decode(ids[:-len(parts.end_ids)])
+    assert len(ids) - len(parts.end_ids) <= 14 and text.endswith(".") and not text.endswith(" .")
+    words = text[len(f"{ACTIONS[0]}. "):-1].split(" ")
+    assert words and description.split(" ")[:len(words)] == words  # whole words of the description, in order
+    assert words[-1] not in ("and", "the", "with")
+
+
 def test_loss_equals_the_plain_causal_lm_loss(tmp_path_factory, tok) -> None:
     """Recognizer.loss (logits at answer positions only) == the LLM's own loss over the full labels."""
     from stage3helpers import build_tiny

@@ -32,9 +32,9 @@ PRETRAIN_DEFAULTS: dict[str, list[str]] = {
 }
 # Stage-3 sizes of configs/tune/*-cpu.yaml (kept here too: the demo must run from an installed package).
 TUNE_DEFAULTS = ["epochs=2", "batch_size=8", "lr=0.0005", "bridge_lr=0.003", "warmup_steps=10",
-                 "bridge.num_queries=16", "bridge.chunk_frames=4", "bridge.hidden_size=128", "bridge.num_layers=1",
-                 "bridge.num_heads=4", "lora.r=8", "lora.alpha=16", "max_answer_tokens=40",
-                 "max_description_tokens=24"]
+                 "bridge.num_queries=8", "bridge.chunk_frames=4", "bridge.hidden_size=128", "bridge.num_layers=1",
+                 "bridge.num_heads=4", "lora.r=8", "lora.alpha=16", "lora.dropout=0.0", "max_answer_tokens=32",
+                 "max_description_tokens=32"]
 
 
 @dataclass

@@ -12,7 +12,6 @@ KV cache is computed once per list and broadcast to each batch (`Recognizer.use_
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from sugar.models import decoding
 from sugar.models.evidence import fuse
 from sugar.models.matching import match_label
 from sugar.models.prompt import PromptParts, candidate_ids
+from sugar.models.sentences import whole_sentence
 from sugar.skeleton.sample import Sample
 
 if TYPE_CHECKING:  # the recogniser calls into this module; this module only reads its parts
@@ -77,32 +77,6 @@ def context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: P
         out, cache = decoding.run_cached(rec.llm, None, inputs_embeds=torch.cat([prefix, x], 1),
                                          attention_mask=mask, position_ids=positions, logits_to_keep=1)
     return cache, mask, out.logits[:, -1]
-
-
-_DANGLING = {"a", "an", "and", "as", "at", "by", "for", "from", "her", "his", "in", "into", "of", "on", "or",
-             "the", "their", "then", "to", "while", "with"}
-_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
-
-
-def whole_sentence(text: str, cut: bool) -> str:
-    """A generated description as whole sentences: when generation ran out of tokens (`cut`), everything after
-    the last sentence end goes (or, with no sentence end, the last, possibly partial word); a final full stop is
-    added where the text has none. The demo and the API show this text, so it must never stop mid-word."""
-    text = original = " ".join(text.split())
-    if not text:
-        return text
-    if cut:
-        ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-        if ends:
-            text = text[:ends[-1]]
-        else:
-            words = text.split(" ")
-            words = words[:-1] if len(words) > 1 else words
-            while len(words) > 1 and words[-1].lower().strip(",;:") in _DANGLING:
-                words.pop()  # "raises one arm and" -> "raises one arm"
-            text = " ".join(words)
-    text = text.rstrip(" ,;:-") or original  # trimming never empties a description that had words
-    return text if text[-1] in ".!?" else text + "."
 
 
 def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:

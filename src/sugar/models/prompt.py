@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from sugar.models.sentences import sentences, whole_sentence
+
 ACTION_PLACEHOLDER = "<action>"
 INSTRUCTION = ("Please choose the most compatible action from: [{actions}], and describe the action. "
                "Given a sequence of action tokens: " + ACTION_PLACEHOLDER)
@@ -79,13 +81,33 @@ def answer_text(label: str, description: str | None) -> str:
     return f"{label}. {description}" if description else f"{label}."
 
 
+def answer_tokens(tokenizer: Any, label: str, description: str | None, max_tokens: int | None = None) -> list[int]:
+    """"{label}. {description}" as ids, within max_tokens: the description is cut after its last whole sentence
+    that fits, so the model is never taught to end its turn mid-sentence or mid-word (when not even the first
+    sentence fits, it ends at the last whole word that does, closed by a full stop)."""
+    ids = list(_encode(tokenizer, answer_text(label, description)))
+    if max_tokens is None or len(ids) <= max_tokens:
+        return ids
+    parts = sentences(description or "")
+    for n in range(len(parts) - 1, 0, -1):
+        shorter = list(_encode(tokenizer, answer_text(label, " ".join(parts[:n]))))
+        if len(shorter) <= max_tokens:
+            return shorter
+    head = f"{label}. "
+    for budget in range(max_tokens, 0, -1):  # re-encoding can merge tokens: shrink until it fits
+        text = tokenizer.decode(ids[:budget])
+        if not text.startswith(head):
+            break  # the budget does not even hold the label
+        shorter = list(_encode(tokenizer, answer_text(label, whole_sentence(text[len(head):], cut=True))))
+        if len(shorter) <= max_tokens:
+            return shorter
+    return ids[:max_tokens]
+
+
 def answer_ids(tokenizer: Any, parts: PromptParts, label: str, description: str | None,
                max_tokens: int | None = None) -> list[int]:
-    """Target ids: "{label}. {description}" (cut to max_tokens) followed by the end-of-turn ids."""
-    ids = list(_encode(tokenizer, answer_text(label, description)))
-    if max_tokens is not None:
-        ids = ids[:max_tokens]
-    return ids + list(parts.end_ids)
+    """Target ids: "{label}. {description}" (whole sentences within max_tokens) + the end-of-turn ids."""
+    return answer_tokens(tokenizer, label, description, max_tokens) + list(parts.end_ids)
 
 
 def candidate_ids(tokenizer: Any, label: str, description: str | None = None,
@@ -98,8 +120,7 @@ def candidate_ids(tokenizer: Any, label: str, description: str | None = None,
     """
     if not description:
         return list(_encode(tokenizer, f"{label}."))
-    ids = list(_encode(tokenizer, answer_text(label, description)))
-    return ids[:max_tokens] if max_tokens is not None else ids
+    return answer_tokens(tokenizer, label, description, max_tokens)
 
 
 def build_batch(embed_tokens: torch.nn.Module, parts: PromptParts, action_embeds: torch.Tensor,
