@@ -9,6 +9,7 @@ except that generate mode decodes until the model stops or the token budget ends
 process so that its peak resident memory (ru_maxrss) is its own.
 
     PYTHONPATH=src python benchmarks/recognize.py [--classes 10] [--batches 3] [--run RUN] [--json OUT]
+        [--tune-set bridge.num_queries=8 ...]   # the fresh recogniser's TuneConfig, e.g. the demo's stage 3
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def _recognizer(args: argparse.Namespace):
     actions = list(class_names(args.actions))[: args.classes]
     descriptions = {c.label: c.description for c in load_knowledge(args.actions).classes if c.label in actions}
     torch.manual_seed(0)
-    return Recognizer.build(TuneConfig(), args.dim, actions, descriptions)
+    from sugar.config import load_config
+
+    return Recognizer.build(load_config(TuneConfig, overrides=args.tune_set), args.dim, actions, descriptions)
 
 
 def run_one(args: argparse.Namespace, index: int) -> dict:
@@ -106,7 +109,8 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
             loss.backward()
             opt.step()
             times.append(time.perf_counter() - t0)
-        record.update({"step_s": sum(times[1:]) / len(times[1:]), "first_step_s": times[0]})
+        record.update({"step_s": sum(times[1:]) / len(times[1:]), "first_step_s": times[0],
+                       "answer_tokens": rec.cfg.max_answer_tokens, "lora_dropout": rec.cfg.lora.dropout})
     else:
         rec.eval()
         rec.use_prefix_cache = cached
@@ -145,6 +149,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128, help="encoder width (d)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--run", default=None, help="a tuned run directory (default: fresh bridge/LoRA, default config)")
+    ap.add_argument("--tune-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="TuneConfig override for the fresh recogniser, repeatable (e.g. bridge.num_queries=8)")
     ap.add_argument("--select", default=None, help="only the configurations whose name contains this text")
     ap.add_argument("--configs", default=None, help="comma-separated indices into CONFIGS (default: all)")
     ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)

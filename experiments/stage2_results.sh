@@ -243,6 +243,22 @@ run:own-ucla-ucfg() {  # diagnosis: the own-data NW-UCLA folder with nw-ucla-cpu
     --set data.frames=52 --set data.val_fraction=0.1 --set data.val_min_per_class=1
   evaluate own-ucla-ucfg --no-tsne
 }
+seeds() {  # issue 13: own data vs the best built-in configuration over seeds 2 and 3 (seed 1: the runs above)
+  local seed own=${OWN:-$OUT/own-data} label=(--set loss=milnce+ce --set text_negatives=all --set use_motion=false
+                                             --set use_visual=false)
+  for seed in 2 3; do
+    train "own-ucla-s$seed" configs/pretrain/custom.yaml - --data "$own/ucla" --set seed=$seed
+    evaluate "own-ucla-s$seed" --no-tsne
+    train "ucla-k-label-s$seed" configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" "${label[@]}" --set seed=$seed
+    evaluate "ucla-k-label-s$seed" --no-tsne
+  done
+  for seed in 2 3; do
+    train "own-msr-s$seed" configs/pretrain/custom.yaml - --data "$own/msr" --set seed=$seed
+    evaluate "own-msr-s$seed" --no-tsne
+    train "msr-k-label-s$seed" configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" "${label[@]}" --set seed=$seed
+    evaluate "msr-k-label-s$seed" --no-tsne
+  done
+}
 owndata() { run:own-msr; run:own-ucla; }  # issue 13: MSR Action3D and NW-UCLA as a user's own data (under $OWN)
 owndefaults() { owndefaults-msr; owndefaults-ucla; }  # custom.yaml's schedule, chosen on VALIDATION (no test)
 owndefaults-msr() { OWN=${OWN:-$OUT/own-data} own_candidates msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub; }
@@ -258,7 +274,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|owndefaults|owndefaults-msr|owndefaults-ucla|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
