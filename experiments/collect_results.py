@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 # Published top-1 (%) quoted for comparison; they are not produced here.
@@ -274,6 +275,63 @@ def own_data_table(runs: Path, key: str, title: str, builtins: list[str]) -> lis
     return [*lines, ""]
 
 
+def mean_sd(values: list[float]) -> str:
+    """'mean ± sd' in percent (sample sd; just the mean for one value)."""
+    if not values:
+        return "-"
+    arr = 100 * np.asarray(values)
+    return f"{arr.mean():.1f}" + (f" ± {arr.std(ddof=1):.1f}" if len(arr) > 1 else "")
+
+
+def heads_top1(r: dict[str, Any]) -> dict[str, float]:
+    return {head: h["all"]["top1"] for head, h in r["results"]["heads"].items()}
+
+
+def seeds_table(runs: Path) -> list[str]:
+    """Issue 13 over seeds: own data (custom.yaml) vs the best built-in configuration (label-only texts), seed 1 =
+    the runs of the own-data tables, seeds 2-3 from `stage2_results.sh seeds`."""
+    lines = []
+    for key, builtin in (("ucla", "ucla-k-label"), ("msr", "msr-k-label")):
+        means: dict[str, dict[str, float]] = {}
+        for base in (f"own-{key}", builtin):
+            found = [(seed, r) for seed, name in ((1, base), (2, f"{base}-s2"), (3, f"{base}-s3"))
+                     if (r := load(runs / name)) is not None]
+            if not found:
+                continue
+            per = {head: [heads_top1(r)[head] for _, r in found] for head in ("text", "ce")}
+            means[base] = {head: float(np.mean(v)) for head, v in per.items()}
+            cells = " / ".join(f"{100 * heads_top1(r)['text']:.1f}" for _, r in found)
+            lines.append(f"| {key} | `{base}` | {', '.join(str(s) for s, _ in found)} | {cells} | "
+                         f"{mean_sd(per['text'])} | {mean_sd(per['ce'])} |")
+        if len(means) == 2:
+            own, ref = means[f"own-{key}"], means[builtin]
+            lines.append(f"| {key} | own minus built-in (means) | | | {100 * (own['text'] - ref['text']):+.1f} | "
+                         f"{100 * (own['ce'] - ref['ce']):+.1f} |")
+    if not lines:
+        return []
+    return ["### Own data vs the best built-in configuration over seeds (`stage2_results.sh seeds`)", "",
+            "| dataset | run | seeds | text head top-1 % per seed | text head mean ± sd | CE head mean ± sd |",
+            "|---|---|---|---|---|---|", *lines, ""]
+
+
+def msr_splits_table(runs: Path) -> list[str]:
+    """Issue 14: MSR Action3D over 10 random subject splits (`stage2_results.sh msrsplits`), no choice made."""
+    found = [r for i in range(10) if (r := load(runs / f"msr-split{i}")) is not None]
+    if not found:
+        return []
+    lines = ["### MSR Action3D, random subject splits (5 training subjects each; msr-k-label's configuration)", "",
+             "| run | training subjects | text head top-1 % | CE head top-1 % | test samples |",
+             "|---|---|---|---|---|"]
+    for r in found:
+        subjects = str(r["cfg"]["data"]["protocol"]).split(":", 1)[-1]
+        t = heads_top1(r)
+        lines.append(f"| `{r['name']}` | {subjects} | {pct(t['text'])} | {pct(t['ce'])} | "
+                     f"{r['results']['heads']['text']['all']['samples']} |")
+    lines.append(f"| **mean of {len(found)}** | | **{mean_sd([heads_top1(r)['text'] for r in found])}** | "
+                 f"**{mean_sd([heads_top1(r)['ce'] for r in found])}** | |")
+    return [*lines, "", "Lie group (Vemulapalli et al., CVPR 2014), mean over 10 random subject splits: 90.7 %.", ""]
+
+
 # ------------------------------------------------------------------------------------------- stage 3
 
 
@@ -470,6 +528,8 @@ def main() -> None:
                            "msr-r-rep", "msr-k-gen", "msr-k-label"])
     out += own_data_table(runs, "ucla", "NW-UCLA as a user's own data (converted with --protocol xview)",
                           ["ucla-milnce", "ucla-ce", "ucla-r-joint", "ucla-r-neg", "ucla-k-gen", "ucla-k-label"])
+    out += seeds_table(runs)
+    out += msr_splits_table(runs)
     out += zeroshot_table(runs)
     out += ablation_table(runs)
     out += stage3_closed_table(runs, "ucla", "NW-UCLA cross-view")

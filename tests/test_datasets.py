@@ -93,6 +93,19 @@ def test_msr_xsub_uses_the_557_ids_and_reports_the_empty_file(shared_data: Path)
     assert len(test.classes) == 20 and test.classes[0] == "high arm wave"
 
 
+def test_msr_random_subject_split_names_its_training_subjects(shared_data: Path):
+    trainval = open_dataset("msr-action3d", protocol="xsub:2,3,5,8,10", split="trainval")
+    test = open_dataset("msr-action3d", protocol="xsub:2,3,5,8,10", split="test")
+    subject = lambda n: int(n.split("_s")[1][:2])  # noqa: E731
+    assert {subject(n) for n in trainval.names} == {2, 3, 5, 8, 10}
+    assert {subject(n) for n in test.names} == {1, 4, 6, 7, 9}
+    assert len(trainval) + len(test) == 557  # the common protocol's 557 ids
+    with pytest.raises(SugarError, match="training subjects from 1-10"):
+        open_dataset("msr-action3d", protocol="xsub:0,11", split="test")
+    with pytest.raises(SugarError, match="no subject to test"):
+        open_dataset("msr-action3d", protocol="xsub:" + ",".join(map(str, range(1, 11))), split="test")
+
+
 def test_val_is_carved_from_train_seeded_and_stratified(shared_data: Path):
     trainval = open_dataset("nw-ucla", split="trainval")
     train = open_dataset("nw-ucla", split="train", seed=3)

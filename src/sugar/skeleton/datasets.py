@@ -63,9 +63,13 @@ class NWUCLA(Benchmark):
 
 class MSRAction3D(Benchmark):
     """MSR Action3D: all 20 actions, subjects 1,3,5,7,9 train and 2,4,6,8,10 test, restricted to the 557
-    sequences of files_used_in_cvpr12_paper.txt (the common protocol; 10 noisy sequences dropped)."""
+    sequences of files_used_in_cvpr12_paper.txt (the common protocol; 10 noisy sequences dropped).
+
+    `xsub:2,3,5,7,10` names the training subjects instead (the others test): the random subject splits that
+    the Lie group paper (Vemulapalli et al., CVPR 2014) averages over."""
 
     ID_LIST = "files_used_in_cvpr12_paper.txt"
+    SUBJECTS = tuple(range(1, 11))
 
     def default_root(self) -> Path:
         return shared_data_dir() / "msr_action3d" / "real_world_coordinates"
@@ -73,8 +77,27 @@ class MSRAction3D(Benchmark):
     def label(self, ids: dict[str, Any], sample: Sample) -> int | None:
         return ids["action"] - 1 if 1 <= ids["action"] <= 20 else None
 
+    def check_protocol(self, protocol: str) -> None:
+        if protocol.startswith("xsub:"):
+            self.train_subjects(protocol)
+            return
+        super().check_protocol(protocol)
+
+    def train_subjects(self, protocol: str) -> frozenset[int]:
+        """Training subjects of `xsub` (the odd ones) or `xsub:1,2,...`."""
+        if ":" not in protocol:
+            return frozenset(s for s in self.SUBJECTS if s % 2 == 1)
+        words = [w.strip() for w in protocol.split(":", 1)[1].split(",") if w.strip()]
+        if not words or not all(w.isdigit() and int(w) in self.SUBJECTS for w in words):
+            raise SugarError(f"msr-action3d protocol {protocol!r}: name training subjects from 1-10, e.g. "
+                             "xsub:1,3,5,7,9")
+        chosen = frozenset(int(w) for w in words)
+        if len(chosen) == len(self.SUBJECTS):
+            raise SugarError(f"msr-action3d protocol {protocol!r} leaves no subject to test on")
+        return chosen
+
     def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
-        return "train" if ids["subject"] % 2 == 1 else "test"
+        return "train" if ids["subject"] in self.train_subjects(protocol) else "test"
 
     def splitter(self, root: Path, protocol: str) -> Callable[[dict[str, Any]], str | None]:
         path = (root if root.is_dir() else root.parent) / self.ID_LIST
