@@ -93,3 +93,34 @@ def test_fused_recognise_uses_the_text_head_and_saves_its_weight(rec, tmp_path) 
         assert [r["label"] for r in sub] == [ACTIONS[0], ACTIONS[1]]
     finally:
         rec.attach_evidence(None)
+
+
+def test_mil_evidence_scores_each_class_by_its_texts_and_survives_save_load() -> None:
+    """text_score "mil": log-mean-exp over a class's own texts (the rule the encoder chose), not their mean."""
+    from sugar.models.text_scoring import TextScorer
+
+    dim, k = 8, len(ACTIONS)
+    g = torch.Generator().manual_seed(5)
+    texts = torch.nn.functional.normalize(torch.randn(2 * k, dim, generator=g), dim=-1)  # two texts per class
+    owners = torch.arange(k).repeat_interleave(2)
+    head = TextHead(dim, dim, 10.0)
+    mil = TextEvidence(head, ACTIONS, texts, "all-MiniLM-L6-v2", text_score="mil", owners=owners)
+    tokens = [torch.randn(5, dim, generator=g) for _ in range(4)]
+    features = head(tokens).detach().numpy()
+    expected = 10.0 * TextScorer(texts.numpy(), owners.numpy(), k, "mil", 10.0)(features)
+    assert np.allclose(mil.logits(tokens, ACTIONS).numpy(), expected, atol=1e-5)
+    # a sub-list in another order scores the same classes the same way
+    sub = [ACTIONS[3], ACTIONS[0]]
+    assert np.allclose(mil.logits(tokens, sub).numpy(), expected[:, [3, 0]], atol=1e-5)
+    protos = torch.nn.functional.normalize(texts.view(k, 2, dim).mean(1), dim=-1)
+    proto = TextEvidence(head, ACTIONS, protos, "all-MiniLM-L6-v2")
+    assert not np.allclose(proto.logits(tokens, ACTIONS).numpy(), expected, atol=1e-3)
+    again = TextEvidence.from_saved(mil.describe(), mil.tensors())
+    assert again.text_score == "mil" and np.allclose(again.logits(tokens, ACTIONS).numpy(), expected, atol=1e-5)
+    # recognisers saved before text_score: one prototype per class under "prototypes"
+    old = {**{k2: v for k2, v in proto.tensors().items() if k2 not in ("texts", "owners")}, "prototypes": protos}
+    meta = {k2: v for k2, v in proto.describe().items() if k2 != "text_score"}
+    assert np.allclose(TextEvidence.from_saved(meta, old).logits(tokens, ACTIONS).numpy(),
+                       proto.logits(tokens, ACTIONS).numpy())
+    with pytest.raises(ConfigError, match="owner"):
+        TextEvidence(head, ACTIONS, texts, "all-MiniLM-L6-v2", text_score="mil")

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from sugar.errors import ConfigError, SugarError
-from sugar.evaluation.encoder import load_run, load_texts
+from sugar.evaluation.encoder import load_run, load_texts, text_scorer
 from sugar.evaluation.metrics import classification_report
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
@@ -151,8 +151,8 @@ def description_agreement(descriptions: Sequence[str], chosen: Sequence[str], ac
 
 
 def text_evidence(encoder_run: str | Path, device: str | torch.device = "cpu") -> TextEvidence | None:
-    """The stage-2 run's text head (projection + learnt MIL-NCE scale) with the text prototypes of every class of
-    its dataset, held-out ones included; None when the run trained no text head (loss=ce)."""
+    """The stage-2 run's text head (projection + learnt MIL-NCE scale, its `text_score` rule) with the texts of
+    every class of its dataset, held-out ones included; None when the run trained no text head (loss=ce)."""
     model, cfg, _, classes = load_run(encoder_run, device)
     if model.projection is None:
         return None
@@ -161,8 +161,9 @@ def text_evidence(encoder_run: str | Path, device: str | torch.device = "cpu") -
     head.linear.load_state_dict(model.projection.linear.state_dict())
     source = load_encoder_data(encoder_run)
     texts = load_texts(source, cfg.model.text_model, classes)
-    protos = texts.prototypes(cfg.use_motion, cfg.use_visual)
-    return TextEvidence(head, classes, protos, cfg.model.text_model, cfg.use_motion, cfg.use_visual)
+    scorer = text_scorer(model, cfg, texts)
+    return TextEvidence(head, classes, torch.from_numpy(scorer.texts), cfg.model.text_model, cfg.use_motion,
+                        cfg.use_visual, cfg.text_score, torch.from_numpy(scorer.owners))
 
 
 def load_encoder_data(encoder_run: str | Path) -> str:

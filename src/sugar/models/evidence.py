@@ -8,9 +8,10 @@ recogniser therefore ranks a list by a convex mix of the two log-probabilities o
 
 w chosen on the validation split (`choose_weight`, by sugar.training.instruct / `sugar calibrate`) and saved
 with the recogniser. w = 0 is the LLM alone, w = 1 the text head alone. The text head is stage 2's: mean of
-the encoder tokens, a linear map into the text space, cosine to each class's text prototype (the normalised mean
-of its knowledge embeddings and its name), times the learnt MIL-NCE scale, so it scores any list whose classes
-have knowledge texts, or at least names.
+the encoder tokens, a linear map into the text space, then the encoder's own scoring rule (`text_score`,
+sugar.models.text_scoring): cosine to each class's text prototype (the normalised mean of its knowledge embeddings
+and its name), or the log-mean-exp over its texts ("mil"), times the learnt MIL-NCE scale. It scores any list
+whose classes have knowledge texts, or at least names.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 
 from sugar.errors import ConfigError
 from sugar.models.text import embed_knowledge, get_text_encoder, label_texts
+from sugar.models.text_scoring import TextScorer, check_text_score
 
 WEIGHT_GRID = tuple(round(0.05 * i, 2) for i in range(21))  # candidate fusion weights, 0 (LLM) .. 1 (text head)
 
@@ -45,77 +47,90 @@ class TextHead(nn.Module):
 
 
 class TextEvidence(nn.Module):
-    """The text head plus the class text prototypes it compares with.
+    """The text head plus the class texts it compares with, scored by the encoder's `text_score` rule.
 
-    `stored` holds the prototypes computed when the head was attached (every class of the encoder's dataset,
-    held-out ones included), so the usual lists need no text encoder at inference; classes outside it are embedded
-    from the knowledge given with the list, or from their name alone.
+    `texts` holds, for every class of the encoder's dataset (held-out ones included), its prototype ("prototype":
+    one row per class) or all its text embeddings ("mil"; `owners` gives each row's class), so the usual lists
+    need no text encoder at inference; classes outside it are embedded from the knowledge given with the list, or
+    from their name alone.
     """
 
-    def __init__(self, head: TextHead, labels: Sequence[str], prototypes: torch.Tensor, text_model: str,
-                 use_motion: bool = True, use_visual: bool = True):
+    def __init__(self, head: TextHead, labels: Sequence[str], texts: torch.Tensor, text_model: str,
+                 use_motion: bool = True, use_visual: bool = True, text_score: str = "prototype",
+                 owners: torch.Tensor | None = None):
         super().__init__()
         self.head = head
         self.labels = list(labels)
-        self.register_buffer("prototypes", prototypes.float())
+        self.text_score = check_text_score(text_score)
+        if owners is None:
+            if text_score != "prototype" or len(texts) != len(self.labels):
+                raise ConfigError("text evidence: texts need their owner classes unless there is one per class")
+            owners = torch.arange(len(self.labels))
+        self.register_buffer("texts", texts.float())
+        self.register_buffer("owners", owners.long())
         self.text_model = text_model
         self.use_motion = use_motion
         self.use_visual = use_visual
-        self._memo: dict[tuple[str, ...], tuple[Any, torch.Tensor]] = {}  # last prototypes per list
+        self._memo: dict[tuple[str, ...], tuple[Any, TextScorer]] = {}  # last scorer per list
 
     def describe(self) -> dict[str, Any]:
         """What recognizer.json records about the head (the tensors live in a safetensors file)."""
         return {"labels": self.labels, "text_model": self.text_model, "use_motion": self.use_motion,
                 "use_visual": self.use_visual, "dim": self.head.linear.in_features,
-                "text_dim": self.head.linear.out_features}
+                "text_dim": self.head.linear.out_features, "text_score": self.text_score}
 
     @classmethod
     def from_saved(cls, meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> TextEvidence:
         head = TextHead(int(meta["dim"]), int(meta["text_dim"]))
         head.load_state_dict({"linear.weight": tensors["linear.weight"], "linear.bias": tensors["linear.bias"],
                               "scale": tensors["scale"]})
-        return cls(head, meta["labels"], tensors["prototypes"], str(meta["text_model"]),
-                   bool(meta.get("use_motion", True)), bool(meta.get("use_visual", True)))
+        # recognisers saved before text_score existed stored one prototype per class under "prototypes"
+        texts = tensors["texts"] if "texts" in tensors else tensors["prototypes"]
+        return cls(head, meta["labels"], texts, str(meta["text_model"]), bool(meta.get("use_motion", True)),
+                   bool(meta.get("use_visual", True)), str(meta.get("text_score", "prototype")),
+                   tensors.get("owners"))
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"linear.weight": self.head.linear.weight.detach(), "linear.bias": self.head.linear.bias.detach(),
-                "scale": self.head.scale.detach(), "prototypes": self.prototypes.detach()}
+                "scale": self.head.scale.detach(), "texts": self.texts.detach(), "owners": self.owners.detach()}
 
-    def prototypes_for(self, actions: Sequence[str], knowledge: Any = None) -> torch.Tensor:
-        """[C, text_dim] prototypes of `actions`: from `knowledge` (a Knowledge object) for the classes it has,
+    def scorer_for(self, actions: Sequence[str], knowledge: Any = None) -> TextScorer:
+        """The rule's scorer over `actions`: texts from `knowledge` (a Knowledge object) for the classes it has,
         else the stored ones, else the embedding of the class name."""
         key = tuple(actions)
         if key in self._memo and self._memo[key][0] is knowledge:
             return self._memo[key][1]
-        out = self._prototypes(actions, knowledge)
+        out = self._scorer(actions, knowledge)
         self._memo[key] = (knowledge, out)
         return out
 
-    def _prototypes(self, actions: Sequence[str], knowledge: Any) -> torch.Tensor:
-        rows: dict[str, torch.Tensor] = {}
+    def _scorer(self, actions: Sequence[str], knowledge: Any) -> TextScorer:
+        rows: dict[str, torch.Tensor] = {}  # label -> its texts [n, D]
         if knowledge is not None and hasattr(knowledge, "classes") and not isinstance(knowledge, Mapping):
             have = [c.label for c in knowledge.classes if c.label in set(actions)]
             if have:
                 emb = embed_knowledge(knowledge, self.text_model).subset(have)
-                protos = emb.prototypes(self.use_motion, self.use_visual)
-                rows.update({label: protos[i] for i, label in enumerate(have)})
+                given = TextScorer.build(emb, self.text_score, self.use_motion, self.use_visual)
+                rows.update({label: torch.from_numpy(given.texts[given.owners == i]) for i, label in enumerate(have)})
         index = {label: i for i, label in enumerate(self.labels)}
         for a in actions:
             if a not in rows and a in index:
-                rows[a] = self.prototypes[index[a]].cpu()
+                rows[a] = self.texts[self.owners == index[a]].cpu()
         missing = [a for a in actions if a not in rows]
         if missing:
             names = torch.from_numpy(get_text_encoder(self.text_model).encode(label_texts(missing)))
-            rows.update({a: names[i] for i, a in enumerate(missing)})
-        out = torch.stack([rows[a].float() for a in actions])
-        return nn.functional.normalize(out, dim=-1).to(self.prototypes.device)
+            rows.update({a: names[i:i + 1] for i, a in enumerate(missing)})
+        texts = nn.functional.normalize(torch.cat([rows[a].float() for a in actions]), dim=-1)
+        owners = np.concatenate([np.full(len(rows[a]), i) for i, a in enumerate(actions)])
+        return TextScorer(texts.numpy(), owners, len(actions), self.text_score, float(self.head.scale))
 
     @torch.no_grad()
     def logits(self, tokens: Sequence[torch.Tensor] | torch.Tensor, actions: Sequence[str],
                knowledge: Any = None) -> torch.Tensor:
-        """[N, C] text-head logits (scaled cosine) of each sample against each listed class."""
+        """[N, C] text-head logits (the rule's score times the learnt scale) of each sample against each class."""
         features = self.head(tokens)
-        return self.head.scale * features @ self.prototypes_for(actions, knowledge).to(features.device).T
+        scores = self.scorer_for(actions, knowledge)(features.float().cpu().numpy())
+        return self.head.scale * torch.from_numpy(scores).to(features.device)
 
 
 def fuse(llm_scores: torch.Tensor | np.ndarray, text_logits: torch.Tensor | np.ndarray | None,
