@@ -10,6 +10,7 @@
 #   bash experiments/stage3_results.sh varylist        # MSR zero-shot with a random action list per training row
 #   L_EPOCHS=1 bash experiments/stage3_results.sh msrlist   # the same, cheaper: held out of the LLM only
 #   bash experiments/stage3_results.sh release msrrelease   # the released recognisers (NW-UCLA, MSR Action3D)
+#   bash experiments/stage3_results.sh fieldllm        # NW-UCLA recogniser on the 65-epoch joint stream
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
 #   A_SAMPLES=all A_EPOCHS=1 A_TAG=-full bash experiments/stage3_results.sh ablation   # at a larger budget
 #
@@ -55,6 +56,9 @@ tune_and_test() {  # run-name encoder-name: tune for E_REL epochs, then evaluate
 release() { tune_and_test ucla-neg-llm ucla-r-neg; }  # the released NW-UCLA recogniser (stage2 run:ucla-r-neg)
 # the released MSR Action3D recogniser, on stage2 run:msr-k-label (self-contained texts: the shipped file's labels)
 msrrelease() { CONFIG=configs/tune/msr-action3d-cpu.yaml tune_and_test msr-label-llm msr-k-label; }
+# issue 14: a recogniser on the 65-epoch joint stream (stage2 run:ucla-f-joint, text_score: mil); released as
+# nw-ucla in place of ucla-neg-llm where its fused validation top-1 is higher (recognizer.json, evidence table)
+fieldllm() { tune_and_test ucla-f-joint-llm ucla-f-joint; }
 
 llm() {  # closed set: the same encoder as the stage-2 MIL-NCE row
   tune ucla-llm ucla-milnce --set epochs="$E3"
@@ -158,7 +162,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(llm cross zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    release|msrrelease|llm|cross|zeroshot|msr|msrzeroshot|varylist|msrlist|uclavarylist|ablation|tokens|byanswer|fuse) "$part" ;;
+    release|msrrelease|fieldllm|llm|cross|zeroshot|msr|msrzeroshot|varylist|msrlist|uclavarylist|ablation|tokens|byanswer|fuse) "$part" ;;
     *) echo "unknown part $part (llm cross zeroshot msr msrzeroshot varylist msrlist uclavarylist ablation tokens" \
          "byanswer fuse)" >&2; exit 2 ;;
   esac
