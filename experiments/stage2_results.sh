@@ -119,6 +119,10 @@ field_stream() {  # stream -> the 65-epoch NW-UCLA run of that stream (configs/p
   train "$name" configs/pretrain/nw-ucla-field-cpu.yaml - --set data.stream="$1"
   evaluate "$name" --no-tsne
 }
+run:ucla-p-joint() {  # issue 14's next lever: the paper's (CTR-GCN) widths at the field schedule, joints (resumable)
+  train ucla-p-joint configs/pretrain/nw-ucla-field-cpu.yaml - --set model.preset=paper
+  evaluate ucla-p-joint --no-tsne
+}
 run:ucla-f-joint() { field_stream joint; }
 run:ucla-f-bone() { field_stream bone; }
 run:ucla-f-joint-motion() { field_stream joint_motion; }
@@ -292,7 +296,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
