@@ -59,6 +59,13 @@ msrrelease() { CONFIG=configs/tune/msr-action3d-cpu.yaml tune_and_test msr-label
 # issue 14: a recogniser on the 65-epoch joint stream (stage2 run:ucla-f-joint, text_score: mil); released as
 # nw-ucla in place of ucla-neg-llm where its fused validation top-1 is higher (recognizer.json, evidence table)
 fieldllm() { tune_and_test ucla-f-joint-llm ucla-f-joint; }
+# issue 16: the demo's faster stage-3 settings (8 action tokens, no LoRA dropout, answers <= 32 tokens) on the same
+# encoder, against fieldllm: time per epoch and top-1
+fieldllmfast() {
+  tune ucla-f-joint-llm-fast ucla-f-joint --set epochs="${E_REL:-2}" --set bridge.num_queries=8 --set lora.dropout=0.0 \
+    --set max_answer_tokens=32
+  sugar evaluate "$OUT/ucla-f-joint-llm-fast" --split test >> "$OUT/logs/ucla-f-joint-llm-fast.log" 2>&1
+}
 
 llm() {  # closed set: the same encoder as the stage-2 MIL-NCE row
   tune ucla-llm ucla-milnce --set epochs="$E3"
@@ -162,7 +169,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(llm cross zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    release|msrrelease|fieldllm|llm|cross|zeroshot|msr|msrzeroshot|varylist|msrlist|uclavarylist|ablation|tokens|byanswer|fuse) "$part" ;;
+    release|msrrelease|fieldllm|fieldllmfast|llm|cross|zeroshot|msr|msrzeroshot|varylist|msrlist|uclavarylist|ablation|tokens|byanswer|fuse) "$part" ;;
     *) echo "unknown part $part (llm cross zeroshot msr msrzeroshot varylist msrlist uclavarylist ablation tokens" \
          "byanswer fuse)" >&2; exit 2 ;;
   esac
