@@ -58,7 +58,7 @@ CONFIGS = [
 
 
 def _recognizer(args: argparse.Namespace):
-    from sugar.config import TuneConfig
+    from sugar.config import TuneConfig, load_config
     from sugar.models.recognizer import Recognizer
     from sugar.skeleton.datasets import class_names
 
@@ -71,8 +71,6 @@ def _recognizer(args: argparse.Namespace):
     actions = list(class_names(args.actions))[: args.classes]
     descriptions = {c.label: c.description for c in load_knowledge(args.actions).classes if c.label in actions}
     torch.manual_seed(0)
-    from sugar.config import load_config
-
     return Recognizer.build(load_config(TuneConfig, overrides=args.tune_set), args.dim, actions, descriptions)
 
 

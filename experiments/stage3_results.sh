@@ -48,10 +48,11 @@ tune() {  # run-name encoder-name [--set ...]
   echo "$(date -u +%H:%M:%S) tuned $name"
 }
 
-tune_and_test() {  # run-name encoder-name: tune for E_REL epochs, then evaluate on test (fused with the text head)
-  tune "$1" "$2" --set epochs="${E_REL:-2}"
-  sugar evaluate "$OUT/$1" --split test >> "$OUT/logs/$1.log" 2>&1
-  echo "$(date -u +%H:%M:%S) evaluated $1"
+tune_and_test() {  # run-name encoder-name [--set ...]: tune for E_REL epochs, then evaluate on test (fused)
+  local name=$1 encoder=$2; shift 2
+  tune "$name" "$encoder" --set epochs="${E_REL:-2}" "$@"
+  sugar evaluate "$OUT/$name" --split test >> "$OUT/logs/$name.log" 2>&1
+  echo "$(date -u +%H:%M:%S) evaluated $name"
 }
 release() { tune_and_test ucla-neg-llm ucla-r-neg; }  # the released NW-UCLA recogniser (stage2 run:ucla-r-neg)
 # the released MSR Action3D recogniser, on stage2 run:msr-k-label (self-contained texts: the shipped file's labels)
@@ -62,9 +63,8 @@ fieldllm() { tune_and_test ucla-f-joint-llm ucla-f-joint; }
 # issue 16: the demo's faster stage-3 settings (8 action tokens, no LoRA dropout, answers <= 32 tokens) on the same
 # encoder, against fieldllm: time per epoch and top-1
 fieldllmfast() {
-  tune ucla-f-joint-llm-fast ucla-f-joint --set epochs="${E_REL:-2}" --set bridge.num_queries=8 --set lora.dropout=0.0 \
+  tune_and_test ucla-f-joint-llm-fast ucla-f-joint --set bridge.num_queries=8 --set lora.dropout=0.0 \
     --set max_answer_tokens=32
-  sugar evaluate "$OUT/ucla-f-joint-llm-fast" --split test >> "$OUT/logs/ucla-f-joint-llm-fast.log" 2>&1
 }
 
 llm() {  # closed set: the same encoder as the stage-2 MIL-NCE row
