@@ -54,6 +54,9 @@ CONFIGS = [
     ("train-step", "train", 8, False, False, "fp32", "label", False),
     ("train-step shared-prefix bf16", "train", 8, False, False, "fp32", "label", True),
     ("train-step shared-prefix", "train", 8, False, False, "fp32", "label", True),
+    ("rank separating", "rank", 1, True, False, "fp32", "label", True),
+    ("rank int8", "rank", 1, True, False, "int8", "label", False),
+    ("rank int8 separating", "rank", 1, True, False, "int8", "label", True),
 ]
 
 
@@ -65,13 +68,24 @@ def _recognizer(args: argparse.Namespace):
     if args.run:
         from sugar.models.recognizer_io import load_recognizer
 
-        return load_recognizer(args.run, with_encoder=False)
+        return load_recognizer(args.run, with_encoder=args.skeletons)
     from sugar.knowledge.schema import load_knowledge
 
     actions = list(class_names(args.actions))[: args.classes]
     descriptions = {c.label: c.description for c in load_knowledge(args.actions).classes if c.label in actions}
     torch.manual_seed(0)
     return Recognizer.build(load_config(TuneConfig, overrides=args.tune_set), args.dim, actions, descriptions)
+
+
+def _skeletons(rec, batch: int, frames: int, g: torch.Generator) -> list:
+    """Random skeleton sequences in the recogniser's encoder layout (speed does not depend on the values)."""
+    from sugar.errors import SugarError
+    from sugar.skeleton.sample import Sample
+
+    if rec.processor is None:
+        raise SugarError("--skeletons needs a --run whose recogniser has its encoder")
+    shape = (1, frames, rec.processor.layout.num_joints, rec.processor.dims)
+    return [Sample(f"bench-{i}", torch.rand(shape, generator=g).numpy()) for i in range(batch)]
 
 
 def run_one(args: argparse.Namespace, index: int) -> dict:
@@ -86,11 +100,16 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
     rec.share_prefix = fast
     actions = rec.actions
     g = torch.Generator().manual_seed(1)
-    tokens = [torch.randn(args.frames, rec.encoder_dim, generator=g) for _ in range(batch)]
+    if args.skeletons:  # whole skeletons through the run's encoder: what one request to `sugar serve` costs
+        tokens = _skeletons(rec, batch, args.skeleton_frames, g)
+    else:
+        tokens = [torch.randn(args.frames, rec.encoder_dim, generator=g) for _ in range(batch)]
     record = {"config": name, "mode": mode, "batch": batch, "prefix_cache": cached, "describe": describe,
               "precision": precision, "fast": fast,
               "rank_by": rank_by,
-              "classes": len(actions), "action_tokens": rec.cfg.bridge.num_queries}
+              "classes": len(actions), "action_tokens": rec.cfg.bridge.num_queries,
+              "inputs": f"skeletons of {args.skeleton_frames} frames" if args.skeletons else "encoder tokens",
+              "fusion_weight": rec.fusion_weight}
     if mode == "train":
         rec.train()
         params = [p for p in rec.parameters() if p.requires_grad]
@@ -146,7 +165,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=16, help="encoder tokens per sample (T')")
     ap.add_argument("--dim", type=int, default=128, help="encoder width (d)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--run", default=None, help="a tuned run directory (default: fresh bridge/LoRA, default config)")
+    ap.add_argument("--run", default=None, help="a tuned run directory or released name (default: fresh bridge/LoRA)")
+    ap.add_argument("--skeletons", action="store_true",
+                    help="feed whole skeleton sequences through --run's encoder (end-to-end latency) instead of "
+                         "precomputed encoder tokens")
+    ap.add_argument("--skeleton-frames", type=int, default=52, help="frames per skeleton with --skeletons")
     ap.add_argument("--tune-set", action="append", default=[], metavar="KEY=VALUE",
                     help="TuneConfig override for the fresh recogniser, repeatable (e.g. bridge.num_queries=8)")
     ap.add_argument("--select", default=None, help="only the configurations whose name contains this text")

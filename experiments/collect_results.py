@@ -289,13 +289,13 @@ def heads_top1(r: dict[str, Any]) -> dict[str, float]:
 
 def seeds_table(runs: Path) -> list[str]:
     """Issue 13 over seeds: own data (custom.yaml) vs the best built-in configuration (label-only texts), seed 1 =
-    the runs of the own-data tables, seeds 2-3 from `stage2_results.sh seeds`."""
+    the runs of the own-data tables, seeds 2-10 from `stage2_results.sh seeds` (SEEDS)."""
     lines = []
     for key, builtin in (("ucla", "ucla-k-label"), ("msr", "msr-k-label")):
         means: dict[str, dict[str, float]] = {}
         for base in (f"own-{key}", builtin):
-            found = [(seed, r) for seed, name in ((1, base), (2, f"{base}-s2"), (3, f"{base}-s3"))
-                     if (r := load(runs / name)) is not None]
+            names = [(1, base)] + [(seed, f"{base}-s{seed}") for seed in range(2, 11)]
+            found = [(seed, r) for seed, name in names if (r := load(runs / name)) is not None]
             if not found:
                 continue
             per = {head: [heads_top1(r)[head] for _, r in found] for head in ("text", "ce")}
@@ -473,6 +473,26 @@ def evidence_table(runs: Path, names: list[str], title: str) -> list[str]:
     return [*lines, *found, ""] if found else []
 
 
+FAST_RANK = [("", "fp32, every token of each entry (default)"), ("-separating", "fp32, `--separating`"),
+             ("-int8", "int8 (`--precision int8`)"), ("-int8-separating", "int8 + `--separating`")]
+
+
+def fast_rank_table(runs: Path, name: str = "ucla-f-joint-llm") -> list[str]:
+    """Issue 16: accuracy of `sugar predict`'s ranking speed-ups (`stage3_results.sh fastrank`), val and test."""
+    lines = [f"### Ranking speed-ups on `{name}`: accuracy (`stage3_results.sh fastrank`)", "",
+             "| ranking | val LLM alone % | val fused % | test LLM alone % | test fused % |", "|---|---|---|---|---|"]
+    found = []
+    for tag, label in FAST_RANK:
+        cells = []
+        for split in ("val", "test"):
+            rep = read_json(runs / name / "evaluation" / f"{split}{tag}" / "results.json")
+            evidence = (rep or {}).get("evidence", {}).get("all", {})
+            cells += [pct(evidence[k]["top1"]) if k in evidence else "-" for k in ("llm", "fused")]
+        if any(c != "-" for c in cells):
+            found.append(f"| {label} | {' | '.join(cells)} |")
+    return [*lines, *found, ""] if found else []
+
+
 def descriptions_table(runs: Path, names: list[str]) -> list[str]:
     """experiments/description_agreement.py: do generated descriptions agree with the chosen label?"""
     lines = ["### Generated descriptions: whole sentences, and agreement with the chosen label", "",
@@ -543,6 +563,7 @@ def main() -> None:
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")
     out += descriptions_table(runs, stage3)
+    out += fast_rank_table(runs)
     out += bridge_table(runs)
     out += bridge_table(runs, "-full")
     print("\n".join(out) if out else f"no finished runs under {runs}")

@@ -268,19 +268,18 @@ msrsplits() {  # issue 14: MSR Action3D over 10 random subject splits (5 trainin
     evaluate "msr-split$i" --no-tsne
   done
 }
-seed_runs() {  # key built-in-config epochs built-in-name: own-KEY and the label-only built-in run at seeds 2, 3
+seed_runs() {  # key built-in-config epochs built-in-name: own-KEY and the label-only built-in run at $SEEDS (2 3)
   local key=$1 config=$2 epochs=$3 builtin=$4 seed
-  for seed in 2 3; do
+  for seed in ${SEEDS:-2 3}; do
     train "own-$key-s$seed" configs/pretrain/custom.yaml - --data "${OWN:-$OUT/own-data}/$key" --set seed=$seed
     evaluate "own-$key-s$seed" --no-tsne
     train "$builtin-s$seed" "$config" "$epochs" "${LABEL_ONLY[@]}" --set seed=$seed
     evaluate "$builtin-s$seed" --no-tsne
   done
 }
-seeds() {  # issue 13: own data vs the best built-in configuration over seeds 2 and 3 (seed 1: the runs above)
-  seed_runs ucla configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" ucla-k-label
-  seed_runs msr configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" msr-k-label
-}
+seeds() { seeds-ucla; seeds-msr; }  # issue 13: own data vs the best built-in configuration (seed 1: the runs above)
+seeds-ucla() { seed_runs ucla configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" ucla-k-label; }
+seeds-msr() { seed_runs msr configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" msr-k-label; }  # SEEDS="4 ... 10": 3 min each
 owndata() { run:own-msr; run:own-ucla; }  # issue 13: MSR Action3D and NW-UCLA as a user's own data (under $OWN)
 owndefaults() { owndefaults-msr; owndefaults-ucla; }  # custom.yaml's schedule, chosen on VALIDATION (no test)
 owndefaults-msr() { OWN=${OWN:-$OUT/own-data} own_candidates msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub; }
@@ -296,7 +295,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|seeds-ucla|seeds-msr|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done

@@ -11,6 +11,7 @@
 #   L_EPOCHS=1 bash experiments/stage3_results.sh msrlist   # the same, cheaper: held out of the LLM only
 #   bash experiments/stage3_results.sh release msrrelease   # the released recognisers (NW-UCLA, MSR Action3D)
 #   bash experiments/stage3_results.sh fieldllm        # NW-UCLA recogniser on the 65-epoch joint stream
+#   bash experiments/stage3_results.sh fastrank        # accuracy of int8 / --separating ranking (issue 16)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
 #   A_SAMPLES=all A_EPOCHS=1 A_TAG=-full bash experiments/stage3_results.sh ablation   # at a larger budget
 #
@@ -65,6 +66,21 @@ fieldllm() { tune_and_test ucla-f-joint-llm ucla-f-joint; }
 fieldllmfast() {
   tune_and_test ucla-f-joint-llm-fast ucla-f-joint --set bridge.num_queries=8 --set lora.dropout=0.0 \
     --set max_answer_tokens=32
+}
+
+# issue 16: the ranking speed-ups of `sugar predict` (int8 weights, --separating) on the NW-UCLA recogniser, val and
+# test, against fp32 full ranking; no training, ~2 min per evaluation on one core
+fastrank() {
+  local run=${FAST_RUN:-ucla-f-joint-llm} split flags tag
+  for split in val test; do
+    for flags in "" "--separating" "--precision int8" "--precision int8 --separating"; do
+      tag=$split; [[ $flags == *int8* ]] && tag+=-int8; [[ $flags == *separating* ]] && tag+=-separating
+      [[ -f $OUT/$run/evaluation/$tag/results.json ]] && continue
+      # shellcheck disable=SC2086  # $flags is a list of options
+      sugar evaluate "$OUT/$run" --split "$split" $flags >> "$OUT/logs/$run-fastrank.log" 2>&1
+      echo "$(date -u +%H:%M:%S) evaluated $run $tag"
+    done
+  done
 }
 
 llm() {  # closed set: the same encoder as the stage-2 MIL-NCE row
@@ -169,7 +185,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(llm cross zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    release|msrrelease|fieldllm|fieldllmfast|llm|cross|zeroshot|msr|msrzeroshot|varylist|msrlist|uclavarylist|ablation|tokens|byanswer|fuse) "$part" ;;
+    release|msrrelease|fieldllm|fieldllmfast|fastrank|llm|cross|zeroshot|msr|msrzeroshot|varylist|msrlist|uclavarylist|ablation|tokens|byanswer|fuse) "$part" ;;
     *) echo "unknown part $part (llm cross zeroshot msr msrzeroshot varylist msrlist uclavarylist ablation tokens" \
          "byanswer fuse)" >&2; exit 2 ;;
   esac

@@ -76,7 +76,7 @@ def test_predict_cli_prints_json_and_renders(demo, tmp_path) -> None:
     names = tmp_path / "list.txt"
     names.write_text("wave\nkick\njump\n")
     res = runner.invoke(app, ["predict", str(tmp_path / "wave.npy"), "--run", str(demo.out / "recognizer"),
-                              "--actions", str(names), "--int8"])
+                              "--actions", str(names), "--int8", "--separating"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["label"] in {"wave", "kick", "jump"}
 
@@ -122,3 +122,21 @@ def test_evaluate_cli_ranks_by_the_whole_answer(demo, tmp_path) -> None:
     bad = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "2",
                               "--rank-by", "description", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "--rank-by 'description'" in str(bad.exception)
+
+
+def test_evaluate_cli_measures_the_fast_ranking_paths(demo) -> None:
+    """--precision int8 --separating: what `sugar predict` can run with, scored on the same samples as fp32, into
+    its own folder (the fp32 results stay)."""
+    base = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "12"])
+    fast = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "12",
+                               "--precision", "int8", "--separating"])
+    assert base.exit_code == 0 and fast.exit_code == 0, fast.output
+    folder = demo.out / "recognizer" / "evaluation" / "test-int8-separating"
+    saved = json.loads((folder / "results.json").read_text())
+    assert saved["precision"] == "int8" and saved["separating"] is True
+    plain = json.loads((demo.out / "recognizer" / "evaluation" / "test" / "results.json").read_text())
+    assert plain["precision"] == "fp32" and plain["separating"] is False
+    assert abs(saved["views"]["all"]["top1"] - plain["views"]["all"]["top1"]) <= 2 / 12  # approximate, not wrong
+    bad = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "2",
+                              "--precision", "fp8"])
+    assert bad.exit_code != 0 and "fp8" in str(bad.exception)

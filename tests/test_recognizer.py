@@ -173,8 +173,9 @@ def test_int8_quantised_ranking_stays_close_and_is_inference_only(tmp_path_facto
     int8_rec = quantize_int8(build_tiny(tmp_path_factory, tok, seed=3))
     from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
 
-    assert sum(isinstance(m, DynamicInt8Linear) for m in int8_rec.llm.modules()) >= 7 * 2  # q k v o gate up down
-    assert not any(type(m) is torch.nn.Linear for m in int8_rec.llm.modules())
+    assert sum(isinstance(m, DynamicInt8Linear) for m in int8_rec.llm.modules()) >= 6 * 2  # q k v o gate up
+    kept = [n for n, m in int8_rec.llm.named_modules() if type(m) is torch.nn.Linear]
+    assert kept and all(n.endswith("down_proj") for n in kept)  # massive activations: kept in float
     tokens = _tokens(6, seed=4)
     a = float_rec.recognize(tokens, describe=False, top_k=len(ACTIONS))
     b = int8_rec.recognize(tokens, describe=False, top_k=len(ACTIONS))

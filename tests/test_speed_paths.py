@@ -67,7 +67,8 @@ def test_row_chunked_ranking_equals_one_pass(rec, tok) -> None:
 def test_separating_tree_cuts_each_candidate_after_its_first_unique_token(tok) -> None:
     cands = [candidate_ids(tok, a) for a in ACTIONS]
     tree = decoding.CandidateTree.build(cands, separating=True)
-    for cand, length in zip(cands, tree.lengths.tolist(), strict=True):
+    assert tree.lengths.tolist() == [len(c) for c in cands]  # the normaliser: the whole entry's length
+    for cand, length in zip(cands, tree.scored.tolist(), strict=True):
         assert 1 <= length <= len(cand)
         head = tuple(cand[:length])
         assert sum(tuple(c[:length]) == head for c in cands) == 1  # unique at that length ...

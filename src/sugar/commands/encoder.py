@@ -62,12 +62,16 @@ def pretrain_cmd(
 
 def _evaluate_recognizer(run: Path, split: str, dataset: str | None, protocol: str | None, root: Path | None,
                          out: Path | None, mode: str, limit: int | None, rank_by: str | None,
-                         actions: list[str] | None, knowledge: str | None, fusion: float | None = None) -> None:
+                         actions: list[str] | None, knowledge: str | None, fusion: float | None = None,
+                         precision: str = "fp32", separating: bool = False) -> None:
     from sugar.evaluation.recognizer import evaluate_recognizer_run
 
     res = evaluate_recognizer_run(run, split, dataset, protocol, str(root) if root else None, mode, out, limit=limit,
-                                  rank_by=rank_by, knowledge_file=knowledge, actions=actions, fusion=fusion)
+                                  rank_by=rank_by, knowledge_file=knowledge, actions=actions, fusion=fusion,
+                                  precision=precision, separating=separating)
     how = f"{mode}, by {res['rank_by']}" if mode == "rank" else mode
+    how += "".join(f", {s}" for s in (res["precision"] if res["precision"] != "fp32" else "",
+                                     "separating" if separating else "") if s)
     if mode == "rank" and res.get("fusion_weight") and fusion != 0:
         how += f", fused with the text head at w={res['fusion_weight']:.2f}"
     table = Table(title=f"LLM recogniser ({how}): {res['dataset']} {split}")
@@ -109,6 +113,10 @@ def evaluate_cmd(
                                       "(default: the weight calibrated on validation; 0 = the LLM alone)."),
     text_score: str = typer.Option(None, "--text-score", help="Stage-2 runs: the text head's rule, prototype | mil "
                                    "(default: the run's text_score); the output folder ends in -text-<rule>."),
+    precision: str = typer.Option("fp32", "--precision", help="Stage-3 runs: LLM weights, fp32 | bf16 | int8 | auto, "
+                                  "to measure the accuracy of `sugar predict --precision`."),
+    separating: bool = typer.Option(False, "--separating", help="Stage-3 rank mode: score each entry only up to "
+                                    "its first token no other entry shares (faster; `sugar predict --separating`)."),
 ) -> None:
     """Score a split: a stage-2 run with its text head (cosine to class texts) and CE head, with confusion
     matrices and t-SNE; a stage-3 run with the LLM recogniser (another --dataset = its action list, zero-shot)."""
@@ -125,7 +133,8 @@ def evaluate_cmd(
 
     run = resolve_run(run)
     if (run / "recognizer.json").is_file():
-        _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit, rank_by, names, knowledge, fusion)
+        _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit, rank_by, names, knowledge, fusion,
+                             precision, separating)
         return
 
     res = evaluate_run(run, split, multi_clip, dataset, protocol, str(root) if root else None, out, tsne,

@@ -67,6 +67,8 @@ def predict_cmd(
     fusion: float = typer.Option(None, "--fusion", min=0.0, max=1.0,
                                  help="Rank mode: weight of the encoder's text head beside the LLM (default: the "
                                       "weight calibrated on validation; 0 = the LLM alone)."),
+    separating: bool = typer.Option(False, "--separating", help="Rank mode: score each action only up to its first "
+                                    "token no other action shares (faster; accuracy in docs/benchmarks.md)."),
 ) -> None:
     """Recognise and describe the action in each skeleton file; prints one JSON object per file."""
     from sugar.errors import SugarError
@@ -79,6 +81,7 @@ def predict_cmd(
     names, knowledge = _actions(actions)
     rec = load_recognizer(run)
     set_precision(rec, "int8" if int8 else precision)
+    rec.rank_separating = separating
     pose = None
     if any(fmt == "video" or is_video(f) for f in files):
         processor = rec.processor

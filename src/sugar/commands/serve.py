@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
         fusion: float = typer.Option(None, "--fusion", min=0.0, max=1.0,
                                      help="Rank mode: weight of the encoder's text head beside the LLM (default: "
                                           "the weight calibrated on validation; 0 = the LLM alone)."),
+        separating: bool = typer.Option(False, "--separating", help="Rank mode: score each action only up to its "
+                                        "first token no other action shares (faster; docs/benchmarks.md)."),
         api_key: str = typer.Option(None, "--api-key", envvar=API_KEY_ENV, show_envvar=True,
                                     help="Require this key on /v1 requests (X-API-Key or Authorization: Bearer)."),
         max_body_mb: float = typer.Option(20.0, "--max-body-mb", min=0.001, help="Largest request body."),
@@ -69,6 +71,7 @@ def register(app: typer.Typer) -> None:
         if fusion is not None:
             recognizer.attach_evidence(recognizer.evidence if fusion > 0 else None, fusion)
         set_precision(recognizer, "int8" if int8 else precision)
+        recognizer.rank_separating = separating
         app_ = create_app(recognizer, max_batch=max_batch, max_wait_s=max_wait_ms / 1000, limits=limits,
                           api_key=api_key or None)
         typer.echo(f"serving {run} on http://{host}:{port}  (web page at /, API docs at /docs"

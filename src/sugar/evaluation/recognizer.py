@@ -26,6 +26,7 @@ from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
 from sugar.models.encoder import load_encoder
 from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse
+from sugar.models.inference import set_precision
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
 from sugar.models.released import evaluation_dir, resolve_run
@@ -190,7 +191,8 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
                             out_dir: str | Path | None = None, batch_size: int = 16,
                             limit: int | None = None, progress: bool = True, rank_by: str | None = None,
                             knowledge_file: str | None = None, actions: Sequence[str] | None = None,
-                            fusion: float | None = None) -> dict[str, Any]:
+                            fusion: float | None = None, precision: str = "fp32",
+                            separating: bool = False) -> dict[str, Any]:
     """Score `split` with the recogniser; write results.json and confusion PNGs; return the report.
 
     Rank mode reports, per view, the LLM alone, the encoder's text head alone and the two fused
@@ -199,10 +201,16 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     actions: the candidate list instead of the dataset's classes (the split's samples of listed classes).
 
     rank_by: None = the run's setting; "answer" scores each entry's knowledge description too (the run's
-    knowledge file for its own dataset, the other dataset's shipped file for --dataset)."""
+    knowledge file for its own dataset, the other dataset's shipped file for --dataset).
+
+    precision / separating: the inference speed-ups of `sugar predict` (int8 weights, ranking only up to each
+    entry's first separating token), so their accuracy is measured on the same split; the output folder's name
+    ends in -int8 / -separating when they are on."""
     check_rank_by(rank_by, "--rank-by")  # before minutes of loading
     run_dir = resolve_run(run_dir)
     rec = load_recognizer(run_dir)
+    precision = set_precision(rec, precision)
+    rec.rank_separating = separating
     if rec.encoder is None or rec.data is None:
         raise SugarError(f"{run_dir}: the recogniser has no encoder (or no record of its data) to read skeletons with")
     ds = rec.data.open_split(split, dataset=dataset, protocol=protocol, root=root, layout=rec.encoder.layout)
@@ -213,7 +221,8 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     if actions is not None:
         ds = ds.on_list(actions)
     tag = "list" if actions is not None else dataset_label(dataset) if other and dataset else ""
-    out = Path(out_dir) if out_dir else evaluation_dir(run_dir) / (f"{tag}-{split}" if tag else split)
+    speed = ("-" + precision if precision != "fp32" else "") + ("-separating" if separating else "")
+    out = Path(out_dir) if out_dir else evaluation_dir(run_dir) / ((f"{tag}-{split}" if tag else split) + speed)
     out.mkdir(parents=True, exist_ok=True)
 
     classes = list(ds.classes)
@@ -229,6 +238,7 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
                  else {})
     report: dict[str, Any] = {"run": str(run_dir), "dataset": name, "split": split, "mode": mode,
                               "rank_by": rank_by, "llm": rec.cfg.llm, "fusion_weight": rec.fusion_weight,
+                              "precision": precision, "separating": separating,
                               "views": {}, "evidence": {}, "pictures": {}}
     loaded = _load(ds, positions, progress)
     texts = None  # the text head's class texts: the given knowledge file, another dataset's, else the stored ones
