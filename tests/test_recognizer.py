@@ -71,6 +71,32 @@ def test_prefix_cache_gives_the_same_answers(rec) -> None:
         assert x["loglik"] == pytest.approx(y["loglik"], abs=1e-4)
 
 
+def test_prefix_cache_lives_across_calls_until_training(rec, monkeypatch) -> None:
+    """The prompt prefix runs once per action list, not once per call (a call used to clear it by switching to
+    eval mode, doubling the latency of one sample); training mode drops it (LoRA weights change)."""
+    from sugar.models import answering, decoding
+
+    built = []
+    real = decoding.run_cached
+
+    def counting(model, cache, **kwargs):
+        if "input_ids" in kwargs and cache is None:
+            built.append(1)  # the prefix: token ids with no past
+        return real(model, cache, **kwargs)
+
+    monkeypatch.setattr(answering.decoding, "run_cached", counting)
+    rec.eval().clear_cache()
+    with torch.no_grad():
+        rec.recognize(_tokens(2, seed=1), describe=False)
+        rec.recognize(_tokens(2, seed=2), describe=False)
+    assert len(built) == 1
+    rec.train()
+    rec.eval()
+    with torch.no_grad():
+        rec.recognize(_tokens(2, seed=1), describe=False)
+    assert len(built) == 2
+
+
 @torch.no_grad()
 def test_forced_description_equals_plain_greedy(rec, tok) -> None:
     """Batched greedy continuation after labels of different lengths == one-by-one uncached greedy decoding."""

@@ -114,10 +114,11 @@ class Recognizer(nn.Module):
             raise SugarError(f"an {'int8' if self.int8 else 'bf16'} recogniser is for inference only")
         if mode:
             merge_lora(self, False)
+        if mode or self.training:  # weights change only in training mode: eval() after eval() keeps the prefixes
+            self.clear_cache()
         super().train(mode)
         if self.encoder is not None:
             self.encoder.eval()  # frozen: BatchNorm statistics stay as trained
-        self.clear_cache()
         return self
 
     def clear_cache(self) -> None:
