@@ -314,6 +314,34 @@ def seeds_table(runs: Path) -> list[str]:
             "|---|---|---|---|---|---|", *lines, ""]
 
 
+def own_knowledge_table(runs: Path) -> list[str]:
+    """Issue 13: the offline knowledge against label-only texts on the own MSR folder, seed by seed (same config,
+    so the same validation carve); `stage2_results.sh ownlabel`. The choice reads the val columns only."""
+    rows, vals, tests = [], {"gen": [], "label": []}, {"gen": [], "label": []}
+    for seed in range(1, 11):
+        tag = "" if seed == 1 else f"-s{seed}"
+        gen, label = load(runs / f"own-msr{tag}"), load(runs / f"own-msr-label{tag}")
+        if gen is None or label is None:
+            continue
+        for key, r in (("gen", gen), ("label", label)):
+            vals[key].append(max(m.get("val_top1") or 0.0 for m in r["metrics"]))
+            tests[key].append(heads_top1(r))
+        rows.append(f"| {seed} | {pct(vals['gen'][-1])} | {pct(vals['label'][-1])} | "
+                    f"{pct(tests['gen'][-1]['text'])} / {pct(tests['gen'][-1]['ce'])} | "
+                    f"{pct(tests['label'][-1]['text'])} / {pct(tests['label'][-1]['ce'])} |")
+    if not rows:
+        return []
+
+    def means(key: str) -> str:
+        return f"{mean_sd([t['text'] for t in tests[key]])} / {mean_sd([t['ce'] for t in tests[key]])}"
+
+    rows.append(f"| **mean** | **{mean_sd(vals['gen'])}** | **{mean_sd(vals['label'])}** | {means('gen')} | "
+                f"{means('label')} |")
+    return ["### Own MSR folder: offline knowledge vs label-only texts, seed by seed (`stage2_results.sh ownlabel`)",
+            "", "| seed | best val % (generated knowledge) | best val % (label only) | test text / CE % (generated) "
+            "| test text / CE % (label only) |", "|---|---|---|---|---|", *rows, ""]
+
+
 def msr_splits_table(runs: Path) -> list[str]:
     """Issue 14: MSR Action3D over 10 random subject splits (`stage2_results.sh msrsplits`), no choice made."""
     found = [r for i in range(10) if (r := load(runs / f"msr-split{i}")) is not None]
@@ -549,6 +577,7 @@ def main() -> None:
     out += own_data_table(runs, "ucla", "NW-UCLA as a user's own data (converted with --protocol xview)",
                           ["ucla-milnce", "ucla-ce", "ucla-r-joint", "ucla-r-neg", "ucla-k-gen", "ucla-k-label"])
     out += seeds_table(runs)
+    out += own_knowledge_table(runs)
     out += msr_splits_table(runs)
     out += zeroshot_table(runs)
     out += ablation_table(runs)
@@ -558,7 +587,7 @@ def main() -> None:
     out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot, 4 held-out classes, 4-way choice")
     out += cross_dataset_table(runs)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "msr-llm", "msr-label-llm",
-              "msr-llm-ho-fixed", "msr-llm-ho-vary"]
+              "msr-label-llm-e8", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary") for s in range(1, 10)]
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")

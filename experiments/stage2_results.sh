@@ -280,6 +280,17 @@ seed_runs() {  # key built-in-config epochs built-in-name: own-KEY and the label
 seeds() { seeds-ucla; seeds-msr; }  # issue 13: own data vs the best built-in configuration (seed 1: the runs above)
 seeds-ucla() { seed_runs ucla configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" ucla-k-label; }
 seeds-msr() { seed_runs msr configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" msr-k-label; }  # SEEDS="4 ... 10": 3 min each
+# issue 13: what the offline knowledge costs on your own data: the same folder, config and seeds (so the same
+# validation carve) with label-only texts; compare best val top-1 seed by seed (collect_results: own knowledge table)
+ownlabel() {
+  local seed name
+  for seed in ${SEEDS:-1 2 3 4 5}; do
+    name=own-msr-label$([ "$seed" = 1 ] || echo "-s$seed")
+    train "$name" configs/pretrain/custom.yaml - --data "${OWN:-$OUT/own-data}/msr" --set seed=$seed \
+      --set use_motion=false --set use_visual=false
+    evaluate "$name" --no-tsne
+  done
+}
 owndata() { run:own-msr; run:own-ucla; }  # issue 13: MSR Action3D and NW-UCLA as a user's own data (under $OWN)
 owndefaults() { owndefaults-msr; owndefaults-ucla; }  # custom.yaml's schedule, chosen on VALIDATION (no test)
 owndefaults-msr() { OWN=${OWN:-$OUT/own-data} own_candidates msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub; }
@@ -295,7 +306,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|seeds-ucla|seeds-msr|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|seeds-ucla|seeds-msr|ownlabel|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
