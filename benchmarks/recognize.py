@@ -15,6 +15,7 @@ process so that its peak resident memory (ru_maxrss) is its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -88,6 +89,19 @@ def _skeletons(rec, batch: int, frames: int, g: torch.Generator) -> list:
     return [Sample(f"bench-{i}", torch.rand(shape, generator=g).numpy()) for i in range(batch)]
 
 
+@contextlib.contextmanager
+def _profiled(on: bool):
+    """With --profile: torch.profiler over the timed batches, its operator table (by self CPU time) to stderr."""
+    if not on:
+        yield
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        yield
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
+
+
 def run_one(args: argparse.Namespace, index: int) -> dict:
     name, mode, batch, cached, describe, precision, rank_by, fast = CONFIGS[index]
     torch.set_num_threads(args.threads)
@@ -136,8 +150,9 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
         rec.recognize(tokens, mode=mode, describe=describe, batch_size=batch, rank_by=rank_by)
         record["first_batch_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        for _ in range(args.batches):
-            out = rec.recognize(tokens, mode=mode, describe=describe, batch_size=batch, rank_by=rank_by)
+        with _profiled(args.profile):
+            for _ in range(args.batches):
+                out = rec.recognize(tokens, mode=mode, describe=describe, batch_size=batch, rank_by=rank_by)
         dt = time.perf_counter() - t0
         record.update({"samples_per_s": args.batches * batch / dt, "batch_s": dt / args.batches,
                        "example": {k: out[0][k] for k in ("label", "match") if k in out[0]}})
@@ -172,6 +187,8 @@ def main() -> None:
     ap.add_argument("--skeleton-frames", type=int, default=52, help="frames per skeleton with --skeletons")
     ap.add_argument("--tune-set", action="append", default=[], metavar="KEY=VALUE",
                     help="TuneConfig override for the fresh recogniser, repeatable (e.g. bridge.num_queries=8)")
+    ap.add_argument("--profile", action="store_true",
+                    help="print each configuration's operator profile (torch.profiler) over its timed batches")
     ap.add_argument("--select", default=None, help="only the configurations whose name contains this text")
     ap.add_argument("--configs", default=None, help="comma-separated indices into CONFIGS (default: all)")
     ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
@@ -195,7 +212,10 @@ def main() -> None:
         if args.configs and str(i) not in args.configs.split(","):
             continue
         cmd = [sys.executable, __file__, "--only", str(i), *sys.argv[1:]]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        if args.profile:
+            print(done.stderr[done.stderr.find("---"):], flush=True)
+        out = done.stdout.strip().splitlines()[-1]
         rec = json.loads(out)
         results.append(rec)
         speed = f"{rec['samples_per_s']:.2f} samples/s" if "samples_per_s" in rec else f"{rec['step_s']:.2f} s/step"

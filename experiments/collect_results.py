@@ -137,7 +137,8 @@ def recipe_table(runs: Path) -> list[str]:
 
 
 FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-joint-motion", "joint motion"),
-                 ("ucla-f-bone-motion", "bone motion")]
+                 ("ucla-f-bone-motion", "bone motion"),
+                 ("ucla-p-joint", "joint, `paper` preset (CTR-GCN's widths; `--set model.preset=paper`)")]
 
 
 def fused_cell(runs: Path, name: str) -> str:
@@ -505,7 +506,7 @@ FAST_RANK = [("", "fp32, every token of each entry (default)"), ("-separating", 
              ("-int8", "int8 (`--precision int8`)"), ("-int8-separating", "int8 + `--separating`")]
 
 
-def fast_rank_table(runs: Path, name: str = "ucla-f-joint-llm") -> list[str]:
+def fast_rank_table(runs: Path, name: str) -> list[str]:
     """Issue 16: accuracy of `sugar predict`'s ranking speed-ups (`stage3_results.sh fastrank`), val and test."""
     lines = [f"### Ranking speed-ups on `{name}`: accuracy (`stage3_results.sh fastrank`)", "",
              "| ranking | val LLM alone % | val fused % | test LLM alone % | test fused % |", "|---|---|---|---|---|"]
@@ -592,7 +593,8 @@ def main() -> None:
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")
     out += descriptions_table(runs, stage3)
-    out += fast_rank_table(runs)
+    out += fast_rank_table(runs, "ucla-f-joint-llm")
+    out += fast_rank_table(runs, "ucla-f-joint-llm-fast")
     out += bridge_table(runs)
     out += bridge_table(runs, "-full")
     print("\n".join(out) if out else f"no finished runs under {runs}")
