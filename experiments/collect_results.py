@@ -587,7 +587,8 @@ def main() -> None:
     out += stage3_zeroshot_table(runs, "ucla", "NW-UCLA zero-shot, 2 held-out classes, 2-way choice")
     out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot, 4 held-out classes, 4-way choice")
     out += cross_dataset_table(runs)
-    stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "msr-llm", "msr-label-llm",
+    stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
+              "msr-llm", "msr-label-llm",
               "msr-label-llm-e8", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary") for s in range(1, 10)]
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
