@@ -9,7 +9,7 @@
 #   bash experiments/stage3_results.sh byanswer        # re-score finished runs by label + description (no training)
 #   bash experiments/stage3_results.sh varylist        # MSR zero-shot with a random action list per training row
 #   L_EPOCHS=1 bash experiments/stage3_results.sh msrlist   # the same, cheaper: held out of the LLM only
-#   bash experiments/stage3_results.sh release msrrelease   # the released recognisers (NW-UCLA, MSR Action3D)
+#   bash experiments/stage3_results.sh release msrrelease   # earlier releases (NW-UCLA, MSR Action3D)
 #   bash experiments/stage3_results.sh fieldllm        # NW-UCLA recogniser on the 65-epoch joint stream
 #   bash experiments/stage3_results.sh fieldllmaug     # fieldllm trained on augmented encoder views (issue 15)
 #   bash experiments/stage3_results.sh msrepochs       # the MSR recogniser with 8 epochs (issue 15)
@@ -57,8 +57,9 @@ tune_and_test() {  # run-name encoder-name [--set ...]: tune for E_REL epochs, t
   sugar evaluate "$OUT/$name" --split test >> "$OUT/logs/$name.log" 2>&1
   echo "$(date -u +%H:%M:%S) evaluated $name"
 }
-release() { tune_and_test ucla-neg-llm ucla-r-neg; }  # the released NW-UCLA recogniser (stage2 run:ucla-r-neg)
-# the released MSR Action3D recogniser, on stage2 run:msr-k-label (self-contained texts: the shipped file's labels)
+release() { tune_and_test ucla-neg-llm ucla-r-neg; }  # the NW-UCLA recogniser released until 2026-12-04 (4)
+# the MSR Action3D recogniser released until 2026-12-04 (5) (2 epochs), on stage2 run:msr-k-label (self-contained
+# texts: the shipped file's labels); `msrepochs` made the current release
 msrrelease() { CONFIG=configs/tune/msr-action3d-cpu.yaml tune_and_test msr-label-llm msr-k-label; }
 # issue 14: a recogniser on the 65-epoch joint stream (stage2 run:ucla-f-joint, text_score: mil); released as
 # nw-ucla in place of ucla-neg-llm where its fused validation top-1 is higher (recognizer.json, evidence table)
