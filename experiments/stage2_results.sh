@@ -291,6 +291,16 @@ ownlabel() {
     evaluate "$name" --no-tsne
   done
 }
+# the same folder and seeds with today's code, where the generator's template motions are embedded as the class
+# name (sugar.models.text.knowledge_texts): own-msr (before) / own-msr-nt (after) / own-msr-label, seed by seed
+ownnotemplate() {
+  local seed name
+  for seed in ${SEEDS:-1 2 3 4 5}; do
+    name=own-msr-nt$([ "$seed" = 1 ] || echo "-s$seed")
+    train "$name" configs/pretrain/custom.yaml - --data "${OWN:-$OUT/own-data}/msr" --set seed=$seed
+    evaluate "$name" --no-tsne
+  done
+}
 owndata() { run:own-msr; run:own-ucla; }  # issue 13: MSR Action3D and NW-UCLA as a user's own data (under $OWN)
 owndefaults() { owndefaults-msr; owndefaults-ucla; }  # custom.yaml's schedule, chosen on VALIDATION (no test)
 owndefaults-msr() { OWN=${OWN:-$OUT/own-data} own_candidates msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub; }
@@ -306,7 +316,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|seeds-ucla|seeds-msr|ownlabel|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|seeds-ucla|seeds-msr|ownlabel|ownnotemplate|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
