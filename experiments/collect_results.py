@@ -315,32 +315,42 @@ def seeds_table(runs: Path) -> list[str]:
             "|---|---|---|---|---|---|", *lines, ""]
 
 
+OWN_TEXTS = [("own-msr", "generated, templates as written"), ("own-msr-nt", "generated, templates as the name"),
+             ("own-msr-label", "label only")]
+
+
 def own_knowledge_table(runs: Path) -> list[str]:
-    """Issue 13: the offline knowledge against label-only texts on the own MSR folder, seed by seed (same config,
-    so the same validation carve); `stage2_results.sh ownlabel`. The choice reads the val columns only."""
-    rows, vals, tests = [], {"gen": [], "label": []}, {"gen": [], "label": []}
+    """Issue 13: what the offline knowledge does on the own MSR folder, seed by seed (same config, so the same
+    validation carve): `stage2_results.sh ownlabel` and `ownnotemplate`. The choice reads the val columns only."""
+    vals: dict[str, list[float]] = {name: [] for name, _ in OWN_TEXTS}
+    tests: dict[str, list[dict[str, float]]] = {name: [] for name, _ in OWN_TEXTS}
+    rows = []
     for seed in range(1, 11):
         tag = "" if seed == 1 else f"-s{seed}"
-        gen, label = load(runs / f"own-msr{tag}"), load(runs / f"own-msr-label{tag}")
-        if gen is None or label is None:
+        found = {name: load(runs / f"{name}{tag}") for name, _ in OWN_TEXTS}
+        if sum(r is not None for r in found.values()) < 2:
             continue
-        for key, r in (("gen", gen), ("label", label)):
-            vals[key].append(max(m.get("val_top1") or 0.0 for m in r["metrics"]))
-            tests[key].append(heads_top1(r))
-        rows.append(f"| {seed} | {pct(vals['gen'][-1])} | {pct(vals['label'][-1])} | "
-                    f"{pct(tests['gen'][-1]['text'])} / {pct(tests['gen'][-1]['ce'])} | "
-                    f"{pct(tests['label'][-1]['text'])} / {pct(tests['label'][-1]['ce'])} |")
+        cells_val, cells_test = [], []
+        for name, r in found.items():
+            if r is None:
+                cells_val.append("-")
+                cells_test.append("-")
+                continue
+            vals[name].append(max(m.get("val_top1") or 0.0 for m in r["metrics"]))
+            tests[name].append(heads_top1(r))
+            cells_val.append(pct(vals[name][-1]))
+            cells_test.append(f"{pct(tests[name][-1]['text'])} / {pct(tests[name][-1]['ce'])}")
+        rows.append(f"| {seed} | {' | '.join(cells_val)} | {' | '.join(cells_test)} |")
     if not rows:
         return []
-
-    def means(key: str) -> str:
-        return f"{mean_sd([t['text'] for t in tests[key]])} / {mean_sd([t['ce'] for t in tests[key]])}"
-
-    rows.append(f"| **mean** | **{mean_sd(vals['gen'])}** | **{mean_sd(vals['label'])}** | {means('gen')} | "
-                f"{means('label')} |")
-    return ["### Own MSR folder: offline knowledge vs label-only texts, seed by seed (`stage2_results.sh ownlabel`)",
-            "", "| seed | best val % (generated knowledge) | best val % (label only) | test text / CE % (generated) "
-            "| test text / CE % (label only) |", "|---|---|---|---|---|", *rows, ""]
+    means_val = [f"**{mean_sd(vals[name])}**" for name, _ in OWN_TEXTS]
+    means_test = [f"{mean_sd([t['text'] for t in tests[name]])} / {mean_sd([t['ce'] for t in tests[name]])}"
+                  for name, _ in OWN_TEXTS]
+    rows.append(f"| **mean** | {' | '.join(means_val)} | {' | '.join(means_test)} |")
+    head = " | ".join(f"best val % ({label})" for _, label in OWN_TEXTS)
+    test_head = " | ".join(f"test text / CE % ({label})" for _, label in OWN_TEXTS)
+    return ["### Own MSR folder: offline knowledge vs label-only texts, seed by seed (`stage2_results.sh ownlabel "
+            "ownnotemplate`)", "", f"| seed | {head} | {test_head} |", "|---" * 7 + "|", *rows, ""]
 
 
 def msr_splits_table(runs: Path) -> list[str]:

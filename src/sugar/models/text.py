@@ -44,8 +44,9 @@ OFFLINE_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 # dataset's naming style ("sit down", "Drink.Fromcup", "pick up with one hand"), and a sentence template
 # ("a person doing {label}") only adds words every class shares. Part of the embedding cache key.
 LABEL_TEXT = "{label}"
-# Bumped when what the cache file holds changes (2: label embeddings added).
-CACHE_VERSION = 2
+# Bumped when what the cache file holds changes (2: label embeddings added; 3: template motions embedded as
+# the class name, knowledge_texts).
+CACHE_VERSION = 3
 
 
 def resolve_model_path(name: str) -> str:
