@@ -291,8 +291,9 @@ ownlabel() {
     evaluate "$name" --no-tsne
   done
 }
-# the same folder and seeds with today's code, where the generator's template motions are embedded as the class
-# name (sugar.models.text.knowledge_texts): own-msr (before) / own-msr-nt (after) / own-msr-label, seed by seed
+# the same folder and seeds with the generator's template motions embedded as the class name: needs the code of
+# commit 6566668 (sugar.models.text.knowledge_texts, cache v3), reverted after this run was worse on val (90.5 vs
+# 91.5 mean; docs/RESULTS.md). own-msr (as written) / own-msr-nt / own-msr-label, seed by seed
 ownnotemplate() {
   local seed name
   for seed in ${SEEDS:-1 2 3 4 5}; do

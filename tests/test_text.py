@@ -67,20 +67,3 @@ def test_cache_entry_without_labels_is_recomputed(monkeypatch):
     again = text.embed_knowledge(k)
     assert again.label is not None and again.label.shape == (2, 384)
     assert "label" in load_file(str(path))
-
-
-def test_the_generators_template_motion_is_embedded_as_the_class_name():
-    """The offline generator's fallback motion (the name in wording every such class shares) pulled classes
-    together; it stands for the name alone, while real motion text and the visual texts are kept."""
-    from sugar.knowledge.checks import template_motion
-    from sugar.knowledge.schema import Motion
-
-    real = Motion(head="looks at the cup", hand="grips the cup", arm="lifts the cup to the mouth",
-                  hip="stays still", leg="stays still", foot="stays planted")
-    classes = [SimpleNamespace(label="high arm wave", motion=template_motion("high arm wave"), visual=["v1"],
-                               motion_text=template_motion("high arm wave").text()),
-               SimpleNamespace(label="drink", motion=real, visual=[], motion_text=real.text())]
-    labels, motion, visual = text.knowledge_texts(SimpleNamespace(classes=classes))
-    assert labels == ["high arm wave", "drink"]
-    assert motion == [text.label_texts(["high arm wave"])[0], real.text()]
-    assert visual == [["v1"], []]

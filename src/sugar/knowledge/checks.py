@@ -144,8 +144,7 @@ def same_description(a: str, b: str) -> bool:
 
 def template_motion(label: str) -> Motion:
     """Motion text made from the class name alone: every part names the action, so no two classes share it,
-    and it carries what the label carries, nothing false. Stage 2 embeds it as the bare name
-    (`sugar.models.text.knowledge_texts`): its wording, shared by every templated class, cost the text head."""
+    and it carries what the label carries (label-only supervision), nothing false."""
     return Motion(head=f"turns as the action '{label}' needs", hand=f"does what '{label}' needs",
                   arm=f"moves the hand through '{label}'", hip=f"keeps the body balanced during '{label}'",
                   leg=f"supports the body during '{label}'", foot=f"keeps the stance '{label}' needs")

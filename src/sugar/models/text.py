@@ -28,8 +28,6 @@ from transformers import AutoConfig, AutoTokenizer, CLIPTextModelWithProjection
 
 from sugar.errors import ConfigError, KnowledgeError
 from sugar.fileio import atomic_save_safetensors
-from sugar.knowledge.checks import template_motion
-from sugar.knowledge.schema import Motion
 from sugar.models.text_checks import (
     DUPLICATE_THRESHOLD,
     NearDuplicate,
@@ -44,9 +42,8 @@ OFFLINE_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 # dataset's naming style ("sit down", "Drink.Fromcup", "pick up with one hand"), and a sentence template
 # ("a person doing {label}") only adds words every class shares. Part of the embedding cache key.
 LABEL_TEXT = "{label}"
-# Bumped when what the cache file holds changes (2: label embeddings added; 3: template motions embedded as
-# the class name, knowledge_texts).
-CACHE_VERSION = 3
+# Bumped when what the cache file holds changes (2: label embeddings added).
+CACHE_VERSION = 2
 
 
 def resolve_model_path(name: str) -> str:
@@ -160,18 +157,10 @@ class KnowledgeEmbeddings:
 
 
 def knowledge_texts(knowledge: Any) -> tuple[list[str], list[str], list[list[str]]]:
-    """(labels, motion text per class, visual texts per class) from a `load_knowledge` result.
-
-    A class whose motion is the offline generator's fallback (`checks.template_motion`: the name in wording every
-    such class shares) gets its name as motion text: the shared wording pulled those classes' embeddings together
-    and cost the text head ~3 points against label-only texts on MSR Action3D (docs/RESULTS.md, own knowledge)."""
+    """(labels, motion text per class, visual texts per class) from a `load_knowledge` result."""
     labels, motion, visual = [], [], []
     for cls in knowledge.classes:
         labels.append(cls.label)
-        if isinstance(getattr(cls, "motion", None), Motion) and cls.motion == template_motion(cls.label):
-            motion.append(label_texts([cls.label])[0])
-            visual.append([str(v) for v in cls.visual])
-            continue
         text = getattr(cls, "motion_text", None)
         if callable(text):
             text = text()
