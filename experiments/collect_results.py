@@ -316,12 +316,13 @@ def seeds_table(runs: Path) -> list[str]:
 
 
 OWN_TEXTS = [("own-msr", "generated, templates as written"), ("own-msr-nt", "generated, templates as the name"),
-             ("own-msr-label", "label only")]
+             ("own-msr-ntall", "every motion as the name"), ("own-msr-label", "label only")]
 
 
 def own_knowledge_table(runs: Path) -> list[str]:
     """Issue 13: what the offline knowledge does on the own MSR folder, seed by seed (same config, so the same
-    validation carve): `stage2_results.sh ownlabel` and `ownnotemplate`. The choice reads the val columns only."""
+    validation carve): `stage2_results.sh ownlabel`, `ownnotemplate` and `ownntall` (the last two at commit 6566668).
+    The choice reads the val columns only."""
     vals: dict[str, list[float]] = {name: [] for name, _ in OWN_TEXTS}
     tests: dict[str, list[dict[str, float]]] = {name: [] for name, _ in OWN_TEXTS}
     rows = []
@@ -349,8 +350,9 @@ def own_knowledge_table(runs: Path) -> list[str]:
     rows.append(f"| **mean** | {' | '.join(means_val)} | {' | '.join(means_test)} |")
     head = " | ".join(f"best val % ({label})" for _, label in OWN_TEXTS)
     test_head = " | ".join(f"test text / CE % ({label})" for _, label in OWN_TEXTS)
+    rule = "|---" * (1 + 2 * len(OWN_TEXTS)) + "|"
     return ["### Own MSR folder: offline knowledge vs label-only texts, seed by seed (`stage2_results.sh ownlabel "
-            "ownnotemplate`)", "", f"| seed | {head} | {test_head} |", "|---" * 7 + "|", *rows, ""]
+            "ownnotemplate`)", "", f"| seed | {head} | {test_head} |", rule, *rows, ""]
 
 
 def msr_splits_table(runs: Path) -> list[str]:

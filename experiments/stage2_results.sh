@@ -302,6 +302,25 @@ ownnotemplate() {
     evaluate "$name" --no-tsne
   done
 }
+# diagnostic, also at commit 6566668: the own MSR file with its one real motion ('golf swing') templated too, so
+# every class's motion text is embedded as its bare name (own-msr-ntall)
+ownntall() {
+  local seed name file=$OUT/own-msr-all-template.json
+  $PY - "${OWN:-$OUT/own-data}/msr/knowledge.json" "$file" <<'PYEOF'
+import json, sys
+from sugar.knowledge.checks import template_motion
+k = json.load(open(sys.argv[1]))
+for c in k["classes"]:
+    c["motion"] = template_motion(c["label"]).model_dump()
+json.dump(k, open(sys.argv[2], "w"), indent=1)
+PYEOF
+  for seed in ${SEEDS:-1 2 3 4 5}; do
+    name=own-msr-ntall$([ "$seed" = 1 ] || echo "-s$seed")
+    train "$name" configs/pretrain/custom.yaml - --data "${OWN:-$OUT/own-data}/msr" --set seed=$seed \
+      --set knowledge="$file"
+    evaluate "$name" --no-tsne
+  done
+}
 owndata() { run:own-msr; run:own-ucla; }  # issue 13: MSR Action3D and NW-UCLA as a user's own data (under $OWN)
 owndefaults() { owndefaults-msr; owndefaults-ucla; }  # custom.yaml's schedule, chosen on VALIDATION (no test)
 owndefaults-msr() { OWN=${OWN:-$OUT/own-data} own_candidates msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub; }
@@ -317,7 +336,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|seeds-ucla|seeds-msr|ownlabel|ownnotemplate|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|seeds-ucla|seeds-msr|ownlabel|ownnotemplate|ownntall|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
