@@ -67,3 +67,25 @@ def test_cache_entry_without_labels_is_recomputed(monkeypatch):
     again = text.embed_knowledge(k)
     assert again.label is not None and again.label.shape == (2, 384)
     assert "label" in load_file(str(path))
+
+
+def test_a_file_of_mostly_generator_templates_is_embedded_as_names():
+    """When most motions are the offline generator's fallback template, every class's motion text is its name
+    (label-only supervision); a file with real motion for most classes is embedded as written."""
+    from sugar.knowledge.checks import template_motion
+    from sugar.knowledge.schema import Motion
+
+    real = Motion(head="looks at the cup", hand="grips the cup", arm="lifts the cup to the mouth",
+                  hip="stays still", leg="stays still", foot="stays planted")
+
+    def cls(label, motion):
+        return SimpleNamespace(label=label, motion=motion, motion_text=motion.text(), visual=[f"{label} seen"])
+
+    mostly = SimpleNamespace(classes=[cls("wave", template_motion("wave")), cls("clap", template_motion("clap")),
+                                      cls("drink", real)])
+    labels, motion, visual = text.knowledge_texts(mostly)
+    assert text.names_only(mostly) and motion == text.label_texts(labels)
+    assert visual == [["wave seen"], ["clap seen"], ["drink seen"]]
+    few = SimpleNamespace(classes=[cls("wave", template_motion("wave")), cls("drink", real), cls("sip", real)])
+    _, motion, _ = text.knowledge_texts(few)
+    assert not text.names_only(few) and motion == [template_motion("wave").text(), real.text(), real.text()]

@@ -144,7 +144,8 @@ def same_description(a: str, b: str) -> bool:
 
 def template_motion(label: str) -> Motion:
     """Motion text made from the class name alone: every part names the action, so no two classes share it,
-    and it carries what the label carries (label-only supervision), nothing false."""
+    and it carries what the label carries, nothing false. A file where most classes have it is embedded as the
+    class names alone (`sugar.models.text.names_only`): the shared template wording cost the text head."""
     return Motion(head=f"turns as the action '{label}' needs", hand=f"does what '{label}' needs",
                   arm=f"moves the hand through '{label}'", hip=f"keeps the body balanced during '{label}'",
                   leg=f"supports the body during '{label}'", foot=f"keeps the stance '{label}' needs")
