@@ -302,8 +302,9 @@ ownnotemplate() {
     evaluate "$name" --no-tsne
   done
 }
-# diagnostic, also at commit 6566668: the own MSR file with its one real motion ('golf swing') templated too, so
-# every class's motion text is embedded as its bare name (own-msr-ntall)
+# the own MSR file with its one real motion ('golf swing') templated too, so every class's motion text is embedded
+# as its bare name (own-msr-ntall; run at commit 6566668, and what today's `names_only` rule does with the file
+# as written: since 2026-12-04 (5) `own-msr` itself trains this way)
 ownntall() {
   local seed name file=$OUT/own-msr-all-template.json
   $PY - "${OWN:-$OUT/own-data}/msr/knowledge.json" "$file" <<'PYEOF'
