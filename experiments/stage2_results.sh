@@ -322,6 +322,18 @@ PYEOF
     evaluate "$name" --no-tsne
   done
 }
+# issue 13's own-vs-built-in comparison again with today's code (template files embedded as names, cache v3):
+# own-KEY-v3[-sN] beside the built-in runs of `seeds`; MSR first (3 min a seed), then NW-UCLA (~20 min a seed)
+ownrefresh() {
+  local key seed name
+  for key in msr ucla; do
+    for seed in ${SEEDS:-1 2 3}; do
+      name=own-$key-v3$([ "$seed" = 1 ] || echo "-s$seed")
+      train "$name" configs/pretrain/custom.yaml - --data "${OWN:-$OUT/own-data}/$key" --set seed=$seed
+      evaluate "$name" --no-tsne
+    done
+  done
+}
 owndata() { run:own-msr; run:own-ucla; }  # issue 13: MSR Action3D and NW-UCLA as a user's own data (under $OWN)
 owndefaults() { owndefaults-msr; owndefaults-ucla; }  # custom.yaml's schedule, chosen on VALIDATION (no test)
 owndefaults-msr() { OWN=${OWN:-$OUT/own-data} own_candidates msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub; }
@@ -337,7 +349,7 @@ parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
   case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|seeds-ucla|seeds-msr|ownlabel|ownnotemplate|ownntall|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
+    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|seeds-ucla|seeds-msr|ownlabel|ownnotemplate|ownntall|ownrefresh|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
     *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
   esac
 done
