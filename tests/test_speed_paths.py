@@ -68,7 +68,8 @@ def test_separating_tree_cuts_each_candidate_after_its_first_unique_token(tok) -
     cands = [candidate_ids(tok, a) for a in ACTIONS]
     tree = decoding.CandidateTree.build(cands, separating=True)
     assert tree.lengths.tolist() == [len(c) for c in cands]  # the normaliser: the whole entry's length
-    for cand, length in zip(cands, tree.scored.tolist(), strict=True):
+    scored = 1 + torch.bincount(tree.pairs[:, 0], minlength=len(cands))  # the first token, then one per pair
+    for cand, length in zip(cands, scored.tolist(), strict=True):
         assert 1 <= length <= len(cand)
         head = tuple(cand[:length])
         assert sum(tuple(c[:length]) == head for c in cands) == 1  # unique at that length ...

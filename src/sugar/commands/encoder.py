@@ -70,8 +70,10 @@ def _evaluate_recognizer(run: Path, split: str, dataset: str | None, protocol: s
                                   rank_by=rank_by, knowledge_file=knowledge, actions=actions, fusion=fusion,
                                   precision=precision, separating=separating)
     how = f"{mode}, by {res['rank_by']}" if mode == "rank" else mode
-    how += "".join(f", {s}" for s in (res["precision"] if res["precision"] != "fp32" else "",
-                                     "separating" if separating else "") if s)
+    if res["precision"] != "fp32":
+        how += f", {res['precision']}"
+    if separating:
+        how += ", separating"
     if mode == "rank" and res.get("fusion_weight") and fusion != 0:
         how += f", fused with the text head at w={res['fusion_weight']:.2f}"
     table = Table(title=f"LLM recogniser ({how}): {res['dataset']} {split}")

@@ -209,10 +209,10 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     check_rank_by(rank_by, "--rank-by")  # before minutes of loading
     run_dir = resolve_run(run_dir)
     rec = load_recognizer(run_dir)
-    precision = set_precision(rec, precision)
-    rec.rank_separating = separating
     if rec.encoder is None or rec.data is None:
         raise SugarError(f"{run_dir}: the recogniser has no encoder (or no record of its data) to read skeletons with")
+    precision = set_precision(rec, precision)
+    rec.rank_separating = separating
     ds = rec.data.open_split(split, dataset=dataset, protocol=protocol, root=root, layout=rec.encoder.layout)
     if len(ds) == 0:
         raise SugarError(f"{run_dir}: the {split} split of {dataset or rec.data.dataset} is empty")

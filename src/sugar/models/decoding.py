@@ -62,7 +62,6 @@ class CandidateTree:
 
     first: torch.Tensor  # [C] first token of each candidate (scored from the context's last logits)
     lengths: torch.Tensor  # [C] token count of each whole candidate: the normaliser of its summed log-likelihood
-    scored: torch.Tensor  # [C] tokens scored per candidate (fewer than `lengths` when separating)
     node_tokens: torch.Tensor  # [U] input token of each node (a candidate's j-th token, j < len - 1)
     node_depth: torch.Tensor  # [U] position offset after the context
     visible: torch.Tensor  # [U, U] bool: node u may attend to node v (v is an ancestor of u or u itself)
@@ -104,7 +103,6 @@ class CandidateTree:
                 visible[i, a] = True
                 a = parents[a]
         return cls(torch.tensor([c[0] for c in candidates]), torch.tensor(full),
-                   torch.tensor([len(c) for c in candidates]),
                    torch.tensor(tokens, dtype=torch.long), torch.tensor(depth, dtype=torch.long), visible,
                    torch.tensor(pairs, dtype=torch.long).reshape(-1, 3))
 

@@ -37,9 +37,9 @@ def merge_lora(rec: Recognizer, merge: bool = True) -> None:
 
 
 # Linear layers left in float32 by `quantize_int8`: the MLP output projections read the LLM's "massive
-# activations" (inputs up to ~1000x their row's typical size in SmolLM2, e.g. layers 11 and 28), which the one
-# dynamic int8 scale per input tensor cannot hold. On the NW-UCLA recogniser (val, LLM alone; docs/benchmarks.md):
-# fp32 80.4 %, every linear int8 41.2 %, these kept float 78.4 %.
+# activations" (layer 11's inputs reach 1405x the median token's largest value in SmolLM2, layer 28's 68x;
+# benchmarks/activations.py), which the one dynamic int8 scale per input tensor cannot hold. On the NW-UCLA
+# recogniser (val, LLM alone; docs/benchmarks.md): fp32 80.4 %, every linear int8 41.2 %, these kept float 78.4 %.
 FLOAT_LINEARS = ("down_proj",)
 
 

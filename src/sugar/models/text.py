@@ -173,25 +173,24 @@ def names_only(knowledge: Any) -> bool:
     return bool(classes) and templated >= TEMPLATE_SHARE * len(classes)
 
 
+def _motion_text(cls: Any) -> str:
+    """One class's motion as the text embedded: its joined motion text, or its parts joined when it has none."""
+    text = getattr(cls, "motion_text", None)
+    if callable(text):
+        text = text()
+    if not text:
+        parts = cls.motion if isinstance(cls.motion, dict) else cls.motion.model_dump()
+        text = "; ".join(f"{part} {desc}" for part, desc in parts.items())
+    return str(text)
+
+
 def knowledge_texts(knowledge: Any) -> tuple[list[str], list[str], list[list[str]]]:
     """(labels, motion text per class, visual texts per class) from a `load_knowledge` result; with `names_only`,
     every class's motion text is its name (label-only supervision, plus any visual texts)."""
-    labels, motion, visual = [], [], []
     by_name = names_only(knowledge)
-    for cls in knowledge.classes:
-        labels.append(cls.label)
-        if by_name:
-            motion.append(label_texts([cls.label])[0])
-            visual.append([str(v) for v in cls.visual])
-            continue
-        text = getattr(cls, "motion_text", None)
-        if callable(text):
-            text = text()
-        if not text:
-            parts = cls.motion if isinstance(cls.motion, dict) else cls.motion.model_dump()
-            text = "; ".join(f"{part} {desc}" for part, desc in parts.items())
-        motion.append(str(text))
-        visual.append([str(v) for v in cls.visual])
+    labels = [cls.label for cls in knowledge.classes]
+    motion = label_texts(labels) if by_name else [_motion_text(cls) for cls in knowledge.classes]
+    visual = [[str(v) for v in cls.visual] for cls in knowledge.classes]
     return labels, motion, visual
 
 
