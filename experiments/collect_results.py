@@ -352,7 +352,7 @@ def own_knowledge_table(runs: Path) -> list[str]:
     test_head = " | ".join(f"test text / CE % ({label})" for _, label in OWN_TEXTS)
     rule = "|---" * (1 + 2 * len(OWN_TEXTS)) + "|"
     return ["### Own MSR folder: offline knowledge vs label-only texts, seed by seed (`stage2_results.sh ownlabel "
-            "ownnotemplate`)", "", f"| seed | {head} | {test_head} |", rule, *rows, ""]
+            "ownnotemplate ownntall`)", "", f"| seed | {head} | {test_head} |", rule, *rows, ""]
 
 
 def msr_splits_table(runs: Path) -> list[str]:

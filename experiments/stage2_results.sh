@@ -280,33 +280,25 @@ seed_runs() {  # key built-in-config epochs built-in-name: own-KEY and the label
 seeds() { seeds-ucla; seeds-msr; }  # issue 13: own data vs the best built-in configuration (seed 1: the runs above)
 seeds-ucla() { seed_runs ucla configs/pretrain/nw-ucla-cpu.yaml "$E_UCLA" ucla-k-label; }
 seeds-msr() { seed_runs msr configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" msr-k-label; }  # SEEDS="4 ... 10": 3 min each
+own_seeds() {  # key run-suffix [pretrain args]: own-KEY<suffix>[-sN] on the own folder at $SEEDS (default 1-5)
+  local key=$1 suffix=$2 seed name; shift 2
+  for seed in ${SEEDS:-1 2 3 4 5}; do
+    name=own-$key$suffix$([ "$seed" = 1 ] || echo "-s$seed")
+    train "$name" configs/pretrain/custom.yaml - --data "${OWN:-$OUT/own-data}/$key" --set seed=$seed "$@"
+    evaluate "$name" --no-tsne
+  done
+}
 # issue 13: what the offline knowledge costs on your own data: the same folder, config and seeds (so the same
 # validation carve) with label-only texts; compare best val top-1 seed by seed (collect_results: own knowledge table)
-ownlabel() {
-  local seed name
-  for seed in ${SEEDS:-1 2 3 4 5}; do
-    name=own-msr-label$([ "$seed" = 1 ] || echo "-s$seed")
-    train "$name" configs/pretrain/custom.yaml - --data "${OWN:-$OUT/own-data}/msr" --set seed=$seed \
-      --set use_motion=false --set use_visual=false
-    evaluate "$name" --no-tsne
-  done
-}
-# the same folder and seeds with the generator's template motions embedded as the class name: needs the code of
-# commit 6566668 (sugar.models.text.knowledge_texts, cache v3), reverted after this run was worse on val (90.5 vs
-# 91.5 mean; docs/RESULTS.md). own-msr (as written) / own-msr-nt / own-msr-label, seed by seed
-ownnotemplate() {
-  local seed name
-  for seed in ${SEEDS:-1 2 3 4 5}; do
-    name=own-msr-nt$([ "$seed" = 1 ] || echo "-s$seed")
-    train "$name" configs/pretrain/custom.yaml - --data "${OWN:-$OUT/own-data}/msr" --set seed=$seed
-    evaluate "$name" --no-tsne
-  done
-}
+ownlabel() { own_seeds msr -label --set use_motion=false --set use_visual=false; }
+# the generator's template motions embedded as the class name, the one real motion kept: needs the code of commit
+# 6566668 (reverted after it was worse on val, 90.5 vs 91.5 mean; docs/RESULTS.md). At later commits the file is
+# embedded as names throughout (`names_only`), so this part then repeats ownntall.
+ownnotemplate() { own_seeds msr -nt; }
 # the own MSR file with its one real motion ('golf swing') templated too, so every class's motion text is embedded
-# as its bare name (own-msr-ntall; run at commit 6566668, and what today's `names_only` rule does with the file
-# as written: since 2026-12-04 (5) `own-msr` itself trains this way)
+# as its bare name (own-msr-ntall): what `names_only` (since 2026-12-04 (5)) does with the file as written
 ownntall() {
-  local seed name file=$OUT/own-msr-all-template.json
+  local file=$OUT/own-msr-all-template.json
   $PY - "${OWN:-$OUT/own-data}/msr/knowledge.json" "$file" <<'PYEOF'
 import json, sys
 from sugar.knowledge.checks import template_motion
@@ -315,25 +307,11 @@ for c in k["classes"]:
     c["motion"] = template_motion(c["label"]).model_dump()
 json.dump(k, open(sys.argv[2], "w"), indent=1)
 PYEOF
-  for seed in ${SEEDS:-1 2 3 4 5}; do
-    name=own-msr-ntall$([ "$seed" = 1 ] || echo "-s$seed")
-    train "$name" configs/pretrain/custom.yaml - --data "${OWN:-$OUT/own-data}/msr" --set seed=$seed \
-      --set knowledge="$file"
-    evaluate "$name" --no-tsne
-  done
+  own_seeds msr -ntall --set knowledge="$file"
 }
 # issue 13's own-vs-built-in comparison again with today's code (template files embedded as names, cache v3):
 # own-KEY-v3[-sN] beside the built-in runs of `seeds`; MSR first (3 min a seed), then NW-UCLA (~20 min a seed)
-ownrefresh() {
-  local key seed name
-  for key in msr ucla; do
-    for seed in ${SEEDS:-1 2 3}; do
-      name=own-$key-v3$([ "$seed" = 1 ] || echo "-s$seed")
-      train "$name" configs/pretrain/custom.yaml - --data "${OWN:-$OUT/own-data}/$key" --set seed=$seed
-      evaluate "$name" --no-tsne
-    done
-  done
-}
+ownrefresh() { own_seeds msr -v3; own_seeds ucla -v3; }
 owndata() { run:own-msr; run:own-ucla; }  # issue 13: MSR Action3D and NW-UCLA as a user's own data (under $OWN)
 owndefaults() { owndefaults-msr; owndefaults-ucla; }  # custom.yaml's schedule, chosen on VALIDATION (no test)
 owndefaults-msr() { OWN=${OWN:-$OUT/own-data} own_candidates msr "${MSR_SRC:-../shared/data/msr_action3d/real_world_coordinates}" xsub; }

@@ -43,10 +43,13 @@ features() {  # encoder-run-name -> $OUT/features/NAME/{train,val,test}
   done
 }
 
-tune() {  # run-name encoder-name [--set ...]
-  local name=$1 encoder=$2; shift 2
-  features "$encoder"
-  sugar tune --encoder "$OUT/$encoder" --features "$OUT/features/$encoder" --config $CONFIG "$@" \
+tune() {  # run-name encoder-name [--set ...]; ONLINE=1: skeletons through the encoder each step, no --features
+  local name=$1 encoder=$2 feats=(); shift 2
+  if [[ -z ${ONLINE:-} ]]; then
+    features "$encoder"
+    feats=(--features "$OUT/features/$encoder")
+  fi
+  sugar tune --encoder "$OUT/$encoder" "${feats[@]}" --config $CONFIG "$@" \
     --run-dir "$OUT/$name" --no-progress > "$OUT/logs/$name.log" 2>&1
   echo "$(date -u +%H:%M:%S) tuned $name"
 }
@@ -74,16 +77,10 @@ fieldllmfast() {
 # issue 15: fieldllm on augmented views: no --features, so every step runs the frozen encoder on skeletons with its
 # training transform (random crop and rotation) instead of one fixed feature set the bridge can memorise (fieldllm's
 # training loss is 0.02 in epoch 2 while val top-1 stays at 80 %)
-fieldllmaug() {
-  local name=ucla-f-joint-llm-aug
-  sugar tune --encoder "$OUT/ucla-f-joint" --config $CONFIG --set epochs="${E_REL:-2}" --run-dir "$OUT/$name" \
-    --no-progress > "$OUT/logs/$name.log" 2>&1
-  sugar evaluate "$OUT/$name" --split test >> "$OUT/logs/$name.log" 2>&1
-  echo "$(date -u +%H:%M:%S) tuned and evaluated $name"
-}
+fieldllmaug() { ONLINE=1 tune_and_test ucla-f-joint-llm-aug ucla-f-joint; }
 
-# issue 15: the MSR Action3D recogniser with enough steps: msrrelease's 2 epochs are 72 optimizer steps on 284
-# samples (LLM alone 13.2 %); E_MSR3 epochs (default 8, ~290 steps, NW-UCLA's 2 epochs are 230), best epoch on val
+# issue 15: the MSR Action3D recogniser with enough steps: msrrelease's 2 epochs are 64 optimizer steps (32 per
+# epoch; LLM alone 13.2 %); E_MSR3 epochs (default 8: 256 steps, NW-UCLA's 2 epochs are 230), best epoch on val
 msrepochs() {
   CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "msr-label-llm-e${E_MSR3:-8}" msr-k-label
 }
