@@ -123,6 +123,18 @@ run:ucla-p-joint() {  # issue 14's next lever: the paper's (CTR-GCN) widths at t
   train ucla-p-joint configs/pretrain/nw-ucla-field-cpu.yaml - --set model.preset=paper
   evaluate ucla-p-joint --no-tsne
 }
+# CTR-GCN's own NW-UCLA data recipe on the field schedule: random sorted frames, rotation +-60 degrees about x and y,
+# scale 0.5-1.5, per-sequence min-max to [-1, 1], no view alignment; REPEAT copies per epoch (CTR-GCN: 5)
+CTRGCN_UCLA=(--set data.sampling=random --set data.normalize=minmax --set data.align=false --set data.rotate_axes=xy
+             --set data.random_rotate=1.0472 --set "data.random_scale=[0.5,1.5]")
+run:ucla-c-joint() {  # issue 14: the recipe with repeat 5 (325 views of each training sample; ~2 h on one core)
+  train ucla-c-joint configs/pretrain/nw-ucla-field-cpu.yaml - "${CTRGCN_UCLA[@]}" --set data.repeat=5
+  evaluate ucla-c-joint --no-tsne
+}
+run:ucla-c1-joint() {  # the same recipe with repeat 1: what the preprocessing gives without the longer training
+  train ucla-c1-joint configs/pretrain/nw-ucla-field-cpu.yaml - "${CTRGCN_UCLA[@]}"
+  evaluate ucla-c1-joint --no-tsne
+}
 run:ucla-f-joint() { field_stream joint; }
 run:ucla-f-bone() { field_stream bone; }
 run:ucla-f-joint-motion() { field_stream joint_motion; }
@@ -326,8 +338,9 @@ own_candidates() {  # name source protocol: custom.yaml as is and with the previ
 parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
-  case $part in
-    ucla|msr|zeroshot|msrzeroshot|ablation|recipe|recipe2|owndata|textscore|field_mil_release|field_release|owndefaults|owndefaults-msr|owndefaults-ucla|seeds|seeds-ucla|seeds-msr|ownlabel|ownnotemplate|ownntall|ownrefresh|msrsplits|run:own-msr|run:msr-k-label|run:msr-k-gen|run:ucla-k-gen|run:ucla-k-label|run:own-ucla|run:own-ucla-ucfg|knowledge|run:ucla-r-joint|run:ucla-r-neg|run:msr-r-joint|run:ucla-milnce|run:ucla-ce|field|fuse_field|run:ucla-p-joint|run:ucla-f-joint|run:ucla-f-bone|run:ucla-f-joint-motion|run:ucla-f-bone-motion|run:msr-milnce|run:msr-ce) "$part" ;;
-    *) echo "unknown part $part (ucla msr zeroshot msrzeroshot ablation recipe owndata knowledge)" >&2; exit 2 ;;
-  esac
+  if [[ $part != _* ]] && declare -F "$part" > /dev/null; then  # any part or run:NAME defined above
+    "$part"
+  else
+    echo "unknown part $part (e.g. ucla msr zeroshot field run:ucla-ce; see the functions in $0)" >&2; exit 2
+  fi
 done

@@ -164,9 +164,52 @@ def test_build_transform_output(stream, train):
         np.testing.assert_array_equal(out, t(x, np.random.default_rng(123)))  # test time is deterministic
 
 
+def test_random_frames_are_sorted_valid_frames_and_even_at_test():
+    x = np.zeros((1, 40, NTU.num_joints, 3), dtype=np.float32)
+    x[0, :30] = np.arange(1, 31, dtype=np.float32)[:, None, None]  # frame t holds t + 1; frames 30.. are padding
+    train = tf.random_frames(x, 52, np.random.default_rng(3))[0, :, 0, 0]
+    assert train.shape == (52,) and np.all(np.diff(train) >= 0) and train.min() >= 1 and train.max() <= 30
+    assert len(np.unique(train)) < 52  # more frames asked than the sequence has: some repeat
+    test = tf.random_frames(x, 10, None)[0, :, 0, 0]
+    assert test[0] == 1 and test[-1] == 30 and np.all(np.diff(test) > 0)
+
+
+def test_minmax_maps_each_axis_of_present_frames_to_unit_range_and_keeps_absent_zero():
+    x = _two_people(np.random.default_rng(16))
+    out = tf.minmax(x)
+    present = tf.presence(x)
+    coords = out[present]
+    np.testing.assert_allclose(coords.min(axis=(0, 1)), -1, atol=1e-6)
+    np.testing.assert_allclose(coords.max(axis=(0, 1)), 1, atol=1e-6)
+    assert not out[~present].any()
+    farther = x.copy()
+    farther[present] = farther[present] * 3.0 + 1.0
+    np.testing.assert_allclose(tf.minmax(farther), out, atol=1e-5)  # distance and size no longer matter
+
+
+def test_rotation_only_about_the_named_axes():
+    r = tf.random_rotation(np.random.default_rng(4), 1.0, axes="x")
+    np.testing.assert_allclose(r[0], [1, 0, 0], atol=1e-12)  # about x: x stays put
+    r = tf.random_rotation(np.random.default_rng(4), 1.0, axes="xy")
+    assert not np.allclose(r, np.eye(3))
+
+
+def test_ctrgcn_ucla_recipe_chain():
+    cfg = DataConfig(frames=52, max_persons=1, align=False, sampling="random", random_rotate=1.0, rotate_axes="xy",
+                     normalize="minmax")
+    x = _two_people(np.random.default_rng(17))[:1]
+    for train in (True, False):
+        out = tf.build_transform(cfg, NTU, train=train)(x, np.random.default_rng(0))
+        assert out.shape == (3, 52, NTU.num_joints, 1)
+        np.testing.assert_allclose(out.reshape(3, -1).min(axis=1), -1, atol=1e-5)
+
+
 def test_build_transform_rejects_bad_settings():
     with pytest.raises(ConfigError):
         tf.build_transform(DataConfig(stream="rgb"), NTU, train=True)
+    for bad in (DataConfig(sampling="every"), DataConfig(normalize="zscore"), DataConfig(rotate_axes="xw")):
+        with pytest.raises(ConfigError):
+            tf.build_transform(bad, NTU, train=True)
     with pytest.raises(ConfigError):
         tf.build_transform(DataConfig(random_crop=(0.0, 1.0)), NTU, train=True)
 

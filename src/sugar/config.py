@@ -36,6 +36,9 @@ class DataConfig:
     random_scale: tuple[float, float] = (1.0, 1.0)  # per-axis scale factor range at training; (1, 1) disables
     repeat: int = 1  # copies of each training sample per epoch, each augmented differently
     stream: str = "joint"  # joint | bone | joint_motion (= motion) | bone_motion (CTR-GCN's four streams)
+    sampling: str = "crop"  # crop: random window resized to `frames` | random: random sorted frames (CTR-GCN NW-UCLA)
+    rotate_axes: str = "xyz"  # axes random_rotate turns about (CTR-GCN's NW-UCLA recipe: xy)
+    normalize: str = "none"  # none | minmax: each sequence scaled per axis into [-1, 1] (CTR-GCN NW-UCLA)
     val_fraction: float = 0.1  # validation part carved from training (seeded, stratified by class)
     val_min_per_class: int = 1  # at least this many validation samples per class (classes with more than it)
     num_workers: int = 0

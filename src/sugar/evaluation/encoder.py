@@ -123,8 +123,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
 def _views(processor: Processor, ds: Any, multi_clip: int, seed: int) -> list[Dataset]:
     views: list[Dataset] = [processor.dataset(ds, train=False, seed=seed)]
     if multi_clip > 1:
-        crops = Processor(processor.layout, processor.in_channels, replace(processor.settings, random_rotate=0.0),
-                          processor.dims)
+        still = replace(processor.settings, random_rotate=0.0, random_scale=(1.0, 1.0))  # other clips, same pose
+        crops = Processor(processor.layout, processor.in_channels, still, processor.dims)
         views += [SkeletonTensorDataset(ds, crops.transform(train=True), 1000 + i) for i in range(multi_clip - 1)]
     return views
 

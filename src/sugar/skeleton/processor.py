@@ -42,6 +42,9 @@ class TransformSettings:
     random_rotate: float = 0.3
     random_scale: tuple[float, float] = (1.0, 1.0)
     stream: str = "joint"
+    sampling: str = "crop"  # absent (= crop) in processors saved before frame sampling
+    rotate_axes: str = "xyz"
+    normalize: str = "none"
 
     @classmethod
     def from_data_config(cls, data: DataConfig) -> TransformSettings:

@@ -25,6 +25,8 @@ from sugar.skeleton.layouts import Layout, get_layout
 
 Step = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 STREAMS: tuple[str, ...] = ("joint", "bone", "joint_motion", "motion", "bone_motion")  # motion = joint_motion
+SAMPLINGS: tuple[str, ...] = ("crop", "random")  # crop-and-resize (CTR-GCN NTU) | random frames (CTR-GCN NW-UCLA)
+NORMALIZATIONS: tuple[str, ...] = ("none", "minmax")
 
 
 def presence(joints: np.ndarray) -> np.ndarray:
@@ -125,9 +127,10 @@ def align(joints: np.ndarray, layout: Layout) -> np.ndarray:
     return joints if rotation is None else rotate(joints, rotation)
 
 
-def random_rotation(rng: np.random.Generator, max_angle: float) -> np.ndarray:
-    """A rotation by uniform random angles in [-max_angle, max_angle] about x, then y, then z."""
-    ax, ay, az = rng.uniform(-max_angle, max_angle, size=3)
+def random_rotation(rng: np.random.Generator, max_angle: float, axes: str = "xyz") -> np.ndarray:
+    """A rotation by uniform random angles in [-max_angle, max_angle] about x, then y, then z (only the
+    `axes` named; CTR-GCN's NW-UCLA recipe turns about x and y, never rolling the body over in the image)."""
+    ax, ay, az = (rng.uniform(-max_angle, max_angle) if axis in axes else 0.0 for axis in "xyz")
     cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
     rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
@@ -176,6 +179,32 @@ def resample(joints: np.ndarray, frames: int, rng: np.random.Generator | None = 
     joints = drop_trailing_zero_frames(joints)
     start, end = crop_window(joints.shape[1], rng, crop)
     return resize_time(joints[:, start:end], frames)
+
+
+def random_frames(joints: np.ndarray, frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """CTR-GCN's NW-UCLA sampling: `frames` random valid frames in temporal order (repeats allowed) at training,
+    evenly spaced frames at test. Unlike crop-and-resize, every part of the action can be seen in one clip."""
+    joints = drop_trailing_zero_frames(joints)
+    length = joints.shape[1]
+    if rng is None:
+        index = np.linspace(0, length - 1, frames).round().astype(int)
+    else:
+        index = np.sort(rng.integers(0, length, size=frames))
+    return joints[:, index].copy()
+
+
+def minmax(joints: np.ndarray, dims: int = 3) -> np.ndarray:
+    """Per-sequence, per-axis min-max scaling of the coordinates to [-1, 1] over the present person-frames
+    (CTR-GCN's NW-UCLA normalisation): removes each recording's distance to the camera and body size."""
+    mask = presence(joints)
+    if not mask.any():
+        return joints
+    coords = joints[..., :dims][mask]  # [N, V, dims]
+    low = coords.min(axis=(0, 1))
+    span = np.maximum(coords.max(axis=(0, 1)) - low, 1e-6)
+    out = joints.copy()
+    out[..., :dims][mask] = ((coords - low) / span * 2 - 1).astype(joints.dtype)
+    return out
 
 
 def bone(joints: np.ndarray, layout: Layout, dims: int = 3) -> np.ndarray:
@@ -250,13 +279,33 @@ class Resample:
 
 
 @dataclass(frozen=True)
+class RandomFrames:
+    """Fixed length `frames` by frame sampling: random sorted frames at training (`train`), evenly spaced at test."""
+
+    frames: int
+    train: bool = False
+
+    def __call__(self, joints: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return random_frames(joints, self.frames, rng if self.train else None)
+
+
+@dataclass(frozen=True)
 class RandomRotate:
     max_angle: float
+    axes: str = "xyz"
 
     def __call__(self, joints: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.max_angle <= 0 or joints.shape[-1] < 3:
             return joints
-        return rotate(joints, random_rotation(rng, self.max_angle))
+        return rotate(joints, random_rotation(rng, self.max_angle, self.axes))
+
+
+@dataclass(frozen=True)
+class MinMax:
+    dims: int = 3
+
+    def __call__(self, joints: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return minmax(joints, self.dims)
 
 
 @dataclass(frozen=True)
@@ -327,14 +376,18 @@ class TransformSettings(Protocol):
     random_rotate: float
     random_scale: tuple[float, float]
     stream: str
+    sampling: str
+    rotate_axes: str
+    normalize: str
 
 
 def build_transform(cfg: TransformSettings, layout: Layout | str, train: bool, *, dims: int = 3) -> Compose:
     """The standard chain for `cfg`: joints [M,T,V,C] + rng -> float32 [C, cfg.frames, V, cfg.max_persons].
 
-    Training adds the random crop window (cfg.random_crop), random rotation (cfg.random_rotate) and per-axis
-    scaling (cfg.random_scale); test uses the whole valid sequence and no randomness. `dims` = coordinate
-    channels (3 for 3D, 2 for 2D+score).
+    Training adds the random crop window (cfg.random_crop; or random frames with cfg.sampling = "random"),
+    random rotation (cfg.random_rotate about cfg.rotate_axes) and per-axis scaling (cfg.random_scale); test uses
+    the whole valid sequence and no randomness. cfg.normalize = "minmax" scales each sequence into [-1, 1] after
+    the geometric steps. `dims` = coordinate channels (3 for 3D, 2 for 2D+score).
     """
     layout = get_layout(layout)
     if cfg.frames < 1 or cfg.max_persons < 1:
@@ -348,16 +401,27 @@ def build_transform(cfg: TransformSettings, layout: Layout | str, train: bool, *
     stream = cfg.stream
     if stream not in STREAMS:
         raise ConfigError(f"data.stream must be one of {', '.join(STREAMS)}, got {stream!r}")
+    if cfg.sampling not in SAMPLINGS:
+        raise ConfigError(f"data.sampling must be one of {', '.join(SAMPLINGS)}, got {cfg.sampling!r}")
+    if cfg.normalize not in NORMALIZATIONS:
+        raise ConfigError(f"data.normalize must be one of {', '.join(NORMALIZATIONS)}, got {cfg.normalize!r}")
+    if not cfg.rotate_axes or set(cfg.rotate_axes) - set("xyz"):
+        raise ConfigError(f"data.rotate_axes must name some of x, y, z (e.g. 'xy'), got {cfg.rotate_axes!r}")
     steps: list[Step] = [DropTrailingZeroFrames(), PadPersons(cfg.max_persons)]
     if cfg.centre:
         steps.append(Centre(layout, dims))
     if cfg.align and dims == 3:
         steps.append(Align(layout))
-    steps.append(Resample(cfg.frames, tuple(cfg.random_crop) if train else None))
+    if cfg.sampling == "random":
+        steps.append(RandomFrames(cfg.frames, train))
+    else:
+        steps.append(Resample(cfg.frames, tuple(cfg.random_crop) if train else None))
     if train and cfg.random_rotate > 0 and dims == 3:
-        steps.append(RandomRotate(cfg.random_rotate))
+        steps.append(RandomRotate(cfg.random_rotate, cfg.rotate_axes))
     if train and (scale_lo, scale_hi) != (1.0, 1.0):
         steps.append(RandomScale(scale_lo, scale_hi, dims))
+    if cfg.normalize == "minmax":
+        steps.append(MinMax(dims))
     if stream in ("bone", "bone_motion"):
         steps.append(Bone(layout, dims))
     if stream in ("joint_motion", "motion", "bone_motion"):
