@@ -138,7 +138,9 @@ def recipe_table(runs: Path) -> list[str]:
 
 FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-joint-motion", "joint motion"),
                  ("ucla-f-bone-motion", "bone motion"),
-                 ("ucla-p-joint", "joint, `paper` preset (CTR-GCN's widths; `--set model.preset=paper`)")]
+                 ("ucla-p-joint", "joint, `paper` preset (CTR-GCN's widths; `--set model.preset=paper`)"),
+                 ("ucla-c1-joint", "joint, CTR-GCN's NW-UCLA data recipe (random frames, +-60 deg xy, min-max)"),
+                 ("ucla-c-joint", "joint, CTR-GCN's NW-UCLA data recipe, repeat 5 (325 views of each sample)")]
 
 
 def fused_cell(runs: Path, name: str) -> str:
@@ -600,6 +602,7 @@ def main() -> None:
     out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot, 4 held-out classes, 4-way choice")
     out += cross_dataset_table(runs)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
+              "ucla-f-joint-llm-pool",
               "msr-llm", "msr-label-llm",
               "msr-label-llm-e8", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary") for s in range(1, 10)]
