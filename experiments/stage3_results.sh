@@ -77,6 +77,10 @@ fieldllmfast() {
 # issues 15 and 16: fieldllm with the mean-pooling bridge (one action token per sample instead of 16), the bridge
 # that won the equal-budget ablation below; one token is also ~2.5x fewer LLM tokens per ranked sample
 fieldllmpool() { tune_and_test ucla-f-joint-llm-pool ucla-f-joint --set bridge.kind=pool; }
+msrpool() {  # the same on MSR Action3D, beside msrepochs (8 epochs)
+  CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "msr-label-llm-e${E_MSR3:-8}-pool" \
+    msr-k-label --set bridge.kind=pool
+}
 
 # issue 15: fieldllm on augmented views: no --features, so every step runs the frozen encoder on skeletons with its
 # training transform (random crop and rotation) instead of one fixed feature set the bridge can memorise (fieldllm's
