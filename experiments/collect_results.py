@@ -611,6 +611,7 @@ def main() -> None:
     out += descriptions_table(runs, stage3)
     out += fast_rank_table(runs, "ucla-f-joint-llm")
     out += fast_rank_table(runs, "ucla-f-joint-llm-fast")
+    out += fast_rank_table(runs, "ucla-f-joint-llm-pool")
     out += bridge_table(runs)
     out += bridge_table(runs, "-full")
     print("\n".join(out) if out else f"no finished runs under {runs}")
