@@ -391,7 +391,9 @@ def tune_setting(run: Path) -> str:
     epochs = (f"{cfg['epochs']} ep" if done >= cfg["epochs"]
               else f"{done} of {cfg['epochs']} ep (stopped, finished early)")
     vary = ", random list per row" if cfg.get("vary_list") else ""
-    return (f"{cfg['bridge']['kind']}, {cfg['bridge']['num_queries']} tokens, LoRA r={cfg['lora']['r']}{vary}, "
+    kind = cfg["bridge"]["kind"]
+    tokens = {"pool": "1 token", "linear": "1 token per frame"}.get(kind, f"{cfg['bridge']['num_queries']} tokens")
+    return (f"{kind}, {tokens}, LoRA r={cfg['lora']['r']}{vary}, "
             f"{epochs} on {samples} train samples, {total / 60:.1f} min")
 
 
