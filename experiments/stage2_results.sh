@@ -135,6 +135,16 @@ run:ucla-c1-joint() {  # the same recipe with repeat 1: what the preprocessing g
   train ucla-c1-joint configs/pretrain/nw-ucla-field-cpu.yaml - "${CTRGCN_UCLA[@]}"
   evaluate ucla-c1-joint --no-tsne
 }
+# the same choice measured across views (protocol xview:1>2: train on view 1, score on view 2, view 3 untouched):
+# the usual validation part comes from the training views and cannot show a gain in view invariance
+run:ucla-vp-field() {
+  train ucla-vp-field configs/pretrain/nw-ucla-field-cpu.yaml - --set "data.protocol=xview:1>2"
+  evaluate ucla-vp-field --no-tsne
+}
+run:ucla-vp-recipe() {
+  train ucla-vp-recipe configs/pretrain/nw-ucla-field-cpu.yaml - "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2"
+  evaluate ucla-vp-recipe --no-tsne
+}
 run:ucla-f-joint() { field_stream joint; }
 run:ucla-f-bone() { field_stream bone; }
 run:ucla-f-joint-motion() { field_stream joint_motion; }

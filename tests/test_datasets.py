@@ -106,6 +106,19 @@ def test_msr_random_subject_split_names_its_training_subjects(shared_data: Path)
         open_dataset("msr-action3d", protocol="xsub:" + ",".join(map(str, range(1, 11))), split="test")
 
 
+def test_nw_ucla_view_proxy_protocol_never_reads_the_official_test_view(shared_data: Path):
+    trainval = open_dataset("nw-ucla", protocol="xview:1>2", split="trainval")
+    test = open_dataset("nw-ucla", protocol="xview:1>2", split="test")
+    view = lambda n: int(n.split("_v")[1][:2])  # noqa: E731
+    assert {view(n) for n in trainval.names} == {1} and {view(n) for n in test.names} == {2}
+    official = open_dataset("nw-ucla", split="trainval")
+    assert len(trainval) + len(test) == len(official)  # views 1 and 2: the official training part
+    with pytest.raises(SugarError, match="views from 1-3"):
+        open_dataset("nw-ucla", protocol="xview:1>4", split="test")
+    with pytest.raises(SugarError, match="both train and test"):
+        open_dataset("nw-ucla", protocol="xview:1,2>2", split="test")
+
+
 def test_val_is_carved_from_train_seeded_and_stratified(shared_data: Path):
     trainval = open_dataset("nw-ucla", split="trainval")
     train = open_dataset("nw-ucla", split="train", seed=3)
