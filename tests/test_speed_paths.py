@@ -11,7 +11,7 @@ from stage3helpers import ACTIONS, build_tiny, random_tokens, session_tokenizer
 from sugar.config import PretrainConfig, TuneConfig
 from sugar.errors import ConfigError, SugarError
 from sugar.models import decoding, inference
-from sugar.models.answering import context
+from sugar.models.answering import context, ranked_context
 from sugar.models.prompt import candidate_ids
 from sugar.models.recognizer_io import save_recognizer
 from sugar.training import loop
@@ -62,6 +62,26 @@ def test_row_chunked_ranking_equals_one_pass(rec, tok) -> None:
     whole = decoding.rank_candidates(rec.llm, cache, mask, last, tree)
     chunked = decoding.rank_candidates(rec.llm, cache, mask, last, tree, budget_bytes=1)  # one row per pass
     assert torch.allclose(whole, chunked, atol=1e-5)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("separating", [False, True])
+def test_context_and_tree_in_one_pass_equal_two_passes(rec, tok, separating) -> None:
+    parts = rec.prompt(ACTIONS)
+    tree = decoding.CandidateTree.build([candidate_ids(tok, a) for a in ACTIONS], separating=separating)
+    embeds, amask = rec.action_tokens(_tokens(4, seed=6))
+    amask = amask.clone()
+    amask[1, -3:] = False  # a row with padded action tokens
+    (cache, mask, last), none = ranked_context(rec, embeds, amask, parts)
+    two_pass = decoding.rank_candidates(rec.llm, cache, mask, last, tree)
+    (cache1, mask1, last1), one_pass = ranked_context(rec, embeds, amask, parts, tree=tree)
+    assert none is None and one_pass is not None
+    assert torch.allclose(one_pass, two_pass, atol=1e-5)
+    assert torch.equal(mask1, mask) and torch.allclose(last1, last, atol=1e-5)
+    assert cache1.get_seq_length() == cache.get_seq_length()  # the tree's nodes are not left in the cache
+    forced = [candidate_ids(tok, "throw")] * 4
+    assert (decoding.greedy_continue(rec.llm, cache1, mask1, last1, 4, [], forced)[0]
+            == decoding.greedy_continue(rec.llm, cache, mask, last, 4, [], forced)[0])
 
 
 def test_separating_tree_cuts_each_candidate_after_its_first_unique_token(tok) -> None:

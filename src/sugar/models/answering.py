@@ -56,6 +56,15 @@ def descriptions_from(knowledge: Any) -> dict[str, str]:
 def context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: PromptParts,
             zero_shot: bool = False) -> Context:
     """Run [prefix][action tokens][suffix] for a batch: (cache, 2-D mask, logits of the last position)."""
+    return ranked_context(rec, embeds, amask, parts, zero_shot)[0]
+
+
+@torch.no_grad()
+def ranked_context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: PromptParts,
+                   zero_shot: bool = False, tree: decoding.CandidateTree | None = None
+                   ) -> tuple[Context, torch.Tensor | None]:
+    """`context`, and given `tree`, the candidates' scores [N, C] from the same forward pass where the prompt
+    prefix is cached and the tree's logits fit the budget (else None: score them with rank_candidates)."""
     n, device = embeds.shape[0], rec.device
     embed = rec.llm.get_input_embeddings()
     suffix = embed(torch.tensor(parts.suffix_ids, device=device))[None].expand(n, -1, -1)
@@ -64,19 +73,23 @@ def context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: P
     mask = torch.cat([torch.ones(n, p, dtype=torch.long, device=device), amask.long(),
                       torch.ones(n, len(parts.suffix_ids), dtype=torch.long, device=device)], 1)
     positions = mask.cumsum(1) - 1  # padded action tokens take no position
-    if rec.use_prefix_cache:
-        def compute() -> Any:
-            ids = torch.tensor([parts.prefix_ids], device=device)
-            return decoding.run_cached(rec.llm, None, input_ids=ids, logits_to_keep=1)[1]
-
-        prefix_cache = rec.prefix_cache.get((parts.actions, zero_shot), compute)
-        out, cache = decoding.run_cached(rec.llm, decoding.expand_cache(prefix_cache, n), inputs_embeds=x,
-                                         attention_mask=mask, position_ids=positions[:, p:], logits_to_keep=1)
-    else:
+    if not rec.use_prefix_cache:
         prefix = embed(torch.tensor(parts.prefix_ids, device=device))[None].expand(n, -1, -1)
         out, cache = decoding.run_cached(rec.llm, None, inputs_embeds=torch.cat([prefix, x], 1),
                                          attention_mask=mask, position_ids=positions, logits_to_keep=1)
-    return cache, mask, out.logits[:, -1]
+        return (cache, mask, out.logits[:, -1]), None
+
+    def compute() -> Any:
+        ids = torch.tensor([parts.prefix_ids], device=device)
+        return decoding.run_cached(rec.llm, None, input_ids=ids, logits_to_keep=1)[1]
+
+    prefix_cache = decoding.expand_cache(rec.prefix_cache.get((parts.actions, zero_shot), compute), n)
+    if tree is not None and decoding.tree_fits_one_pass(n, tree, embed.num_embeddings):
+        cache, last, scores = decoding.context_and_tree(rec.llm, prefix_cache, x, mask, positions[:, p:], tree)
+        return (cache, mask, last), scores
+    out, cache = decoding.run_cached(rec.llm, prefix_cache, inputs_embeds=x, attention_mask=mask,
+                                     position_ids=positions[:, p:], logits_to_keep=1)
+    return (cache, mask, out.logits[:, -1]), None
 
 
 def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
@@ -87,12 +100,13 @@ def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
 
 
 def rank(rec: Recognizer, ctx: Context, parts: PromptParts, tree: decoding.CandidateTree, actions: list[str],
-         describe: bool, top_k: int, text_logits: torch.Tensor | None = None, weight: float = 0.0
-         ) -> list[dict[str, Any]]:
-    """Score every list entry (fused with the text head's logits when given); the best one's description is
-    generated after its forced label."""
+         describe: bool, top_k: int, text_logits: torch.Tensor | None = None, weight: float = 0.0,
+         scores: torch.Tensor | None = None) -> list[dict[str, Any]]:
+    """Score every list entry (fused with the text head's logits when given; `scores`: already computed with the
+    context); the best one's description is generated after its forced label."""
     cache, mask, last = ctx
-    scores = decoding.rank_candidates(rec.llm, cache, mask, last, tree)  # [N, C]
+    if scores is None:
+        scores = decoding.rank_candidates(rec.llm, cache, mask, last, tree)  # [N, C]
     probs = fuse(scores, text_logits, weight).exp().float().to(scores.device)
     order = probs.argsort(-1, descending=True)[:, :top_k]
     best = order[:, 0].tolist()
@@ -166,10 +180,10 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
             else:
                 raise SugarError("recognize() takes Sample objects or token tensors [T', d], not a mix")
             embeds, amask = rec.action_tokens(tokens)
-            ctx = context(rec, embeds, amask, parts, zero_shot)
+            ctx, scores = ranked_context(rec, embeds, amask, parts, zero_shot, tree if mode == "rank" else None)
             if mode == "rank":
                 text = rec.evidence.logits(tokens, actions, knowledge) if weight > 0 and rec.evidence else None
-                results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weight)
+                results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weight, scores)
             else:
                 results += generate(rec, ctx, parts, actions)
     finally:

@@ -126,39 +126,93 @@ def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 LOGITS_BUDGET_BYTES = 256 * 2**20  # vocabulary logits held at once while ranking (rows are chunked to fit)
 
 
+def tree_scores(first_logits: torch.Tensor, node_logits: torch.Tensor | None, tree: CandidateTree) -> torch.Tensor:
+    """Length-normalised log-likelihood [N, C] of every candidate from the logits after the context [N, V] and
+    at the tree's nodes [N, U, V] (None when the tree has no nodes)."""
+    device = first_logits.device
+    total = torch.log_softmax(first_logits.float(), -1)[:, tree.first.to(device)]  # [N, C]
+    if node_logits is not None and tree.node_tokens.numel():
+        cand, node, target = tree.pairs.to(device).unbind(1)
+        logp = torch.log_softmax(node_logits.float(), -1)  # [N, U, V]
+        total = total.index_add(1, cand, logp[:, node, target])
+    return total / tree.lengths.to(device=device, dtype=total.dtype)
+
+
+def _tree_rows(tree: CandidateTree, context_mask: torch.Tensor, device: torch.device
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What each tree node sees ([k, U, Lc + U] bool: the context's real tokens and its ancestors) and the
+    nodes' position ids [k, U] after a context with mask `context_mask` [k, Lc]."""
+    k, lc = context_mask.shape
+    u = tree.node_tokens.numel()
+    visible = torch.cat([context_mask.bool()[:, None, :].expand(k, u, lc),
+                         tree.visible.to(device)[None].expand(k, u, u)], dim=2)
+    positions = context_mask.long().sum(1, keepdim=True) + tree.node_depth.to(device)[None]
+    return visible, positions
+
+
+def tree_fits_one_pass(rows: int, tree: CandidateTree, vocab: int, budget_bytes: int = LOGITS_BUDGET_BYTES) -> bool:
+    """Whether the vocabulary logits of every row's tree nodes (and its last context position) fit `budget_bytes`."""
+    return 2 * rows * (tree.node_tokens.numel() + 1) * vocab * 4 <= budget_bytes
+
+
+@torch.no_grad()
+def context_and_tree(model: nn.Module, cache, inputs_embeds: torch.Tensor, context_mask: torch.Tensor,
+                     position_ids: torch.Tensor, tree: CandidateTree):
+    """The end of the context and the candidate tree in ONE forward on top of `cache` (the context's first
+    Lc - S positions, e.g. the shared prompt prefix): the S context tokens attend causally to the real context
+    tokens, the tree's nodes to the whole context and their ancestors (tree attention).
+
+    Returns (the cache after the context only, the logits of its last position [N, V], the candidate scores
+    [N, C]). Against `context` + `rank_candidates` it saves one pass and one copy of every row's keys and values.
+    """
+    n, s, _ = inputs_embeds.shape
+    lc = context_mask.shape[1]
+    past = lc - s
+    device = inputs_embeds.device
+    u = tree.node_tokens.numel()
+    nodes = model.get_input_embeddings()(tree.node_tokens.to(device))[None].expand(n, -1, -1)
+    keys = context_mask.bool()
+    causal = torch.arange(lc, device=device)[None, :] <= (past + torch.arange(s, device=device))[:, None]  # [S, Lc]
+    context_rows = torch.cat([keys[:, None, :] & causal[None], torch.zeros(n, s, u, dtype=torch.bool, device=device)],
+                             dim=2)
+    node_rows, node_positions = _tree_rows(tree, context_mask, device)
+    attn = _additive(torch.cat([context_rows, node_rows], 1)[:, None], nodes.dtype)  # [N, 1, S + U, Lc + U]
+    out, after = run_cached(model, cache, inputs_embeds=torch.cat([inputs_embeds.to(nodes.dtype), nodes], 1),
+                            attention_mask=attn, position_ids=torch.cat([position_ids, node_positions], 1),
+                            logits_to_keep=u + 1)
+    last, node_logits = out.logits[:, 0], out.logits[:, 1:]
+    return truncate_cache(after, lc), last, tree_scores(last, node_logits, tree)
+
+
+def truncate_cache(cache, length: int):
+    """A DynamicCache over the first `length` positions of `cache` (views, no copy)."""
+    return DynamicCache(ddp_cache_data=[(layer.keys[:, :, :length], layer.values[:, :, :length])
+                                        for layer in cache.layers])
+
+
 @torch.no_grad()
 def rank_candidates(model: nn.Module, cache, context_mask: torch.Tensor, last_logits: torch.Tensor,
                     tree: CandidateTree, budget_bytes: int = LOGITS_BUDGET_BYTES) -> torch.Tensor:
     """Length-normalised log-likelihood [N, C] of every candidate after the context, in one forward pass per
     chunk of rows; chunks keep the [rows, nodes, vocabulary] logits under `budget_bytes` (long candidates, such
     as whole answers, would otherwise hold gigabytes)."""
-    n, lc = context_mask.shape
+    n = context_mask.shape[0]
     device = last_logits.device
-    first_lp = torch.log_softmax(last_logits.float(), -1)[:, tree.first.to(device)]  # [N, C]
-    total = first_lp.clone()
     u = tree.node_tokens.numel()
-    if u:
-        embed = model.get_input_embeddings()
-        nodes = embed(tree.node_tokens.to(device))[None]  # [1, U, D]
-        dtype = nodes.dtype
-        tree_visible = tree.visible.to(device)[None]
-        depth = tree.node_depth.to(device)[None]
-        cand, node, target = tree.pairs.to(device).unbind(1)
-        rows = max(1, budget_bytes // (2 * u * last_logits.shape[-1] * 4))  # logits + their log-softmax, fp32
-        for start in range(0, n, rows):
-            idx = torch.arange(start, min(n, start + rows), device=device)
-            cmask = context_mask[idx]
-            k = idx.numel()
-            visible = torch.cat([cmask.bool()[:, None, :].expand(k, u, lc), tree_visible.expand(k, u, u)], dim=2)
-            attn = _additive(visible[:, None], dtype)  # [k, 1, U, Lc + U]
-            positions = cmask.long().sum(1, keepdim=True) + depth
-            sub = clone_cache(cache, idx if k < n else None)
-            out, _ = run_cached(model, sub, inputs_embeds=nodes.expand(k, -1, -1), attention_mask=attn,
-                                position_ids=positions)
-            logp = torch.log_softmax(out.logits.float(), -1)  # [k, U, V]
-            total[idx] += torch.zeros_like(total[idx]).index_add_(1, cand, logp[:, node, target])
-            del out, logp
-    return total / tree.lengths.to(device=device, dtype=total.dtype)
+    if not u:
+        return tree_scores(last_logits, None, tree)
+    nodes = model.get_input_embeddings()(tree.node_tokens.to(device))[None]  # [1, U, D]
+    rows = max(1, budget_bytes // (2 * u * last_logits.shape[-1] * 4))  # logits + their log-softmax, fp32
+    chunks = []
+    for start in range(0, n, rows):
+        idx = torch.arange(start, min(n, start + rows), device=device)
+        visible, positions = _tree_rows(tree, context_mask[idx], device)
+        sub = clone_cache(cache, idx if idx.numel() < n else None)
+        out, _ = run_cached(model, sub, inputs_embeds=nodes.expand(idx.numel(), -1, -1),
+                            attention_mask=_additive(visible[:, None], nodes.dtype), position_ids=positions)
+        chunks.append(tree_scores(last_logits[idx], out.logits, tree))
+        del out
+    return torch.cat(chunks)
 
 
 @torch.no_grad()
