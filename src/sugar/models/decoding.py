@@ -9,7 +9,8 @@ Ranking scores C candidates per sample in ONE forward pass: the candidates' toke
 prefix tree (candidates that share leading tokens share nodes), the tree's nodes are laid out as one sequence
 per sample, and a 4-D attention mask lets each node see the context and its own ancestors only (tree attention).
 A 10-class list thus costs one pass over ~(total distinct candidate prefixes) tokens per sample instead of C
-separate passes.
+separate passes. Where the prompt prefix is cached, the tree's nodes even ride in the same pass as the end of the
+context (`context_and_tree`), so ranking is one forward per batch.
 """
 
 from __future__ import annotations
