@@ -161,6 +161,11 @@ def field_table(runs: Path) -> list[str]:
              "|---|---|---|---|---|---|"]
     lines += [f"| {lab} | `{n}` | {best_val(r)} | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {setting(r)} |"
               for n, lab, r in found]
+    for name, label in (("ucla-vp-field", "view proxy (train view 1, score view 2): field config"),
+                        ("ucla-vp-recipe", "view proxy (train view 1, score view 2): CTR-GCN's data recipe")):
+        if (r := load(runs / name)) is not None:
+            lines.append(f"| {label} | `{name}` | {best_val(r)} | {both_heads(r, 'text')} (view 2) | "
+                         f"{both_heads(r, 'ce')} (view 2) | {setting(r)} |")
     for tag, label in (("", "fused, weights chosen on val"), ("-equal", "fused, equal weights")):
         text, ce = fused_cell(runs, f"ucla-f-fused-text{tag}"), fused_cell(runs, f"ucla-f-fused-ce{tag}")
         if text != "-" or ce != "-":
@@ -606,7 +611,7 @@ def main() -> None:
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
               "ucla-f-joint-llm-pool",
               "msr-llm", "msr-label-llm",
-              "msr-label-llm-e8", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
+              "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary") for s in range(1, 10)]
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")

@@ -116,7 +116,7 @@ run:ucla-r-neg() {  # NW-UCLA with the custom config's loss and candidates: the 
 
 field_stream() {  # stream -> the 65-epoch NW-UCLA run of that stream (configs/pretrain/nw-ucla-field-cpu.yaml)
   local name=ucla-f-${1//_/-}
-  train "$name" configs/pretrain/nw-ucla-field-cpu.yaml - --set data.stream="$1"
+  train "$name" configs/pretrain/nw-ucla-field-cpu.yaml - "${FIELD_BEFORE[@]}" --set data.stream="$1"
   evaluate "$name" --no-tsne
 }
 run:ucla-p-joint() {  # issue 14's next lever: the paper's (CTR-GCN) widths at the field schedule, joints (resumable)
@@ -127,6 +127,9 @@ run:ucla-p-joint() {  # issue 14's next lever: the paper's (CTR-GCN) widths at t
 # scale 0.5-1.5, per-sequence min-max to [-1, 1], no view alignment; REPEAT copies per epoch (CTR-GCN: 5)
 CTRGCN_UCLA=(--set data.sampling=random --set data.normalize=minmax --set data.align=false --set data.rotate_axes=xy
              --set data.random_rotate=1.0472 --set "data.random_scale=[0.5,1.5]")
+# the field config's data settings before it took the recipe (what the ucla-f-* streams were trained with)
+FIELD_BEFORE=(--set data.sampling=crop --set data.normalize=none --set data.align=true --set data.rotate_axes=xyz
+              --set data.random_rotate=0.3 --set "data.random_scale=[1.0,1.0]")
 run:ucla-c-joint() {  # issue 14: the recipe with repeat 5 (325 views of each training sample; ~2 h on one core)
   train ucla-c-joint configs/pretrain/nw-ucla-field-cpu.yaml - "${CTRGCN_UCLA[@]}" --set data.repeat=5
   evaluate ucla-c-joint --no-tsne
@@ -138,7 +141,7 @@ run:ucla-c1-joint() {  # the same recipe with repeat 1: what the preprocessing g
 # the same choice measured across views (protocol xview:1>2: train on view 1, score on view 2, view 3 untouched):
 # the usual validation part comes from the training views and cannot show a gain in view invariance
 run:ucla-vp-field() {
-  train ucla-vp-field configs/pretrain/nw-ucla-field-cpu.yaml - --set "data.protocol=xview:1>2"
+  train ucla-vp-field configs/pretrain/nw-ucla-field-cpu.yaml - "${FIELD_BEFORE[@]}" --set "data.protocol=xview:1>2"
   evaluate ucla-vp-field --no-tsne
 }
 run:ucla-vp-recipe() {
