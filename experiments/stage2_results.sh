@@ -148,6 +148,16 @@ run:ucla-vp-recipe() {
   train ucla-vp-recipe configs/pretrain/nw-ucla-field-cpu.yaml - "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2"
   evaluate ucla-vp-recipe --no-tsne
 }
+# issue 14: the other three streams with the field config as it is now (CTR-GCN's data recipe); the joint stream
+# of this recipe is run:ucla-c1-joint. Fuse them with `sugar fuse` (weights chosen on val) once all are finished.
+recipe_stream() {
+  local name=ucla-fr-${1//_/-}
+  train "$name" configs/pretrain/nw-ucla-field-cpu.yaml - --set data.stream="$1"
+  evaluate "$name" --no-tsne
+}
+run:ucla-fr-bone() { recipe_stream bone; }
+run:ucla-fr-joint-motion() { recipe_stream joint_motion; }
+run:ucla-fr-bone-motion() { recipe_stream bone_motion; }
 run:ucla-f-joint() { field_stream joint; }
 run:ucla-f-bone() { field_stream bone; }
 run:ucla-f-joint-motion() { field_stream joint_motion; }
