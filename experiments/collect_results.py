@@ -140,7 +140,12 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-f-bone-motion", "bone motion"),
                  ("ucla-p-joint", "joint, `paper` preset (CTR-GCN's widths; `--set model.preset=paper`)"),
                  ("ucla-c1-joint", "joint, CTR-GCN's NW-UCLA data recipe (random frames, +-60 deg xy, min-max)"),
-                 ("ucla-c-joint", "joint, CTR-GCN's NW-UCLA data recipe, repeat 5 (325 views of each sample)")]
+                 ("ucla-c-joint", "joint, CTR-GCN's NW-UCLA data recipe, repeat 5 (325 views of each sample)"),
+                 ("ucla-fr-bone", "bone, CTR-GCN's NW-UCLA data recipe"),
+                 ("ucla-fr-joint-motion", "joint motion, CTR-GCN's NW-UCLA data recipe"),
+                 ("ucla-fr-bone-motion", "bone motion, CTR-GCN's NW-UCLA data recipe"),
+                 ("ucla-vp-field", "view proxy, earlier field settings (`xview:1>2`: test columns are view 2)"),
+                 ("ucla-vp-recipe", "view proxy, CTR-GCN's data recipe (`xview:1>2`: test columns are view 2)")]
 
 
 def fused_cell(runs: Path, name: str) -> str:
@@ -161,11 +166,6 @@ def field_table(runs: Path) -> list[str]:
              "|---|---|---|---|---|---|"]
     lines += [f"| {lab} | `{n}` | {best_val(r)} | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {setting(r)} |"
               for n, lab, r in found]
-    for name, label in (("ucla-vp-field", "view proxy (train view 1, score view 2): field config"),
-                        ("ucla-vp-recipe", "view proxy (train view 1, score view 2): CTR-GCN's data recipe")):
-        if (r := load(runs / name)) is not None:
-            lines.append(f"| {label} | `{name}` | {best_val(r)} | {both_heads(r, 'text')} (view 2) | "
-                         f"{both_heads(r, 'ce')} (view 2) | {setting(r)} |")
     for tag, label in (("", "fused, weights chosen on val"), ("-equal", "fused, equal weights")):
         text, ce = fused_cell(runs, f"ucla-f-fused-text{tag}"), fused_cell(runs, f"ucla-f-fused-ce{tag}")
         if text != "-" or ce != "-":

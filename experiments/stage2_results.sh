@@ -114,47 +114,31 @@ run:ucla-r-neg() {  # NW-UCLA with the custom config's loss and candidates: the 
   evaluate ucla-r-neg --no-tsne
 }
 
-field_stream() {  # stream -> the 65-epoch NW-UCLA run of that stream (configs/pretrain/nw-ucla-field-cpu.yaml)
-  local name=ucla-f-${1//_/-}
-  train "$name" configs/pretrain/nw-ucla-field-cpu.yaml - "${FIELD_BEFORE[@]}" --set data.stream="$1"
+field_run() {  # name [args ...]: a configs/pretrain/nw-ucla-field-cpu.yaml run, trained then evaluated on test
+  local name=$1; shift
+  train "$name" configs/pretrain/nw-ucla-field-cpu.yaml - "$@"
   evaluate "$name" --no-tsne
-}
-run:ucla-p-joint() {  # issue 14's next lever: the paper's (CTR-GCN) widths at the field schedule, joints (resumable)
-  train ucla-p-joint configs/pretrain/nw-ucla-field-cpu.yaml - --set model.preset=paper
-  evaluate ucla-p-joint --no-tsne
 }
 # CTR-GCN's own NW-UCLA data recipe on the field schedule: random sorted frames, rotation +-60 degrees about x and y,
-# scale 0.5-1.5, per-sequence min-max to [-1, 1], no view alignment; REPEAT copies per epoch (CTR-GCN: 5)
+# scale 0.5-1.5, per-sequence min-max to [-1, 1], no view alignment (the field config's settings since 2026-12-04 (6))
 CTRGCN_UCLA=(--set data.sampling=random --set data.normalize=minmax --set data.align=false --set data.rotate_axes=xy
              --set data.random_rotate=1.0472 --set "data.random_scale=[0.5,1.5]")
-# the field config's data settings before it took the recipe (what the ucla-f-* streams were trained with)
+# the field config's data settings before it took the recipe (what the ucla-f-* and ucla-p-joint runs were trained with)
 FIELD_BEFORE=(--set data.sampling=crop --set data.normalize=none --set data.align=true --set data.rotate_axes=xyz
               --set data.random_rotate=0.3 --set "data.random_scale=[1.0,1.0]")
-run:ucla-c-joint() {  # issue 14: the recipe with repeat 5 (325 views of each training sample; ~2 h on one core)
-  train ucla-c-joint configs/pretrain/nw-ucla-field-cpu.yaml - "${CTRGCN_UCLA[@]}" --set data.repeat=5
-  evaluate ucla-c-joint --no-tsne
-}
-run:ucla-c1-joint() {  # the same recipe with repeat 1: what the preprocessing gives without the longer training
-  train ucla-c1-joint configs/pretrain/nw-ucla-field-cpu.yaml - "${CTRGCN_UCLA[@]}"
-  evaluate ucla-c1-joint --no-tsne
-}
+field_stream() { field_run "ucla-f-${1//_/-}" "${FIELD_BEFORE[@]}" --set data.stream="$1"; }  # the released streams
+# issue 14's next lever: the paper's (CTR-GCN) widths at the field schedule, joints (resumable)
+run:ucla-p-joint() { field_run ucla-p-joint "${FIELD_BEFORE[@]}" --set model.preset=paper; }
+# the recipe with repeat 5 (CTR-GCN's: 325 views of each training sample; ~2 h on one core) and with repeat 1
+run:ucla-c-joint() { field_run ucla-c-joint "${CTRGCN_UCLA[@]}" --set data.repeat=5; }
+run:ucla-c1-joint() { field_run ucla-c1-joint "${CTRGCN_UCLA[@]}"; }
 # the same choice measured across views (protocol xview:1>2: train on view 1, score on view 2, view 3 untouched):
 # the usual validation part comes from the training views and cannot show a gain in view invariance
-run:ucla-vp-field() {
-  train ucla-vp-field configs/pretrain/nw-ucla-field-cpu.yaml - "${FIELD_BEFORE[@]}" --set "data.protocol=xview:1>2"
-  evaluate ucla-vp-field --no-tsne
-}
-run:ucla-vp-recipe() {
-  train ucla-vp-recipe configs/pretrain/nw-ucla-field-cpu.yaml - "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2"
-  evaluate ucla-vp-recipe --no-tsne
-}
-# issue 14: the other three streams with the field config as it is now (CTR-GCN's data recipe); the joint stream
-# of this recipe is run:ucla-c1-joint. Fuse them with `sugar fuse` (weights chosen on val) once all are finished.
-recipe_stream() {
-  local name=ucla-fr-${1//_/-}
-  train "$name" configs/pretrain/nw-ucla-field-cpu.yaml - --set data.stream="$1"
-  evaluate "$name" --no-tsne
-}
+run:ucla-vp-field() { field_run ucla-vp-field "${FIELD_BEFORE[@]}" --set "data.protocol=xview:1>2"; }
+run:ucla-vp-recipe() { field_run ucla-vp-recipe "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2"; }
+# issue 14: the other three streams with the recipe (the joint stream of the recipe is run:ucla-c1-joint); fuse
+# them with `sugar fuse` (weights chosen on val) once all are finished
+recipe_stream() { field_run "ucla-fr-${1//_/-}" "${CTRGCN_UCLA[@]}" --set data.stream="$1"; }
 run:ucla-fr-bone() { recipe_stream bone; }
 run:ucla-fr-joint-motion() { recipe_stream joint_motion; }
 run:ucla-fr-bone-motion() { recipe_stream bone_motion; }
@@ -361,7 +345,7 @@ own_candidates() {  # name source protocol: custom.yaml as is and with the previ
 parts=("$@")
 (( ${#parts[@]} )) || parts=(ucla msr zeroshot)
 for part in "${parts[@]}"; do
-  if [[ $part != _* ]] && declare -F "$part" > /dev/null; then  # any part or run:NAME defined above
+  if declare -F "$part" > /dev/null; then  # any part or run:NAME defined above
     "$part"
   else
     echo "unknown part $part (e.g. ucla msr zeroshot field run:ucla-ce; see the functions in $0)" >&2; exit 2

@@ -209,7 +209,7 @@ mkdir -p "$OUT/logs"
 parts=("$@")
 (( ${#parts[@]} )) || parts=(llm cross zeroshot)
 for part in "${parts[@]}"; do
-  if [[ $part != _* ]] && declare -F "$part" > /dev/null; then  # any part defined above
+  if declare -F "$part" > /dev/null; then  # any part defined above
     "$part"
   else
     echo "unknown part $part (e.g. llm cross zeroshot fieldllm fastrank; see the functions in $0)" >&2; exit 2

@@ -40,13 +40,16 @@ def run_cached(model: nn.Module, cache, **kwargs):
     return out, new if new is not None else out.past_key_values
 
 
-def clone_cache(cache, index: torch.Tensor | None = None):
-    """A new DynamicCache over the same (or batch-indexed) tensors, so forwards on it leave `cache` untouched."""
+def clone_cache(cache, index: torch.Tensor | None = None, length: int | None = None):
+    """A new DynamicCache over the same tensors (batch rows `index`, the first `length` positions; views where
+    possible), so forwards on it leave `cache` untouched."""
     layers = []
     for layer in cache.layers:
         k, v = layer.keys, layer.values
         if index is not None:
             k, v = k[index], v[index]
+        if length is not None:
+            k, v = k[:, :, :length], v[:, :, :length]
         layers.append((k, v))
     return DynamicCache(ddp_cache_data=layers)
 
@@ -151,9 +154,14 @@ def _tree_rows(tree: CandidateTree, context_mask: torch.Tensor, device: torch.de
     return visible, positions
 
 
+def rows_within_budget(positions: int, vocab: int, budget_bytes: int = LOGITS_BUDGET_BYTES) -> int:
+    """How many rows' vocabulary logits at `positions` positions each (fp32, plus their log-softmax) fit."""
+    return budget_bytes // (2 * max(1, positions) * vocab * 4)
+
+
 def tree_fits_one_pass(rows: int, tree: CandidateTree, vocab: int, budget_bytes: int = LOGITS_BUDGET_BYTES) -> bool:
     """Whether the vocabulary logits of every row's tree nodes (and its last context position) fit `budget_bytes`."""
-    return 2 * rows * (tree.node_tokens.numel() + 1) * vocab * 4 <= budget_bytes
+    return rows_within_budget(tree.node_tokens.numel() + 1, vocab, budget_bytes) >= rows
 
 
 @torch.no_grad()
@@ -182,13 +190,7 @@ def context_and_tree(model: nn.Module, cache, inputs_embeds: torch.Tensor, conte
                             attention_mask=attn, position_ids=torch.cat([position_ids, node_positions], 1),
                             logits_to_keep=u + 1)
     last, node_logits = out.logits[:, 0], out.logits[:, 1:]
-    return truncate_cache(after, lc), last, tree_scores(last, node_logits, tree)
-
-
-def truncate_cache(cache, length: int):
-    """A DynamicCache over the first `length` positions of `cache` (views, no copy)."""
-    return DynamicCache(ddp_cache_data=[(layer.keys[:, :, :length], layer.values[:, :, :length])
-                                        for layer in cache.layers])
+    return clone_cache(after, length=lc), last, tree_scores(last, node_logits, tree)
 
 
 @torch.no_grad()
@@ -203,7 +205,7 @@ def rank_candidates(model: nn.Module, cache, context_mask: torch.Tensor, last_lo
     if not u:
         return tree_scores(last_logits, None, tree)
     nodes = model.get_input_embeddings()(tree.node_tokens.to(device))[None]  # [1, U, D]
-    rows = max(1, budget_bytes // (2 * u * last_logits.shape[-1] * 4))  # logits + their log-softmax, fp32
+    rows = max(1, rows_within_budget(u, last_logits.shape[-1], budget_bytes))
     chunks = []
     for start in range(0, n, rows):
         idx = torch.arange(start, min(n, start + rows), device=device)
