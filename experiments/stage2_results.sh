@@ -6,6 +6,7 @@
 #   bash experiments/stage2_results.sh ucla msr   # only some of: ucla msr zeroshot ablation
 #   bash experiments/stage2_results.sh run:ucla-ce   # one run of a part (train + evaluate)
 #   bash experiments/stage2_results.sh field         # NW-UCLA, four streams at CTR-GCN's schedule, fused (~1.5 h)
+#   bash experiments/stage2_results.sh recipe_field  # the same with CTR-GCN's data recipe (~2 h on one core)
 #
 # Epoch counts are the ones used for docs/RESULTS.md (a 2-core CPU shared with other jobs, ~1 hour in all);
 # raise them with e.g. E_UCLA=30 E_MSR=30 E_ZS=30 for the configs' full schedules. Each run's LR schedule is
@@ -136,8 +137,8 @@ run:ucla-c1-joint() { field_run ucla-c1-joint "${CTRGCN_UCLA[@]}"; }
 # the usual validation part comes from the training views and cannot show a gain in view invariance
 run:ucla-vp-field() { field_run ucla-vp-field "${FIELD_BEFORE[@]}" --set "data.protocol=xview:1>2"; }
 run:ucla-vp-recipe() { field_run ucla-vp-recipe "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2"; }
-# issue 14: the other three streams with the recipe (the joint stream of the recipe is run:ucla-c1-joint); fuse
-# them with `sugar fuse` (weights chosen on val) once all are finished
+# issue 14: the other three streams with the recipe (the joint stream of the recipe is run:ucla-c1-joint), fused by
+# `recipe_field`
 recipe_stream() { field_run "ucla-fr-${1//_/-}" "${CTRGCN_UCLA[@]}" --set data.stream="$1"; }
 run:ucla-fr-bone() { recipe_stream bone; }
 run:ucla-fr-joint-motion() { recipe_stream joint_motion; }
@@ -150,15 +151,23 @@ field() {  # issue 14: NW-UCLA's four streams at CTR-GCN's schedule, fused with 
   run:ucla-f-joint; run:ucla-f-bone; run:ucla-f-joint-motion; run:ucla-f-bone-motion
   fuse_field
 }
-fuse_field() {
-  local head runs=("$OUT/ucla-f-joint" "$OUT/ucla-f-bone" "$OUT/ucla-f-joint-motion" "$OUT/ucla-f-bone-motion")
-  for head in text ce; do  # weights chosen on val (102 samples), and CTR-GCN's plain sum for comparison
-    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --out "$OUT/ucla-f-fused-$head" \
-      >> "$OUT/logs/ucla-f-fused.log" 2>&1
-    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --weights 1,1,1,1 \
-      --out "$OUT/ucla-f-fused-$head-equal" >> "$OUT/logs/ucla-f-fused.log" 2>&1
+fuse_streams() {  # out-prefix run ...: fused with weights chosen on val (102 samples) and CTR-GCN's plain sum, both heads
+  local prefix=$1 head; shift
+  local runs=("${@/#/$OUT/}") ones
+  ones=$(printf '1,%.0s' "$@"); ones=${ones%,}
+  for head in text ce; do
+    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --out "$OUT/$prefix-fused-$head" \
+      >> "$OUT/logs/$prefix-fused.log" 2>&1
+    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --weights "$ones" \
+      --out "$OUT/$prefix-fused-$head-equal" >> "$OUT/logs/$prefix-fused.log" 2>&1
   done
-  echo "$(date -u +%H:%M:%S) fused ucla-f"
+  echo "$(date -u +%H:%M:%S) fused $prefix"
+}
+fuse_field() { fuse_streams ucla-f ucla-f-joint ucla-f-bone ucla-f-joint-motion ucla-f-bone-motion; }
+# issue 14: the four streams of CTR-GCN's recipe (the joint stream is ucla-c1-joint), fused like `field`
+recipe_field() {
+  run:ucla-c1-joint; run:ucla-fr-bone; run:ucla-fr-joint-motion; run:ucla-fr-bone-motion
+  fuse_streams ucla-fr ucla-c1-joint ucla-fr-bone ucla-fr-joint-motion ucla-fr-bone-motion
 }
 
 textscore() {  # issue 14: the text head's rule (prototype | mil) on the released encoders, chosen on val; scores

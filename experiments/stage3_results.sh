@@ -8,6 +8,7 @@
 #   bash experiments/stage3_results.sh ablation tokens # the bridge ablation and action-token lengths
 #   bash experiments/stage3_results.sh byanswer        # re-score finished runs by label + description (no training)
 #   bash experiments/stage3_results.sh varylist        # MSR zero-shot with a random action list per training row
+#   bash experiments/stage3_results.sh textzeroshot    # NW-UCLA zero-shot, bridge in the LLM's language + varied lists
 #   L_EPOCHS=1 bash experiments/stage3_results.sh msrlist   # the same, cheaper: held out of the LLM only
 #   bash experiments/stage3_results.sh release msrrelease   # earlier releases (NW-UCLA, MSR Action3D)
 #   bash experiments/stage3_results.sh fieldllm        # NW-UCLA recogniser on the 65-epoch joint stream
@@ -125,6 +126,20 @@ cross() {  # trained on NW-UCLA (kinect20), tested on MSR Action3D (msr20, joint
 zeroshot() {  # the encoder's held-out classes stay held out for the LLM (tune inherits exclude_classes)
   for seed in $ZS_SEEDS; do
     tune "ucla-llm-zs-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3"
+  done
+}
+
+textzeroshot() {  # issue 15: zeroshot with the bridge in the LLM's language (bridge kind "text": the stage-2 text head
+  # and a text-to-LLM map fitted without the held-out names) and a random action list per training row
+  for seed in $ZS_SEEDS; do
+    tune "ucla-llm-zs-text-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3" --set bridge.kind=text --set vary_list=true
+  done
+}
+
+msrtextzeroshot() {  # the same on MSR Action3D (4 held-out classes; stage-2 runs of stage2_results.sh msrzeroshot)
+  for seed in ${MSR_ZS_SEEDS:-1 2 3}; do
+    CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-zs-text-seed$seed" "msr-zs-seed$seed" --set epochs="$E3" \
+      --set bridge.kind=text --set vary_list=true
   done
 }
 

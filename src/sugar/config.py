@@ -97,7 +97,7 @@ class PretrainConfig:
 class BridgeConfig:
     """Temporal Query Projection and its ablation alternatives."""
 
-    kind: str = "tqp"  # tqp | qformer | linear | pool
+    kind: str = "tqp"  # tqp | qformer | linear | pool | text (sugar.models.text_bridge)
     num_queries: int = 32  # L (paper: 128)
     chunk_frames: int = 8  # encoder frames per TQP chunk
     hidden_size: int = 256  # Q-Former width
@@ -105,6 +105,7 @@ class BridgeConfig:
     num_heads: int = 4
     intermediate_size: int | None = None  # Q-Former MLP width; None = 4 x hidden_size
     dropout: float = 0.1
+    text_dim: int = 384  # kind "text": the width of the encoder's text space (all-MiniLM-L6-v2: 384)
 
 
 @dataclass

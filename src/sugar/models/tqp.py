@@ -5,7 +5,7 @@ TQP (the paper's bridge): the sequence is cut into chunks of `chunk_frames` toke
 learnable queries reads chunk 1; its L output tokens are the queries for chunk 2, and so on, with the same
 weights for every chunk; a linear layer maps the final L tokens to the LLM width. Alternatives (BridgeConfig.kind):
 "qformer" (one Q-Former pass over the whole sequence), "linear" (one token per encoder frame), "pool" (mean over
-time, one token).
+time, one token), "text" (sugar.models.text_bridge: one token through the stage-2 text head, in the LLM's language).
 
 Every bridge takes an optional boolean `mask` [N, T'] (True = a real frame) for batches of sequences of
 different lengths and returns (embeds [N, K, D], mask [N, K]).
@@ -19,8 +19,9 @@ from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
 from sugar.config import BridgeConfig
 from sugar.errors import ConfigError
+from sugar.models.text_bridge import TextBridge
 
-BRIDGE_KINDS = ("tqp", "qformer", "linear", "pool")
+BRIDGE_KINDS = ("tqp", "qformer", "linear", "pool", "text")
 
 
 def _full_mask(tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -111,6 +112,8 @@ def build_bridge(cfg: BridgeConfig, in_dim: int, out_dim: int) -> nn.Module:
         return LinearBridge(in_dim, out_dim)
     if cfg.kind == "pool":
         return PoolBridge(in_dim, out_dim)
+    if cfg.kind == "text":
+        return TextBridge(in_dim, cfg.text_dim, out_dim)
     raise ConfigError(f"bridge.kind {cfg.kind!r}: choose one of {', '.join(BRIDGE_KINDS)}")
 
 

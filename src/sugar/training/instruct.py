@@ -42,6 +42,7 @@ from sugar.models.encoder import load_encoder
 from sugar.models.prompt import sample_list
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
+from sugar.models.text_bridge import init_text_bridge
 from sugar.runs import RunDir
 from sugar.skeleton.datasets import DataSource, knowledge_name
 from sugar.skeleton.processor import Processor
@@ -191,6 +192,17 @@ def _row_rng(seed: int, row: torch.Tensor) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
+def start_in_text_space(cfg: TuneConfig, rec: Recognizer, unseen: list[str]) -> dict[str, Any]:
+    """Bridge kind "text": the encoder run's stage-2 text head and a text-to-LLM map fitted without the unseen
+    classes' texts (sugar.models.text_bridge); a resumed run then loads its checkpoint over them."""
+    evidence = text_evidence(cfg.encoder_run, "cpu") if cfg.encoder_run else None
+    if evidence is None:
+        raise ConfigError("bridge kind 'text' needs an encoder run with a text head (trained with loss milnce or "
+                          "milnce+ce)")
+    return init_text_bridge(rec.bridge, evidence.head.linear, evidence.text_model, unseen,  # type: ignore[arg-type]
+                            rec.llm.get_input_embeddings(), rec.tokenizer, cfg.seed)
+
+
 def _param_groups(rec: nn.Module, cfg: TuneConfig) -> list[dict[str, Any]]:
     """LoRA at cfg.lr; the freshly initialised bridge at cfg.bridge_lr (LLaVA-style projectors learn faster)."""
     bridge = [p for n, p in rec.named_parameters() if p.requires_grad and n.startswith("bridge.")]
@@ -251,6 +263,10 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
     rec = Recognizer.build(cfg, data.encoder_dim, actions, {a: descriptions[a] for a in actions if a in descriptions},
                            encoder=data.encoder, processor=data.processor, data=data.source, llm=llm,
                            tokenizer=tokenizer)
+    if cfg.bridge.kind == "text":
+        fit = start_in_text_space(cfg, rec, [data.classes[i] for i in unseen])
+        if info.is_main:
+            atomic_write_text(run.path / "text_map.json", json.dumps(fit, indent=1))
     rec.to(info.device)
     model: nn.Module = TuneModel(rec)
     if info.distributed:
