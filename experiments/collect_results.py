@@ -448,14 +448,17 @@ def mean_cell(values: list[float | None], rows: int) -> str:
     return pct(sum(got) / len(got)) if got and len(got) == rows else "-"
 
 
-def stage3_zeroshot_table(runs: Path, prefix: str, title: str) -> list[str]:
+def stage3_zeroshot_table(runs: Path, prefix: str, title: str, variant: str = "") -> list[str]:
+    """Runs PREFIX-llm-zs{variant}-seedN over their stage-2 encoders PREFIX-zs-seedN."""
     lines = [f"### {title} (never seen by the encoder or the LLM)", "",
              "| seed | held-out classes | unseen test samples | LLM rank by label top-1 % | LLM rank by label + "
-             "description top-1 % | stage-2 text head top-1 % | LLM seen classes top-1 % (by label / + description) |",
-             "|---|---|---|---|---|---|---|"]
-    cols: dict[str, list[float | None]] = {"llm": [], "answer": [], "text": [], "seen": [], "seen_answer": []}
+             "description top-1 % | stage-2 text head top-1 % | LLM + text head fused top-1 % | LLM seen classes "
+             "top-1 % (by label / + description) |",
+             "|---|---|---|---|---|---|---|---|"]
+    cols: dict[str, list[float | None]] = {"llm": [], "answer": [], "text": [], "fused": [], "seen": [],
+                                           "seen_answer": []}
     for seed in (1, 2, 3):
-        run = runs / f"{prefix}-llm-zs-seed{seed}"
+        run = runs / f"{prefix}-llm-zs{variant}-seed{seed}"
         report = read_json(run / "report.json")
         if report is None or "test_unseen" not in report:
             continue
@@ -464,18 +467,19 @@ def stage3_zeroshot_table(runs: Path, prefix: str, title: str) -> list[str]:
         answer, seen_answer = by_answer(run, "zero_shot"), by_answer(run, "seen")
         row_values = {"llm": un["top1"], "answer": answer["top1"] if answer else None,
                       "text": enc["results"]["heads"]["text"]["zero_shot"]["top1"] if enc else None,
+                      "fused": report.get("test_unseen_fused", {}).get("top1"),
                       "seen": report["test"]["top1"], "seen_answer": seen_answer["top1"] if seen_answer else None}
         for k, v in row_values.items():
             cols[k].append(v)
         cell = {k: pct(v) if v is not None else "-" for k, v in row_values.items()}
         lines.append(f"| {seed} | {', '.join(report['excluded'])} | {un['samples']} | {cell['llm']} | "
-                     f"{cell['answer']} | {cell['text']} | {cell['seen']} / {cell['seen_answer']} |")
+                     f"{cell['answer']} | {cell['text']} | {cell['fused']} | {cell['seen']} / {cell['seen_answer']} |")
     n = len(cols["llm"])
     if not n:
         return []
     if n > 1:
         mean = {k: mean_cell(v, n) for k, v in cols.items()}
-        lines.append(f"| mean of {n} | | | {mean['llm']} | {mean['answer']} | {mean['text']} | "
+        lines.append(f"| mean of {n} | | | {mean['llm']} | {mean['answer']} | {mean['text']} | {mean['fused']} | "
                      f"{mean['seen']} / {mean['seen_answer']} |")
     return [*lines, ""]
 
@@ -607,12 +611,17 @@ def main() -> None:
     out += stage3_closed_table(runs, "msr", "MSR Action3D cross-subject")
     out += stage3_zeroshot_table(runs, "ucla", "NW-UCLA zero-shot, 2 held-out classes, 2-way choice")
     out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot, 4 held-out classes, 4-way choice")
+    out += stage3_zeroshot_table(runs, "ucla", "NW-UCLA zero-shot, bridge in the LLM's language (kind text) and a "
+                                               "random list per training row, 2-way choice", "-text")
+    out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot, bridge kind text and a random list per "
+                                              "training row, 4-way choice", "-text")
     out += cross_dataset_table(runs)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
               "ucla-f-joint-llm-pool",
               "msr-llm", "msr-label-llm",
               "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
-    stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary") for s in range(1, 10)]
+    stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text")
+               for s in range(1, 10)]
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")
     out += descriptions_table(runs, stage3)

@@ -97,12 +97,11 @@ def test_pairs_leave_out_every_label_holding_an_excluded_name(tiny) -> None:
 
 
 def test_tune_with_the_text_bridge_keeps_the_head_and_map_fixed(tiny, tmp_path, monkeypatch) -> None:
-    from test_tune import CLASSES, _data
-
     from sugar.models.evidence import TextEvidence, TextHead
     from sugar.models.recognizer_io import load_recognizer
     from sugar.training import instruct
     from sugar.training.instruct import tune
+    from test_tune import CLASSES, _data
 
     folder, _, _ = tiny
     head = TextHead(16, 384, 20.0)
