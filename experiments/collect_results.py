@@ -166,10 +166,11 @@ def field_table(runs: Path) -> list[str]:
              "|---|---|---|---|---|---|"]
     lines += [f"| {lab} | `{n}` | {best_val(r)} | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {setting(r)} |"
               for n, lab, r in found]
-    for tag, label in (("", "fused, weights chosen on val"), ("-equal", "fused, equal weights")):
-        text, ce = fused_cell(runs, f"ucla-f-fused-text{tag}"), fused_cell(runs, f"ucla-f-fused-ce{tag}")
-        if text != "-" or ce != "-":
-            lines.append(f"| {label} | `ucla-f-fused-*{tag}` | | {text} | {ce} | |")
+    for prefix, streams in (("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's recipe (`recipe_field`)")):
+        for tag, label in (("", "weights chosen on val"), ("-equal", "equal weights")):
+            text, ce = fused_cell(runs, f"{prefix}-fused-text{tag}"), fused_cell(runs, f"{prefix}-fused-ce{tag}")
+            if text != "-" or ce != "-":
+                lines.append(f"| 4 streams fused, {streams}, {label} | `{prefix}-fused-*{tag}` | | {text} | {ce} | |")
     return [*lines, ""]
 
 
