@@ -169,8 +169,11 @@ def field_table(runs: Path) -> list[str]:
     for prefix, streams in (("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's recipe (`recipe_field`)")):
         for tag, label in (("", "weights chosen on val"), ("-equal", "equal weights")):
             text, ce = fused_cell(runs, f"{prefix}-fused-text{tag}"), fused_cell(runs, f"{prefix}-fused-ce{tag}")
+            val = "" if tag else f"{fused_cell(runs, f'{prefix}-fused-text-val')} text, " \
+                                 f"{fused_cell(runs, f'{prefix}-fused-ce-val')} CE"
             if text != "-" or ce != "-":
-                lines.append(f"| 4 streams fused, {streams}, {label} | `{prefix}-fused-*{tag}` | | {text} | {ce} | |")
+                lines.append(f"| 4 streams fused, {streams}, {label} | `{prefix}-fused-*{tag}` | {val} | {text} | {ce} "
+                             "| |")
     return [*lines, ""]
 
 

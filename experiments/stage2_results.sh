@@ -151,11 +151,14 @@ field() {  # issue 14: NW-UCLA's four streams at CTR-GCN's schedule, fused with 
   run:ucla-f-joint; run:ucla-f-bone; run:ucla-f-joint-motion; run:ucla-f-bone-motion
   fuse_field
 }
-fuse_streams() {  # out-prefix run ...: fused with weights chosen on val (102 samples) and CTR-GCN's plain sum, both heads
+fuse_streams() {  # out-prefix run ...: fused with weights chosen on val (102 samples) and CTR-GCN's plain sum, both
+  # heads; -val: val itself at the weights chosen there (what comparing two stream sets may use; never test)
   local prefix=$1 head; shift
   local runs=("${@/#/$OUT/}") ones
   ones=$(printf '1,%.0s' "$@"); ones=${ones%,}
   for head in text ce; do
+    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split val --out "$OUT/$prefix-fused-$head-val" \
+      >> "$OUT/logs/$prefix-fused.log" 2>&1
     $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --out "$OUT/$prefix-fused-$head" \
       >> "$OUT/logs/$prefix-fused.log" 2>&1
     $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --weights "$ones" \

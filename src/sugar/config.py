@@ -97,7 +97,7 @@ class PretrainConfig:
 class BridgeConfig:
     """Temporal Query Projection and its ablation alternatives."""
 
-    kind: str = "tqp"  # tqp | qformer | linear | pool | text (sugar.models.text_bridge)
+    kind: str = "tqp"  # tqp | qformer | linear | pool | text (sugar.models.tqp.TextBridge)
     num_queries: int = 32  # L (paper: 128)
     chunk_frames: int = 8  # encoder frames per TQP chunk
     hidden_size: int = 256  # Q-Former width

@@ -5,7 +5,8 @@ TQP (the paper's bridge): the sequence is cut into chunks of `chunk_frames` toke
 learnable queries reads chunk 1; its L output tokens are the queries for chunk 2, and so on, with the same
 weights for every chunk; a linear layer maps the final L tokens to the LLM width. Alternatives (BridgeConfig.kind):
 "qformer" (one Q-Former pass over the whole sequence), "linear" (one token per encoder frame), "pool" (mean over
-time, one token), "text" (sugar.models.text_bridge: one token through the stage-2 text head, in the LLM's language).
+time, one token), "text" (one token through the stage-2 text head and a fixed map into the LLM's name
+embeddings, fitted by sugar.models.text_map).
 
 Every bridge takes an optional boolean `mask` [N, T'] (True = a real frame) for batches of sequences of
 different lengths and returns (embeds [N, K, D], mask [N, K]).
@@ -19,7 +20,6 @@ from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
 from sugar.config import BridgeConfig
 from sugar.errors import ConfigError
-from sugar.models.text_bridge import TextBridge
 
 BRIDGE_KINDS = ("tqp", "qformer", "linear", "pool", "text")
 
@@ -88,6 +88,16 @@ class LinearBridge(nn.Module):
         return self.proj(tokens), _full_mask(tokens, mask)
 
 
+def masked_mean(tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """[N, T', d] -> [N, d]: the mean over each sequence's real frames."""
+    m = _full_mask(tokens, mask).to(tokens.dtype)[..., None]
+    return (tokens * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+def _one_token(embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return embeds[:, None], torch.ones(embeds.shape[0], 1, dtype=torch.bool, device=embeds.device)
+
+
 class PoolBridge(nn.Module):
     """Masked mean over time, then linear: a single action token (ablation "pool")."""
 
@@ -96,10 +106,26 @@ class PoolBridge(nn.Module):
         self.proj = nn.Linear(in_dim, out_dim)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        m = _full_mask(tokens, mask).to(tokens.dtype)[..., None]
-        pooled = (tokens * m).sum(1) / m.sum(1).clamp_min(1.0)
-        embeds = self.proj(pooled)[:, None]
-        return embeds, torch.ones(embeds.shape[:2], dtype=torch.bool, device=embeds.device)
+        return _one_token(self.proj(masked_mean(tokens, mask)))
+
+
+class TextBridge(nn.Module):
+    """Masked mean -> the frozen stage-2 text head (unit vector in the text space) -> a frozen map into the LLM's
+    name embeddings, times a trained gain: one action token that reads like the name of the class it is near.
+
+    Why: a freely trained bridge gives an unseen class a vector that means nothing to the LLM; the text head
+    already places skeletons of unseen classes near their texts. Head and map are loaded by `sugar tune`
+    (sugar.models.text_map.init_text_bridge) and saved with the bridge's state."""
+
+    def __init__(self, in_dim: int, text_dim: int, out_dim: int):
+        super().__init__()
+        self.head = nn.Linear(in_dim, text_dim).requires_grad_(False)
+        self.map = nn.Linear(text_dim, out_dim).requires_grad_(False)
+        self.gain = nn.Parameter(torch.ones(()))
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        text = nn.functional.normalize(self.head(masked_mean(tokens, mask)), dim=-1)
+        return _one_token(self.gain * self.map(text))
 
 
 def build_bridge(cfg: BridgeConfig, in_dim: int, out_dim: int) -> nn.Module:

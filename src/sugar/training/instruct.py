@@ -42,7 +42,7 @@ from sugar.models.encoder import load_encoder
 from sugar.models.prompt import sample_list
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
-from sugar.models.text_bridge import init_text_bridge
+from sugar.models.text_map import init_text_bridge
 from sugar.runs import RunDir
 from sugar.skeleton.datasets import DataSource, knowledge_name
 from sugar.skeleton.processor import Processor
@@ -194,7 +194,7 @@ def _row_rng(seed: int, row: torch.Tensor) -> np.random.Generator:
 
 def start_in_text_space(cfg: TuneConfig, rec: Recognizer, unseen: list[str]) -> dict[str, Any]:
     """Bridge kind "text": the encoder run's stage-2 text head and a text-to-LLM map fitted without the unseen
-    classes' texts (sugar.models.text_bridge); a resumed run then loads its checkpoint over them."""
+    classes' names (sugar.models.text_map); a resumed run then loads its checkpoint over them."""
     evidence = text_evidence(cfg.encoder_run, "cpu") if cfg.encoder_run else None
     if evidence is None:
         raise ConfigError("bridge kind 'text' needs an encoder run with a text head (trained with loss milnce or "

@@ -1,17 +1,12 @@
-"""A bridge that starts in the LLM's language: the stage-2 text head, then a fixed map from the text space to the
-LLM's word embeddings (bridge kind "text").
+"""The fixed map of bridge kind "text" (sugar.models.tqp.TextBridge): from the text encoder's space to the LLM's
+input embeddings of class names, fitted by ridge regression on the shipped knowledge files.
 
-Why: a freely trained bridge (TQP, pool) gives each seen class some vector that LoRA learns to answer with that
-class's name; a class never seen in training gets a vector that means nothing to the LLM, so zero-shot is at chance
-(docs/RESULTS.md). Stage 2 already places a skeleton near its class's knowledge texts in the text encoder's space
-(the text head recognises unseen classes), so this bridge keeps that placement: masked mean of the encoder tokens
--> the frozen stage-2 projection (unit vector in the text space) -> a linear map fitted by ridge regression from
-text embeddings of knowledge sentences and class names to the LLM's input embeddings of the class name. The action
-token of a skeleton then reads like the name of the class its text-head feature is near, also for a class whose
-name the LLM never produced in training. Only a scalar gain trains; LoRA learns to read the token.
-
-The map is fitted on the shipped knowledge of every dataset, with the held-out classes' names (and labels that
-contain them) left out, so no text of an unseen class shapes it (`fit_text_map`).
+Pairs: every motion text, visual text, class name and prototype of a class (MiniLM, unit length) with the LLM's
+mean input embedding of that class's name. A label shared by several files (NTU-60 inside NTU-120) counts once.
+Classes whose label contains a held-out class's name (case-insensitive) are left out; synonyms under other names
+(NTU's "sitting down" for NW-UCLA's "sit down") are not caught, so the map may have seen a held-out action's text
+under another name, though never the held-out name as a target. The penalty is chosen by retrieving the names of
+classes left out of the fit (label-grouped folds: what zero-shot asks of the map).
 """
 
 from __future__ import annotations
@@ -25,41 +20,10 @@ from torch import nn
 from sugar.errors import ConfigError
 from sugar.knowledge.schema import load_knowledge, shipped_datasets
 from sugar.models.text import embed_knowledge
+from sugar.models.tqp import TextBridge
 
 RIDGE_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # penalties tried, chosen by name retrieval on held-out label folds
 FOLDS = 5
-
-
-class TextBridge(nn.Module):
-    """Encoder tokens -> one action token in the LLM's embedding space, through the frozen stage-2 text head."""
-
-    def __init__(self, in_dim: int, text_dim: int, out_dim: int):
-        super().__init__()
-        self.register_buffer("head_weight", torch.zeros(text_dim, in_dim))
-        self.register_buffer("head_bias", torch.zeros(text_dim))
-        self.register_buffer("map_weight", torch.zeros(out_dim, text_dim))
-        self.register_buffer("map_bias", torch.zeros(out_dim))
-        self.gain = nn.Parameter(torch.ones(()))
-
-    def set_head(self, linear: nn.Linear) -> None:
-        """Copy the stage-2 projection (encoder width -> text width)."""
-        if tuple(linear.weight.shape) != tuple(self.head_weight.shape):
-            raise ConfigError(f"bridge kind 'text': the encoder's text head maps {linear.in_features} -> "
-                              f"{linear.out_features}, the bridge expects {self.head_weight.shape[1]} -> "
-                              f"{self.head_weight.shape[0]} (set bridge.text_dim to the text encoder's width)")
-        self.head_weight.copy_(linear.weight.detach())
-        self.head_bias.copy_(linear.bias.detach())
-
-    def set_map(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        self.map_weight.copy_(weight)
-        self.map_bias.copy_(bias)
-
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        m = (torch.ones(tokens.shape[:2], device=tokens.device) if mask is None else mask.to(tokens.dtype))[..., None]
-        pooled = (tokens * m).sum(1) / m.sum(1).clamp_min(1.0)
-        text = nn.functional.normalize(nn.functional.linear(pooled, self.head_weight, self.head_bias), dim=-1)
-        embeds = self.gain * nn.functional.linear(text, self.map_weight, self.map_bias)
-        return embeds[:, None], torch.ones(embeds.shape[0], 1, dtype=torch.bool, device=embeds.device)
 
 
 def name_embedding(embedding: nn.Module, tokenizer: Any, label: str) -> torch.Tensor:
@@ -72,13 +36,16 @@ def name_embedding(embedding: nn.Module, tokenizer: Any, label: str) -> torch.Te
 def training_pairs(text_model: str, excluded: Iterable[str], embedding: nn.Module, tokenizer: Any,
                    datasets: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(text embeddings X [n, t], name embeddings Y [n, D], label group [n]) from the shipped knowledge files:
-    every motion text, visual text, class name and prototype of a class, each paired with its name's embedding.
-    Classes whose name contains an excluded name (case-insensitive) are left out."""
+    every motion text, visual text, class name and prototype of a class, each paired with its name's embedding
+    (see the module docstring for which classes are left out)."""
     banned = [e.lower() for e in excluded]
     xs, ys, groups = [], [], []
+    done: set[str] = set()
     for dataset in datasets or [d for d in shipped_datasets() if d != "synthetic"]:
         knowledge = load_knowledge(dataset)
-        keep = [c.label for c in knowledge.classes if not any(b in c.label.lower() for b in banned)]
+        keep = [c.label for c in knowledge.classes
+                if c.label.lower() not in done and not any(b in c.label.lower() for b in banned)]
+        done.update(label.lower() for label in keep)
         if not keep:
             continue
         emb = embed_knowledge(knowledge, text_model, check=False).subset(keep)
@@ -141,11 +108,16 @@ def init_text_bridge(bridge: TextBridge, head: nn.Linear, text_model: str, exclu
                      embedding: nn.Module, tokenizer: Any, seed: int = 0) -> dict[str, Any]:
     """Load the stage-2 head into the bridge and fit its map; the gain starts where mapped names have the norm of
     the LLM's name embeddings (ridge shrinks them)."""
-    bridge.set_head(head)
+    if head.weight.shape != bridge.head.weight.shape:
+        raise ConfigError(f"bridge kind 'text': the encoder's text head maps {head.in_features} -> "
+                          f"{head.out_features}, the bridge expects {bridge.head.in_features} -> "
+                          f"{bridge.head.out_features} (set bridge.text_dim to the text encoder's width)")
     x, y, groups = training_pairs(text_model, excluded, embedding, tokenizer)
     weight, bias, record = fit_text_map(x, y, groups, seed)
-    bridge.set_map(weight.to(bridge.map_weight), bias.to(bridge.map_bias))
-    mapped = (x @ weight.T + bias).norm(dim=-1).mean()
     with torch.no_grad():
+        bridge.head.load_state_dict(head.state_dict())
+        bridge.map.weight.copy_(weight)
+        bridge.map.bias.copy_(bias)
+        mapped = (x @ weight.T + bias).norm(dim=-1).mean()
         bridge.gain.fill_(float(y.norm(dim=-1).mean() / mapped.clamp_min(1e-6)))
     return {**record, "gain": float(bridge.gain.detach())}

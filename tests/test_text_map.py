@@ -1,4 +1,5 @@
-"""The text bridge: frozen stage-2 head + ridge map into the LLM's name embeddings; only its gain and LoRA train."""
+"""The text bridge (tqp.TextBridge) and its map (text_map): frozen stage-2 head + ridge map into the LLM's name
+embeddings; only its gain and LoRA train."""
 
 from __future__ import annotations
 
@@ -12,17 +13,19 @@ from torch import nn
 from stage3helpers import session_tokenizer, tiny_config, tiny_llm_dir
 from sugar.config import BridgeConfig
 from sugar.errors import ConfigError
-from sugar.models import text_bridge
-from sugar.models.text_bridge import TextBridge, fit_text_map, name_embedding, ridge, training_pairs
-from sugar.models.tqp import build_bridge, pad_tokens
+from sugar.models import text_map
+from sugar.models.text_map import fit_text_map, init_text_bridge, name_embedding, ridge, training_pairs
+from sugar.models.tqp import TextBridge, build_bridge, pad_tokens
 
 
 def _bridge(seed: int = 0) -> TextBridge:
     g = torch.Generator().manual_seed(seed)
     bridge = build_bridge(BridgeConfig(kind="text", text_dim=8), 12, 20)
     assert isinstance(bridge, TextBridge)
-    bridge.set_head(nn.Linear(12, 8))
-    bridge.set_map(torch.randn(20, 8, generator=g), torch.randn(20, generator=g))
+    with torch.no_grad():
+        bridge.head.load_state_dict(nn.Linear(12, 8).state_dict())
+        bridge.map.weight.copy_(torch.randn(20, 8, generator=g))
+        bridge.map.bias.copy_(torch.randn(20, generator=g))
     return bridge.eval()
 
 
@@ -32,8 +35,8 @@ def test_one_token_through_the_unit_text_feature_and_padding_ignored() -> None:
     out, mask = bridge(x)
     assert out.shape == (2, 1, 20) and mask.all()
     # the token depends on the text feature's direction only (it is normalised before the map)
-    text = nn.functional.normalize(nn.functional.linear(x.mean(1), bridge.head_weight, bridge.head_bias), dim=-1)
-    expected = nn.functional.linear(text, bridge.map_weight, bridge.map_bias)
+    text = nn.functional.normalize(nn.functional.linear(x.mean(1), bridge.head.weight, bridge.head.bias), dim=-1)
+    expected = nn.functional.linear(text, bridge.map.weight, bridge.map.bias)
     assert torch.allclose(out[:, 0], expected, atol=1e-5)
     padded, m = pad_tokens([x[0, :4], x[1]])
     padded[0, 4:] = 50.0
@@ -52,7 +55,7 @@ def test_only_the_gain_trains_and_the_state_round_trips() -> None:
 def test_a_head_of_another_width_is_refused() -> None:
     bridge = build_bridge(BridgeConfig(kind="text", text_dim=8), 12, 20)
     with pytest.raises(ConfigError, match="text_dim"):
-        bridge.set_head(nn.Linear(12, 16))
+        init_text_bridge(bridge, nn.Linear(12, 16), "all-MiniLM-L6-v2", [], nn.Embedding(4, 20), None)
 
 
 def test_ridge_recovers_a_linear_map() -> None:
@@ -108,13 +111,21 @@ def test_tune_with_the_text_bridge_keeps_the_head_and_map_fixed(tiny, tmp_path, 
     evidence = TextEvidence(head, CLASSES, nn.functional.normalize(torch.randn(len(CLASSES), 384), dim=-1),
                             "all-MiniLM-L6-v2")
     monkeypatch.setattr(instruct, "text_evidence", lambda run, device="cpu": evidence)
-    monkeypatch.setattr(text_bridge, "shipped_datasets", lambda: ["nw-ucla"])
+    monkeypatch.setattr(text_map, "shipped_datasets", lambda: ["nw-ucla"])
     cfg = replace(tiny_config(str(folder), "text"), knowledge="none", epochs=1, batch_size=4, lr=3e-3,
                   warmup_steps=2, encoder_run="stage2-run", exclude_classes=(CLASSES[3],))
     report = tune(cfg, tmp_path / "run", progress=False, data=_data())
     fit = json.loads((tmp_path / "run" / "text_map.json").read_text())
-    assert fit["classes"] == 9 and fit["penalty"] in text_bridge.RIDGE_GRID  # "walk around" is NW-UCLA's
+    assert fit["classes"] == 9 and fit["penalty"] in text_map.RIDGE_GRID  # "walk around" is NW-UCLA's
     assert report["excluded"] == [CLASSES[3]] and "test_unseen" in report
     rec = load_recognizer(tmp_path / "run", with_encoder=False)
-    assert torch.equal(rec.bridge.head_weight, head.linear.weight)
-    assert rec.bridge.map_weight.abs().sum() > 0
+    assert torch.equal(rec.bridge.head.weight, head.linear.weight)
+    assert rec.bridge.map.weight.abs().sum() > 0
+
+
+def test_a_label_shared_by_two_files_is_one_class(tiny) -> None:
+    """NTU-60's classes are NTU-120's first 60: counted twice, a class would sit on both sides of a fold."""
+    _, tok, llm = tiny
+    _, _, groups = training_pairs("all-MiniLM-L6-v2", [], llm.get_input_embeddings(), tok,
+                                  datasets=["ntu60", "ntu120"])
+    assert int(groups.max()) + 1 == 120
