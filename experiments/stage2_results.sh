@@ -133,6 +133,13 @@ run:ucla-p-joint() { field_run ucla-p-joint "${FIELD_BEFORE[@]}" --set model.pre
 # the recipe with repeat 5 (CTR-GCN's: 325 views of each training sample; ~2 h on one core) and with repeat 1
 run:ucla-c-joint() { field_run ucla-c-joint "${CTRGCN_UCLA[@]}" --set data.repeat=5; }
 run:ucla-c1-joint() { field_run ucla-c1-joint "${CTRGCN_UCLA[@]}"; }
+# issue 14: the paper's (CTR-GCN) widths with the recipe (ucla-p-joint's lever on ucla-c1-joint; ~70 min on one core),
+# and the recipe's four streams fused with it in place of ucla-c1-joint
+run:ucla-pr-joint() { field_run ucla-pr-joint "${CTRGCN_UCLA[@]}" --set model.preset=paper; }
+recipe_paper_field() {
+  run:ucla-pr-joint
+  fuse_streams ucla-frp ucla-pr-joint ucla-fr-bone ucla-fr-joint-motion ucla-fr-bone-motion
+}
 # the same choice measured across views (protocol xview:1>2: train on view 1, score on view 2, view 3 untouched):
 # the usual validation part comes from the training views and cannot show a gain in view invariance
 run:ucla-vp-field() { field_run ucla-vp-field "${FIELD_BEFORE[@]}" --set "data.protocol=xview:1>2"; }
