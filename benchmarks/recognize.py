@@ -110,6 +110,10 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
         from sugar.models.inference import set_precision
 
         set_precision(rec.eval(), precision)
+    if args.skeletons:
+        from sugar.models.inference import set_encoder_precision
+
+        set_encoder_precision(rec, args.encoder_precision)
     rec.rank_separating = fast and mode == "rank"
     rec.share_prefix = fast
     actions = rec.actions
@@ -123,7 +127,8 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
               "rank_by": rank_by,
               "classes": len(actions), "action_tokens": rec.cfg.bridge.num_queries,
               "inputs": f"skeletons of {args.skeleton_frames} frames" if args.skeletons else "encoder tokens",
-              "fusion_weight": rec.fusion_weight}
+              "fusion_weight": rec.fusion_weight,
+              "encoder_precision": args.encoder_precision if args.skeletons else None}
     if mode == "train":
         rec.train()
         params = [p for p in rec.parameters() if p.requires_grad]
@@ -185,6 +190,8 @@ def main() -> None:
                     help="feed whole skeleton sequences through --run's encoder (end-to-end latency) instead of "
                          "precomputed encoder tokens")
     ap.add_argument("--skeleton-frames", type=int, default=52, help="frames per skeleton with --skeletons")
+    ap.add_argument("--encoder-precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                    help="with --skeletons: the encoder's precision (sugar.models.inference.set_encoder_precision)")
     ap.add_argument("--tune-set", action="append", default=[], metavar="KEY=VALUE",
                     help="TuneConfig override for the fresh recogniser, repeatable (e.g. bridge.num_queries=8)")
     ap.add_argument("--profile", action="store_true",

@@ -264,6 +264,15 @@ run:msr-k-label() {  # label-only texts (the shipped-knowledge run is msr-r-neg,
   evaluate msr-k-label --no-tsne
 }
 
+# issue 14: msr-k-label on the field's schedule (65 epochs, lr x0.1 at 50) with the recipe's random frames and
+# min-max normalisation, without its rotation and scaling (they cost MSR's arm gestures ~35 points, msr-r-aug)
+run:msr-f-label() {
+  train msr-f-label configs/pretrain/msr-action3d-cpu.yaml - --set loss=milnce+ce --set text_negatives=all \
+    --set use_motion=false --set use_visual=false --set epochs=65 --set warmup_epochs=5 --set "lr_steps=[50]" \
+    --set data.sampling=random --set data.normalize=minmax
+  evaluate msr-f-label --no-tsne
+}
+
 run:msr-r-joint() {
   train msr-r-joint configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" --set loss=milnce+ce
   evaluate msr-r-joint --no-tsne

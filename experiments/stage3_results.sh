@@ -15,6 +15,7 @@
 #   bash experiments/stage3_results.sh fieldllmaug     # fieldllm trained on augmented encoder views (issue 15)
 #   bash experiments/stage3_results.sh msrepochs       # the MSR recogniser with 8 epochs (issue 15)
 #   bash experiments/stage3_results.sh fastrank        # accuracy of int8 / --separating ranking (issue 16)
+#   bash experiments/stage3_results.sh encoderbf16     # accuracy of the encoder under bf16 autocast (issue 16)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
 #   A_SAMPLES=all A_EPOCHS=1 A_TAG=-full bash experiments/stage3_results.sh ablation   # at a larger budget
 #
@@ -96,6 +97,20 @@ msrepochs() {
 
 # issue 16: the ranking speed-ups of `sugar predict` (int8 weights, --separating) on the NW-UCLA recogniser, val and
 # test, against fp32 full ranking; no training, ~2 min per evaluation on one core
+encoderbf16() {  # issue 16: the encoder under bf16 autocast (--encoder-precision bf16) beside fp32, on sugar predict's
+  # fastest setting (--precision int8 --separating); speed: benchmarks/recognize.py --encoder-precision
+  local run=${FAST_RUN:-ucla-f-joint-llm-pool} split enc tag
+  for split in val test; do
+    for enc in fp32 bf16; do
+      tag=$split-int8-separating; [[ $enc == bf16 ]] && tag+=-encoder-bf16
+      [[ -f $OUT/$run/evaluation/$tag/results.json ]] && continue
+      sugar evaluate "$OUT/$run" --split "$split" --precision int8 --separating --encoder-precision $enc \
+        >> "$OUT/logs/$run-encoderbf16.log" 2>&1
+      echo "$(date -u +%H:%M:%S) evaluated $run $tag"
+    done
+  done
+}
+
 fastrank() {
   local run=${FAST_RUN:-ucla-f-joint-llm} split flags tag
   for split in val test; do

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sugar.commands.options import ENCODER_PRECISION
+
 console = Console()
 
 
@@ -63,17 +65,21 @@ def pretrain_cmd(
 def _evaluate_recognizer(run: Path, split: str, dataset: str | None, protocol: str | None, root: Path | None,
                          out: Path | None, mode: str, limit: int | None, rank_by: str | None,
                          actions: list[str] | None, knowledge: str | None, fusion: float | None = None,
-                         precision: str = "fp32", separating: bool = False) -> None:
+                         precision: str = "fp32", separating: bool = False,
+                         encoder_precision: str = "fp32") -> None:
     from sugar.evaluation.recognizer import evaluate_recognizer_run
 
     res = evaluate_recognizer_run(run, split, dataset, protocol, str(root) if root else None, mode, out, limit=limit,
                                   rank_by=rank_by, knowledge_file=knowledge, actions=actions, fusion=fusion,
-                                  precision=precision, separating=separating)
+                                  precision=precision, separating=separating,
+                                  encoder_precision=encoder_precision)
     how = f"{mode}, by {res['rank_by']}" if mode == "rank" else mode
     if res["precision"] != "fp32":
         how += f", {res['precision']}"
     if separating:
         how += ", separating"
+    if res["encoder_precision"] != "fp32":
+        how += f", encoder {res['encoder_precision']}"
     if mode == "rank" and res.get("fusion_weight") and fusion != 0:
         how += f", fused with the text head at w={res['fusion_weight']:.2f}"
     table = Table(title=f"LLM recogniser ({how}): {res['dataset']} {split}")
@@ -117,6 +123,7 @@ def evaluate_cmd(
                                    "(default: the run's text_score); the output folder ends in -text-<rule>."),
     precision: str = typer.Option("fp32", "--precision", help="Stage-3 runs: LLM weights, fp32 | bf16 | int8 | auto, "
                                   "to measure the accuracy of `sugar predict --precision`."),
+    encoder_precision: str = ENCODER_PRECISION,
     separating: bool = typer.Option(False, "--separating", help="Stage-3 rank mode: score each entry only up to "
                                     "its first token no other entry shares (faster; `sugar predict --separating`)."),
 ) -> None:
@@ -136,7 +143,7 @@ def evaluate_cmd(
     run = resolve_run(run)
     if (run / "recognizer.json").is_file():
         _evaluate_recognizer(run, split, dataset, protocol, root, out, mode, limit, rank_by, names, knowledge, fusion,
-                             precision, separating)
+                             precision, separating, encoder_precision)
         return
 
     res = evaluate_run(run, split, multi_clip, dataset, protocol, str(root) if root else None, out, tsne,

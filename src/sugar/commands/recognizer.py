@@ -9,6 +9,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from sugar.commands.options import ENCODER_PRECISION
+
 console = Console()
 
 
@@ -64,6 +66,7 @@ def predict_cmd(
     precision: str = typer.Option("fp32", "--precision", help="LLM weights at inference: fp32 | bf16 (half the "
                                   "weights; pays on GPUs) | int8 (fastest on CPU) | auto (bf16 on a GPU); "
                                   "docs/benchmarks.md."),
+    encoder_precision: str = ENCODER_PRECISION,
     fusion: float = typer.Option(None, "--fusion", min=0.0, max=1.0,
                                  help="Rank mode: weight of the encoder's text head beside the LLM (default: the "
                                       "weight calibrated on validation; 0 = the LLM alone)."),
@@ -73,7 +76,7 @@ def predict_cmd(
     """Recognise and describe the action in each skeleton file; prints one JSON object per file."""
     from sugar.errors import SugarError
     from sugar.models.answering import check_rank_by
-    from sugar.models.inference import set_precision
+    from sugar.models.inference import set_encoder_precision, set_precision
     from sugar.models.recognizer_io import load_recognizer
     from sugar.pose import PoseOptions, read_input
 
@@ -81,6 +84,7 @@ def predict_cmd(
     names, knowledge = _actions(actions)
     rec = load_recognizer(run)
     set_precision(rec, "int8" if int8 else precision)
+    set_encoder_precision(rec, encoder_precision)
     rec.rank_separating = separating
     pose = None
     if any(fmt == "video" or is_video(f) for f in files):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from sugar.commands.options import ENCODER_PRECISION
+
 API_KEY_ENV = "SUGAR_SERVE_API_KEY"  # not SUGAR_API_KEY: that one is the LLM provider's key (sugar knowledge)
 
 
@@ -24,6 +26,7 @@ def register(app: typer.Typer) -> None:
         precision: str = typer.Option("fp32", "--precision", help="LLM weights at inference: fp32 | bf16 (half the "
                                       "weights; pays on GPUs) | int8 (fastest on CPU) | auto (bf16 on a GPU); "
                                       "docs/benchmarks.md."),
+        encoder_precision: str = ENCODER_PRECISION,
         rank_by: str = typer.Option(None, "--rank-by", help="label | answer (label + knowledge description); "
                                     "default: the run's setting."),
         fusion: float = typer.Option(None, "--fusion", min=0.0, max=1.0,
@@ -53,7 +56,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from sugar.models.answering import check_rank_by
-        from sugar.models.inference import set_precision
+        from sugar.models.inference import set_encoder_precision, set_precision
         from sugar.models.recognizer_io import load_recognizer
         from sugar.serve import ServiceLimits, bind_warning, create_app, server_config
 
@@ -71,6 +74,7 @@ def register(app: typer.Typer) -> None:
         if fusion is not None:
             recognizer.attach_evidence(recognizer.evidence if fusion > 0 else None, fusion)
         set_precision(recognizer, "int8" if int8 else precision)
+        set_encoder_precision(recognizer, encoder_precision)
         recognizer.rank_separating = separating
         app_ = create_app(recognizer, max_batch=max_batch, max_wait_s=max_wait_ms / 1000, limits=limits,
                           api_key=api_key or None)

@@ -26,7 +26,7 @@ from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
 from sugar.models.encoder import load_encoder
 from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse
-from sugar.models.inference import set_precision
+from sugar.models.inference import set_encoder_precision, set_precision
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
 from sugar.models.released import evaluation_dir, resolve_run
@@ -192,7 +192,7 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
                             limit: int | None = None, progress: bool = True, rank_by: str | None = None,
                             knowledge_file: str | None = None, actions: Sequence[str] | None = None,
                             fusion: float | None = None, precision: str = "fp32",
-                            separating: bool = False) -> dict[str, Any]:
+                            separating: bool = False, encoder_precision: str = "fp32") -> dict[str, Any]:
     """Score `split` with the recogniser; write results.json and confusion PNGs; return the report.
 
     Rank mode reports, per view, the LLM alone, the encoder's text head alone and the two fused
@@ -203,9 +203,9 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     rank_by: None = the run's setting; "answer" scores each entry's knowledge description too (the run's
     knowledge file for its own dataset, the other dataset's shipped file for --dataset).
 
-    precision / separating: the inference speed-ups of `sugar predict` (int8 weights, ranking only up to each
-    entry's first separating token), so their accuracy is measured on the same split; the output folder's name
-    ends in -int8 / -separating when they are on."""
+    precision / separating / encoder_precision: the inference speed-ups of `sugar predict` (int8 weights, ranking
+    only up to each entry's first separating token, the encoder under bf16 autocast), so their accuracy is
+    measured on the same split; the output folder's name ends in -int8 / -separating / -encoder-bf16 when on."""
     check_rank_by(rank_by, "--rank-by")  # before minutes of loading
     run_dir = resolve_run(run_dir)
     rec = load_recognizer(run_dir)
@@ -213,6 +213,7 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
         raise SugarError(f"{run_dir}: the recogniser has no encoder (or no record of its data) to read skeletons with")
     precision = set_precision(rec, precision)
     rec.rank_separating = separating
+    encoder_precision = set_encoder_precision(rec, encoder_precision)
     ds = rec.data.open_split(split, dataset=dataset, protocol=protocol, root=root, layout=rec.encoder.layout)
     if len(ds) == 0:
         raise SugarError(f"{run_dir}: the {split} split of {dataset or rec.data.dataset} is empty")
@@ -221,7 +222,8 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     if actions is not None:
         ds = ds.on_list(actions)
     tag = "list" if actions is not None else dataset_label(dataset) if other and dataset else ""
-    speed = ("-" + precision if precision != "fp32" else "") + ("-separating" if separating else "")
+    speed = (("-" + precision if precision != "fp32" else "") + ("-separating" if separating else "")
+             + ("-encoder-bf16" if encoder_precision == "bf16" else ""))
     out = Path(out_dir) if out_dir else evaluation_dir(run_dir) / ((f"{tag}-{split}" if tag else split) + speed)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -239,6 +241,7 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     report: dict[str, Any] = {"run": str(run_dir), "dataset": name, "split": split, "mode": mode,
                               "rank_by": rank_by, "llm": rec.cfg.llm, "fusion_weight": rec.fusion_weight,
                               "precision": precision, "separating": separating,
+                              "encoder_precision": encoder_precision,
                               "views": {}, "evidence": {}, "pictures": {}}
     loaded = _load(ds, positions, progress)
     texts = None  # the text head's class texts: the given knowledge file, another dataset's, else the stored ones

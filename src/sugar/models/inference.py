@@ -1,5 +1,6 @@
 """Inference-time transforms of a recogniser: LoRA folded into the base weights, the LLM cast to bf16 (CPUs with
 native bf16: AVX512-BF16/AMX, and GPUs), int8 dynamic quantisation; `set_precision` picks one by name.
+`set_encoder_precision` runs the skeleton encoder under bf16 autocast.
 
 All three change the LLM in place and invalidate the cached prompt prefixes. Training never runs on a merged or
 quantised LLM: `Recognizer.train()` unmerges, and refuses after quantisation.
@@ -106,4 +107,20 @@ def set_precision(rec: Recognizer, precision: str = "auto") -> str:
         cast_bf16(rec)
     elif precision == "int8":
         quantize_int8(rec)
+    return precision
+
+
+ENCODER_PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def set_encoder_precision(rec: Recognizer, precision: str = "auto") -> str:
+    """Run the frozen skeleton encoder under bf16 autocast (bf16) or as trained (fp32) and return the one used;
+    auto = bf16 where the device has native bf16 (AVX512-BF16/AMX CPUs, GPUs), where it is faster than fp32.
+    Its tokens reach the bridge and the text head in float32 either way; the accuracy cost is measured in
+    docs/benchmarks.md."""
+    if precision not in ENCODER_PRECISIONS:
+        raise ConfigError(f"encoder precision {precision!r}: choose one of {', '.join(ENCODER_PRECISIONS)}")
+    if precision == "auto":
+        precision = "bf16" if native_bf16(rec.device) else "fp32"
+    rec.encoder_bf16 = precision == "bf16"
     return precision

@@ -60,6 +60,7 @@ class Recognizer(nn.Module):
         self.merged = False  # LoRA folded into the base weights (sugar.models.inference.merge_lora)
         self.int8 = False  # sugar.models.inference.quantize_int8 was applied (inference only, for good)
         self.bf16 = False  # sugar.models.inference.cast_bf16 was applied (inference only, for good)
+        self.encoder_bf16 = False  # the encoder runs under bf16 autocast (sugar.models.inference.set_encoder_precision)
         self.share_prefix = True  # training runs the shared prompt prefix once per batch (see `loss`)
         self.rank_separating = False  # rank scores each entry only up to its first token no other entry shares
         self.evidence: TextEvidence | None = None  # the encoder's text head (sugar.models.evidence), if attached
@@ -133,7 +134,9 @@ class Recognizer(nn.Module):
         """Run the frozen encoder on samples (test-time transform): one [T', d] token sequence each."""
         if self.encoder is None or self.processor is None:
             raise SugarError("this recogniser has no encoder loaded; pass precomputed token sequences instead")
-        return list(self.encoder(self.processor.batch(samples).to(self.device)).float())
+        x = self.processor.batch(samples).to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.encoder_bf16):
+            return list(self.encoder(x).float())
 
     def action_tokens(self, tokens: Sequence[torch.Tensor] | torch.Tensor, mask: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:

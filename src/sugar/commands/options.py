@@ -1,0 +1,10 @@
+"""Command-line options shared by several commands (one definition, one help text)."""
+
+from __future__ import annotations
+
+import typer
+
+ENCODER_PRECISION = typer.Option(
+    "fp32", "--encoder-precision",
+    help="Stage-3 runs: the skeleton encoder at inference, fp32 | bf16 (autocast; faster at batch 32 on CPUs with "
+         "AVX512-BF16/AMX) | auto (bf16 where native); docs/benchmarks.md.")
