@@ -62,6 +62,10 @@ def test_a_released_copy_is_fp16_and_answers_like_the_run(run_folder, tmp_path, 
                                  "--run", "tiny-ucla"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout[result.stdout.index("{"):])["label"] in ACTIONS
+    result = runner.invoke(app, ["predict", str(shared_data / "nw_ucla" / "all_sqe" / "a01_s01_e00_v01.json"),
+                                 "--run", "tiny-ucla", "--encoder-precision", "bf16"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout[result.stdout.index("{"):])["label"] in ACTIONS
     listed = runner.invoke(app, ["models", "list"])
     assert listed.exit_code == 0 and "tiny-ucla" in listed.stdout
 

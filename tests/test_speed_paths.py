@@ -150,3 +150,33 @@ def test_encoder_under_bf16_autocast_stays_close_to_fp32() -> None:
     assert half.shape == full.shape
     cos = torch.nn.functional.cosine_similarity(full.flatten(1), half.flatten(1))
     assert float(cos.min()) > 0.99
+
+
+def test_encoder_bf16_autocast_stays_close_to_fp32(tmp_path_factory, tok, monkeypatch) -> None:
+    """--encoder-precision bf16 runs the encoder under bf16 autocast; its tokens stay near fp32's, in float32."""
+    from stage3helpers import tiny_config, tiny_llm_dir
+    from sugar.config import DataConfig, EncoderConfig
+    from sugar.models.encoder import build_encoder
+    from sugar.models.recognizer import Recognizer
+    from sugar.skeleton.layouts import get_layout
+    from sugar.skeleton.processor import Processor
+    from sugar.skeleton.sample import Sample
+
+    torch.manual_seed(0)
+    layout = get_layout("kinect20")
+    encoder = build_encoder(EncoderConfig(preset="cpu"), layout, 3)
+    processor = Processor.from_config(DataConfig(frames=16, max_persons=1), layout, 3)
+    llm = str(tiny_llm_dir(tmp_path_factory.getbasetemp(), tok))
+    r = Recognizer.build(tiny_config(llm), encoder.dim, ACTIONS, {}, encoder=encoder, processor=processor).eval()
+    g = torch.Generator().manual_seed(4)
+    samples = [Sample(f"s{i}", torch.rand((1, 24, layout.num_joints, 3), generator=g).numpy()) for i in range(3)]
+    monkeypatch.setattr(inference, "native_bf16", lambda device: False)
+    assert inference.set_encoder_precision(r, "auto") == "fp32" and not r.encoder_bf16
+    plain = torch.stack(r.encode(samples))
+    monkeypatch.setattr(inference, "native_bf16", lambda device: True)
+    assert inference.set_encoder_precision(r, "auto") == "bf16" and r.encoder_bf16
+    half = torch.stack(r.encode(samples))
+    assert half.dtype == torch.float32 and not torch.equal(half, plain)
+    assert torch.nn.functional.cosine_similarity(half.flatten(1), plain.flatten(1)).min() > 0.99
+    with pytest.raises(ConfigError, match="encoder precision"):
+        inference.set_encoder_precision(r, "int8")
