@@ -121,25 +121,29 @@ RECIPES = [("msr-milnce", "MIL-NCE only (published row above)"), ("msr-ce", "CE 
            ("msr-r-aug", "+ rotation ±1 rad (was 0.3), per-axis scale 0.7-1.3"),
            ("msr-r-neg", "MIL-NCE + CE, every training class's texts as candidates (text_negatives=all)"),
            ("msr-r-neg-text", "MIL-NCE only, text_negatives=all"),
-           ("msr-r-rep", "+ repeat 4 (each sample 4x per epoch, augmented differently)")]
+           ("msr-r-rep", "+ repeat 4 (each sample 4x per epoch, augmented differently)"),
+           ("msr-k-label", "label-only texts, MIL-NCE + CE, text_negatives=all (released until 2026-12-05)"),
+           ("msr-f-label", "msr-k-label on the field schedule (65 epochs, lr x0.1 at 50), random frames, min-max "
+                           "(released since 2026-12-05)")]
 
 
 def recipe_table(runs: Path) -> list[str]:
     """Issue 14's recipe steps on MSR Action3D: chosen by validation top-1, test shown for the record."""
-    lines = ["### MSR Action3D recipe steps (msr-action3d-cpu.yaml, 40 epochs each; chosen on validation)", "",
+    lines = ["### MSR Action3D recipe steps (msr-action3d-cpu.yaml, 40 epochs unless said; chosen on validation)", "",
              "| run | change | val top-1 % (best epoch) | text head test top-1 % | CE head test top-1 % | training |",
              "|---|---|---|---|---|---|"]
     rows = [(name, label, load(runs / name)) for name, label in RECIPES]
     rows = [(n, lab, r) for n, lab, r in rows if r is not None]
     lines += [f"| `{n}` | {lab} | {best_val(r)} | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {setting(r)} |"
               for n, lab, r in rows]
-    return [*lines, ""] if any(n.startswith("msr-r-") for n, _, _ in rows) else []
+    return [*lines, ""] if rows else []
 
 
 FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-joint-motion", "joint motion"),
                  ("ucla-f-bone-motion", "bone motion"),
                  ("ucla-p-joint", "joint, `paper` preset (CTR-GCN's widths; `--set model.preset=paper`)"),
                  ("ucla-c1-joint", "joint, CTR-GCN's NW-UCLA data recipe (random frames, +-60 deg xy, min-max)"),
+                 ("ucla-pr-joint", "joint, `paper` preset with CTR-GCN's NW-UCLA data recipe"),
                  ("ucla-c-joint", "joint, CTR-GCN's NW-UCLA data recipe, repeat 5 (325 views of each sample)"),
                  ("ucla-fr-bone", "bone, CTR-GCN's NW-UCLA data recipe"),
                  ("ucla-fr-joint-motion", "joint motion, CTR-GCN's NW-UCLA data recipe"),
@@ -166,7 +170,8 @@ def field_table(runs: Path) -> list[str]:
              "|---|---|---|---|---|---|"]
     lines += [f"| {lab} | `{n}` | {best_val(r)} | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {setting(r)} |"
               for n, lab, r in found]
-    for prefix, streams in (("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's recipe (`recipe_field`)")):
+    for prefix, streams in (("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's recipe (`recipe_field`)"),
+                            ("ucla-frp", "CTR-GCN's recipe, `paper` joint stream (`recipe_paper_field`)")):
         for tag, label in (("", "weights chosen on val"), ("-equal", "equal weights")):
             text, ce = fused_cell(runs, f"{prefix}-fused-text{tag}"), fused_cell(runs, f"{prefix}-fused-ce{tag}")
             val = "" if tag else f"{fused_cell(runs, f'{prefix}-fused-text-val')} text, " \
@@ -532,7 +537,9 @@ def evidence_table(runs: Path, names: list[str], title: str) -> list[str]:
 
 
 FAST_RANK = [("", "fp32, every token of each entry (default)"), ("-separating", "fp32, `--separating`"),
-             ("-int8", "int8 (`--precision int8`)"), ("-int8-separating", "int8 + `--separating`")]
+             ("-int8", "int8 (`--precision int8`)"), ("-int8-separating", "int8 + `--separating`"),
+             ("-int8-separating-encoder-bf16", "int8 + `--separating`, encoder bf16 (`--encoder-precision bf16`; "
+                                               "`stage3_results.sh encoderbf16`)")]
 
 
 def fast_rank_table(runs: Path, name: str) -> list[str]:
