@@ -79,6 +79,9 @@ fieldllmfast() {
 # issues 15 and 16: fieldllm with the mean-pooling bridge (one action token per sample instead of 16), the bridge
 # that won the equal-budget ablation below; one token is also ~2.5x fewer LLM tokens per ranked sample
 fieldllmpool() { tune_and_test ucla-f-joint-llm-pool ucla-f-joint --set bridge.kind=pool; }
+# issue 14/15: the pool recogniser on the recipe joint stream (stage2 run:ucla-c1-joint, released as
+# nw-ucla-field-joint); released as nw-ucla in place of ucla-f-joint-llm-pool where its fused val top-1 is higher
+recipellm() { tune_and_test ucla-c1-joint-llm ucla-c1-joint; }
 msrpool() {  # the same on MSR Action3D, beside msrepochs (8 epochs)
   CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "msr-label-llm-e${E_MSR3:-8}-pool" \
     msr-k-label --set bridge.kind=pool
