@@ -505,8 +505,40 @@ def cross_dataset_table(runs: Path) -> list[str]:
         found.append(row("stage 3: LLM recogniser (rank), run `ucla-llm`", llm["views"]["all"], "NW-UCLA only"))
     found.append(row("stage 3: same, rank by label + MSR's knowledge descriptions (`--rank-by answer`)",
                      by_answer(runs / "ucla-llm", "all", "msr-action3d-test-answer"), "NW-UCLA only"))
+    pool = read_json(runs / "ucla-f-joint-llm-pool" / "evaluation" / "msr-action3d-test" / "results.json")
+    field = read_json(runs / "ucla-f-joint" / "evaluation" / "msr-action3d-test" / "results.json")
+    if field is not None:
+        found.append(row("stage 2: text classifier, run `ucla-f-joint` (the released recogniser's encoder)",
+                         field["heads"]["text"]["all"], "NW-UCLA only"))
+    for kind, label in (("llm", "LLM alone"), ("text", "its encoder's text head"), ("fused", "fused")):
+        if pool is not None and kind in pool["evidence"].get("all", {}):
+            found.append(row(f"stage 3: released recogniser `ucla-f-joint-llm-pool` (pool bridge), {label}",
+                             pool["evidence"]["all"][kind], "NW-UCLA only"))
     found = [f for f in found if f]
-    return [*lines, *found, ""] if found else []
+    return [*lines, *found, "", *shared_actions_table(pool, field)] if found else []
+
+
+# NW-UCLA actions with a counterpart in MSR Action3D's list (issue 15's cross-dataset check)
+SHARED_ACTIONS = [("throw", "high throw"), ("pick up with one hand", "pickup and throw")]
+
+
+def shared_actions_table(pool: dict[str, Any] | None, enc: dict[str, Any] | None) -> list[str]:
+    """Per-class recall on MSR Action3D's test samples of the actions NW-UCLA also has (20-way list)."""
+    if pool is None:
+        return []
+    sources = [("LLM alone", pool["evidence"]["all"].get("llm")), ("fused", pool["evidence"]["all"].get("fused")),
+               ("text head", pool["evidence"]["all"].get("text"))]
+    if enc is not None:
+        sources.append(("stage 2 text classifier", enc["heads"]["text"]["all"]))
+    sources = [(n, r) for n, r in sources if r]
+    lines = ["#### Actions both lists share: recall on MSR's test samples of that class (20-way list)", "",
+             "| NW-UCLA action | MSR Action3D action | " + " | ".join(f"{n} recall %" for n, _ in sources) + " |",
+             "|---|---|" + "---|" * len(sources)]
+    for ucla, msr in SHARED_ACTIONS:
+        cells = [pct(r["per_class_recall"][r["classes"].index(msr)]) if msr in r["classes"] else "-"
+                 for _, r in sources]
+        lines.append(f"| {ucla} | {msr} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def evidence_table(runs: Path, names: list[str], title: str) -> list[str]:

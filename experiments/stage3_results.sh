@@ -141,6 +141,15 @@ cross() {  # trained on NW-UCLA (kinect20), tested on MSR Action3D (msr20, joint
   echo "$(date -u +%H:%M:%S) evaluated cross-dataset NW-UCLA -> MSR Action3D"
 }
 
+crosspool() {  # issue 15, cross-dataset: the released NW-UCLA recogniser (pool bridge, ucla-f-joint-llm-pool) and its
+  # encoder's text head (ucla-f-joint) on MSR Action3D's test subjects with MSR's 20-action list
+  sugar evaluate "$OUT/ucla-f-joint-llm-pool" --dataset msr-action3d --split test \
+    >> "$OUT/logs/ucla-f-joint-llm-pool-cross.log" 2>&1
+  sugar evaluate "$OUT/ucla-f-joint" --dataset msr-action3d --split test --no-tsne \
+    >> "$OUT/logs/ucla-f-joint-cross.log" 2>&1
+  echo "$(date -u +%H:%M:%S) evaluated cross-dataset NW-UCLA (pool recogniser) -> MSR Action3D"
+}
+
 zeroshot() {  # the encoder's held-out classes stay held out for the LLM (tune inherits exclude_classes)
   for seed in $ZS_SEEDS; do
     tune "ucla-llm-zs-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3"
