@@ -532,13 +532,24 @@ def shared_actions_table(pool: dict[str, Any] | None, enc: dict[str, Any] | None
         sources.append(("stage 2 text classifier", enc["heads"]["text"]["all"]))
     sources = [(n, r) for n, r in sources if r]
     lines = ["#### Actions both lists share: recall on MSR's test samples of that class (20-way list)", "",
-             "| NW-UCLA action | MSR Action3D action | " + " | ".join(f"{n} recall %" for n, _ in sources) + " |",
+             "| NW-UCLA action | MSR Action3D action | " + " | ".join(f"{n}: recall (precision) %" for n, _ in sources)
+             + " |",
              "|---|---|" + "---|" * len(sources)]
     for ucla, msr in SHARED_ACTIONS:
-        cells = [pct(r["per_class_recall"][r["classes"].index(msr)]) if msr in r["classes"] else "-"
-                 for _, r in sources]
+        cells = [recall_precision(r, msr) for _, r in sources]
         lines.append(f"| {ucla} | {msr} | " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def recall_precision(report: dict[str, Any], name: str) -> str:
+    """A class's recall, and its precision from the confusion matrix (rows: true class, columns: answer):
+    recall alone rewards a model that answers this class for everything."""
+    if name not in report["classes"]:
+        return "-"
+    i = report["classes"].index(name)
+    answered = sum(row[i] for row in report["confusion"])
+    precision = report["confusion"][i][i] / answered if answered else None
+    return f"{pct(report['per_class_recall'][i])} ({pct(precision)})"
 
 
 def evidence_table(runs: Path, names: list[str], title: str) -> list[str]:
