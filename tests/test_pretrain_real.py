@@ -48,13 +48,13 @@ def test_evaluate_and_extract(ucla_run, tmp_path, shared_data):
     result = runner.invoke(app, ["evaluate", str(ucla_run), "--split", "test", "--multi-clip", "2", "--tsne",
                                  "--root", str(shared_data / "nw_ucla" / "all_sqe")])
     assert result.exit_code == 0, result.output
-    res = json.loads((ucla_run / "evaluation" / "test" / "results.json").read_text())
+    res = json.loads((ucla_run / "evaluation" / "test-clips2" / "results.json").read_text())
     for head in ("text", "ce"):
         r = res["heads"][head]["all"]
         assert r["samples"] == 464 and 0 <= r["top1"] <= r["top5"] <= 1
         assert len(r["confusion"]) == 10 and sum(map(sum, r["confusion"])) == 464
     for png in ("confusion-ce-all.png", "confusion-text-all.png", "tsne.png"):
-        assert (ucla_run / "evaluation" / "test" / png).stat().st_size > 1000
+        assert (ucla_run / "evaluation" / "test-clips2" / png).stat().st_size > 1000
     out = tmp_path / "features"
     result = runner.invoke(app, ["extract", str(ucla_run), "--split", "test", "--out", str(out),
                                  "--root", str(shared_data / "nw_ucla" / "all_sqe")])

@@ -195,6 +195,8 @@ def fuse_cmd(
     out: Path = typer.Option(None, "--out", help="Output folder (default FIRST_RUN/evaluation/fused-<split>)."),
     text_score: str = typer.Option(None, "--text-score", help="The text head's rule for every run, prototype | mil "
                                    "(default: each run's text_score)."),
+    multi_clip: int = typer.Option(1, "--multi-clip", min=1, help="Fuse each run's scores averaged over N clips "
+                                   "(`sugar evaluate --multi-clip N`; evaluated first where missing)."),
 ) -> None:
     """Fuse several runs' class scores (softmax, weighted sum); weights are chosen on the validation split,
     never on test. Runs not yet evaluated on a split are evaluated first."""
@@ -207,7 +209,7 @@ def fuse_cmd(
         given = [float(w) for w in weights.split(",")] if weights else None
     except ValueError:
         raise ConfigError(f"--weights {weights!r}: comma-separated numbers, one per run") from None
-    res = fuse_runs(runs, head, split, weights=given, out_dir=out, text_score=text_score)
+    res = fuse_runs(runs, head, split, weights=given, out_dir=out, text_score=text_score, multi_clip=multi_clip)
     table = Table(title=f"{len(runs)} runs fused, {head} head, {split} (weights from {res['weights_chosen_on']})")
     for col in ("run", "weight", "top-1 %", "top-5 %"):
         table.add_column(col)

@@ -120,6 +120,12 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
     return model.to(device).eval(), cfg, bundle.processor, classes
 
 
+def scores_folder(split: str, text_score: str | None = None, multi_clip: int = 1) -> str:
+    """The evaluation folder of a split's scores; other text rules and multi-clip scores sit beside the plain
+    ones instead of overwriting them (the fusion reads each by name)."""
+    return split + (f"-text-{text_score}" if text_score else "") + (f"-clips{multi_clip}" if multi_clip > 1 else "")
+
+
 def _views(processor: Processor, ds: Any, multi_clip: int, seed: int) -> list[Dataset]:
     views: list[Dataset] = [processor.dataset(ds, train=False, seed=seed)]
     if multi_clip > 1:
@@ -154,7 +160,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", multi_clip: int = 1, 
         ds = ds.on_list(actions)
     classes = list(ds.classes)
     tag = "list" if actions is not None else dataset_label(dataset) if other and dataset else ""
-    name = (f"{tag}-{split}" if tag else split) + (f"-text-{check_text_score(text_score)}" if text_score else "")
+    name = scores_folder(f"{tag}-{split}" if tag else split, text_score and check_text_score(text_score), multi_clip)
     out_dir = Path(out_dir) if out_dir else evaluation_dir(run_dir) / name
     out_dir.mkdir(parents=True, exist_ok=True)
     bs = batch_size or min(cfg.batch_size, 64)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from sugar.errors import SugarError
-from sugar.evaluation.encoder import evaluate_run
+from sugar.evaluation.encoder import evaluate_run, scores_folder
 from sugar.evaluation.metrics import classification_report, load_scores
 from sugar.fileio import atomic_write_text
 from sugar.models.released import evaluation_dir, resolve_run
@@ -26,12 +26,13 @@ from sugar.viz import plot_confusion
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 
-def _scores(run: str | Path, split: str, head: str, text_score: str | None = None) -> dict[str, np.ndarray]:
+def _scores(run: str | Path, split: str, head: str, text_score: str | None = None,
+            multi_clip: int = 1) -> dict[str, np.ndarray]:
     """A run's saved scores of `split`, evaluated first when `sugar evaluate` has not saved them yet."""
-    folder = split + (f"-text-{text_score}" if text_score else "")
+    folder = scores_folder(split, text_score, multi_clip)
     path = evaluation_dir(resolve_run(run)) / folder / f"scores-{head}.npz"
     if not path.is_file():
-        evaluate_run(run, split, tsne=False, text_score=text_score)
+        evaluate_run(run, split, multi_clip, tsne=False, text_score=text_score)
     return load_scores(path)
 
 
@@ -81,18 +82,19 @@ def fuse(probs: list[np.ndarray], weights: Sequence[float]) -> np.ndarray:
 
 def fuse_runs(runs: Sequence[str | Path], head: str = "text", split: str = "test", val_split: str = "val",
               weights: Sequence[float] | None = None, out_dir: str | Path | None = None,
-              text_score: str | None = None) -> dict[str, Any]:
+              text_score: str | None = None, multi_clip: int = 1) -> dict[str, Any]:
     """Fuse the saved `head` scores of `runs` on `split`; weights given or chosen on `val_split`.
-    text_score: the text head's scoring rule for every run instead of each run's own (TextScorer)."""
+    text_score: the text head's scoring rule for every run instead of each run's own (TextScorer).
+    multi_clip: fuse each run's scores averaged over that many clips (`sugar evaluate --multi-clip`)."""
     if len(runs) < 2:
         raise SugarError("fusion needs at least two runs")
     if weights is not None and len(weights) != len(runs):
         raise SugarError(f"{len(weights)} weights for {len(runs)} runs")
-    tables = [_scores(r, split, head, text_score) for r in runs]
+    tables = [_scores(r, split, head, text_score, multi_clip) for r in runs]
     labels, probs, classes = aligned(tables, split)
     chosen_on = "given"
     if weights is None:
-        val = [_scores(r, val_split, head, text_score) for r in runs]
+        val = [_scores(r, val_split, head, text_score, multi_clip) for r in runs]
         val_labels, val_probs, _ = aligned(val, val_split)
         weights, chosen_on = choose_weights(val_labels, val_probs), val_split
     fused = classification_report(fuse(probs, weights), labels, classes)
@@ -103,6 +105,7 @@ def fuse_runs(runs: Sequence[str | Path], head: str = "text", split: str = "test
     plot_confusion(np.asarray(fused["confusion"]), classes, png,
                    title=f"{len(runs)} runs fused ({head} head), {split} ({fused['top1'] * 100:.1f}% top-1)")
     report = {"runs": [str(r) for r in runs], "head": head, "split": split, "text_score": text_score,
+              "multi_clip": multi_clip,
               "weights": list(weights),
               "weights_chosen_on": chosen_on, "fused": fused,
               "single": [{"run": str(r), "top1": s["top1"], "top5": s["top5"]} for r, s in zip(runs, single,
