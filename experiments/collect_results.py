@@ -171,7 +171,8 @@ def field_table(runs: Path) -> list[str]:
     lines += [f"| {lab} | `{n}` | {best_val(r)} | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {setting(r)} |"
               for n, lab, r in found]
     for prefix, streams in (("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's recipe (`recipe_field`)"),
-                            ("ucla-frp", "CTR-GCN's recipe, `paper` joint stream (`recipe_paper_field`)")):
+                            ("ucla-frp", "CTR-GCN's recipe, `paper` joint stream (`recipe_paper_field`)"),
+                            ("ucla-frc5", "CTR-GCN's recipe, 5 clips per sample (`recipe_clips`)")):
         for tag, label in (("", "weights chosen on val"), ("-equal", "equal weights")):
             text, ce = fused_cell(runs, f"{prefix}-fused-text{tag}"), fused_cell(runs, f"{prefix}-fused-ce{tag}")
             val = "" if tag else f"{fused_cell(runs, f'{prefix}-fused-text-val')} text, " \

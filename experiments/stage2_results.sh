@@ -136,6 +136,8 @@ run:ucla-c1-joint() { field_run ucla-c1-joint "${CTRGCN_UCLA[@]}"; }
 # issue 14: the paper's (CTR-GCN) widths with the recipe (ucla-p-joint's lever on ucla-c1-joint; ~70 min on one core),
 # and the recipe's four streams fused with it in place of ucla-c1-joint
 run:ucla-pr-joint() { field_run ucla-pr-joint "${CTRGCN_UCLA[@]}" --set model.preset=paper; }
+# issue 14: multi-clip testing, the recipe's four streams with 5 clips per sample (random frames), fused
+recipe_clips() { CLIPS=5 fuse_streams ucla-frc5 ucla-c1-joint ucla-fr-bone ucla-fr-joint-motion ucla-fr-bone-motion; }
 recipe_paper_field() {
   run:ucla-pr-joint
   fuse_streams ucla-frp ucla-pr-joint ucla-fr-bone ucla-fr-joint-motion ucla-fr-bone-motion
@@ -160,15 +162,16 @@ field() {  # issue 14: NW-UCLA's four streams at CTR-GCN's schedule, fused with 
 }
 fuse_streams() {  # out-prefix run ...: fused with weights chosen on val (102 samples) and CTR-GCN's plain sum, both
   # heads; -val: val itself at the weights chosen there (what comparing two stream sets may use; never test)
-  local prefix=$1 head; shift
+  # CLIPS=N: each run's scores averaged over N clips per sample (sugar evaluate --multi-clip N)
+  local prefix=$1 head clips=(--multi-clip "${CLIPS:-1}"); shift
   local runs=("${@/#/$OUT/}") ones
   ones=$(printf '1,%.0s' "$@"); ones=${ones%,}
   for head in text ce; do
-    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split val --out "$OUT/$prefix-fused-$head-val" \
+    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split val "${clips[@]}" --out "$OUT/$prefix-fused-$head-val" \
       >> "$OUT/logs/$prefix-fused.log" 2>&1
-    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --out "$OUT/$prefix-fused-$head" \
+    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test "${clips[@]}" --out "$OUT/$prefix-fused-$head" \
       >> "$OUT/logs/$prefix-fused.log" 2>&1
-    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --weights "$ones" \
+    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test "${clips[@]}" --weights "$ones" \
       --out "$OUT/$prefix-fused-$head-equal" >> "$OUT/logs/$prefix-fused.log" 2>&1
   done
   echo "$(date -u +%H:%M:%S) fused $prefix"
