@@ -672,7 +672,7 @@ def main() -> None:
                                               "training row, 4-way choice", "-text")
     out += cross_dataset_table(runs)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
-              "ucla-f-joint-llm-pool",
+              "ucla-f-joint-llm-pool", "ucla-c1-joint-llm",
               "msr-llm", "msr-label-llm",
               "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text")
