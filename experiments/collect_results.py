@@ -149,7 +149,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-fr-joint-motion", "joint motion, CTR-GCN's NW-UCLA data recipe"),
                  ("ucla-fr-bone-motion", "bone motion, CTR-GCN's NW-UCLA data recipe"),
                  ("ucla-vp-field", "view proxy, earlier field settings (`xview:1>2`: test columns are view 2)"),
-                 ("ucla-vp-recipe", "view proxy, CTR-GCN's data recipe (`xview:1>2`: test columns are view 2)")]
+                 ("ucla-vp-recipe", "view proxy, CTR-GCN's data recipe (`xview:1>2`: test columns are view 2)"),
+                 ("ucla-vp-paper", "view proxy, `paper` preset with the recipe (`xview:1>2`: test columns are view 2)")]
 
 
 def fused_cell(runs: Path, name: str) -> str:
