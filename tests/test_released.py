@@ -16,6 +16,7 @@ from sugar.cli import app
 from sugar.config import DataConfig, EncoderConfig
 from sugar.errors import SugarError
 from sugar.evaluation.encoder import evaluate_run
+from sugar.evaluation.metrics import load_scores
 from sugar.evaluation.recognizer import evaluate_recognizer_run
 from sugar.models import released
 from sugar.models.encoder import build_encoder
@@ -131,6 +132,10 @@ def test_each_released_model_keeps_its_recorded_accuracy(name, tmp_path, shared_
                                      progress=False)
     top1 = report["views"]["all"]["top1"]
     assert abs(top1 - check["top1"]) <= 1.5 / check["samples"], (name, top1, check)  # one sample of rounding
+    for kind, rep in report["evidence"]["all"].items():  # the per-sample scores behind each row are saved
+        saved = load_scores(tmp_path / f"scores-{kind}-all.npz")
+        assert saved["logits"].shape == (check["samples"], len(rep["classes"]))
+        assert (saved["logits"].argmax(1) == saved["labels"]).mean() == pytest.approx(rep["top1"])
     assert model.metrics["top1"] > 0.5
 
 

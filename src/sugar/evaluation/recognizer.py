@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from sugar.errors import ConfigError, SugarError
 from sugar.evaluation.encoder import load_run, load_texts, text_scorer
-from sugar.evaluation.metrics import classification_report
+from sugar.evaluation.metrics import classification_report, save_scores
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
@@ -257,9 +257,11 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
         names = [*actions, NO_MATCH] if mode == "generate" else actions
         if mode == "rank":  # one LLM pass scores the LLM alone, the text head alone and the two fused
             tokens = [t for i in range(0, len(samples), batch_size) for t in rec.encode(samples[i:i + batch_size])]
-            by_kind = evidence_reports(tokens, y, actions,
-                                       evidence_scores(rec, tokens, actions, knowledge, rank_by, batch_size, texts))
+            raw = evidence_scores(rec, tokens, actions, knowledge, rank_by, batch_size, texts)
+            by_kind = evidence_reports(tokens, y, actions, raw)
             report["evidence"][view] = by_kind
+            for kind, kind_scores in raw.items():  # per-sample scores, for choosing fusion weights elsewhere
+                save_scores(out / f"scores-{kind}-{view}.npz", kind_scores, y, [s.name for s in samples], actions)
             use = "llm" if fusion == 0 or "fused" not in by_kind else "fused"
             rep = by_kind[use]
         else:
