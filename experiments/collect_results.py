@@ -512,7 +512,8 @@ def cross_dataset_table(runs: Path) -> list[str]:
     if field is not None:
         found.append(row("stage 2: text classifier, run `ucla-f-joint` (the released recogniser's encoder)",
                          field["heads"]["text"]["all"], "NW-UCLA only"))
-    for kind, label in (("llm", "LLM alone"), ("text", "its encoder's text head"), ("fused", "fused")):
+    # its "text" evidence is the stage-2 text classifier's row above (the same head, texts and rule)
+    for kind, label in (("llm", "LLM alone"), ("fused", "fused")):
         if pool is not None and kind in pool["evidence"].get("all", {}):
             found.append(row(f"stage 3: released recogniser `ucla-f-joint-llm-pool` (pool bridge), {label}",
                              pool["evidence"]["all"][kind], "NW-UCLA only"))
@@ -528,10 +529,9 @@ def shared_actions_table(pool: dict[str, Any] | None, enc: dict[str, Any] | None
     """Per-class recall on MSR Action3D's test samples of the actions NW-UCLA also has (20-way list)."""
     if pool is None:
         return []
-    sources = [("LLM alone", pool["evidence"]["all"].get("llm")), ("fused", pool["evidence"]["all"].get("fused")),
-               ("text head", pool["evidence"]["all"].get("text"))]
-    if enc is not None:
-        sources.append(("stage 2 text classifier", enc["heads"]["text"]["all"]))
+    evidence = pool["evidence"]["all"]
+    sources = [("LLM alone", evidence.get("llm")), ("fused", evidence.get("fused")),
+               ("stage 2 text classifier", enc["heads"]["text"]["all"] if enc else None)]
     sources = [(n, r) for n, r in sources if r]
     lines = ["#### Actions both lists share: recall on MSR's test samples of that class (20-way list)", "",
              "| NW-UCLA action | MSR Action3D action | " + " | ".join(f"{n}: recall (precision) %" for n, _ in sources)

@@ -70,6 +70,24 @@ def build_tiny(tmp_path_factory, tokenizer, kind: str = "tqp", encoder_dim: int 
     return rec.eval()
 
 
+def build_tiny_with_encoder(tmp_path_factory, tokenizer):
+    """A Recognizer on a tiny random LLaMA that reads skeletons: an untrained kinect20 (NW-UCLA's layout, with its
+    derived joints) CTR-GCN encoder of the `cpu` preset, seeded, and its processor (16 frames, one person)."""
+    from sugar.config import DataConfig, EncoderConfig
+    from sugar.models.encoder import build_encoder
+    from sugar.models.recognizer import Recognizer
+    from sugar.skeleton.layouts import get_layout
+    from sugar.skeleton.processor import Processor
+
+    llm = str(tiny_llm_dir(tmp_path_factory.getbasetemp(), tokenizer))
+    torch.manual_seed(0)
+    layout = get_layout("kinect20")
+    encoder = build_encoder(EncoderConfig(preset="cpu"), layout, 3)
+    processor = Processor.from_config(DataConfig(frames=16, max_persons=1), layout, 3)
+    return Recognizer.build(tiny_config(llm), encoder.dim, ACTIONS, DESCRIPTIONS, encoder=encoder,
+                            processor=processor)
+
+
 def random_tokens(n: int, seed: int = 0) -> list[torch.Tensor]:
     """n action-token sequences of 5-12 steps, 16 features (build_tiny's encoder_dim)."""
     g = torch.Generator().manual_seed(seed)

@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from posehelpers import frames, needs_pose, write_video
-from stage3helpers import ACTIONS, DESCRIPTIONS, session_tokenizer, tiny_config, tiny_llm_dir
+from stage3helpers import build_tiny_with_encoder, session_tokenizer
 from sugar.cli import app
 
 runner = CliRunner()
@@ -21,22 +21,9 @@ pytestmark = [pytest.mark.slow, needs_pose]  # ~30 s: loads a recogniser and run
 
 @pytest.fixture(scope="module")
 def recognizer(tmp_path_factory):
-    import torch
-
-    from sugar.config import DataConfig, EncoderConfig
-    from sugar.models.encoder import build_encoder
-    from sugar.models.recognizer import Recognizer
     from sugar.models.recognizer_io import save_recognizer
-    from sugar.skeleton.layouts import get_layout
-    from sugar.skeleton.processor import Processor
 
-    llm = str(tiny_llm_dir(tmp_path_factory.getbasetemp(), session_tokenizer(tmp_path_factory)))
-    torch.manual_seed(0)
-    layout = get_layout("kinect20")  # NW-UCLA's: needs the derived spine, hip centre, hands and feet
-    encoder = build_encoder(EncoderConfig(preset="cpu"), layout, 3)
-    processor = Processor.from_config(DataConfig(frames=16, max_persons=1), layout, 3)
-    rec = Recognizer.build(tiny_config(llm), encoder.dim, ACTIONS, DESCRIPTIONS, encoder=encoder,
-                           processor=processor)
+    rec = build_tiny_with_encoder(tmp_path_factory, session_tokenizer(tmp_path_factory))
     folder = tmp_path_factory.mktemp("recognizer")
     save_recognizer(rec.eval(), folder)
     return folder

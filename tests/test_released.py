@@ -11,19 +11,14 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from stage3helpers import ACTIONS, DESCRIPTIONS, session_tokenizer, tiny_config, tiny_llm_dir
+from stage3helpers import ACTIONS, build_tiny_with_encoder, session_tokenizer
 from sugar.cli import app
-from sugar.config import DataConfig, EncoderConfig
 from sugar.errors import SugarError
 from sugar.evaluation.encoder import evaluate_run
 from sugar.evaluation.metrics import load_scores
 from sugar.evaluation.recognizer import evaluate_recognizer_run
 from sugar.models import released
-from sugar.models.encoder import build_encoder
-from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
-from sugar.skeleton.layouts import get_layout
-from sugar.skeleton.processor import Processor
 from sugar.skeleton.readers import read_file
 
 runner = CliRunner()
@@ -31,12 +26,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory) -> Path:
-    llm = str(tiny_llm_dir(tmp_path_factory.getbasetemp(), session_tokenizer(tmp_path_factory)))
-    torch.manual_seed(0)
-    layout = get_layout("kinect20")
-    encoder = build_encoder(EncoderConfig(preset="cpu"), layout, 3)
-    processor = Processor.from_config(DataConfig(frames=16, max_persons=1), layout, 3)
-    rec = Recognizer.build(tiny_config(llm), encoder.dim, ACTIONS, DESCRIPTIONS, encoder=encoder, processor=processor)
+    rec = build_tiny_with_encoder(tmp_path_factory, session_tokenizer(tmp_path_factory))
     folder = tmp_path_factory.mktemp("run")
     save_recognizer(rec.eval(), folder)
     (folder / "checkpoints").mkdir()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stage3helpers import ACTIONS, build_tiny, random_tokens, session_tokenizer
+from stage3helpers import ACTIONS, build_tiny, build_tiny_with_encoder, random_tokens, session_tokenizer
 from sugar.config import PretrainConfig, TuneConfig
 from sugar.errors import ConfigError, SugarError
 from sugar.models import decoding, inference
@@ -154,20 +154,10 @@ def test_encoder_under_bf16_autocast_stays_close_to_fp32() -> None:
 
 def test_encoder_bf16_autocast_stays_close_to_fp32(tmp_path_factory, tok, monkeypatch) -> None:
     """--encoder-precision bf16 runs the encoder under bf16 autocast; its tokens stay near fp32's, in float32."""
-    from stage3helpers import tiny_config, tiny_llm_dir
-    from sugar.config import DataConfig, EncoderConfig
-    from sugar.models.encoder import build_encoder
-    from sugar.models.recognizer import Recognizer
-    from sugar.skeleton.layouts import get_layout
-    from sugar.skeleton.processor import Processor
     from sugar.skeleton.sample import Sample
 
-    torch.manual_seed(0)
-    layout = get_layout("kinect20")
-    encoder = build_encoder(EncoderConfig(preset="cpu"), layout, 3)
-    processor = Processor.from_config(DataConfig(frames=16, max_persons=1), layout, 3)
-    llm = str(tiny_llm_dir(tmp_path_factory.getbasetemp(), tok))
-    r = Recognizer.build(tiny_config(llm), encoder.dim, ACTIONS, {}, encoder=encoder, processor=processor).eval()
+    r = build_tiny_with_encoder(tmp_path_factory, tok).eval()
+    layout = r.processor.layout
     g = torch.Generator().manual_seed(4)
     samples = [Sample(f"s{i}", torch.rand((1, 24, layout.num_joints, 3), generator=g).numpy()) for i in range(3)]
     monkeypatch.setattr(inference, "native_bf16", lambda device: False)
