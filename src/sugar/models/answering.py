@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the recogniser calls into this module; this module only rea
     from sugar.models.recognizer import Recognizer
 
 RANK_BY = ("label", "answer")
-Context = tuple[Any, torch.Tensor, torch.Tensor]  # (KV cache, 2-D attention mask, logits of the last position)
+Context = tuple[Any, torch.Tensor, torch.Tensor]  # (KV cache or None, 2-D attention mask, logits of the last position)
 
 
 def check_rank_by(value: str | None, name: str = "rank_by") -> str | None:
@@ -61,10 +61,11 @@ def context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: P
 
 @torch.no_grad()
 def ranked_context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: PromptParts,
-                   zero_shot: bool = False, tree: decoding.CandidateTree | None = None
+                   zero_shot: bool = False, tree: decoding.CandidateTree | None = None, keep_cache: bool = True
                    ) -> tuple[Context, torch.Tensor | None]:
     """`context`, and given `tree`, the candidates' scores [N, C] from the same forward pass where the prompt
-    prefix is cached and the tree's logits fit the budget (else None: score them with rank_candidates)."""
+    prefix is cached and the tree's logits fit the budget (else None: score them with rank_candidates). With the
+    scores, the context's cache is None unless `keep_cache` (only generating text after the context needs it)."""
     n, device = embeds.shape[0], rec.device
     embed = rec.llm.get_input_embeddings()
     suffix = embed(torch.tensor(parts.suffix_ids, device=device))[None].expand(n, -1, -1)
@@ -83,11 +84,13 @@ def ranked_context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, p
         ids = torch.tensor([parts.prefix_ids], device=device)
         return decoding.run_cached(rec.llm, None, input_ids=ids, logits_to_keep=1)[1]
 
-    prefix_cache = decoding.expand_cache(rec.prefix_cache.get((parts.actions, zero_shot), compute), n)
+    prefix_cache = rec.prefix_cache.get((parts.actions, zero_shot), compute)
     if tree is not None and decoding.tree_fits_one_pass(n, tree, embed.num_embeddings):
-        cache, last, scores = decoding.context_and_tree(rec.llm, prefix_cache, x, mask, positions[:, p:], tree)
+        cache, last, scores = decoding.context_and_tree(rec.llm, prefix_cache, x, mask, positions[:, p:], tree,
+                                                        keep_cache)
         return (cache, mask, last), scores
-    out, cache = decoding.run_cached(rec.llm, prefix_cache, inputs_embeds=x, attention_mask=mask,
+    out, cache = decoding.run_cached(rec.llm, decoding.expand_cache(prefix_cache, n), inputs_embeds=x,
+                                     attention_mask=mask,
                                      position_ids=positions[:, p:], logits_to_keep=1)
     return (cache, mask, out.logits[:, -1]), None
 
@@ -180,7 +183,8 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
             else:
                 raise SugarError("recognize() takes Sample objects or token tensors [T', d], not a mix")
             embeds, amask = rec.action_tokens(tokens)
-            ctx, scores = ranked_context(rec, embeds, amask, parts, zero_shot, tree if mode == "rank" else None)
+            ctx, scores = ranked_context(rec, embeds, amask, parts, zero_shot, tree if mode == "rank" else None,
+                                         keep_cache=describe)
             if mode == "rank":
                 text = rec.evidence.logits(tokens, actions, knowledge) if weight > 0 and rec.evidence else None
                 results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weight, scores)

@@ -10,7 +10,8 @@ prefix tree (candidates that share leading tokens share nodes), the tree's nodes
 per sample, and a 4-D attention mask lets each node see the context and its own ancestors only (tree attention).
 A 10-class list thus costs one pass over ~(total distinct candidate prefixes) tokens per sample instead of C
 separate passes. Where the prompt prefix is cached, the tree's nodes even ride in the same pass as the end of the
-context (`context_and_tree`), so ranking is one forward per batch.
+context (`context_and_tree`), so ranking is one forward per batch, and the rows attend to the prefix held once
+(`sugar.models.shared_prefix`) instead of a copy of it each.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import DynamicCache
+
+from sugar.models import shared_prefix
 
 
 def _cache_kw(model: nn.Module) -> str:
@@ -165,14 +168,16 @@ def tree_fits_one_pass(rows: int, tree: CandidateTree, vocab: int, budget_bytes:
 
 
 @torch.no_grad()
-def context_and_tree(model: nn.Module, cache, inputs_embeds: torch.Tensor, context_mask: torch.Tensor,
-                     position_ids: torch.Tensor, tree: CandidateTree):
-    """The end of the context and the candidate tree in ONE forward on top of `cache` (the context's first
-    Lc - S positions, e.g. the shared prompt prefix): the S context tokens attend causally to the real context
-    tokens, the tree's nodes to the whole context and their ancestors (tree attention).
+def context_and_tree(model: nn.Module, prefix, inputs_embeds: torch.Tensor, context_mask: torch.Tensor,
+                     position_ids: torch.Tensor, tree: CandidateTree, keep_cache: bool = True):
+    """The end of the context and the candidate tree in ONE forward on top of `prefix` (the batch-1 cache of the
+    context's first Lc - S positions, the shared prompt prefix): the S context tokens attend causally to the real
+    context tokens, the tree's nodes to the whole context and their ancestors (tree attention). The rows attend
+    to the prefix held once (sugar.models.shared_prefix) where the model's attention allows, else to a copy.
 
-    Returns (the cache after the context only, the logits of its last position [N, V], the candidate scores
-    [N, C]). Against `context` + `rank_candidates` it saves one pass and one copy of every row's keys and values.
+    Returns (the cache after the context only, or None unless `keep_cache`; the logits of its last position
+    [N, V]; the candidate scores [N, C]). Against `context` + `rank_candidates` it saves one pass and, with the
+    shared prefix, every copy of the prefix's keys and values.
     """
     n, s, _ = inputs_embeds.shape
     lc = context_mask.shape[1]
@@ -185,12 +190,19 @@ def context_and_tree(model: nn.Module, cache, inputs_embeds: torch.Tensor, conte
     context_rows = torch.cat([keys[:, None, :] & causal[None], torch.zeros(n, s, u, dtype=torch.bool, device=device)],
                              dim=2)
     node_rows, node_positions = _tree_rows(tree, context_mask, device)
-    attn = _additive(torch.cat([context_rows, node_rows], 1)[:, None], nodes.dtype)  # [N, 1, S + U, Lc + U]
-    out, after = run_cached(model, cache, inputs_embeds=torch.cat([inputs_embeds.to(nodes.dtype), nodes], 1),
-                            attention_mask=attn, position_ids=torch.cat([position_ids, node_positions], 1),
-                            logits_to_keep=u + 1)
+    inputs = {"inputs_embeds": torch.cat([inputs_embeds.to(nodes.dtype), nodes], 1),
+              "attention_mask": _additive(torch.cat([context_rows, node_rows], 1)[:, None], nodes.dtype),
+              "position_ids": torch.cat([position_ids, node_positions], 1), "logits_to_keep": u + 1}
+    if shared_prefix.enable(model):
+        held = shared_prefix.layers(prefix)
+        out = model(use_cache=keep_cache, shared_prefix=held, **inputs)
+        rows = getattr(out, "cache", None) or out.past_key_values
+        cache = shared_prefix.joined_cache(held, rows, s) if keep_cache else None
+    else:
+        out, after = run_cached(model, expand_cache(prefix, n), **inputs)
+        cache = clone_cache(after, length=lc) if keep_cache else None
     last, node_logits = out.logits[:, 0], out.logits[:, 1:]
-    return clone_cache(after, length=lc), last, tree_scores(last, node_logits, tree)
+    return cache, last, tree_scores(last, node_logits, tree)
 
 
 @torch.no_grad()
