@@ -9,6 +9,7 @@
 #   bash experiments/stage3_results.sh byanswer        # re-score finished runs by label + description (no training)
 #   bash experiments/stage3_results.sh varylist        # MSR zero-shot with a random action list per training row
 #   bash experiments/stage3_results.sh textzeroshot    # NW-UCLA zero-shot, bridge in the LLM's language + varied lists
+#   bash experiments/stage3_results.sh zsleaveout      # zero-shot fusion weights chosen on other seeds' held-out classes
 #   L_EPOCHS=1 bash experiments/stage3_results.sh msrlist   # the same, cheaper: held out of the LLM only
 #   bash experiments/stage3_results.sh release msrrelease   # earlier releases (NW-UCLA, MSR Action3D)
 #   bash experiments/stage3_results.sh fieldllm        # NW-UCLA recogniser on the 65-epoch joint stream
@@ -154,6 +155,20 @@ zeroshot() {  # the encoder's held-out classes stay held out for the LLM (tune i
   for seed in $ZS_SEEDS; do
     tune "ucla-llm-zs-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3"
   done
+}
+
+zsleaveout() {  # issue 15: each zero-shot run's fusion weight chosen on the OTHER runs' held-out classes (val),
+  # runs sharing a held-out class excluded (sugar calibrate-unseen); needs the zeroshot runs. ZS_PREFIX picks the set
+  local prefix=${ZS_PREFIX:-ucla-llm-zs} runs=() seed split
+  for seed in $ZS_SEEDS; do
+    runs+=("$OUT/$prefix-seed$seed")
+    for split in val test; do
+      [[ -f $OUT/$prefix-seed$seed/evaluation/$split/scores-llm-zero_shot.npz ]] ||
+        sugar evaluate "$OUT/$prefix-seed$seed" --split $split >> "$OUT/logs/$prefix-seed$seed-leaveout.log" 2>&1
+    done
+  done
+  sugar calibrate-unseen "${runs[@]}" >> "$OUT/logs/$prefix-leaveout.log" 2>&1
+  echo "$(date -u +%H:%M:%S) calibrated $prefix seeds $ZS_SEEDS leave-classes-out"
 }
 
 textzeroshot() {  # issue 15: zeroshot with the bridge in the LLM's language (bridge kind "text": the stage-2 text head

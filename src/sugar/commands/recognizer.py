@@ -151,8 +151,26 @@ def calibrate_cmd(
                                        if k != "fusion" else report[k]) for k in keys}))
 
 
+def calibrate_unseen_cmd(
+    runs: list[Path] = typer.Argument(..., help="Zero-shot `sugar tune` runs with different held-out classes, each "
+                                                "evaluated with `sugar evaluate RUN --split val` and `--split test`."),
+    choose_on: str = typer.Option("val", "--choose-on", help="The split whose held-out samples choose the weights."),
+    split: str = typer.Option("test", "--split", help="The split scored at the chosen weights."),
+) -> None:
+    """Choose each run's fusion weight for classes its LLM never saw on the other runs' held-out classes
+    (leave-classes-out), and score its own held-out classes at that weight (LLM alone, text head, fused)."""
+    from sugar.evaluation.zero_shot import RESULT, leave_classes_out
+
+    for r in leave_classes_out(runs, choose_on, split):
+        console.print_json(json.dumps({
+            "run": r["run"], "held_out": r["held_out"], "donor_classes": r["donor_classes"], "weight": r["weight"],
+            **{kind: r["evidence"][kind]["top1"] for kind in ("llm", "text", "fused")},
+            "saved": str(Path(r["run"]) / "evaluation" / split / RESULT)}))
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the top-level app."""
     app.command("tune")(tune_cmd)
     app.command("calibrate")(calibrate_cmd)
+    app.command("calibrate-unseen")(calibrate_unseen_cmd)
     app.command("predict")(predict_cmd)

@@ -151,14 +151,24 @@ def choose_weight(llm_scores: np.ndarray, text_logits: np.ndarray, labels: np.nd
     weight nearest 0.5 (the middle of a plateau, which transfers best to unseen data).
 
     Returns the weight and the whole table (weight, top1, nll) for the record."""
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    if len(y) == 0:
+    return choose_weight_pooled([(llm_scores, text_logits, labels)], grid)
+
+
+def choose_weight_pooled(sets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                         grid: Sequence[float] = WEIGHT_GRID) -> tuple[float, list[dict[str, float]]]:
+    """`choose_weight` over the samples of several (LLM scores, text logits, labels) sets pooled, each set with
+    its own action list (e.g. other runs' held-out classes, to choose a weight for classes the LLM never saw)."""
+    ys = [torch.as_tensor(np.asarray(labels), dtype=torch.long) for _, _, labels in sets]
+    total = sum(len(y) for y in ys)
+    if total == 0:
         raise ConfigError("no validation samples to choose the fusion weight on")
     table = []
     for w in grid:
-        logp = fuse(llm_scores, text_logits, float(w))
-        top1 = float((logp.argmax(-1) == y).double().mean())
-        nll = float(-logp[torch.arange(len(y)), y].mean())
-        table.append({"weight": float(w), "top1": top1, "nll": nll})
+        correct = loss = 0.0
+        for (llm_scores, text_logits, _), y in zip(sets, ys, strict=True):
+            logp = fuse(llm_scores, text_logits, float(w))
+            correct += float((logp.argmax(-1) == y).double().sum())
+            loss += float(-logp[torch.arange(len(y)), y].sum())
+        table.append({"weight": float(w), "top1": correct / total, "nll": loss / total})
     best = max(table, key=lambda r: (round(r["top1"], 9), -round(r["nll"], 6), -abs(r["weight"] - 0.5)))
     return best["weight"], table

@@ -1,0 +1,89 @@
+"""Leave-classes-out fusion weights (sugar.evaluation.zero_shot): each run's weight comes from the held-out
+classes of the runs that share none of its own, and its held-out test samples are scored at that weight."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sugar.cli import app
+from sugar.errors import ConfigError
+from sugar.evaluation.metrics import save_scores
+from sugar.evaluation.zero_shot import RESULT, leave_classes_out
+from sugar.models.evidence import choose_weight, choose_weight_pooled, fuse
+
+
+def _scores(labels: np.ndarray, right: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[n, 2] noisy logits that pick the true label on the rows where `right` holds."""
+    out = rng.normal(size=(len(labels), 2))
+    out[right, labels[right]] += 4.0
+    return out
+
+
+def _run(root: Path, name: str, held_out: list[str], trust: str, seed: int) -> Path:
+    """A zero-shot run folder with saved held-out scores on val and test: on val, `trust` names the evidence
+    that is right; on test the LLM is right on the first half and the text head on the second."""
+    rng = np.random.default_rng(seed)
+    run = root / name
+    n = 40
+    for split in ("val", "test"):
+        y = rng.integers(0, 2, n)
+        first = np.arange(n) < n // 2
+        llm_right = np.full(n, trust == "llm") if split == "val" else first
+        text_right = np.full(n, trust == "text") if split == "val" else ~first
+        folder = run / "evaluation" / split
+        folder.mkdir(parents=True)
+        names = [f"{name}-{split}-{i}" for i in range(n)]
+        save_scores(folder / "scores-llm-zero_shot.npz", _scores(y, llm_right, rng), y, names, held_out)
+        save_scores(folder / "scores-text-zero_shot.npz", _scores(y, text_right, rng), y, names, held_out)
+    return run
+
+
+def test_each_run_is_calibrated_on_the_runs_that_share_none_of_its_classes(tmp_path) -> None:
+    a = _run(tmp_path, "a", ["wave", "sit"], "llm", 1)
+    b = _run(tmp_path, "b", ["throw", "kick"], "text", 2)  # the text head is right on b's val samples
+    c = _run(tmp_path, "c", ["wave", "jump"], "llm", 3)  # shares "wave" with a
+    results = {Path(r["run"]).name: r for r in leave_classes_out([a, b, c])}
+    assert [Path(d).name for d in results["a"]["donors"]] == ["b"]
+    assert [Path(d).name for d in results["c"]["donors"]] == ["b"]
+    assert [Path(d).name for d in results["b"]["donors"]] == ["a", "c"]
+    assert results["a"]["weight"] > 0.5 and results["c"]["weight"] > 0.5  # b says: trust the text head
+    assert results["b"]["weight"] < 0.5  # a and c say: trust the LLM
+    saved = json.loads((a / "evaluation" / "test" / RESULT).read_text())
+    assert saved["weight"] == results["a"]["weight"] and saved["held_out"] == ["wave", "sit"]
+    test_scores = np.load(a / "evaluation" / "test" / "scores-llm-zero_shot.npz")
+    text_scores = np.load(a / "evaluation" / "test" / "scores-text-zero_shot.npz")
+    fused = fuse(test_scores["logits"], text_scores["logits"], saved["weight"]).numpy()
+    assert saved["evidence"]["fused"]["top1"] == pytest.approx(float((fused.argmax(1) == test_scores["labels"]).mean()))
+
+
+def test_a_run_whose_classes_every_other_run_holds_out_is_refused(tmp_path) -> None:
+    a = _run(tmp_path, "a", ["wave", "sit"], "llm", 1)
+    b = _run(tmp_path, "b", ["wave", "kick"], "text", 2)
+    with pytest.raises(ConfigError, match="every other run holds out one of its classes"):
+        leave_classes_out([a, b])
+    with pytest.raises(ConfigError, match="at least two"):
+        leave_classes_out([a])
+
+
+def test_missing_scores_name_the_file(tmp_path) -> None:
+    a = _run(tmp_path, "a", ["wave", "sit"], "llm", 1)
+    (tmp_path / "b" / "evaluation" / "val").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["calibrate-unseen", str(a), str(tmp_path / "b")])
+    assert result.exit_code != 0
+    assert "scores-llm-zero_shot.npz" in (result.output + str(result.exception))
+
+
+def test_pooled_choice_equals_the_choice_on_concatenated_samples() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    llm, text = rng.normal(size=(60, 3)), rng.normal(size=(60, 3))
+    text[np.arange(60), y] += 1.0
+    whole = choose_weight(llm, text, y)
+    pooled = choose_weight_pooled([(llm[:25], text[:25], y[:25]), (llm[25:], text[25:], y[25:])])
+    assert whole[0] == pooled[0]
+    assert [r["top1"] for r in whole[1]] == pytest.approx([r["top1"] for r in pooled[1]])
