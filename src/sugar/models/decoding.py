@@ -63,6 +63,18 @@ def expand_cache(cache, batch: int):
                                         for layer in cache.layers])
 
 
+def run_on_prefix(model: nn.Module, prefix, mask: torch.Tensor, inputs_embeds: torch.Tensor, **kwargs):
+    """model(...) for the rows' tokens after a prompt prefix they all share (`prefix`, its batch-1 cache; `mask`
+    [N, P + L] the 2-D mask of prefix and rows), without a cache of its own: the rows attend to the prefix held
+    once where the model's attention allows, else to a copy per row. Gradients reach the prefix either way."""
+    if shared_prefix.enable(model):
+        visible = shared_prefix.causal_visible(mask, inputs_embeds.shape[1])[:, None]
+        return model(inputs_embeds=inputs_embeds, attention_mask=_additive(visible, inputs_embeds.dtype),
+                     shared_prefix=shared_prefix.layers(prefix), use_cache=False, **kwargs)
+    return run_cached(model, expand_cache(prefix, inputs_embeds.shape[0]), inputs_embeds=inputs_embeds,
+                      attention_mask=mask, **kwargs)[0]
+
+
 @dataclass(frozen=True)
 class CandidateTree:
     """A prefix tree over candidate token sequences, flattened for tree attention."""
@@ -181,14 +193,11 @@ def context_and_tree(model: nn.Module, prefix, inputs_embeds: torch.Tensor, cont
     """
     n, s, _ = inputs_embeds.shape
     lc = context_mask.shape[1]
-    past = lc - s
     device = inputs_embeds.device
     u = tree.node_tokens.numel()
     nodes = model.get_input_embeddings()(tree.node_tokens.to(device))[None].expand(n, -1, -1)
-    keys = context_mask.bool()
-    causal = torch.arange(lc, device=device)[None, :] <= (past + torch.arange(s, device=device))[:, None]  # [S, Lc]
-    context_rows = torch.cat([keys[:, None, :] & causal[None], torch.zeros(n, s, u, dtype=torch.bool, device=device)],
-                             dim=2)
+    context_rows = torch.cat([shared_prefix.causal_visible(context_mask, s),
+                              torch.zeros(n, s, u, dtype=torch.bool, device=device)], dim=2)
     node_rows, node_positions = _tree_rows(tree, context_mask, device)
     inputs = {"inputs_embeds": torch.cat([inputs_embeds.to(nodes.dtype), nodes], 1),
               "attention_mask": _additive(torch.cat([context_rows, node_rows], 1)[:, None], nodes.dtype),

@@ -47,6 +47,8 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
     if attention_mask is not None:
         logits = logits + attention_mask[:, :, None]
     weights = torch.softmax(logits, -1, dtype=torch.float32).to(query.dtype).reshape(n, kv_heads, group * q, -1)
+    if dropout:  # the caller passes 0 outside training
+        weights = nn.functional.dropout(weights, p=dropout)
     from_prefix = weights[..., :p].transpose(0, 1).reshape(kv_heads, n * group * q, p) @ prefix_values[0]
     out = from_prefix.reshape(kv_heads, n, group * q, d).transpose(0, 1) + weights[..., p:] @ value
     return out.reshape(n, heads, q, d).transpose(1, 2).contiguous(), None
@@ -69,6 +71,15 @@ def enable(model: nn.Module) -> bool:
         base.set_attn_implementation(NAME)
         current = NAME
     return current == NAME
+
+
+def causal_visible(mask: torch.Tensor, queries: int) -> torch.Tensor:
+    """What each of the last `queries` positions of rows with 2-D mask [N, Lk] (1 = real token) may attend to:
+    [N, Q, Lk] bool, the real tokens up to and including itself."""
+    lk = mask.shape[1]
+    steps = torch.arange(lk, device=mask.device)
+    causal = steps[None, :] <= (lk - queries + torch.arange(queries, device=mask.device))[:, None]  # [Q, Lk]
+    return mask.bool()[:, None, :] & causal[None]
 
 
 def layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
