@@ -63,18 +63,6 @@ def expand_cache(cache, batch: int):
                                         for layer in cache.layers])
 
 
-def run_on_prefix(model: nn.Module, prefix, mask: torch.Tensor, inputs_embeds: torch.Tensor, **kwargs):
-    """model(...) for the rows' tokens after a prompt prefix they all share (`prefix`, its batch-1 cache; `mask`
-    [N, P + L] the 2-D mask of prefix and rows), without a cache of its own: the rows attend to the prefix held
-    once where the model's attention allows, else to a copy per row. Gradients reach the prefix either way."""
-    if shared_prefix.enable(model):
-        visible = shared_prefix.causal_visible(mask, inputs_embeds.shape[1])[:, None]
-        return model(inputs_embeds=inputs_embeds, attention_mask=_additive(visible, inputs_embeds.dtype),
-                     shared_prefix=shared_prefix.layers(prefix), use_cache=False, **kwargs)
-    return run_cached(model, expand_cache(prefix, inputs_embeds.shape[0]), inputs_embeds=inputs_embeds,
-                      attention_mask=mask, **kwargs)[0]
-
-
 @dataclass(frozen=True)
 class CandidateTree:
     """A prefix tree over candidate token sequences, flattened for tree attention."""

@@ -184,7 +184,9 @@ class Recognizer(nn.Module):
             _, prefix = decoding.run_cached(self.llm, None, inputs_embeds=batch["inputs_embeds"][:1, :p],
                                             logits_to_keep=1)
             keep = torch.arange(start - 1 - p, total - 1 - p, device=self.device)
-            out = decoding.run_on_prefix(self.llm, prefix, batch["attention_mask"], batch["inputs_embeds"][:, p:],
+            out, _ = decoding.run_cached(self.llm, decoding.expand_cache(prefix, embeds.shape[0]),
+                                         inputs_embeds=batch["inputs_embeds"][:, p:],
+                                         attention_mask=batch["attention_mask"],
                                          position_ids=batch["position_ids"][:, p:], logits_to_keep=keep)
         else:
             keep = torch.arange(start - 1, total - 1, device=self.device)
