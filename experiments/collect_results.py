@@ -463,11 +463,12 @@ def stage3_zeroshot_table(runs: Path, prefix: str, title: str, variant: str = ""
     """Runs PREFIX-llm-zs{variant}-seedN over their stage-2 encoders PREFIX-zs-seedN."""
     lines = [f"### {title} (never seen by the encoder or the LLM)", "",
              "| seed | held-out classes | unseen test samples | LLM rank by label top-1 % | LLM rank by label + "
-             "description top-1 % | stage-2 text head top-1 % | LLM + text head fused top-1 % | LLM seen classes "
+             "description top-1 % | stage-2 text head top-1 % | LLM + text head fused top-1 % (weight from seen-class "
+             "val) | fused top-1 % (weight from other seeds' held-out classes, w) | LLM seen classes "
              "top-1 % (by label / + description) |",
-             "|---|---|---|---|---|---|---|---|"]
-    cols: dict[str, list[float | None]] = {"llm": [], "answer": [], "text": [], "fused": [], "seen": [],
-                                           "seen_answer": []}
+             "|---|---|---|---|---|---|---|---|---|"]
+    cols: dict[str, list[float | None]] = {"llm": [], "answer": [], "text": [], "fused": [], "leaveout": [],
+                                           "seen": [], "seen_answer": []}
     for seed in (1, 2, 3):
         run = runs / f"{prefix}-llm-zs{variant}-seed{seed}"
         report = read_json(run / "report.json")
@@ -476,22 +477,26 @@ def stage3_zeroshot_table(runs: Path, prefix: str, title: str, variant: str = ""
         enc = load(runs / f"{prefix}-zs-seed{seed}")
         un = report["test_unseen"]
         answer, seen_answer = by_answer(run, "zero_shot"), by_answer(run, "seen")
+        leaveout = read_json(run / "evaluation" / "test" / "zero_shot-leave-classes-out.json")  # sugar calibrate-unseen
         row_values = {"llm": un["top1"], "answer": answer["top1"] if answer else None,
                       "text": enc["results"]["heads"]["text"]["zero_shot"]["top1"] if enc else None,
                       "fused": report.get("test_unseen_fused", {}).get("top1"),
+                      "leaveout": leaveout["evidence"]["fused"]["top1"] if leaveout else None,
                       "seen": report["test"]["top1"], "seen_answer": seen_answer["top1"] if seen_answer else None}
         for k, v in row_values.items():
             cols[k].append(v)
         cell = {k: pct(v) if v is not None else "-" for k, v in row_values.items()}
+        weight = f" (w {leaveout['weight']:g})" if leaveout else ""
         lines.append(f"| {seed} | {', '.join(report['excluded'])} | {un['samples']} | {cell['llm']} | "
-                     f"{cell['answer']} | {cell['text']} | {cell['fused']} | {cell['seen']} / {cell['seen_answer']} |")
+                     f"{cell['answer']} | {cell['text']} | {cell['fused']} | {cell['leaveout']}{weight} | "
+                     f"{cell['seen']} / {cell['seen_answer']} |")
     n = len(cols["llm"])
     if not n:
         return []
     if n > 1:
         mean = {k: mean_cell(v, n) for k, v in cols.items()}
         lines.append(f"| mean of {n} | | | {mean['llm']} | {mean['answer']} | {mean['text']} | {mean['fused']} | "
-                     f"{mean['seen']} / {mean['seen_answer']} |")
+                     f"{mean['leaveout']} | {mean['seen']} / {mean['seen_answer']} |")
     return [*lines, ""]
 
 
