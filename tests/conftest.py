@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real datasets are, skipping cleanly when they are absent."""
+"""Shared fixtures: where the real datasets are (skipping cleanly when they are absent), the tiny stage-3 model."""
 
 from __future__ import annotations
 
@@ -22,3 +22,19 @@ def shared_data() -> Path:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test's caches inside pytest's temp dir, not the user's ~/.cache."""
     monkeypatch.setenv("SUGAR_CACHE", str(tmp_path_factory.getbasetemp() / "sugar-cache"))
+
+
+@pytest.fixture(scope="module")
+def tok(tmp_path_factory: pytest.TempPathFactory):
+    """The test tokenizer (built once per session, see stage3helpers)."""
+    from stage3helpers import session_tokenizer
+
+    return session_tokenizer(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory: pytest.TempPathFactory, tok):
+    """A tiny untrained recogniser, one per test module (tests change its settings and weights)."""
+    from stage3helpers import build_tiny
+
+    return build_tiny(tmp_path_factory, tok)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from stage3helpers import ACTIONS, build_tiny, session_tokenizer
+from stage3helpers import ACTIONS
 from sugar.errors import ConfigError
 from sugar.evaluation.recognizer import calibrate, evidence_scores
 from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse
@@ -53,11 +53,6 @@ def test_choose_weight_follows_the_evidence_that_is_right() -> None:
     assert len(table) == 21 and max(r["top1"] for r in table) == next(r for r in table if r["weight"] == w_text)["top1"]
     with pytest.raises(ConfigError):
         choose_weight(noise[:0], right[:0], y[:0])
-
-
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory):
-    return build_tiny(tmp_path_factory, session_tokenizer(tmp_path_factory))
 
 
 def test_fused_recognise_uses_the_text_head_and_saves_its_weight(rec, tmp_path) -> None:

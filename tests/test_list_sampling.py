@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from stage3helpers import ACTIONS, build_tiny, session_tokenizer
+from stage3helpers import ACTIONS
 from sugar.errors import SugarError
 from sugar.models.prompt import sample_list
 from sugar.training.instruct import TuneModel
@@ -24,11 +24,6 @@ def test_sample_list_keeps_the_label_and_varies() -> None:
         assert ACTIONS[label] in row and len(set(row)) == len(row) and 3 <= len(row) <= len(ACTIONS)
         seen.add((len(row), row.index(ACTIONS[label])))
     assert len({n for n, _ in seen}) > 4 and len({i for _, i in seen}) > 4  # sizes and positions both vary
-
-
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory):
-    return build_tiny(tmp_path_factory, session_tokenizer(tmp_path_factory))
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stage3helpers import ACTIONS, DESCRIPTIONS, session_tokenizer
+from stage3helpers import ACTIONS, DESCRIPTIONS
 from sugar.models.prompt import (
     IGNORE_INDEX,
     answer_ids,
@@ -14,11 +14,6 @@ from sugar.models.prompt import (
     candidate_ids,
     instruction_text,
 )
-
-
-@pytest.fixture(scope="module")
-def tok(tmp_path_factory):
-    return session_tokenizer(tmp_path_factory)
 
 
 def test_prompt_uses_chat_template_and_puts_the_list_before_the_actions(tok) -> None:

@@ -8,24 +8,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stage3helpers import ACTIONS, build_tiny, random_tokens, session_tokenizer
+from stage3helpers import ACTIONS, build_tiny, random_tokens
 from sugar.models import decoding
 from sugar.models.answering import context
 from sugar.models.inference import quantize_int8
 from sugar.models.prompt import candidate_ids
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
-
-
-@pytest.fixture(scope="module")
-def tok(tmp_path_factory):
-    return session_tokenizer(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory, tok):
-    return build_tiny(tmp_path_factory, tok)
-
 
 _tokens = random_tokens
 

@@ -9,20 +9,10 @@ import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from stage3helpers import ACTIONS, build_tiny, random_tokens, session_tokenizer
+from stage3helpers import ACTIONS, random_tokens
 from sugar.models import decoding, shared_prefix
 from sugar.models.answering import ranked_context
 from sugar.models.prompt import candidate_ids
-
-
-@pytest.fixture(scope="module")
-def tok(tmp_path_factory):
-    return session_tokenizer(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory, tok):
-    return build_tiny(tmp_path_factory, tok)
 
 
 @pytest.mark.parametrize("heads, kv_heads", [(6, 2), (4, 4)])

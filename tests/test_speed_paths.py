@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stage3helpers import ACTIONS, build_tiny, build_tiny_with_encoder, random_tokens, session_tokenizer
+from stage3helpers import ACTIONS, build_tiny, build_tiny_with_encoder, random_tokens
 from sugar.config import PretrainConfig, TuneConfig
 from sugar.errors import ConfigError, SugarError
 from sugar.models import decoding, inference
@@ -15,17 +15,6 @@ from sugar.models.answering import context, ranked_context
 from sugar.models.prompt import candidate_ids
 from sugar.models.recognizer_io import save_recognizer
 from sugar.training import loop
-
-
-@pytest.fixture(scope="module")
-def tok(tmp_path_factory):
-    return session_tokenizer(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory, tok):
-    return build_tiny(tmp_path_factory, tok)
-
 
 _tokens = random_tokens
 
