@@ -10,6 +10,11 @@ codes of the abusive ones (no 5xx expected), the worst /healthz latency, and the
 
     PYTHONPATH=src python benchmarks/service_load.py --run runs/demo/recognizer [--clients 16] [--requests 2]
         [--json benchmarks/results/service_load.json]
+
+Batching across requests (issue 16): the valid phase alone, the server batching up to 32 samples or none:
+
+    PYTHONPATH=src python benchmarks/service_load.py --run RUN --no-abuse --clients 16 --requests 4 \
+        --serve-arg=--max-batch=1 | --serve-arg=--max-batch=32
 """
 
 from __future__ import annotations
@@ -243,7 +248,8 @@ def run_phase(url: str, bodies: list[dict[str, Any]], reference: list[str | None
     return {"valid_requests": clients * per_client, "ok": len(latencies), "failed": failed,
             "kept_answer": kept, "changed_answer": changed,
             "p50_s": round(float(np.percentile(lat, 50)), 2), "p99_s": round(float(np.percentile(lat, 99)), 2),
-            "wall_s": round(wall, 1), "healthz_worst_s": round(monitor.worst, 3),
+            "wall_s": round(wall, 1), "requests_per_s": round(len(latencies) / wall, 2),
+            "healthz_worst_s": round(monitor.worst, 3),
             "healthz_failures": monitor.failures, "rss_peak_mib": round(monitor.rss_peak / 2**20),
             "abuse": {k: sorted({str(c) for c in v}) for k, v in abuse_codes.items()},
             "abuse_5xx": sum(1 for v in abuse_codes.values() for c in v if isinstance(c, int) and c >= 500)}
@@ -255,6 +261,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=2, help="valid requests per client and phase")
     parser.add_argument("--serve-arg", action="append", default=[], help="extra `sugar serve` argument")
+    parser.add_argument("--no-abuse", action="store_true",
+                        help="only the valid phase (e.g. to compare throughput across --serve-arg=--max-batch=N)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 
@@ -271,9 +279,10 @@ def main() -> None:
         print(f"reference answers: {len(reference)} asked alone", file=sys.stderr)
         phases = {"valid": run_phase(url, bodies, reference, args.clients, args.requests, None, proc.pid)}
         print(f"valid: {phases['valid']}", file=sys.stderr)
-        phases["valid+abuse"] = run_phase(url, bodies, reference, args.clients, args.requests,
-                                          abusive_requests(url, layout, bodies[0]), proc.pid)
-        print(f"valid+abuse: {phases['valid+abuse']}", file=sys.stderr)
+        if not args.no_abuse:
+            phases["valid+abuse"] = run_phase(url, bodies, reference, args.clients, args.requests,
+                                              abusive_requests(url, layout, bodies[0]), proc.pid)
+            print(f"valid+abuse: {phases['valid+abuse']}", file=sys.stderr)
     finally:
         proc.terminate()
         try:

@@ -136,7 +136,8 @@ def test_evaluate_cli_measures_the_fast_ranking_paths(demo) -> None:
     assert saved["precision"] == "int8" and saved["separating"] is True
     plain = json.loads((demo.out / "recognizer" / "evaluation" / "test" / "results.json").read_text())
     assert plain["precision"] == "fp32" and plain["separating"] is False
-    assert abs(saved["views"]["all"]["top1"] - plain["views"]["all"]["top1"]) <= 2 / 12  # approximate, not wrong
+    differ = abs(saved["views"]["all"]["top1"] - plain["views"]["all"]["top1"]) * 12
+    assert round(differ) <= 2  # approximate, not wrong: at most 2 of the 12 answers change
     bad = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "2",
                               "--precision", "fp8"])
     assert bad.exit_code != 0 and "fp8" in str(bad.exception)
