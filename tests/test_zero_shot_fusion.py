@@ -87,3 +87,15 @@ def test_pooled_choice_equals_the_choice_on_concatenated_samples() -> None:
     pooled = choose_weight_pooled([(llm[:25], text[:25], y[:25]), (llm[25:], text[25:], y[25:])])
     assert whole[0] == pooled[0]
     assert [r["top1"] for r in whole[1]] == pytest.approx([r["top1"] for r in pooled[1]])
+
+
+def test_predict_notes_listed_classes_the_recogniser_was_not_tuned_on() -> None:
+    from sugar.commands.recognizer import new_classes_notice
+
+    tuned = ["wave", "sit", "kick"]
+    note = new_classes_notice(tuned, ["wave", "juggle"], None, True)
+    assert note is not None and "juggle" in note and "--fusion 1" in note
+    assert new_classes_notice(tuned, ["kick", "wave"], None, True) is None  # every class seen in tuning
+    assert new_classes_notice(tuned, None, None, True) is None  # the recogniser's own list
+    assert new_classes_notice(tuned, ["juggle"], 0.5, True) is None  # the user chose a weight
+    assert new_classes_notice(tuned, ["juggle"], None, False) is None  # no text head to fall back on

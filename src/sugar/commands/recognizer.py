@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,9 @@ def predict_cmd(
     check_rank_by(rank_by, "--rank-by")
     names, knowledge = _actions(actions)
     rec = load_recognizer(run)
+    notice = new_classes_notice(rec.actions, names, fusion, rec.evidence is not None)
+    if notice:
+        Console(stderr=True).print(notice)
     set_precision(rec, "int8" if int8 else precision)
     set_encoder_precision(rec, encoder_precision)
     rec.rank_separating = separating
@@ -105,6 +109,19 @@ def predict_cmd(
                                              rec, view))}
         found = {"pose": s.meta["pose"]} if "pose" in s.meta else {}
         console.print_json(json.dumps({"file": s.meta.get("path", s.name), "name": s.name, **r, **found, **picture}))
+
+
+def new_classes_notice(tuned: Sequence[str], listed: Sequence[str] | None, fusion: float | None,
+                       has_text_head: bool) -> str | None:
+    """A note for a list holding classes the recogniser was not tuned on, unless the user chose a weight: on such
+    classes the LLM is at chance here and the encoder's text head recognises (docs/RESULTS.md, zero-shot)."""
+    new = [a for a in listed or [] if a not in set(tuned)]
+    if not new or fusion is not None or not has_text_head:
+        return None
+    shown = ", ".join(new[:5]) + (", ..." if len(new) > 5 else "")
+    return (f"note: {len(new)} listed action(s) the recogniser was not tuned on ({shown}); on unseen classes its "
+            "LLM ranks near chance and the encoder's text head does better (docs/recognizer.md, zero-shot): "
+            "add --fusion 1 to rank by the text head alone")
 
 
 def _numbered(path: Path, name: str) -> Path:
