@@ -115,7 +115,8 @@ def new_classes_notice(tuned: Sequence[str], listed: Sequence[str] | None, fusio
                        has_text_head: bool) -> str | None:
     """A note for a list holding classes the recogniser was not tuned on, unless the user chose a weight: on such
     classes the LLM is at chance here and the encoder's text head recognises (docs/RESULTS.md, zero-shot)."""
-    new = [a for a in listed or [] if a not in set(tuned)]
+    seen = set(tuned)
+    new = [a for a in listed or [] if a not in seen]
     if not new or fusion is not None or not has_text_head:
         return None
     shown = ", ".join(new[:5]) + (", ..." if len(new) > 5 else "")
@@ -176,13 +177,12 @@ def calibrate_unseen_cmd(
 ) -> None:
     """Choose each run's fusion weight for classes its LLM never saw on the other runs' held-out classes
     (leave-classes-out), and score its own held-out classes at that weight (LLM alone, text head, fused)."""
-    from sugar.evaluation.zero_shot import RESULT, leave_classes_out
+    from sugar.evaluation.zero_shot import leave_classes_out
 
     for r in leave_classes_out(runs, choose_on, split):
         console.print_json(json.dumps({
             "run": r["run"], "held_out": r["held_out"], "donor_classes": r["donor_classes"], "weight": r["weight"],
-            **{kind: r["evidence"][kind]["top1"] for kind in ("llm", "text", "fused")},
-            "saved": str(Path(r["run"]) / "evaluation" / split / RESULT)}))
+            **{kind: r["evidence"][kind]["top1"] for kind in ("llm", "text", "fused")}, "saved": r["saved"]}))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,8 @@ held-out classes (the seeded zero-shot runs) hold validation samples of classes 
 weight is chosen on the held-out classes of every other run whose held-out classes do not overlap k's, so neither
 k's classes nor any test sample picks it.
 
-Reads the per-sample scores that `sugar evaluate RUN --split val|test` saves (scores-<llm|text>-zero_shot.npz).
+Reads the per-sample scores that `sugar evaluate RUN --split val|test` saves (scores-<llm|text>-zero_shot.npz in
+the run's evaluation folder).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sugar.errors import ConfigError
 from sugar.evaluation.metrics import classification_report, load_scores
 from sugar.fileio import atomic_write_text
 from sugar.models.evidence import choose_weight_pooled, fuse
+from sugar.models.released import evaluation_dir, resolve_run
 
 VIEW = "zero_shot"  # the view `sugar evaluate` gives a run's held-out classes
 RESULT = "zero_shot-leave-classes-out.json"
@@ -28,7 +30,7 @@ RESULT = "zero_shot-leave-classes-out.json"
 
 def unseen_scores(run: Path, split: str) -> dict[str, Any]:
     """The LLM's and the text head's saved scores on `run`'s held-out classes of `split`."""
-    folder = Path(run) / "evaluation" / split
+    folder = evaluation_dir(resolve_run(run)) / split
     llm, text = (load_scores(folder / f"scores-{kind}-{VIEW}.npz") for kind in ("llm", "text"))
     if list(llm["classes"]) != list(text["classes"]) or list(llm["names"]) != list(text["names"]):
         raise ConfigError(f"{folder}: the LLM's and the text head's saved scores cover different samples")
@@ -39,7 +41,8 @@ def unseen_scores(run: Path, split: str) -> dict[str, Any]:
 def leave_classes_out(runs: Sequence[Path], choose_on: str = "val", test: str = "test") -> list[dict[str, Any]]:
     """For each run: the weight chosen on the `choose_on` held-out samples of the runs that share none of its
     held-out classes, and its `test` held-out classes scored by the LLM, the text head and the two fused at that
-    weight. Each result is also written to RUN/evaluation/<test>/zero_shot-leave-classes-out.json."""
+    weight. Each result is also written to the run's evaluation folder, <test>/zero_shot-leave-classes-out.json
+    (its path: the result's "saved")."""
     runs = [Path(r) for r in runs]
     if len(runs) < 2:
         raise ConfigError("leave-classes-out calibration needs at least two zero-shot runs")
@@ -60,6 +63,7 @@ def leave_classes_out(runs: Sequence[Path], choose_on: str = "val", test: str = 
                   "donors": [str(r) for r in donors],
                   "donor_classes": sorted({c for r in donors for c in val[r]["classes"]}),
                   "weight": weight, "table": table, "split": test, "evidence": reports}
-        atomic_write_text(run / "evaluation" / test / RESULT, json.dumps(result, indent=1))
-        out.append(result)
+        saved = evaluation_dir(resolve_run(run)) / test / RESULT
+        atomic_write_text(saved, json.dumps(result, indent=1))
+        out.append({**result, "saved": str(saved)})
     return out

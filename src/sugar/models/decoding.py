@@ -184,7 +184,9 @@ def context_and_tree(model: nn.Module, prefix, inputs_embeds: torch.Tensor, cont
     device = inputs_embeds.device
     u = tree.node_tokens.numel()
     nodes = model.get_input_embeddings()(tree.node_tokens.to(device))[None].expand(n, -1, -1)
-    context_rows = torch.cat([shared_prefix.causal_visible(context_mask, s),
+    past = lc - s
+    causal = torch.arange(lc, device=device)[None, :] <= (past + torch.arange(s, device=device))[:, None]  # [S, Lc]
+    context_rows = torch.cat([context_mask.bool()[:, None, :] & causal[None],
                               torch.zeros(n, s, u, dtype=torch.bool, device=device)], dim=2)
     node_rows, node_positions = _tree_rows(tree, context_mask, device)
     inputs = {"inputs_embeds": torch.cat([inputs_embeds.to(nodes.dtype), nodes], 1),
@@ -192,8 +194,7 @@ def context_and_tree(model: nn.Module, prefix, inputs_embeds: torch.Tensor, cont
               "position_ids": torch.cat([position_ids, node_positions], 1), "logits_to_keep": u + 1}
     if shared_prefix.enable(model):
         held = shared_prefix.layers(prefix)
-        out = model(use_cache=keep_cache, shared_prefix=held, **inputs)
-        rows = getattr(out, "cache", None) or out.past_key_values
+        out, rows = run_cached(model, None, shared_prefix=held, **inputs)  # rows: the batch's own keys and values
         cache = shared_prefix.joined_cache(held, rows, s) if keep_cache else None
     else:
         out, after = run_cached(model, expand_cache(prefix, n), **inputs)

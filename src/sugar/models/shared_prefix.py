@@ -73,15 +73,6 @@ def enable(model: nn.Module) -> bool:
     return current == NAME
 
 
-def causal_visible(mask: torch.Tensor, queries: int) -> torch.Tensor:
-    """What each of the last `queries` positions of rows with 2-D mask [N, Lk] (1 = real token) may attend to:
-    [N, Q, Lk] bool, the real tokens up to and including itself."""
-    lk = mask.shape[1]
-    steps = torch.arange(lk, device=mask.device)
-    causal = steps[None, :] <= (lk - queries + torch.arange(queries, device=mask.device))[:, None]  # [Q, Lk]
-    return mask.bool()[:, None, :] & causal[None]
-
-
 def layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The per-layer keys and values of a batch-1 prefix cache, as `attention` reads them."""
     return [(layer.keys, layer.values) for layer in cache.layers]
