@@ -11,8 +11,9 @@ each deliberate:
 - the input BatchNorm normalises each (joint, channel) pair with statistics shared by all persons, so an
   encoder trained with M=2 also accepts single-person input;
 - CTR-GC's two relation convs are applied after the time-mean (a 1x1 conv commutes with the mean, so this
-  is the same function, T times cheaper), the three subsets' convs are fused into one conv each, and the
-  refined topology is applied with one batched matmul (see docs/encoder.md for the measurements).
+  is the same function, T times cheaper), the three subsets' convs are fused into one conv each, the lift
+  conv runs as a batched matmul, and the refined topology is built transposed and applied with one batched
+  matmul (see docs/encoder.md for the measurements).
 """
 
 from __future__ import annotations
@@ -130,16 +131,21 @@ class CTRGC(nn.Module):
         pooled = x.mean(2, keepdim=True)  # [n, c_in, 1, v]; 1x1 convs commute with the time mean
         q = self.phi(pooled).squeeze(2)  # [n, k*rel, v]
         r = self.psi(pooled).squeeze(2)
-        rel = torch.tanh(q.unsqueeze(-1) - r.unsqueeze(-2))  # [n, k*rel, v, v]
-        # alpha * lift(rel), with alpha folded into the (small) conv weights instead of the (large) output
-        refined = nn.functional.conv2d(rel, self.lift.weight * alpha, self.lift.bias * alpha, groups=k)
-        topo = refined.view(n, k, c, v, v) + adjacency.view(1, k, 1, v, v)  # [n, k, c, u, v]
-        values = self.value(x).view(n, k, c, t, v)
-        # y[n, c, t, u] = sum_{k, v} values[n, k, c, t, v] * topo[n, k, c, u, v]: one matmul per (n, c) that
+        # the relations built transposed, rel_t[..., v, u] = tanh(q_u - r_v), so that the topology below only
+        # needs whole v*u blocks moved (a transpose inside each block made the permute copy the slowest op in bf16)
+        rel_t = torch.tanh(q.unsqueeze(-2) - r.unsqueeze(-1))  # [n, k*rel, v, u]
+        # the grouped 1x1 lift conv as one batched matmul per subset (oneDNN's grouped conv is slow here), with
+        # alpha folded into its (small) weights and bias instead of the (large) output
+        lift = (self.lift.weight * alpha).view(k, c, -1)
+        refined = torch.matmul(lift, rel_t.view(n, k, -1, v * v))  # [n, k, c, v*u]
+        # bias and shared topology as one small addend, cast to the activations' dtype: under CPU bf16 autocast
+        # an fp32 addend would promote the whole [n, k, c, v, u] tensor to fp32
+        addend = (self.lift.bias * alpha).view(k, c, 1) + adjacency.transpose(1, 2).reshape(k, 1, v * v)
+        topo = (refined + addend.to(refined.dtype)).view(n, k, c, v, v)  # [n, k, c, v, u]
+        # y[n, c, t, u] = sum_{k, v} values[n, k, c, t, v] * topo[n, k, c, v, u]: one matmul per (n, c) that
         # contracts over subsets and joints together (k*v), instead of k matmuls and a sum
-        values = values.permute(0, 2, 3, 1, 4).reshape(n, c, t, k * v)
-        topo = topo.permute(0, 2, 1, 4, 3).reshape(n, c, k * v, v)
-        return torch.matmul(values, topo)
+        values = self.value(x).view(n, k, c, t, v).permute(0, 2, 3, 1, 4).reshape(n, c, t, k * v)
+        return torch.matmul(values, topo.transpose(1, 2).reshape(n, c, k * v, v))
 
 
 class GraphConv(nn.Module):
