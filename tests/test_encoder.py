@@ -140,3 +140,26 @@ def test_fused_ctrgc_equals_ctrgcn_formulation():
         topo = conv(m.lift, torch.tanh(x1.unsqueeze(-1) - x2.unsqueeze(-2)), c) * alpha + adjacency[i]
         expected = expected + torch.einsum("ncuv,nctv->nctu", topo, x3)
     torch.testing.assert_close(m(x, adjacency, alpha), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_bf16_inference_runs_channels_last_with_the_same_tokens():
+    """Under CPU bf16 autocast in eval the encoder switches to NHWC (oneDNN's fast bf16 convs); the tokens
+    stay those of NCHW bf16 and within bf16 rounding of fp32, for several persons and both strides."""
+    from sugar.models.encoder import inference_memory_format
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16, 25, 2)
+    for stride in ("stock", "none"):
+        enc = SkeletonEncoder(get_layout("ntu25"), 3, "cpu", stride).eval()
+        with torch.inference_mode():
+            fp32 = enc(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                assert inference_memory_format(x[..., 0], training=False) == torch.channels_last
+                assert inference_memory_format(x[..., 0], training=True) == torch.contiguous_format
+                nhwc = enc(x)
+                enc.training = True  # only the encoder's own flag picks the layout; its BatchNorms stay in eval
+                nchw = enc(x)
+                enc.training = False
+        assert inference_memory_format(x[..., 0], training=False) == torch.contiguous_format
+        torch.testing.assert_close(nhwc.float(), nchw.float(), rtol=0, atol=0.05 * float(fp32.abs().max()))
+        assert float((nhwc.float() - fp32).abs().max()) < 0.02 * float(fp32.abs().max())

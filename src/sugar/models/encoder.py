@@ -96,6 +96,21 @@ def spatial_graph(layout: Layout) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- blocks
 
 
+def memory_format(x: torch.Tensor) -> torch.memory_format:
+    """The layout a [N, C, T, V] activation is in: channels_last (NHWC) or the default (NCHW)."""
+    nhwc = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if nhwc else torch.contiguous_format
+
+
+def inference_memory_format(x: torch.Tensor, training: bool) -> torch.memory_format:
+    """NHWC for CPU bf16 inference, NCHW otherwise. oneDNN runs bf16 convolutions on AMX / AVX512-BF16 only in
+    NHWC (a 1x1 conv here: 2.6 vs 42 ms), which makes bf16 inference ~1.4x faster; in training and in fp32 NHWC
+    was slower, its BatchNorm backward and layout copies outweighing the convs (docs/benchmarks.md)."""
+    cpu_bf16 = x.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return torch.channels_last if cpu_bf16 and not training else torch.contiguous_format
+
+
 def _conv_init(conv: nn.Conv2d) -> None:
     nn.init.kaiming_normal_(conv.weight, mode="fan_out")
     if conv.bias is not None:
@@ -145,7 +160,8 @@ class CTRGC(nn.Module):
         # y[n, c, t, u] = sum_{k, v} values[n, k, c, t, v] * topo[n, k, c, v, u]: one matmul per (n, c) that
         # contracts over subsets and joints together (k*v), instead of k matmuls and a sum
         values = self.value(x).view(n, k, c, t, v).permute(0, 2, 3, 1, 4).reshape(n, c, t, k * v)
-        return torch.matmul(values, topo.transpose(1, 2).reshape(n, c, k * v, v))
+        y = torch.matmul(values, topo.transpose(1, 2).reshape(n, c, k * v, v))
+        return y.contiguous(memory_format=memory_format(x))  # the layout the rest of the network runs in
 
 
 class GraphConv(nn.Module):
@@ -289,7 +305,8 @@ class SkeletonEncoder(nn.Module):
             raise ValueError(f"encoder expects C={self.in_channels}, V={self.layout.num_joints}; got C={c}, V={v}")
         x = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)  # [NM, VC, T]
         x = self.data_bn(x)
-        x = x.view(n * m, v, c, t).permute(0, 2, 3, 1).contiguous()  # [NM, C, T, V]
+        x = x.view(n * m, v, c, t).permute(0, 2, 3, 1)  # [NM, C, T, V]
+        x = x.contiguous(memory_format=inference_memory_format(x, self.training))
         x = self.units(x)  # [NM, d, T', V]
         x = x.mean(3).view(n, m, self.dim, -1).mean(1)  # [N, d, T']
         return self.drop(x.transpose(1, 2))  # [N, T', d]
