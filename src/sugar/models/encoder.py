@@ -102,13 +102,28 @@ def memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if nhwc else torch.contiguous_format
 
 
-def inference_memory_format(x: torch.Tensor, training: bool) -> torch.memory_format:
-    """NHWC for CPU bf16 inference, NCHW otherwise. oneDNN runs bf16 convolutions on AMX / AVX512-BF16 only in
-    NHWC (a 1x1 conv here: 2.6 vs 42 ms), which makes bf16 inference ~1.4x faster; in training and in fp32 NHWC
-    was slower, its BatchNorm backward and layout copies outweighing the convs (docs/benchmarks.md)."""
+def working_layout(x: torch.Tensor) -> torch.memory_format:
+    """NHWC under CPU bf16 autocast, NCHW otherwise. oneDNN runs bf16 convolutions on AMX / AVX512-BF16 only in
+    NHWC (a 1x1 conv here: 2.6 vs 42 ms), which made bf16 training ~1.3x and inference ~1.4x faster; in fp32 NHWC
+    gained nothing, and GPUs keep the layout they were measured with (docs/benchmarks.md)."""
     cpu_bf16 = x.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    return torch.channels_last if cpu_bf16 and not training else torch.contiguous_format
+    return torch.channels_last if cpu_bf16 else torch.contiguous_format
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward hands on a contiguous gradient in the input's layout. torch.cat's backward gives
+    each input a channel slice of the gradient, and BatchNorm's backward on such a slice was 3x (NCHW) to 8x
+    (NHWC) slower than on a contiguous one (docs/benchmarks.md); the copy costs far less."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.layout = memory_format(x)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=ctx.layout)
 
 
 def _conv_init(conv: nn.Conv2d) -> None:
@@ -234,7 +249,7 @@ class MultiScaleTemporalConv(nn.Module):
         opened = self.entry(x).split(self.widths[:-1], dim=1)
         outs = [conv(part) for conv, part in zip(self.dilated, opened, strict=False)]
         outs += [self.pool(opened[-1]), self.point(x)]
-        return torch.cat(outs, dim=1)
+        return torch.cat([_ContiguousGrad.apply(out) for out in outs], dim=1)
 
 
 class Unit(nn.Module):
@@ -306,7 +321,7 @@ class SkeletonEncoder(nn.Module):
         x = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)  # [NM, VC, T]
         x = self.data_bn(x)
         x = x.view(n * m, v, c, t).permute(0, 2, 3, 1)  # [NM, C, T, V]
-        x = x.contiguous(memory_format=inference_memory_format(x, self.training))
+        x = x.contiguous(memory_format=working_layout(x))
         x = self.units(x)  # [NM, d, T', V]
         x = x.mean(3).view(n, m, self.dim, -1).mean(1)  # [N, d, T']
         return self.drop(x.transpose(1, 2))  # [N, T', d]
