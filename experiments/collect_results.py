@@ -148,6 +148,9 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-fr-bone", "bone, CTR-GCN's NW-UCLA data recipe"),
                  ("ucla-fr-joint-motion", "joint motion, CTR-GCN's NW-UCLA data recipe"),
                  ("ucla-fr-bone-motion", "bone motion, CTR-GCN's NW-UCLA data recipe"),
+                 ("ucla-prs-bone", "bone, `paper` preset with CTR-GCN's NW-UCLA data recipe"),
+                 ("ucla-prs-joint-motion", "joint motion, `paper` preset with CTR-GCN's NW-UCLA data recipe"),
+                 ("ucla-prs-bone-motion", "bone motion, `paper` preset with CTR-GCN's NW-UCLA data recipe"),
                  ("ucla-vp-field", "view proxy, earlier field settings (`xview:1>2`: test columns are view 2)"),
                  ("ucla-vp-recipe", "view proxy, CTR-GCN's data recipe (`xview:1>2`: test columns are view 2)"),
                  ("ucla-vp-paper", "view proxy, `paper` preset with the recipe (`xview:1>2`: test columns are view 2)")]
@@ -173,7 +176,10 @@ def field_table(runs: Path) -> list[str]:
               for n, lab, r in found]
     for prefix, streams in (("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's recipe (`recipe_field`)"),
                             ("ucla-frp", "CTR-GCN's recipe, `paper` joint stream (`recipe_paper_field`)"),
-                            ("ucla-frc5", "CTR-GCN's recipe, 5 clips per sample (`recipe_clips`)")):
+                            ("ucla-frc5", "CTR-GCN's recipe, 5 clips per sample (`recipe_clips`)"),
+                            ("ucla-fpp", "CTR-GCN's recipe, `paper` joint, bone and bone motion, recipe joint motion "
+                                         "(`paper_field_partial`)"),
+                            ("ucla-fpa", "CTR-GCN's recipe, all four streams `paper` (`paper_field`)")):
         for tag, label in (("", "weights chosen on val"), ("-equal", "equal weights")):
             text, ce = fused_cell(runs, f"{prefix}-fused-text{tag}"), fused_cell(runs, f"{prefix}-fused-ce{tag}")
             val = "" if tag else f"{fused_cell(runs, f'{prefix}-fused-text-val')} text, " \

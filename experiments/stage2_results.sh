@@ -142,6 +142,21 @@ recipe_paper_field() {
   run:ucla-pr-joint
   fuse_streams ucla-frp ucla-pr-joint ucla-fr-bone ucla-fr-joint-motion ucla-fr-bone-motion
 }
+# issue 14: every stream with the paper's widths and the recipe (since 2026-12-05 (4) bf16 channels-last trains the
+# paper preset in ~45 min per stream on one core of an Intel Xeon with AMX), fused with weights chosen on val.
+# paper_field_partial: the two streams with the highest val weights in recipe_field (bone, bone motion) beside the
+# paper joint and the released recipe joint motion (nw-ucla-field-joint-motion)
+paper_stream() { field_run "ucla-prs-${1//_/-}" "${CTRGCN_UCLA[@]}" --set model.preset=paper --set data.stream="$1"; }
+run:ucla-prs-bone() { paper_stream bone; }
+run:ucla-prs-joint-motion() { paper_stream joint_motion; }
+run:ucla-prs-bone-motion() { paper_stream bone_motion; }
+paper_field_partial() {
+  fuse_streams ucla-fpp ucla-pr-joint ucla-prs-bone nw-ucla-field-joint-motion ucla-prs-bone-motion
+}
+paper_field() {
+  run:ucla-pr-joint; run:ucla-prs-bone; run:ucla-prs-joint-motion; run:ucla-prs-bone-motion
+  fuse_streams ucla-fpa ucla-pr-joint ucla-prs-bone ucla-prs-joint-motion ucla-prs-bone-motion
+}
 # the same choice measured across views (protocol xview:1>2: train on view 1, score on view 2, view 3 untouched):
 # the usual validation part comes from the training views and cannot show a gain in view invariance
 run:ucla-vp-field() { field_run ucla-vp-field "${FIELD_BEFORE[@]}" --set "data.protocol=xview:1>2"; }
@@ -167,7 +182,10 @@ fuse_streams() {  # out-prefix run ...: fused with weights chosen on val (102 sa
   # heads; -val: val itself at the weights chosen there (what comparing two stream sets may use; never test)
   # CLIPS=N: each run's scores averaged over N clips per sample (sugar evaluate --multi-clip N)
   local prefix=$1 head clips=(--multi-clip "${CLIPS:-1}"); shift
-  local runs=("${@/#/$OUT/}") ones
+  local runs=() run ones
+  for run in "$@"; do  # a run of $OUT, or a released model's name (its evaluations go to ./runs/released/NAME)
+    if [[ -e $OUT/$run ]]; then runs+=("$OUT/$run"); else runs+=("$run"); fi
+  done
   ones=$(printf '1,%.0s' "$@"); ones=${ones%,}
   for head in text ce; do
     $PY -m sugar.cli fuse "${runs[@]}" --head $head --split val "${clips[@]}" --out "$OUT/$prefix-fused-$head-val" \
