@@ -171,12 +171,12 @@ def test_cpu_bf16_runs_channels_last_within_bf16_rounding_of_fp32():
 
 
 def test_contiguous_gradients_leave_the_temporal_conv_unchanged(monkeypatch):
-    """The temporal conv's branches hand BatchNorm contiguous gradients (a speed-up only): same gradients."""
+    """In NHWC the temporal conv's branches hand BatchNorm contiguous gradients (a speed-up only): same gradients."""
     from sugar.models import encoder
 
     torch.manual_seed(0)
     tcn = encoder.MultiScaleTemporalConv(24)
-    x = torch.randn(3, 24, 10, 5, requires_grad=True)
+    x = torch.randn(3, 24, 10, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
     grads = []
     for patched in (False, True):
         if patched:

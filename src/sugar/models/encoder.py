@@ -113,8 +113,10 @@ def working_layout(x: torch.Tensor) -> torch.memory_format:
 
 class _ContiguousGrad(torch.autograd.Function):
     """Identity whose backward hands on a contiguous gradient in the input's layout. torch.cat's backward gives
-    each input a channel slice of the gradient, and BatchNorm's backward on such a slice was 3x (NCHW) to 8x
-    (NHWC) slower than on a contiguous one (docs/benchmarks.md); the copy costs far less."""
+    each input a channel slice of the gradient, and BatchNorm's backward on such a slice was 8x slower than on a
+    contiguous one in NHWC (3x in NCHW; docs/benchmarks.md); the copy costs far less. Used in NHWC only: in NCHW
+    fp32 it changes BatchNorm's summation order, which the DDP exactness test (tests/test_pretrain_loop.py)
+    would see as a 6e-4 drift after one epoch (the gradients are equally accurate either way)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
@@ -249,7 +251,9 @@ class MultiScaleTemporalConv(nn.Module):
         opened = self.entry(x).split(self.widths[:-1], dim=1)
         outs = [conv(part) for conv, part in zip(self.dilated, opened, strict=False)]
         outs += [self.pool(opened[-1]), self.point(x)]
-        return torch.cat([_ContiguousGrad.apply(out) for out in outs], dim=1)
+        if memory_format(x) == torch.channels_last:  # where the sliced gradients cost most (bf16 on CPU)
+            outs = [_ContiguousGrad.apply(out) for out in outs]
+        return torch.cat(outs, dim=1)
 
 
 class Unit(nn.Module):
