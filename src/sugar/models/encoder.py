@@ -18,6 +18,7 @@ each deliberate:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -102,13 +103,21 @@ def memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if nhwc else torch.contiguous_format
 
 
+@functools.cache
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Xeon 4th generation and later), where NHWC was measured faster."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check and check())
+
+
 def working_layout(x: torch.Tensor) -> torch.memory_format:
-    """NHWC under CPU bf16 autocast, NCHW otherwise. oneDNN runs bf16 convolutions on AMX / AVX512-BF16 only in
-    NHWC (a 1x1 conv here: 2.6 vs 42 ms), which made bf16 training ~1.3x and inference ~1.4x faster; in fp32 NHWC
-    gained nothing, and GPUs keep the layout they were measured with (docs/benchmarks.md)."""
+    """NHWC under CPU bf16 autocast on AMX CPUs, NCHW otherwise. oneDNN runs bf16 convolutions on AMX only in NHWC
+    (a 1x1 conv here: 2.6 vs 42 ms), which made bf16 training ~1.3x and inference ~1.4x faster on an Intel Xeon;
+    in fp32 NHWC gained nothing, and CPUs without AMX (AVX512-BF16 only, e.g. AMD EPYC) and GPUs keep the layout
+    they were measured with (docs/benchmarks.md)."""
     cpu_bf16 = x.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    return torch.channels_last if cpu_bf16 else torch.contiguous_format
+    return torch.channels_last if cpu_bf16 and cpu_has_amx() else torch.contiguous_format
 
 
 class _ContiguousGrad(torch.autograd.Function):
