@@ -178,7 +178,7 @@ class CTRGC(nn.Module):
         # the grouped 1x1 lift conv as one batched matmul per subset (oneDNN's grouped conv is slow here), with
         # alpha folded into its (small) weights and bias instead of the (large) output
         lift = (self.lift.weight * alpha).view(k, c, -1)
-        refined = torch.matmul(lift, rel_t.view(n, k, -1, v * v))  # [n, k, c, v*u]
+        refined = torch.matmul(lift, rel_t.reshape(n, k, -1, v * v))  # [n, k, c, v*u]
         # bias and shared topology as one small addend, cast to the activations' dtype: under CPU bf16 autocast
         # an fp32 addend would promote the whole [n, k, c, v, u] tensor to fp32
         addend = (self.lift.bias * alpha).view(k, c, 1) + adjacency.transpose(1, 2).reshape(k, 1, v * v)
