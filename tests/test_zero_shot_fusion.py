@@ -61,11 +61,18 @@ def test_each_run_is_calibrated_on_the_runs_that_share_none_of_its_classes(tmp_p
     assert saved["evidence"]["fused"]["top1"] == pytest.approx(float((fused.argmax(1) == test_scores["labels"]).mean()))
 
 
-def test_a_run_whose_classes_every_other_run_holds_out_is_refused(tmp_path) -> None:
+def test_a_run_without_donors_is_reported_and_the_others_still_calibrated(tmp_path) -> None:
     a = _run(tmp_path, "a", ["wave", "sit"], "llm", 1)
     b = _run(tmp_path, "b", ["wave", "kick"], "text", 2)
+    c = _run(tmp_path, "c", ["kick", "jump"], "llm", 3)  # b shares a class with both a and c: no donors
+    results = {Path(r["run"]).name: r for r in leave_classes_out([a, b, c])}
+    assert "every other run holds out one of its classes" in results["b"]["skipped"]
+    assert not (b / "evaluation" / "test" / RESULT).exists()
+    assert [Path(d).name for d in results["a"]["donors"]] == ["c"] and (a / "evaluation" / "test" / RESULT).exists()
+    result = CliRunner().invoke(app, ["calibrate-unseen", str(a), str(b), str(c)])
+    assert result.exit_code == 0 and "skipped" in result.output
     with pytest.raises(ConfigError, match="every other run holds out one of its classes"):
-        leave_classes_out([a, b])
+        leave_classes_out([a, b])  # no run has a donor
     with pytest.raises(ConfigError, match="at least two"):
         leave_classes_out([a])
 

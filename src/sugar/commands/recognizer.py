@@ -13,6 +13,7 @@ from rich.console import Console
 from sugar.commands.options import ENCODER_PRECISION
 
 console = Console()
+err_console = Console(stderr=True)
 
 
 def tune_cmd(
@@ -86,7 +87,7 @@ def predict_cmd(
     rec = load_recognizer(run)
     notice = new_classes_notice(rec.actions, names, fusion, rec.evidence is not None)
     if notice:
-        Console(stderr=True).print(notice)
+        err_console.print(notice)
     set_precision(rec, "int8" if int8 else precision)
     set_encoder_precision(rec, encoder_precision)
     rec.rank_separating = separating
@@ -180,6 +181,9 @@ def calibrate_unseen_cmd(
     from sugar.evaluation.zero_shot import leave_classes_out
 
     for r in leave_classes_out(runs, choose_on, split):
+        if "skipped" in r:
+            err_console.print(f"[yellow]skipped[/yellow] {r['skipped']}")
+            continue
         console.print_json(json.dumps({
             "run": r["run"], "held_out": r["held_out"], "donor_classes": r["donor_classes"], "weight": r["weight"],
             **{kind: r["evidence"][kind]["top1"] for kind in ("llm", "text", "fused")}, "saved": r["saved"]}))

@@ -42,7 +42,8 @@ def leave_classes_out(runs: Sequence[Path], choose_on: str = "val", test: str = 
     """For each run: the weight chosen on the `choose_on` held-out samples of the runs that share none of its
     held-out classes, and its `test` held-out classes scored by the LLM, the text head and the two fused at that
     weight. Each result is also written to the run's evaluation folder, <test>/zero_shot-leave-classes-out.json
-    (its path: the result's "saved")."""
+    (its path: the result's "saved"). A run that every other run shares a class with has no donors: it is
+    reported ("skipped": why) and the others are still calibrated; only when no run has donors is it an error."""
     runs = [Path(r) for r in runs]
     if len(runs) < 2:
         raise ConfigError("leave-classes-out calibration needs at least two zero-shot runs")
@@ -52,8 +53,10 @@ def leave_classes_out(runs: Sequence[Path], choose_on: str = "val", test: str = 
         held = set(val[run]["classes"])
         donors = [r for r in runs if r != run and not held & set(val[r]["classes"])]
         if not donors:
-            raise ConfigError(f"{run}: every other run holds out one of its classes ({sorted(held)}); add runs "
-                              "with other held-out classes")
+            out.append({"run": str(run), "held_out": sorted(held),
+                        "skipped": f"{run}: every other run holds out one of its classes ({sorted(held)}); add "
+                                   "runs with other held-out classes"})
+            continue
         weight, table = choose_weight_pooled([(val[r]["llm"], val[r]["text"], val[r]["labels"]) for r in donors])
         scores = unseen_scores(run, test)
         reports = {kind: classification_report(values, scores["labels"], scores["classes"])
@@ -66,4 +69,6 @@ def leave_classes_out(runs: Sequence[Path], choose_on: str = "val", test: str = 
         saved = evaluation_dir(resolve_run(run)) / test / RESULT
         atomic_write_text(saved, json.dumps(result, indent=1))
         out.append({**result, "saved": str(saved)})
+    if all("skipped" in r for r in out):
+        raise ConfigError("; ".join(r["skipped"] for r in out))
     return out
