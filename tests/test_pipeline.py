@@ -126,18 +126,21 @@ def test_evaluate_cli_ranks_by_the_whole_answer(demo, tmp_path) -> None:
 
 def test_evaluate_cli_measures_the_fast_ranking_paths(demo) -> None:
     """--precision int8 --separating: what `sugar predict` can run with, scored on the same samples as fp32, into
-    its own folder (the fp32 results stay)."""
-    base = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "12"])
-    fast = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "12",
-                               "--precision", "int8", "--separating"])
-    assert base.exit_code == 0 and fast.exit_code == 0, fast.output
-    folder = demo.out / "recognizer" / "evaluation" / "test-int8-separating"
-    saved = json.loads((folder / "results.json").read_text())
+    its own folder (the fp32 results stay). int8 is compared with fp32 under the same (separating) scoring: how
+    far the separating tree moves a *tuned* recogniser's answers is measured on the real one (docs/RESULTS.md,
+    `stage3_results.sh fastrank`); on this barely trained tiny LLaMA it moves a quarter of them by itself."""
+    evaluations = {}
+    for name, extra in (("test", []), ("test-separating", ["--separating"]),
+                        ("test-int8-separating", ["--precision", "int8", "--separating"])):
+        result = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "12",
+                                     *extra])
+        assert result.exit_code == 0, result.output
+        evaluations[name] = json.loads((demo.out / "recognizer" / "evaluation" / name / "results.json").read_text())
+    saved, plain = evaluations["test-int8-separating"], evaluations["test"]
     assert saved["precision"] == "int8" and saved["separating"] is True
-    plain = json.loads((demo.out / "recognizer" / "evaluation" / "test" / "results.json").read_text())
     assert plain["precision"] == "fp32" and plain["separating"] is False
-    differ = abs(saved["views"]["all"]["top1"] - plain["views"]["all"]["top1"]) * 12
-    assert round(differ) <= 2  # approximate, not wrong: at most 2 of the 12 answers change
+    differ = abs(saved["views"]["all"]["top1"] - evaluations["test-separating"]["views"]["all"]["top1"]) * 12
+    assert round(differ) <= 2  # int8 is approximate, not wrong: at most 2 of the 12 answers change
     bad = runner.invoke(app, ["evaluate", str(demo.out / "recognizer"), "--split", "test", "--limit", "2",
                               "--precision", "fp8"])
     assert bad.exit_code != 0 and "fp8" in str(bad.exception)
