@@ -143,7 +143,7 @@ recipe_paper_field() {
   fuse_streams ucla-frp ucla-pr-joint ucla-fr-bone ucla-fr-joint-motion ucla-fr-bone-motion
 }
 # issue 14: every stream with the paper's widths and the recipe (since 2026-12-05 (4) bf16 channels-last trains the
-# paper preset in ~45 min per stream on one core of an Intel Xeon with AMX), fused with weights chosen on val.
+# paper preset in ~50-60 min per stream on one core of an Intel Xeon with AMX), fused with weights chosen on val.
 # paper_field_partial: the two streams with the highest val weights in recipe_field (bone, bone motion) beside the
 # paper joint and the released recipe joint motion (nw-ucla-field-joint-motion)
 paper_stream() { field_run "ucla-prs-${1//_/-}" "${CTRGCN_UCLA[@]}" --set model.preset=paper --set data.stream="$1"; }

@@ -112,9 +112,9 @@ def cpu_has_amx() -> bool:
 
 def working_layout(x: torch.Tensor) -> torch.memory_format:
     """NHWC under CPU bf16 autocast on AMX CPUs, NCHW otherwise. oneDNN runs bf16 convolutions on AMX only in NHWC
-    (a 1x1 conv here: 2.6 vs 42 ms), which made bf16 training ~1.3x and inference ~1.4x faster on an Intel Xeon;
-    in fp32 NHWC gained nothing, and CPUs without AMX (AVX512-BF16 only, e.g. AMD EPYC) and GPUs keep the layout
-    they were measured with (docs/benchmarks.md)."""
+    (a 1x1 conv: 1.15 vs 8.6 ms, benchmarks/encoder_layouts.py), which with the contiguous gradients below made bf16
+    training 1.25x and inference 1.37x faster on an Intel Xeon; fp32, CPUs without AMX (AVX512-BF16 only, e.g. AMD
+    EPYC) and GPUs keep the layout they were measured with (docs/benchmarks.md)."""
     cpu_bf16 = x.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
     return torch.channels_last if cpu_bf16 and cpu_has_amx() else torch.contiguous_format
@@ -122,10 +122,10 @@ def working_layout(x: torch.Tensor) -> torch.memory_format:
 
 class _ContiguousGrad(torch.autograd.Function):
     """Identity whose backward hands on a contiguous gradient in the input's layout. torch.cat's backward gives
-    each input a channel slice of the gradient, and BatchNorm's backward on such a slice was 8x slower than on a
-    contiguous one in NHWC (3x in NCHW; docs/benchmarks.md); the copy costs far less. Used in NHWC only: in NCHW
-    fp32 it changes BatchNorm's summation order, which the DDP exactness test (tests/test_pretrain_loop.py)
-    would see as a 6e-4 drift after one epoch (the gradients are equally accurate either way)."""
+    each input a channel slice of the gradient, and BatchNorm on such a slice took 10x as long as on a contiguous
+    one in NHWC (4x in NCHW; benchmarks/encoder_layouts.py); the copy costs far less. Used in NHWC only: in NCHW
+    fp32 it changes BatchNorm's summation order, which the one-vs-two-process exactness test
+    (tests/test_pretrain_loop.py) then fails, though the gradients are equally accurate either way."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
