@@ -30,7 +30,8 @@ import torch
 CONFIGS = [
     # (name, mode, batch, prefix cache, describe, precision, rank_by, fast): precision fp32 | bf16 | int8 (the
     # LLM's weights, models/inference.py); fast: rank stops at each entry's first separating token, or, for
-    # train-step, the shared prompt prefix runs once per batch (+ CPU bf16 autocast when the name says bf16)
+    # train-step, the shared prompt prefix runs once per batch (+ CPU bf16 autocast when the name says bf16, with
+    # the frozen linear weights held in bf16 as `sugar tune` does)
     ("rank", "rank", 1, True, False, "fp32", "label", False),
     ("rank", "rank", 1, False, False, "fp32", "label", False),
     ("rank bf16", "rank", 1, True, False, "bf16", "label", False),
@@ -135,22 +136,28 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
         opt = torch.optim.AdamW(params, lr=1e-4)
         labels = [i % len(actions) for i in range(batch)]
         times = []
-        from sugar.training.loop import autocast
+        from sugar.training.frozen_bf16 import FrozenLinearsInBf16
+        from sugar.training.loop import autocast, cpu_supports_bf16
 
         def step() -> None:
             t0 = time.perf_counter()
             opt.zero_grad()
-            with autocast(torch.device("cpu"), False, fast and "bf16" in name):
+            with autocast(torch.device("cpu"), False, mixed):
                 loss = rec.loss(tokens, labels)
             loss.backward()
             opt.step()
             times.append(time.perf_counter() - t0)
 
-        step()  # the first step (one-time set-up) is reported apart and never profiled
-        with _profiled(args.profile):
-            for _ in range(args.batches):
-                step()
+        mixed = fast and "bf16" in name
+        # as `sugar tune` with cpu_bf16: the frozen LLM's linear weights held in bf16 while training
+        frozen = FrozenLinearsInBf16(rec.llm, enabled=mixed and cpu_supports_bf16())
+        with frozen.held():
+            step()  # the first step (one-time set-up) is reported apart and never profiled
+            with _profiled(args.profile):
+                for _ in range(args.batches):
+                    step()
         record.update({"step_s": sum(times[1:]) / len(times[1:]), "first_step_s": times[0],
+                       "frozen_in_bf16": bool(frozen.linears),
                        "answer_tokens": rec.cfg.max_answer_tokens, "lora_dropout": rec.cfg.lora.dropout})
     else:
         rec.eval()

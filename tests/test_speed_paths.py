@@ -4,6 +4,8 @@ separating-prefix candidate tree."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -159,3 +161,44 @@ def test_encoder_bf16_autocast_stays_close_to_fp32(tmp_path_factory, tok, monkey
     assert torch.nn.functional.cosine_similarity(half.flatten(1), plain.flatten(1)).min() > 0.99
     with pytest.raises(ConfigError, match="encoder precision"):
         inference.set_encoder_precision(r, "int8")
+
+
+def test_frozen_linears_held_in_bf16_give_autocasts_function_and_come_back(rec) -> None:
+    """Under CPU bf16 autocast, bf16 copies of the frozen weights compute what autocast's own casts compute (the
+    same loss and LoRA/bridge gradients, bit for bit); afterwards the fp32 originals are back, the same tensors."""
+    from sugar.training.frozen_bf16 import FrozenLinearsInBf16
+
+    tokens, labels = _tokens(3, seed=4), [1, 4, 7]
+    frozen = FrozenLinearsInBf16(rec.llm)
+    assert frozen.linears, "the tiny LLaMA's frozen projections are found"
+    embedding = rec.llm.get_input_embeddings().weight
+    assert all(m.weight.data_ptr() != embedding.data_ptr() for m in frozen.linears), "the tied LM head stays fp32"
+    assert all(not m.weight.requires_grad for m in frozen.linears), "LoRA and bridge weights are never cast"
+    originals = [(m.weight.data_ptr(), m.weight.detach().clone()) for m in frozen.linears]
+    rec.train()
+    try:
+        results = []
+        for hold in (False, True):
+            rec.zero_grad()
+            with frozen.held() if hold else contextlib.nullcontext():
+                if hold:
+                    assert all(m.weight.dtype == torch.bfloat16 for m in frozen.linears)
+                    with frozen.in_fp32():
+                        assert all(m.weight.dtype == torch.float32 for m in frozen.linears)
+                    assert all(m.weight.dtype == torch.bfloat16 for m in frozen.linears)
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    loss = rec.loss(tokens, labels)
+                loss.backward()
+            results.append((loss.detach(), {n: p.grad.clone() for n, p in rec.named_parameters()
+                                            if p.requires_grad and p.grad is not None}))
+    finally:
+        rec.zero_grad()
+        rec.eval()
+    (plain, g_plain), (held, g_held) = results
+    assert torch.equal(plain, held)
+    assert g_plain.keys() == g_held.keys() and g_plain
+    for name in g_plain:
+        assert torch.equal(g_plain[name], g_held[name]), name
+    for m, (pointer, weight) in zip(frozen.linears, originals, strict=True):
+        assert m.weight.dtype == torch.float32 and m.weight.data_ptr() == pointer and torch.equal(m.weight, weight)
+    assert FrozenLinearsInBf16(rec.llm, enabled=False).linears == []

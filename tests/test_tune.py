@@ -148,3 +148,24 @@ def test_tune_fuses_the_encoders_text_head_chosen_on_val(llm_cfg, tmp_path, monk
     rec = load_recognizer(tmp_path / "run", with_encoder=False)
     assert rec.fusion_weight == report["fusion"]["weight"] and rec.evidence is not None
     assert (tmp_path / "run" / "text_head.safetensors").is_file()
+
+
+def test_tune_under_cpu_bf16_trains_on_held_bf16_weights_and_ends_in_fp32(llm_cfg, tmp_path, monkeypatch) -> None:
+    """cpu_bf16 holds the frozen LLM weights in bf16 during training steps only: validation and the finished run
+    see the fp32 model (a saved run's LLM is never bf16)."""
+    from sugar.training import frozen_bf16, instruct
+
+    monkeypatch.setattr(instruct, "cpu_supports_bf16", lambda: True)
+    seen: list[torch.dtype] = []
+    lower = frozen_bf16.FrozenLinearsInBf16.lower
+
+    def spy(self) -> None:
+        lower(self)
+        seen.append(self.linears[0].weight.dtype)
+
+    monkeypatch.setattr(frozen_bf16.FrozenLinearsInBf16, "lower", spy)
+    report = tune(replace(llm_cfg, epochs=1, cpu_bf16=True), tmp_path / "run", progress=False, data=_data())
+    assert seen and set(seen) == {torch.bfloat16}
+    assert report["test"]["samples"] == 8
+    rec = load_recognizer(tmp_path / "run", with_encoder=False)
+    assert {p.dtype for p in rec.llm.parameters()} == {torch.float32}

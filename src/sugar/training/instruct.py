@@ -47,6 +47,7 @@ from sugar.runs import RunDir
 from sugar.skeleton.datasets import DataSource, knowledge_name
 from sugar.skeleton.processor import Processor
 from sugar.skeleton.torchdata import ClassSubset, seeded_subset
+from sugar.training.frozen_bf16 import FrozenLinearsInBf16
 from sugar.training.loop import (
     DistInfo,
     LoopSpec,
@@ -54,6 +55,7 @@ from sugar.training.loop import (
     barrier,
     check_resume,
     cleanup_distributed,
+    cpu_supports_bf16,
     default_run_dir,
     setup_distributed,
 )
@@ -281,10 +283,15 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
         loss = net(x, y)
         return loss, loss.detach() * len(y), len(y)
 
+    # under CPU bf16 autocast the frozen LLM's linear weights are held in bf16 while training (the same function,
+    # without autocast re-casting them at every forward); validation and everything after training see fp32
+    frozen = FrozenLinearsInBf16(rec.llm, enabled=cfg.cpu_bf16 and info.device.type == "cpu" and cpu_supports_bf16())
+
     def validate(epoch: int) -> dict[str, Any]:
         if "val" not in data.splits:
             return {}  # no validation split: the last epoch is the selected one
-        val = evaluate_split(rec, data.splits, data.labels, "val", actions, seen, "rank", cfg.max_eval_samples)
+        with frozen.in_fp32():
+            val = evaluate_split(rec, data.splits, data.labels, "val", actions, seen, "rank", cfg.max_eval_samples)
         return {f"val_{k}": v for k, v in val.items() if k != "samples" and isinstance(v, int | float)}
 
     spec = LoopSpec(cfg.epochs, cfg.batch_size, cfg.seed, grad_accum=cfg.grad_accum,
@@ -294,7 +301,8 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
                       loss_fn=loss_fn, lr_at=lambda step, _, total: _lr(step, total, cfg),
                       weights=rec.trainable_state, load_weights=rec.load_trainable_state, validate=validate,
                       progress=progress)
-    result = trainer.fit(stop_after_steps)
+    with frozen.held():
+        result = trainer.fit(stop_after_steps)
     if "stopped_at_step" in result:
         return result
     return _finish(cfg, run, rec, data, actions, seen, unseen, info, descriptions)
