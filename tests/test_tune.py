@@ -140,6 +140,7 @@ def test_tune_fuses_the_encoders_text_head_chosen_on_val(llm_cfg, tmp_path, monk
         head.linear.bias.zero_()
     evidence = TextEvidence(head, CLASSES, torch.eye(len(CLASSES)), "all-MiniLM-L6-v2")
     monkeypatch.setattr(instruct, "text_evidence", lambda run, device="cpu": evidence)
+    monkeypatch.setattr(instruct, "require_pretrain_run", lambda run: run)  # no stage-2 run on disk
     cfg = replace(llm_cfg, encoder_run="stage2-run", epochs=1)
     report = tune(cfg, tmp_path / "run", progress=False, data=_data())
     assert report["fusion"]["split"] == "val" and report["fusion"]["samples"] == 8
@@ -169,3 +170,16 @@ def test_tune_under_cpu_bf16_trains_on_held_bf16_weights_and_ends_in_fp32(llm_cf
     assert report["test"]["samples"] == 8
     rec = load_recognizer(tmp_path / "run", with_encoder=False)
     assert {p.dtype for p in rec.llm.parameters()} == {torch.float32}
+
+
+def test_tune_refuses_an_encoder_folder_that_is_not_a_stage2_run_before_training(llm_cfg, tmp_path) -> None:
+    """The encoder's text head is fused when training ends; an encoder folder copied out of a recogniser has no
+    stage-2 config, which used to fail only after the whole training."""
+    from sugar.errors import SugarError
+
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    (folder / "encoder.json").write_text("{}")
+    with pytest.raises(SugarError, match=r"config\.yaml missing"):
+        tune(replace(llm_cfg, encoder_run=str(folder)), tmp_path / "run", progress=False, data=_data())
+    assert not (tmp_path / "run" / "checkpoints").exists()

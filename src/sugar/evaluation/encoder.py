@@ -97,13 +97,22 @@ def evaluate_split(model: EncoderWithHeads, ds: Dataset, head: str, text_scorer:
 # --------------------------------------------------------------------------------------------- `sugar evaluate`
 
 
+def require_pretrain_run(run_dir: str | Path) -> Path:
+    """The run's folder, checked to hold what `load_run` reads (a stage-2 config and a selected checkpoint): an
+    encoder folder copied out of a recogniser has neither."""
+    run_dir = resolve_run(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise SugarError(f"{run_dir}: not a finished `sugar pretrain` run (config.yaml missing)")
+    if not (run_dir / "checkpoints" / "best.safetensors").is_file():
+        raise SugarError(f"{run_dir}: no best checkpoint (checkpoints/best.safetensors)")
+    return run_dir
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
              random_init: bool = False) -> tuple[EncoderWithHeads, PretrainConfig, Processor, list[str]]:
     """A finished stage-2 run's encoder + heads at its best checkpoint (or freshly initialised with the run's
     seed: the weights it started from), its config, processor and class list."""
-    run_dir = resolve_run(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise SugarError(f"{run_dir}: not a finished `sugar pretrain` run (config.yaml missing)")
+    run_dir = require_pretrain_run(run_dir)
     bundle = load_encoder(run_dir, device)
     cfg = load_config(PretrainConfig, run_dir / "config.yaml")
     classes = list(bundle.meta.get("classes") or [])

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from sugar.config import TuneConfig, load_config, save_config
 from sugar.errors import ConfigError, DataError, SugarError
+from sugar.evaluation.encoder import require_pretrain_run
 from sugar.evaluation.recognizer import (
     calibrate,
     collate,
@@ -244,6 +245,8 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
     if cfg.decode not in ("rank", "generate"):
         raise ConfigError(f"decode {cfg.decode!r}: choose rank or generate")
     check_rank_by(cfg.rank_by)
+    if cfg.encoder_run:  # its text head is fused with the LLM when training ends: fail now, not after training
+        require_pretrain_run(cfg.encoder_run)
     torch.manual_seed(cfg.seed)
     run = RunDir(run_dir or default_run_dir("tune", Path(cfg.encoder_run or cfg.features or "tune").name,
                                             cfg.bridge.kind))
