@@ -166,30 +166,50 @@ def fused_cell(runs: Path, name: str) -> str:
     return f"{pct(rep['fused']['top1'])} (w {weights})"
 
 
-def field_table(runs: Path) -> list[str]:
-    """Issue 14: NW-UCLA's four streams at CTR-GCN's schedule and their fusion (weights chosen on val)."""
-    found = [(n, lab, r) for n, lab in FIELD_STREAMS if (r := load(runs / n)) is not None]
+FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's recipe (`recipe_field`)"),
+               ("ucla-frp", "CTR-GCN's recipe, `paper` joint stream (`recipe_paper_field`)"),
+               ("ucla-frc5", "CTR-GCN's recipe, 5 clips per sample (`recipe_clips`)"),
+               ("ucla-fpp", "CTR-GCN's recipe, `paper` joint, bone and bone motion, recipe joint motion "
+                            "(`paper_field_partial`)"),
+               ("ucla-fpa", "CTR-GCN's recipe, all four streams `paper` (`paper_field`)")]
+
+MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
+               ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion")]
+MSR_FUSED = [("msr-fs", "msr-f-label's settings (`msr_field`)")]
+
+
+def streams_table(runs: Path, title: str, streams: list[tuple[str, str]],
+                  fused: list[tuple[str, str]]) -> list[str]:
+    """Single streams and their fusions (weights chosen on val, and equal weights)."""
+    found = [(n, lab, r) for n, lab in streams if (r := load(runs / n)) is not None]
     if not found:
         return []
-    lines = ["### NW-UCLA cross-view, four streams at CTR-GCN's schedule (nw-ucla-field-cpu.yaml, 65 epochs)", "",
+    lines = [title, "",
              "| stream | run | val top-1 % (best epoch) | text head test top-1 % | CE head test top-1 % | training |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {lab} | `{n}` | {best_val(r)} | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {setting(r)} |"
               for n, lab, r in found]
-    for prefix, streams in (("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's recipe (`recipe_field`)"),
-                            ("ucla-frp", "CTR-GCN's recipe, `paper` joint stream (`recipe_paper_field`)"),
-                            ("ucla-frc5", "CTR-GCN's recipe, 5 clips per sample (`recipe_clips`)"),
-                            ("ucla-fpp", "CTR-GCN's recipe, `paper` joint, bone and bone motion, recipe joint motion "
-                                         "(`paper_field_partial`)"),
-                            ("ucla-fpa", "CTR-GCN's recipe, all four streams `paper` (`paper_field`)")):
+    for prefix, described in fused:
         for tag, label in (("", "weights chosen on val"), ("-equal", "equal weights")):
             text, ce = fused_cell(runs, f"{prefix}-fused-text{tag}"), fused_cell(runs, f"{prefix}-fused-ce{tag}")
             val = "" if tag else f"{fused_cell(runs, f'{prefix}-fused-text-val')} text, " \
                                  f"{fused_cell(runs, f'{prefix}-fused-ce-val')} CE"
             if text != "-" or ce != "-":
-                lines.append(f"| 4 streams fused, {streams}, {label} | `{prefix}-fused-*{tag}` | {val} | {text} | {ce} "
-                             "| |")
+                lines.append(f"| 4 streams fused, {described}, {label} | `{prefix}-fused-*{tag}` | {val} | {text} | "
+                             f"{ce} | |")
     return [*lines, ""]
+
+
+def field_table(runs: Path) -> list[str]:
+    """Issue 14: NW-UCLA's four streams at CTR-GCN's schedule and their fusion (weights chosen on val)."""
+    return streams_table(runs, "### NW-UCLA cross-view, four streams at CTR-GCN's schedule (nw-ucla-field-cpu.yaml, "
+                               "65 epochs)", FIELD_STREAMS, FIELD_FUSED)
+
+
+def msr_field_table(runs: Path) -> list[str]:
+    """Issue 14: MSR Action3D's four streams on the field schedule and their fusion (weights chosen on val)."""
+    return streams_table(runs, "### MSR Action3D cross-subject, four streams on the field schedule (msr-f-label's "
+                               "settings, 65 epochs)", MSR_STREAMS, MSR_FUSED)
 
 
 TEXTSCORE_MODELS = ["nw-ucla-field-joint", "nw-ucla-field-bone", "nw-ucla-field-joint-motion",
@@ -662,6 +682,7 @@ def main() -> None:
     out += supervised_table("MSR Action3D cross-subject (train subjects 1,3,5,7,9)", runs, "msr", "msr")
     out += recipe_table(runs)
     out += field_table(runs)
+    out += msr_field_table(runs)
     out += textscore_table(runs, args.released)
     out += knowledge_table(runs, "msr", "MSR Action3D: knowledge for the text head (MIL-NCE + CE, 40 epochs each)")
     out += knowledge_table(runs, "ucla", "NW-UCLA: knowledge for the text head (MIL-NCE + CE, 30 epochs each)")
