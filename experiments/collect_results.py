@@ -437,7 +437,9 @@ def tune_setting(run: Path) -> str:
     vary = ", random list per row" if cfg.get("vary_list") else ""
     kind = cfg["bridge"]["kind"]
     tokens = {"pool": "1 token", "linear": "1 token per frame"}.get(kind, f"{cfg['bridge']['num_queries']} tokens")
-    return (f"{kind}, {tokens}, LoRA r={cfg['lora']['r']}{vary}, "
+    precision = ", CPU bf16 autocast" if cfg.get("cpu_bf16") else ""
+    dropout = ", no LoRA dropout" if cfg["lora"].get("dropout") == 0 else ""
+    return (f"{kind}, {tokens}, LoRA r={cfg['lora']['r']}{dropout}{vary}{precision}, "
             f"{epochs} on {samples} train samples, {total / 60:.1f} min")
 
 
@@ -707,7 +709,7 @@ def main() -> None:
                                               "training row, 4-way choice", "-text")
     out += cross_dataset_table(runs)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
-              "ucla-f-joint-llm-pool", "ucla-c1-joint-llm",
+              "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
               "msr-llm", "msr-label-llm",
               "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text")

@@ -17,6 +17,7 @@
 #   bash experiments/stage3_results.sh msrepochs       # the MSR recogniser with 8 epochs (issue 15)
 #   bash experiments/stage3_results.sh fastrank        # accuracy of int8 / --separating ranking (issue 16)
 #   bash experiments/stage3_results.sh encoderbf16     # accuracy of the encoder under bf16 autocast (issue 16)
+#   bash experiments/stage3_results.sh bf16tune        # accuracy of stage 3 trained under bf16 autocast (issue 16)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
 #   A_SAMPLES=all A_EPOCHS=1 A_TAG=-full bash experiments/stage3_results.sh ablation   # at a larger budget
 #
@@ -37,11 +38,15 @@ A_TAG=${A_TAG:-}             # run-name suffix, so runs at another budget sit be
 CONFIG=configs/tune/nw-ucla-cpu.yaml
 sugar() { $PY -m sugar.cli "$@"; }
 
+encoder_dir() {  # a stage-2 run of $OUT, or a released encoder of the package (src/sugar/released/NAME)
+  if [[ -e $OUT/$1 || ! -e src/sugar/released/$1 ]]; then echo "$OUT/$1"; else echo "src/sugar/released/$1"; fi
+}
+
 features() {  # encoder-run-name -> $OUT/features/NAME/{train,val,test}
   local name=$1 split
   for split in train val test; do
     [[ -f $OUT/features/$name/$split/index.json ]] ||
-      sugar extract "$OUT/$name" --split "$split" --out "$OUT/features/$name/$split" --no-progress \
+      sugar extract "$(encoder_dir "$name")" --split "$split" --out "$OUT/features/$name/$split" --no-progress \
         >> "$OUT/logs/features-$name.log" 2>&1
   done
 }
@@ -52,7 +57,7 @@ tune() {  # run-name encoder-name [--set ...]; ONLINE=1: skeletons through the e
     features "$encoder"
     feats=(--features "$OUT/features/$encoder")
   fi
-  sugar tune --encoder "$OUT/$encoder" "${feats[@]}" --config $CONFIG "$@" \
+  sugar tune --encoder "$(encoder_dir "$encoder")" "${feats[@]}" --config $CONFIG "$@" \
     --run-dir "$OUT/$name" --no-progress > "$OUT/logs/$name.log" 2>&1
   echo "$(date -u +%H:%M:%S) tuned $name"
 }
@@ -86,6 +91,16 @@ recipellm() { tune_and_test ucla-c1-joint-llm ucla-c1-joint; }
 msrpool() {  # the same on MSR Action3D, beside msrepochs (8 epochs)
   CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "msr-label-llm-e${E_MSR3:-8}-pool" \
     msr-k-label --set bridge.kind=pool
+}
+
+# issue 16: stage 3 under CPU bf16 autocast (the frozen LLM weights held in bf16), and also without LoRA dropout,
+# against fp32: the pool recogniser on the released recipe joint (nw-ucla-field-joint), three runs at once (~25 min)
+bf16tune() {
+  features nw-ucla-field-joint
+  tune_and_test acc-fp32 nw-ucla-field-joint --set bridge.kind=pool &
+  tune_and_test acc-bf16 nw-ucla-field-joint --set bridge.kind=pool --set cpu_bf16=true &
+  tune_and_test acc-bf16-nodrop nw-ucla-field-joint --set bridge.kind=pool --set cpu_bf16=true --set lora.dropout=0.0 &
+  wait
 }
 
 # issue 15: fieldllm on augmented views: no --features, so every step runs the frozen encoder on skeletons with its
