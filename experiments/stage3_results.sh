@@ -94,12 +94,13 @@ msrpool() {  # the same on MSR Action3D, beside msrepochs (8 epochs)
 }
 
 # issue 16: stage 3 under CPU bf16 autocast (the frozen LLM weights held in bf16), and also without LoRA dropout,
-# against fp32: the pool recogniser on the released recipe joint (nw-ucla-field-joint), three runs at once (~25 min)
+# against fp32 with dropout (the settings before 2026-12-05 (5)): the pool recogniser on the released recipe joint
+# (nw-ucla-field-joint), three runs at once (~25 min)
 bf16tune() {
   features nw-ucla-field-joint
-  tune_and_test acc-fp32 nw-ucla-field-joint --set bridge.kind=pool &
-  tune_and_test acc-bf16 nw-ucla-field-joint --set bridge.kind=pool --set cpu_bf16=true &
-  tune_and_test acc-bf16-nodrop nw-ucla-field-joint --set bridge.kind=pool --set cpu_bf16=true --set lora.dropout=0.0 &
+  tune_and_test acc-fp32 nw-ucla-field-joint --set cpu_bf16=false --set lora.dropout=0.05 &
+  tune_and_test acc-bf16 nw-ucla-field-joint --set cpu_bf16=true --set lora.dropout=0.05 &
+  tune_and_test acc-bf16-nodrop nw-ucla-field-joint --set cpu_bf16=true --set lora.dropout=0.0 &
   wait
 }
 

@@ -154,9 +154,10 @@ def test_tune_fuses_the_encoders_text_head_chosen_on_val(llm_cfg, tmp_path, monk
 def test_tune_under_cpu_bf16_trains_on_held_bf16_weights_and_ends_in_fp32(llm_cfg, tmp_path, monkeypatch) -> None:
     """cpu_bf16 holds the frozen LLM weights in bf16 during training steps only: validation and the finished run
     see the fp32 model (a saved run's LLM is never bf16)."""
-    from sugar.training import frozen_bf16, instruct
+    from sugar.training import frozen_bf16, instruct, loop
 
-    monkeypatch.setattr(instruct, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(instruct, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(loop, "cpu_supports_bf16", lambda: True)  # autocast also where bf16 is emulated
     seen: list[torch.dtype] = []
     lower = frozen_bf16.FrozenLinearsInBf16.lower
 

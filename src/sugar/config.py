@@ -151,7 +151,9 @@ class TuneConfig:
     min_list: int = 2  # smallest such list
     seed: int = 1
     amp: bool = True  # bf16 autocast on GPU only
-    cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16: slower for the LLM here (docs/benchmarks.md)
+    # bf16 autocast on CPUs with AMX, the frozen LLM's weights held in bf16 while training (docs/benchmarks.md: 1.7x
+    # per step, NW-UCLA top-1 kept); CPUs with AVX512-BF16 but no AMX measured slower, so they train in fp32
+    cpu_bf16: bool = True
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from sugar.features import FeatureStore
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
-from sugar.models.encoder import load_encoder
+from sugar.models.encoder import cpu_has_amx, load_encoder
 from sugar.models.prompt import sample_list
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
@@ -56,7 +56,6 @@ from sugar.training.loop import (
     barrier,
     check_resume,
     cleanup_distributed,
-    cpu_supports_bf16,
     default_run_dir,
     setup_distributed,
 )
@@ -288,7 +287,8 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
 
     # under CPU bf16 autocast the frozen LLM's linear weights are held in bf16 while training (the same function,
     # without autocast re-casting them at every forward); validation and everything after training see fp32
-    frozen = FrozenLinearsInBf16(rec.llm, enabled=cfg.cpu_bf16 and info.device.type == "cpu" and cpu_supports_bf16())
+    mixed = cfg.cpu_bf16 and info.device.type == "cpu" and cpu_has_amx()
+    frozen = FrozenLinearsInBf16(rec.llm, enabled=mixed)
 
     def validate(epoch: int) -> dict[str, Any]:
         if "val" not in data.splits:
@@ -299,7 +299,7 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
 
     spec = LoopSpec(cfg.epochs, cfg.batch_size, cfg.seed, grad_accum=cfg.grad_accum,
                     max_grad_norm=cfg.max_grad_norm, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every,
-                    amp=cfg.amp, cpu_bf16=cfg.cpu_bf16, desc="tune epoch")
+                    amp=cfg.amp, cpu_bf16=mixed, desc="tune epoch")
     trainer = Trainer(run, info, spec, model=model, optimizer=optimizer, train_set=train_set, collate_fn=collate,
                       loss_fn=loss_fn, lr_at=lambda step, _, total: _lr(step, total, cfg),
                       weights=rec.trainable_state, load_weights=rec.load_trainable_state, validate=validate,
