@@ -175,7 +175,8 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
                ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion")]
-MSR_FUSED = [("msr-fs", "msr-f-label's settings (`msr_field`)")]
+MSR_FUSED = [("msr-fs", "msr-f-label's settings (`msr_field`)"),
+             ("msr-fsr", "the released streams, fp16 (`msr_field_released`)")]
 
 
 def streams_table(runs: Path, title: str, streams: list[tuple[str, str]],

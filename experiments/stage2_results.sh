@@ -310,6 +310,10 @@ msr_field() {
   run:msr-f-label; run:msr-fs-bone; run:msr-fs-joint-motion; run:msr-fs-bone-motion
   fuse_streams msr-fs msr-f-label msr-fs-bone msr-fs-joint-motion msr-fs-bone-motion
 }
+# the released MSR streams (fp16 copies; the joint is the earlier msr-f-label run, released since 2026-12-05 (2))
+msr_field_released() {
+  fuse_streams msr-fsr msr-action3d-joint msr-action3d-bone msr-action3d-joint-motion msr-action3d-bone-motion
+}
 
 run:msr-r-joint() {
   train msr-r-joint configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" --set loss=milnce+ce
