@@ -171,7 +171,9 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                ("ucla-frc5", "CTR-GCN's recipe, 5 clips per sample (`recipe_clips`)"),
                ("ucla-fpp", "CTR-GCN's recipe, `paper` joint, bone and bone motion, recipe joint motion "
                             "(`paper_field_partial`)"),
-               ("ucla-fpa", "CTR-GCN's recipe, all four streams `paper` (`paper_field`)")]
+               ("ucla-fpa", "CTR-GCN's recipe, all four streams `paper` (`paper_field`)"),
+               ("ucla-frr", "the four released recipe streams, fp16 (`recipe_swap_bone_motion`)"),
+               ("ucla-frs", "the released recipe streams with the `paper` bone motion (`recipe_swap_bone_motion`)")]
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
                ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion")]

@@ -153,6 +153,12 @@ run:ucla-prs-bone-motion() { paper_stream bone_motion; }
 paper_field_partial() {
   fuse_streams ucla-fpp ucla-pr-joint ucla-prs-bone nw-ucla-field-joint-motion ucla-prs-bone-motion
 }
+# the per-stream rule of 2026-12-05 (4) judged as a fused set: the four released recipe streams by name (fp16) against
+# the same with the paper bone motion (ucla-prs-bone-motion) in place of the recipe one
+recipe_swap_bone_motion() {
+  fuse_streams ucla-frr nw-ucla-field-joint nw-ucla-field-bone nw-ucla-field-joint-motion nw-ucla-field-bone-motion
+  fuse_streams ucla-frs nw-ucla-field-joint nw-ucla-field-bone nw-ucla-field-joint-motion ucla-prs-bone-motion
+}
 paper_field() {
   run:ucla-pr-joint; run:ucla-prs-bone; run:ucla-prs-joint-motion; run:ucla-prs-bone-motion
   fuse_streams ucla-fpa ucla-pr-joint ucla-prs-bone ucla-prs-joint-motion ucla-prs-bone-motion
