@@ -151,8 +151,8 @@ class TuneConfig:
     min_list: int = 2  # smallest such list
     seed: int = 1
     amp: bool = True  # bf16 autocast on GPU only
-    # bf16 autocast on CPUs with AMX, the frozen LLM's weights held in bf16 while training (docs/benchmarks.md: 1.7x
-    # per step, NW-UCLA top-1 kept); CPUs with AVX512-BF16 but no AMX measured slower, so they train in fp32
+    # bf16 autocast on CPUs with AMX, the frozen LLM's weights held in bf16 while training (docs/benchmarks.md: a step
+    # 1.27x faster than fp32's, NW-UCLA fused top-1 kept); AVX512-BF16 without AMX measured slower: fp32 there
     cpu_bf16: bool = True
 
 
