@@ -714,7 +714,8 @@ def main() -> None:
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
               "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
               "msr-llm", "msr-label-llm",
-              "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
+              "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-f-label-llm-e8-pool", "msr-llm-ho-fixed",
+              "msr-llm-ho-vary"]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text")
                for s in range(1, 10)]
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "

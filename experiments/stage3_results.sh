@@ -15,6 +15,7 @@
 #   bash experiments/stage3_results.sh fieldllm        # NW-UCLA recogniser on the 65-epoch joint stream
 #   bash experiments/stage3_results.sh fieldllmaug     # fieldllm trained on augmented encoder views (issue 15)
 #   bash experiments/stage3_results.sh msrepochs       # the MSR recogniser with 8 epochs (issue 15)
+#   bash experiments/stage3_results.sh msrfpool        # the MSR pool recogniser on the field-schedule joint (issue 15)
 #   bash experiments/stage3_results.sh fastrank        # accuracy of int8 / --separating ranking (issue 16)
 #   bash experiments/stage3_results.sh encoderbf16     # accuracy of the encoder under bf16 autocast (issue 16)
 #   bash experiments/stage3_results.sh bf16tune        # accuracy of stage 3 trained under bf16 autocast (issue 16)
@@ -102,6 +103,13 @@ bf16tune() {
   tune_and_test acc-bf16 nw-ucla-field-joint --set cpu_bf16=true --set lora.dropout=0.05 &
   tune_and_test acc-bf16-nodrop nw-ucla-field-joint --set cpu_bf16=true --set lora.dropout=0.0 &
   wait
+}
+
+# issue 15: the MSR pool recogniser with today's stage-3 defaults (CPU bf16 on AMX) on the field-schedule joint
+# (stage2 run:msr-f-label), 8 epochs, beside msrpool's on msr-k-label
+msrfpool() {
+  CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "msr-f-label-llm-e${E_MSR3:-8}-pool" \
+    msr-f-label --set bridge.kind=pool
 }
 
 # issue 15: fieldllm on augmented views: no --features, so every step runs the frozen encoder on skeletons with its
