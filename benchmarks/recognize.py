@@ -139,6 +139,8 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
         from sugar.training.frozen_bf16 import FrozenLinearsInBf16
         from sugar.training.loop import autocast, cpu_supports_bf16
 
+        mixed = fast and "bf16" in name
+
         def step() -> None:
             t0 = time.perf_counter()
             opt.zero_grad()
@@ -148,7 +150,6 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
             opt.step()
             times.append(time.perf_counter() - t0)
 
-        mixed = fast and "bf16" in name
         # as `sugar tune` with cpu_bf16: the frozen LLM's linear weights held in bf16 while training
         frozen = FrozenLinearsInBf16(rec.llm, enabled=mixed and cpu_supports_bf16())
         with frozen.held():

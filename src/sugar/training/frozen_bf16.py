@@ -27,21 +27,21 @@ class FrozenLinearsInBf16:
         tied = {m.weight.data_ptr() for m in module.modules() if isinstance(m, nn.Embedding)}
         self.linears = [m for m in module.modules() if isinstance(m, nn.Linear) and not m.weight.requires_grad
                         and m.weight.dtype == torch.float32 and m.weight.data_ptr() not in tied] if enabled else []
-        self.originals: dict[int, torch.Tensor] = {}
+        self.originals: list[torch.Tensor] | None = None  # the fp32 weights while the bf16 copies are in place
 
     def lower(self) -> None:
-        """Swap in bf16 copies, cast from the current fp32 weights (a LoRA merge may have changed them)."""
-        for m in self.linears:
-            if id(m) not in self.originals:
-                self.originals[id(m)] = m.weight.data
+        """Swap in bf16 copies, cast from the current fp32 weights."""
+        if self.originals is None:
+            self.originals = [m.weight.data for m in self.linears]
+            for m in self.linears:
                 m.weight.data = m.weight.data.to(torch.bfloat16)
 
     def restore(self) -> None:
         """Put the fp32 originals back."""
-        for m in self.linears:
-            original = self.originals.pop(id(m), None)
-            if original is not None:
+        if self.originals is not None:
+            for m, original in zip(self.linears, self.originals, strict=True):
                 m.weight.data = original
+            self.originals = None
 
     @contextlib.contextmanager
     def held(self) -> Iterator[FrozenLinearsInBf16]:
@@ -55,7 +55,7 @@ class FrozenLinearsInBf16:
     @contextlib.contextmanager
     def in_fp32(self) -> Iterator[None]:
         """The fp32 originals inside the block (validation in the middle of training), bf16 copies again after."""
-        was_lowered = bool(self.originals)
+        was_lowered = self.originals is not None
         self.restore()
         try:
             yield
