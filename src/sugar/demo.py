@@ -23,8 +23,8 @@ from sugar.viz import plot_curves, render_sequence
 
 # Sizes that finish on a 2-core CPU in minutes; the real settings live in configs/.
 PRETRAIN_DEFAULTS: dict[str, list[str]] = {
-    # 12 epochs, not 8: the 8-epoch encoder's test top-1 swung from 79 to 99 % with the seed and the precision;
-    # best val over seeds 1-3 (bf16) 0.95 vs 0.92 (docs/benchmarks.md, "The demo")
+    # 12 epochs, not 8: the 8-epoch encoder's test top-1 swung from 80 to 99 % with the seed and the precision;
+    # mean best val over seeds 1-3 (bf16) 0.925 vs 0.867 (experiments/demo_seeds.sh, docs/benchmarks.md "The demo")
     "synthetic": ["data.frames=32", "data.max_persons=1", "epochs=12", "batch_size=16", "lr=0.05",
                   "warmup_epochs=1", "lr_steps=[9, 11]", "weight_decay=0.0001"],
     "nw-ucla": ["data.frames=52", "data.max_persons=1", "epochs=12", "batch_size=16", "lr=0.1",
