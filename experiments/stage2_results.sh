@@ -7,6 +7,7 @@
 #   bash experiments/stage2_results.sh run:ucla-ce   # one run of a part (train + evaluate)
 #   bash experiments/stage2_results.sh field         # NW-UCLA, four streams at CTR-GCN's schedule, fused (~1.5 h)
 #   bash experiments/stage2_results.sh recipe_field  # the same with CTR-GCN's data recipe (~2 h on one core)
+#   bash experiments/stage2_results.sh msr_field_splits  # MSR's four streams over 10 random subject splits (~2.5 h)
 #
 # Epoch counts are the ones used for docs/RESULTS.md (a 2-core CPU shared with other jobs, ~1 hour in all);
 # raise them with e.g. E_UCLA=30 E_MSR=30 E_ZS=30 for the configs' full schedules. Each run's LR schedule is
@@ -321,6 +322,27 @@ msr_field_released() {
   fuse_streams msr-fsr msr-action3d-joint msr-action3d-bone msr-action3d-joint-motion msr-action3d-bone-motion
 }
 
+# issue 14: the four streams over the 10 random subject splits of msrsplits (numpy seeds 0-9, 5 training subjects),
+# the Lie group paper's protocol for its 90.7; msr-f-label's settings, nothing tuned; MSR_SPLITS="0 2 ..." runs
+# some of them (two workers: one core each); ~15 min per split on one core
+msr_split_subjects() {  # i -> the 5 training subjects of split i, as msrsplits draws them
+  $PY -c "import numpy as np; print(','.join(map(str, sorted(np.random.default_rng($1).choice(range(1, 11), 5, replace=False)))))"
+}
+msr_field_splits() {
+  local i stream subjects runs
+  for i in ${MSR_SPLITS:-0 1 2 3 4 5 6 7 8 9}; do
+    subjects=$(msr_split_subjects "$i")
+    runs=()
+    for stream in joint bone joint_motion bone_motion; do
+      runs+=("msr-fsp$i-${stream//_/-}")
+      train "${runs[-1]}" configs/pretrain/msr-action3d-cpu.yaml - "${MSR_FIELD[@]}" --set data.stream="$stream" \
+        --set "data.protocol=xsub:$subjects"
+      evaluate "${runs[-1]}" --no-tsne
+    done
+    fuse_streams "msr-fsp$i" "${runs[@]}"
+  done
+}
+
 run:msr-r-joint() {
   train msr-r-joint configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" --set loss=milnce+ce
   evaluate msr-r-joint --no-tsne
@@ -358,7 +380,7 @@ msrsplits() {  # issue 14: MSR Action3D over 10 random subject splits (5 trainin
   # seeds 0-9), the protocol the Lie group paper's 90.7 averages over; msr-k-label's configuration, nothing tuned
   local i subjects
   for i in $(seq 0 9); do
-    subjects=$($PY -c "import numpy as np; print(','.join(map(str, sorted(np.random.default_rng($i).choice(range(1, 11), 5, replace=False)))))")
+    subjects=$(msr_split_subjects "$i")
     train "msr-split$i" configs/pretrain/msr-action3d-cpu.yaml "$E_MSR" "${LABEL_ONLY[@]}" --set "data.protocol=xsub:$subjects"
     evaluate "msr-split$i" --no-tsne
   done
