@@ -10,7 +10,7 @@ import torch
 from stage3helpers import ACTIONS
 from sugar.errors import ConfigError
 from sugar.evaluation.recognizer import calibrate, evidence_scores
-from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse
+from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse, open_list_weights
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
 
 
@@ -40,6 +40,25 @@ def test_fuse_ends_are_each_evidence_alone() -> None:
     assert torch.allclose(fuse(llm, None, 0.7), torch.log_softmax(torch.tensor(llm, dtype=torch.float64), -1))
     with pytest.raises(ConfigError):
         fuse(llm, text, 1.5)
+
+
+def test_fuse_takes_one_weight_per_entry() -> None:
+    llm = np.array([[0.0, 2.0, 1.0], [1.0, 0.0, 3.0]])
+    text = np.array([[3.0, 0.0, 1.0], [0.0, 2.0, 0.5]])
+    per_entry = fuse(llm, text, [0.3, 0.3, 0.3])
+    assert torch.allclose(per_entry, fuse(llm, text, 0.3))
+    mixed = fuse(llm, text, [0.0, 0.0, 1.0])  # entry 2: the text head's log-probability, the others the LLM's
+    expect = torch.log_softmax(torch.cat([torch.log_softmax(torch.tensor(llm), -1)[:, :2],
+                                          torch.log_softmax(torch.tensor(text), -1)[:, 2:]], 1), -1)
+    assert torch.allclose(mixed, expect)
+    with pytest.raises(ConfigError):
+        fuse(llm, text, [0.2, 1.2, 0.0])
+
+
+def test_open_list_weights_give_untuned_entries_to_the_text_head() -> None:
+    tuned = ["wave", "sit", "kick"]
+    assert open_list_weights(0.4, ["kick", "wave"], tuned) == 0.4  # every entry tuned: one weight
+    assert open_list_weights(0.4, ["wave", "juggle", "sit"], tuned) == [0.4, 1.0, 0.4]
 
 
 def test_choose_weight_follows_the_evidence_that_is_right() -> None:
@@ -87,6 +106,34 @@ def test_fused_recognise_uses_the_text_head_and_saves_its_weight(rec, tmp_path) 
         sub = back.recognize(tokens[:2], actions=[ACTIONS[1], ACTIONS[0]], describe=False, fusion=1.0)
         assert [r["label"] for r in sub] == [ACTIONS[0], ACTIONS[1]]
     finally:
+        rec.attach_evidence(None)
+
+
+def test_entries_the_llm_was_not_tuned_on_are_ranked_by_the_text_head(rec) -> None:
+    """Open-list fusion: with the calibrated weight, a listed class outside the tuning list gets the text head's
+    score alone; --fusion W (an explicit weight) still mixes every entry."""
+    evidence, centres = _evidence()
+    tokens, _ = _samples(centres, 12, 2)
+    tuned, new = ACTIONS[:3], ACTIONS[3:]
+    saved_actions = rec.actions
+    rec.attach_evidence(evidence, 0.3)
+    try:
+        rec.actions = list(tuned)
+        results = rec.recognize(tokens, actions=ACTIONS, describe=False, top_k=len(ACTIONS))
+        assert all(r["text_head_only"] == new and r["fusion"] == 0.3 for r in results)
+        by_kind = evidence_scores(rec, tokens, ACTIONS)
+        assert set(by_kind) == {"llm", "text", "fused", "fused_one_weight"}
+        weights = [0.3] * 3 + [1.0] * len(new)
+        assert np.allclose(by_kind["fused"], fuse(by_kind["llm"], by_kind["text"], weights).numpy())
+        assert np.allclose(by_kind["fused_one_weight"], fuse(by_kind["llm"], by_kind["text"], 0.3).numpy())
+        ranked = [[label for label, _ in r["top5"]] for r in results]
+        assert ranked == [[ACTIONS[j] for j in np.argsort(-row, kind="stable")] for row in by_kind["fused"]]
+        only_new = rec.recognize(tokens, actions=new, describe=False)  # a list of new classes: the text head
+        assert [r["label"] for r in only_new] == [new[j] for j in by_kind["text"][:, 3:].argmax(1)]
+        explicit = rec.recognize(tokens, actions=ACTIONS, describe=False, fusion=0.3)
+        assert all("text_head_only" not in r for r in explicit)
+    finally:
+        rec.actions = saved_actions
         rec.attach_evidence(None)
 
 

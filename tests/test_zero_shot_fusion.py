@@ -101,8 +101,20 @@ def test_predict_notes_listed_classes_the_recogniser_was_not_tuned_on() -> None:
 
     tuned = ["wave", "sit", "kick"]
     note = new_classes_notice(tuned, ["wave", "juggle"], None, True)
-    assert note is not None and "juggle" in note and "--fusion 1" in note
+    assert note is not None and "juggle" in note and "text head alone" in note
     assert new_classes_notice(tuned, ["kick", "wave"], None, True) is None  # every class seen in tuning
     assert new_classes_notice(tuned, None, None, True) is None  # the recogniser's own list
     assert new_classes_notice(tuned, ["juggle"], 0.5, True) is None  # the user chose a weight
     assert new_classes_notice(tuned, ["juggle"], None, False) is None  # no text head to fall back on
+
+
+def test_generalized_zero_shot_reports_each_side_and_their_harmonic_mean() -> None:
+    from sugar.evaluation.metrics import generalized_zero_shot
+
+    labels = np.array([0, 0, 1, 1, 2, 2, 2, 2])  # class 2 unseen
+    scores = np.eye(3)[[0, 1, 1, 1, 2, 0, 2, 1]]  # seen 3/4 right, unseen 2/4
+    out = generalized_zero_shot(scores, labels, [2])
+    assert out["seen"] == 0.75 and out["unseen"] == 0.5 and out["harmonic"] == pytest.approx(0.6)
+    assert (out["seen_samples"], out["unseen_samples"]) == (4, 4)
+    collapsed = generalized_zero_shot(np.eye(3)[[0, 0, 1, 1, 0, 0, 1, 1]], labels, [2])  # never answers class 2
+    assert collapsed["seen"] == 1.0 and collapsed["unseen"] == 0.0 and collapsed["harmonic"] == 0.0

@@ -56,6 +56,21 @@ def classification_report(scores: np.ndarray, labels: np.ndarray, classes: Seque
     }
 
 
+def generalized_zero_shot(scores: np.ndarray, labels: np.ndarray, unseen: Sequence[int]) -> dict:
+    """Generalized zero-shot on the whole list: top-1 over the samples of seen classes and over those of unseen
+    ones (each predicted among all classes), and their harmonic mean, the usual GZSL summary, which stays low
+    when either side collapses (a recogniser answering only seen classes scores 0 however good it is on them)."""
+    predictions = np.asarray(scores).argmax(1)
+    labels = np.asarray(labels)
+    is_unseen = np.isin(labels, list(unseen))
+    seen_acc = float((predictions[~is_unseen] == labels[~is_unseen]).mean()) if (~is_unseen).any() else None
+    unseen_acc = float((predictions[is_unseen] == labels[is_unseen]).mean()) if is_unseen.any() else None
+    harmonic = (2 * seen_acc * unseen_acc / (seen_acc + unseen_acc)
+                if seen_acc is not None and unseen_acc is not None and seen_acc + unseen_acc > 0 else 0.0)
+    return {"seen": seen_acc, "unseen": unseen_acc, "harmonic": harmonic,
+            "seen_samples": int((~is_unseen).sum()), "unseen_samples": int(is_unseen.sum())}
+
+
 def choose_unseen_classes(classes: Sequence[str], k: int, seed: int) -> list[str]:
     """K classes held out for zero-shot, drawn reproducibly from `seed`, returned in class-index order."""
     if not 0 <= k < len(classes):

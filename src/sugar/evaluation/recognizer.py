@@ -3,7 +3,8 @@ tuned run, through one scoring function, so the two can never disagree.
 
 Another dataset means a new action list (zero-shot, cross-dataset): its class names are the candidates, its
 knowledge file gives the descriptions, and its skeletons are converted to the encoder's layout by joint name.
-A run trained with held-out classes is scored on seen classes (seen list) and on the held-out ones (their list).
+A run trained with held-out classes is scored on seen classes (seen list), on the held-out ones (their list) and
+on all of them (the whole list: generalized zero-shot, where seen classes compete with new ones).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from tqdm import tqdm
 
 from sugar.errors import ConfigError, SugarError
 from sugar.evaluation.encoder import load_run, load_texts, text_scorer
-from sugar.evaluation.metrics import classification_report, save_scores
+from sugar.evaluation.metrics import classification_report, generalized_zero_shot, save_scores
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
 from sugar.models.encoder import load_encoder
-from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse
+from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse, open_list_weights
 from sugar.models.inference import set_encoder_precision, set_precision
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
@@ -108,15 +109,20 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
                     rank_by: str | None = None, batch_size: int | None = None, texts: Any = None
                     ) -> dict[str, np.ndarray]:
     """[N, C] scores of each kind of evidence from one LLM pass: "llm" (log-probabilities over the list),
-    "text" (the encoder's text-head logits) and "fused" (at the recogniser's calibrated weight), the last two
-    only when the recogniser has a text head. texts: a Knowledge object for the text head's class prototypes."""
+    "text" (the encoder's text-head logits) and "fused" (the recogniser's default: its calibrated weight, with
+    entries it was not tuned on scored by the text head alone), the last two only when the recogniser has a text
+    head; for a list with such entries also "fused_one_weight" (the calibrated weight for every entry, the default
+    before open-list fusion). texts: a Knowledge object for the text head's class prototypes."""
     probs = scores(rec, tokens, actions, "rank", batch_size or rec.cfg.eval_batch_size, knowledge, rank_by, 0.0)
     out = {"llm": np.log(np.clip(probs, 1e-30, None))}
     if rec.evidence is not None:
         logits = torch.cat([rec.evidence.logits(tokens[i:i + 256], actions, texts)
                             for i in range(0, len(tokens), 256)])
         out["text"] = logits.cpu().double().numpy()
-        out["fused"] = fuse(out["llm"], out["text"], rec.fusion_weight).numpy()
+        weights = open_list_weights(rec.fusion_weight, actions, rec.actions) if rec.fusion_weight > 0 else 0.0
+        out["fused"] = fuse(out["llm"], out["text"], weights).numpy()
+        if isinstance(weights, list):
+            out["fused_one_weight"] = fuse(out["llm"], out["text"], rec.fusion_weight).numpy()
     return out
 
 
@@ -232,8 +238,9 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
     labels = ds.labels[positions]
     held_out = set(rec.cfg.exclude_classes) if not other else set()
     groups = {"all": [i for i, c in enumerate(classes) if c not in held_out]}
-    if held_out:
-        groups = {"seen": groups["all"], "zero_shot": [i for i, c in enumerate(classes) if c in held_out]}
+    if held_out:  # seen list, held-out list, and the whole list (generalized zero-shot)
+        groups = {"seen": groups["all"], "zero_shot": [i for i, c in enumerate(classes) if c in held_out],
+                  "all": list(range(len(classes)))}
 
     rank_by = rank_by or rec.cfg.rank_by
     knowledge = (_descriptions(rec, dataset if other else None, classes, knowledge_file) if rank_by == "answer"
@@ -259,6 +266,10 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
             tokens = [t for i in range(0, len(samples), batch_size) for t in rec.encode(samples[i:i + batch_size])]
             raw = evidence_scores(rec, tokens, actions, knowledge, rank_by, batch_size, texts)
             by_kind = evidence_reports(tokens, y, actions, raw)
+            if view == "all" and held_out:  # seen and held-out samples among the whole list, and their harmonic mean
+                unseen = [j for j, a in enumerate(actions) if a in held_out]
+                for kind, kind_scores in raw.items():
+                    by_kind[kind]["generalized"] = generalized_zero_shot(kind_scores, y, unseen)
             report["evidence"][view] = by_kind
             for kind, kind_scores in raw.items():  # per-sample scores, for choosing fusion weights elsewhere
                 save_scores(out / f"scores-{kind}-{view}.npz", kind_scores, y, [s.name for s in samples], actions)

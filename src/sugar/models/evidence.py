@@ -134,15 +134,31 @@ class TextEvidence(nn.Module):
 
 
 def fuse(llm_scores: torch.Tensor | np.ndarray, text_logits: torch.Tensor | np.ndarray | None,
-         weight: float) -> torch.Tensor:
-    """[N, C] log-probabilities over the list: (1 - w)·log_softmax(LLM) + w·log_softmax(text), renormalised."""
+         weight: float | Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """[N, C] log-probabilities over the list: (1 - w)·log_softmax(LLM) + w·log_softmax(text), renormalised.
+
+    weight: one w for every entry, or one per list entry ([C], e.g. `open_list_weights`)."""
     llm = torch.log_softmax(torch.as_tensor(llm_scores, dtype=torch.float64), -1)
-    if text_logits is None or weight <= 0.0:
+    w = torch.as_tensor(weight, dtype=torch.float64, device=llm.device)
+    if text_logits is None or bool((w <= 0.0).all()):
         return llm
-    if not 0.0 <= weight <= 1.0:
+    if bool(((w < 0.0) | (w > 1.0)).any()):
         raise ConfigError(f"fusion weight {weight} must lie in [0, 1]")
-    text = torch.log_softmax(torch.as_tensor(text_logits, dtype=torch.float64), -1)
-    return torch.log_softmax((1.0 - weight) * llm + weight * text, -1)
+    text = torch.log_softmax(torch.as_tensor(text_logits, dtype=torch.float64, device=llm.device), -1)
+    return torch.log_softmax((1.0 - w) * llm + w * text, -1)
+
+
+def open_list_weights(weight: float, actions: Sequence[str], tuned: Sequence[str]) -> float | list[float]:
+    """Per-entry fusion weights for a list that may hold classes the LLM was not tuned on: those are scored by the
+    text head alone (weight 1), the others at `weight`; a list of tuned classes keeps the single weight.
+
+    Why: a LoRA-tuned 135M LLM ranks classes it never saw near chance while the text head, trained to match
+    knowledge texts, reads them (docs/RESULTS.md, zero-shot), so mixing the LLM's opinion into a new class's score
+    only adds noise; on the tuned classes the calibrated mix stays."""
+    known = set(tuned)
+    if all(a in known for a in actions):
+        return weight
+    return [weight if a in known else 1.0 for a in actions]
 
 
 def choose_weight(llm_scores: np.ndarray, text_logits: np.ndarray, labels: np.ndarray,
