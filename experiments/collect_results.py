@@ -422,6 +422,37 @@ def msr_splits_table(runs: Path) -> list[str]:
     return [*lines, "", "Lie group (Vemulapalli et al., CVPR 2014), mean over 10 random subject splits: 90.7 %.", ""]
 
 
+def msr_field_splits_table(runs: Path) -> list[str]:
+    """Issue 14: MSR's four streams over the 10 random subject splits (`stage2_results.sh msr_field_splits`)."""
+    streams = ("joint", "bone", "joint-motion", "bone-motion")
+    rows, cols = [], {k: [] for k in (*streams, "fused-text", "fused-ce", "equal-text", "equal-ce")}
+    for i in range(10):
+        found = {s: load(runs / f"msr-fsp{i}-{s}") for s in streams}
+        fused = {f"{kind}-{head}": read_json(runs / f"msr-fsp{i}-fused-{head}{tag}" / "results.json")
+                 for kind, tag in (("fused", ""), ("equal", "-equal")) for head in ("text", "ce")}
+        if any(r is None for r in found.values()) or any(r is None for r in fused.values()):
+            continue
+        subjects = str(found["joint"]["cfg"]["data"]["protocol"]).split(":", 1)[-1]
+        values = {s: heads_top1(r)["text"] for s, r in found.items()}
+        values.update({k: r["fused"]["top1"] for k, r in fused.items()})
+        for k, v in values.items():
+            cols[k].append(v)
+        rows.append(f"| {i} | {subjects} | " + " | ".join(pct(values[s]) for s in streams) + " | "
+                    f"{pct(values['fused-text'])} / {pct(values['fused-ce'])} | "
+                    f"{pct(values['equal-text'])} / {pct(values['equal-ce'])} |")
+    if not rows:
+        return []
+    mean = {k: mean_sd(v) for k, v in cols.items()}
+    return ["### MSR Action3D, four streams over random subject splits (`stage2_results.sh msr_field_splits`; "
+            "msr-f-label's settings, 5 training subjects each)", "",
+            "| split | training subjects | joint text top-1 % | bone | joint motion | bone motion | 4 streams fused, "
+            "weights chosen on val: text / CE top-1 % | 4 streams fused, equal weights: text / CE top-1 % |",
+            "|---|---|---|---|---|---|---|---|", *rows,
+            f"| **mean of {len(rows)}** | | " + " | ".join(mean[s] for s in streams) +
+            f" | **{mean['fused-text']}** / **{mean['fused-ce']}** | {mean['equal-text']} / {mean['equal-ce']} |", "",
+            "Lie group (Vemulapalli et al., CVPR 2014), mean over 10 random subject splits: 90.7 %.", ""]
+
+
 # ------------------------------------------------------------------------------------------- stage 3
 
 
@@ -530,6 +561,45 @@ def stage3_zeroshot_table(runs: Path, prefix: str, title: str, variant: str = ""
         mean = {k: mean_cell(v, n) for k, v in cols.items()}
         lines.append(f"| mean of {n} | | | {mean['llm']} | {mean['answer']} | {mean['text']} | {mean['fused']} | "
                      f"{mean['leaveout']} | {mean['seen']} / {mean['seen_answer']} |")
+    return [*lines, ""]
+
+
+OPEN_KINDS = ("llm", "text", "fused", "fused_open_list")  # LLM alone, text head alone, one weight, open-list
+
+
+def open_list_table(runs: Path, prefix: str, title: str, split: str) -> list[str]:
+    """Issue 15: zero-shot runs scored with open-list fusion (`stage3_results.sh openlist`): the held-out list, and
+    the whole list (generalized zero-shot: seen and held-out samples among every class, harmonic mean)."""
+    lines = [f"### {title}, {split} split: open-list fusion vs one weight for every entry", "",
+             "| seed | held-out classes | held-out list top-1 %: LLM / text head / fused, one weight / fused, "
+             "open-list | whole list, harmonic mean of seen and unseen top-1 %: LLM / text head / one weight / "
+             "open-list | whole list, seen / unseen top-1 %: one weight | open-list |",
+             "|---|---|---|---|---|"]
+    cols: dict[str, list[float]] = {}
+    for seed in ZS_SEEDS:
+        res = read_json(runs / f"{prefix}-seed{seed}" / "evaluation" / split / "results.json")
+        if res is None or "fused_open_list" not in res["evidence"].get("all", {}):
+            continue
+        held, whole = res["evidence"]["zero_shot"], res["evidence"]["all"]
+        values = {**{f"held-{k}": held[k]["top1"] for k in OPEN_KINDS},
+                  **{f"h-{k}": whole[k]["generalized"]["harmonic"] for k in OPEN_KINDS},
+                  **{f"{side}-{k}": whole[k]["generalized"][side] for k in OPEN_KINDS[2:]
+                     for side in ("seen", "unseen")}}
+        for k, v in values.items():
+            cols.setdefault(k, []).append(v)
+        lines.append(f"| {seed} | {', '.join(held['fused']['classes'])} | "
+                     + " / ".join(pct(values[f"held-{k}"]) for k in OPEN_KINDS) + " | "
+                     + " / ".join(pct(values[f"h-{k}"]) for k in OPEN_KINDS) + " | "
+                     + " | ".join(f"{pct(values[f'seen-{k}'])} / {pct(values[f'unseen-{k}'])}" for k in OPEN_KINDS[2:])
+                     + " |")
+    n = len(lines) - 4
+    if n < 1:
+        return []
+    mean = {k: sum(v) / len(v) for k, v in cols.items()}
+    lines.append(f"| mean of {n} | | " + " / ".join(pct(mean[f"held-{k}"]) for k in OPEN_KINDS) + " | "
+                 + " / ".join(pct(mean[f"h-{k}"]) for k in OPEN_KINDS) + " | "
+                 + " | ".join(f"{pct(mean[f'seen-{k}'])} / {pct(mean[f'unseen-{k}'])}" for k in OPEN_KINDS[2:])
+                 + " |")
     return [*lines, ""]
 
 
@@ -700,6 +770,7 @@ def main() -> None:
     out += seeds_table(runs)
     out += own_knowledge_table(runs)
     out += msr_splits_table(runs)
+    out += msr_field_splits_table(runs)
     out += zeroshot_table(runs)
     out += ablation_table(runs)
     out += stage3_closed_table(runs, "ucla", "NW-UCLA cross-view")
@@ -710,9 +781,12 @@ def main() -> None:
                                                "random list per training row, 2-way choice", "-text")
     out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot, bridge kind text and a random list per "
                                               "training row, 4-way choice", "-text")
+    for split in ("val", "test"):
+        out += open_list_table(runs, "ucla-llm-zs", "NW-UCLA zero-shot recognisers, 2 held-out classes", split)
+        out += open_list_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes", split)
     out += cross_dataset_table(runs)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
-              "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
+              "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop", "ucla-fj-llm-e4",
               "msr-llm", "msr-label-llm",
               "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-f-label-llm-e8-pool", "msr-llm-ho-fixed",
               "msr-llm-ho-vary"]

@@ -189,13 +189,13 @@ zeroshot() {  # the encoder's held-out classes stay held out for the LLM (tune i
   done
 }
 
-openlist() {  # issue 15: the zero-shot runs of ZS_PREFIX at ZS_SEEDS scored again (val, test) with open-list fusion
-  # (entries the LLM was not tuned on ranked by the text head alone) and the whole-list view (generalized zero-shot);
-  # the former default, one weight for every entry, is reported beside it (evidence "fused_one_weight")
+openlist() {  # issue 15: the zero-shot runs of ZS_PREFIX at ZS_SEEDS scored again (val, test) on the whole list too
+  # (generalized zero-shot), with open-list fusion (entries the LLM was not tuned on ranked by the text head alone,
+  # evidence "fused_open_list") beside the default one weight for every entry
   local prefix=${ZS_PREFIX:-ucla-llm-zs} seed split
   for seed in $ZS_SEEDS; do
     for split in val test; do
-      [[ -f $OUT/$prefix-seed$seed/evaluation/$split/scores-fused_one_weight-all.npz ]] ||
+      [[ -f $OUT/$prefix-seed$seed/evaluation/$split/scores-fused_open_list-all.npz ]] ||
         sugar evaluate "$OUT/$prefix-seed$seed" --split $split >> "$OUT/logs/$prefix-seed$seed-openlist.log" 2>&1
     done
   done

@@ -101,7 +101,7 @@ def test_predict_notes_listed_classes_the_recogniser_was_not_tuned_on() -> None:
 
     tuned = ["wave", "sit", "kick"]
     note = new_classes_notice(tuned, ["wave", "juggle"], None, True)
-    assert note is not None and "juggle" in note and "text head alone" in note
+    assert note is not None and "juggle" in note and "--fusion 1" in note
     assert new_classes_notice(tuned, ["kick", "wave"], None, True) is None  # every class seen in tuning
     assert new_classes_notice(tuned, None, None, True) is None  # the recogniser's own list
     assert new_classes_notice(tuned, ["juggle"], 0.5, True) is None  # the user chose a weight

@@ -114,16 +114,16 @@ def predict_cmd(
 
 def new_classes_notice(tuned: Sequence[str], listed: Sequence[str] | None, fusion: float | None,
                        has_text_head: bool) -> str | None:
-    """A note for a list holding classes the recogniser was not tuned on, unless the user chose a weight: those
-    are ranked by the encoder's text head alone, since the LLM is near chance on them here (docs/RESULTS.md)."""
+    """A note for a list holding classes the recogniser was not tuned on, unless the user chose a weight: on such
+    classes the LLM is at chance here and the encoder's text head recognises (docs/RESULTS.md, zero-shot)."""
     seen = set(tuned)
     new = [a for a in listed or [] if a not in seen]
     if not new or fusion is not None or not has_text_head:
         return None
     shown = ", ".join(new[:5]) + (", ..." if len(new) > 5 else "")
-    return (f"note: {len(new)} listed action(s) the recogniser was not tuned on ({shown}) are ranked by the "
-            "encoder's text head alone, since its LLM ranks unseen classes near chance (docs/recognizer.md, "
-            "zero-shot); --fusion W mixes the LLM into every entry at weight W")
+    return (f"note: {len(new)} listed action(s) the recogniser was not tuned on ({shown}); on unseen classes its "
+            "LLM ranks near chance and the encoder's text head does better (docs/recognizer.md, zero-shot): "
+            "add --fusion 1 to rank by the text head alone")
 
 
 def _numbered(path: Path, name: str) -> Path:

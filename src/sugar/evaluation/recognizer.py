@@ -109,20 +109,20 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
                     rank_by: str | None = None, batch_size: int | None = None, texts: Any = None
                     ) -> dict[str, np.ndarray]:
     """[N, C] scores of each kind of evidence from one LLM pass: "llm" (log-probabilities over the list),
-    "text" (the encoder's text-head logits) and "fused" (the recogniser's default: its calibrated weight, with
-    entries it was not tuned on scored by the text head alone), the last two only when the recogniser has a text
-    head; for a list with such entries also "fused_one_weight" (the calibrated weight for every entry, the default
-    before open-list fusion). texts: a Knowledge object for the text head's class prototypes."""
+    "text" (the encoder's text-head logits) and "fused" (at the recogniser's calibrated weight), the last two
+    only when the recogniser has a text head; for a list with entries the LLM was not tuned on also
+    "fused_open_list" (those entries scored by the text head alone: measured, not the default, docs/RESULTS.md).
+    texts: a Knowledge object for the text head's class prototypes."""
     probs = scores(rec, tokens, actions, "rank", batch_size or rec.cfg.eval_batch_size, knowledge, rank_by, 0.0)
     out = {"llm": np.log(np.clip(probs, 1e-30, None))}
     if rec.evidence is not None:
         logits = torch.cat([rec.evidence.logits(tokens[i:i + 256], actions, texts)
                             for i in range(0, len(tokens), 256)])
         out["text"] = logits.cpu().double().numpy()
-        weights = open_list_weights(rec.fusion_weight, actions, rec.actions) if rec.fusion_weight > 0 else 0.0
-        out["fused"] = fuse(out["llm"], out["text"], weights).numpy()
+        out["fused"] = fuse(out["llm"], out["text"], rec.fusion_weight).numpy()
+        weights = open_list_weights(rec.fusion_weight, actions, rec.actions)
         if isinstance(weights, list):
-            out["fused_one_weight"] = fuse(out["llm"], out["text"], rec.fusion_weight).numpy()
+            out["fused_open_list"] = fuse(out["llm"], out["text"], weights).numpy()
     return out
 
 

@@ -19,7 +19,7 @@ import torch
 
 from sugar.errors import ConfigError, SugarError
 from sugar.models import decoding
-from sugar.models.evidence import fuse, open_list_weights
+from sugar.models.evidence import fuse
 from sugar.models.matching import match_label
 from sugar.models.prompt import PromptParts, candidate_ids
 from sugar.models.sentences import whole_sentence
@@ -103,8 +103,7 @@ def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
 
 
 def rank(rec: Recognizer, ctx: Context, parts: PromptParts, tree: decoding.CandidateTree, actions: list[str],
-         describe: bool, top_k: int, text_logits: torch.Tensor | None = None,
-         weight: float | list[float] = 0.0,
+         describe: bool, top_k: int, text_logits: torch.Tensor | None = None, weight: float = 0.0,
          scores: torch.Tensor | None = None) -> list[dict[str, Any]]:
     """Score every list entry (fused with the text head's logits when given; `scores`: already computed with the
     context); the best one's description is generated after its forced label."""
@@ -164,11 +163,6 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
     actions = list(actions) if actions is not None else list(rec.actions)
     if len(actions) < 1 or len(set(actions)) != len(actions):
         raise ConfigError("the action list must be non-empty and without duplicates")
-    # the calibrated default scores entries the LLM was not tuned on by the text head alone; --fusion W is one
-    # weight for every entry
-    weights = (open_list_weights(weight, actions, rec.actions) if fusion is None and weight > 0 and rec.evidence
-               else weight)
-    text_only = [a for a in actions if a not in set(rec.actions)] if isinstance(weights, list) else []
     refs = {**rec.descriptions, **descriptions_from(knowledge)}
     zero_shot = rec.cfg.zero_shot_prompt if zero_shot_prompt is None else zero_shot_prompt
     parts = rec.prompt(actions, zero_shot)
@@ -193,7 +187,7 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
                                          keep_cache=describe)
             if mode == "rank":
                 text = rec.evidence.logits(tokens, actions, knowledge) if weight > 0 and rec.evidence else None
-                results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weights, scores)
+                results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weight, scores)
             else:
                 results += generate(rec, ctx, parts, actions)
     finally:
@@ -202,6 +196,4 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
         r["knowledge"] = refs.get(r["label"]) if r["label"] is not None else None
         if mode == "rank":
             r["fusion"] = weight
-            if text_only:
-                r["text_head_only"] = text_only  # new classes: ranked by the encoder's text head alone
     return results

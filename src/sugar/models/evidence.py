@@ -149,12 +149,13 @@ def fuse(llm_scores: torch.Tensor | np.ndarray, text_logits: torch.Tensor | np.n
 
 
 def open_list_weights(weight: float, actions: Sequence[str], tuned: Sequence[str]) -> float | list[float]:
-    """Per-entry fusion weights for a list that may hold classes the LLM was not tuned on: those are scored by the
-    text head alone (weight 1), the others at `weight`; a list of tuned classes keeps the single weight.
+    """Per-entry fusion weights for a list that may hold classes the LLM was not tuned on ("open-list" fusion):
+    those are scored by the text head alone (weight 1), the others at `weight`; a list of tuned classes keeps the
+    single weight.
 
-    Why: a LoRA-tuned 135M LLM ranks classes it never saw near chance while the text head, trained to match
-    knowledge texts, reads them (docs/RESULTS.md, zero-shot), so mixing the LLM's opinion into a new class's score
-    only adds noise; on the tuned classes the calibrated mix stays."""
+    Why measured: a LoRA-tuned 135M LLM ranks classes it never saw near chance while the text head reads them
+    (docs/RESULTS.md, zero-shot). Not the default: on the validation split it did not beat one weight for every
+    entry (`sugar evaluate` reports it beside, as evidence "fused_open_list")."""
     known = set(tuned)
     if all(a in known for a in actions):
         return weight
