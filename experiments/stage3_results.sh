@@ -21,6 +21,7 @@
 #   bash experiments/stage3_results.sh bf16tune        # accuracy of stage 3 trained under bf16 autocast (issue 16)
 #   bash experiments/stage3_results.sh epochs4         # NW-UCLA's recogniser for 4 epochs instead of 2 (issue 15)
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
+#   bash experiments/stage3_results.sh zsstacking      # ... and a bonus for never-seen classes (whole list)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
 #   A_SAMPLES=all A_EPOCHS=1 A_TAG=-full bash experiments/stage3_results.sh ablation   # at a larger budget
 #
@@ -200,6 +201,13 @@ openlist() {  # issue 15: the zero-shot runs of ZS_PREFIX at ZS_SEEDS scored aga
     done
   done
   echo "$(date -u +%H:%M:%S) scored $prefix seeds $ZS_SEEDS with open-list fusion"
+}
+zsstacking() {  # issue 15: on the whole list (generalized zero-shot), a bonus for never-seen classes' scores chosen
+  # on the OTHER runs' whole-list val samples (calibrated stacking, sugar calibrate-unseen --whole-list); needs openlist
+  local prefix=${ZS_PREFIX:-ucla-llm-zs} runs=() seed
+  for seed in $ZS_SEEDS; do runs+=("$OUT/$prefix-seed$seed"); done
+  sugar calibrate-unseen "${runs[@]}" --whole-list >> "$OUT/logs/$prefix-stacking.log" 2>&1
+  echo "$(date -u +%H:%M:%S) calibrated $prefix seeds $ZS_SEEDS: whole-list stacking"
 }
 zsleaveout() {  # issue 15: each zero-shot run's fusion weight chosen on the OTHER runs' held-out classes (val),
   # runs sharing a held-out class excluded (sugar calibrate-unseen); needs the zeroshot runs. ZS_PREFIX picks the set

@@ -118,3 +118,55 @@ def test_generalized_zero_shot_reports_each_side_and_their_harmonic_mean() -> No
     assert (out["seen_samples"], out["unseen_samples"]) == (4, 4)
     collapsed = generalized_zero_shot(np.eye(3)[[0, 0, 1, 1, 0, 0, 1, 1]], labels, [2])  # never answers class 2
     assert collapsed["seen"] == 1.0 and collapsed["unseen"] == 0.0 and collapsed["harmonic"] == 0.0
+
+
+CLASSES = ["wave", "sit", "throw", "kick", "jump", "clap"]
+
+
+def _whole_list_run(root: Path, name: str, held_out: list[str], seed: int, seen_bonus: float = 3.0) -> Path:
+    """A zero-shot run with saved whole-list scores (val, test): the true class +2, every seen class +seen_bonus,
+    so at bias 0 a held-out class is never answered (the bias of a model trained on its seen classes)."""
+    rng = np.random.default_rng(seed)
+    run = root / name
+    unseen = np.array([c in held_out for c in CLASSES])
+    for split in ("val", "test"):
+        y = rng.integers(0, len(CLASSES), 60)
+        scores = rng.normal(0, 0.3, (60, len(CLASSES))) + seen_bonus * ~unseen
+        scores[np.arange(60), y] += 2.0
+        folder = run / "evaluation" / split
+        folder.mkdir(parents=True)
+        names = [f"{name}-{split}-{i}" for i in range(60)]
+        for kind in ("fused", "text"):
+            save_scores(folder / f"scores-{kind}-all.npz", scores, y, names, CLASSES)
+            rows = np.isin(y, np.flatnonzero(unseen))  # the held-out list's view, for its class names
+            save_scores(folder / f"scores-{kind}-zero_shot.npz", scores[rows][:, unseen],
+                        np.searchsorted(np.flatnonzero(unseen), y[rows]), list(np.asarray(names)[rows]), held_out)
+    return run
+
+
+def test_calibrated_stacking_lets_held_out_classes_win_on_the_whole_list(tmp_path) -> None:
+    from sugar.evaluation.zero_shot import STACKING_RESULT, calibrated_stacking
+
+    a = _whole_list_run(tmp_path, "a", ["wave", "sit"], 1)
+    b = _whole_list_run(tmp_path, "b", ["throw", "kick"], 2)
+    c = _whole_list_run(tmp_path, "c", ["wave", "clap"], 3)  # shares "wave" with a
+    results = {Path(r["run"]).name: r for r in calibrated_stacking([a, b, c])}
+    assert [Path(d).name for d in results["a"]["donors"]] == ["b"]
+    for r in results.values():
+        fused = r["kinds"]["fused"]
+        assert 1.0 < fused["bias"] < 5.0  # enough to undo the seen classes' +3, not so much that seen ones lose
+        assert fused["test"]["at_0"]["unseen"] == 0.0 and fused["test"]["at_0"]["harmonic"] == 0.0
+        assert fused["test"]["at_bias"]["harmonic"] > 0.8
+    saved = json.loads((a / "evaluation" / "test" / STACKING_RESULT).read_text())
+    assert saved["kinds"]["text"]["bias"] == results["a"]["kinds"]["text"]["bias"]
+    result = CliRunner().invoke(app, ["calibrate-unseen", str(a), str(b), str(c), "--whole-list"])
+    assert result.exit_code == 0 and '"at_bias"' in result.output
+
+
+def test_choose_bias_prefers_the_smaller_of_equal_biases() -> None:
+    from sugar.evaluation.zero_shot import choose_bias
+
+    labels = np.array([0, 1])
+    scores = np.array([[5.0, 0.0], [0.0, 5.0]])  # already right: every bias up to 5 ties
+    bias, table = choose_bias([{"scores": scores, "labels": labels, "unseen": np.array([False, True])}])
+    assert bias == 0.0 and table[0]["harmonic"] == 1.0

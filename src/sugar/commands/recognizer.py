@@ -175,11 +175,24 @@ def calibrate_unseen_cmd(
                                                 "evaluated with `sugar evaluate RUN --split val` and `--split test`."),
     choose_on: str = typer.Option("val", "--choose-on", help="The split whose held-out samples choose the weights."),
     split: str = typer.Option("test", "--split", help="The split scored at the chosen weights."),
+    whole_list: bool = typer.Option(False, "--whole-list", help="Instead: on the whole list (seen and held-out "
+                                    "classes, generalized zero-shot), choose a bonus for never-seen classes' scores "
+                                    "(calibrated stacking), and score --choose-on and --split at it."),
 ) -> None:
     """Choose each run's fusion weight for classes its LLM never saw on the other runs' held-out classes
     (leave-classes-out), and score its own held-out classes at that weight (LLM alone, text head, fused)."""
-    from sugar.evaluation.zero_shot import leave_classes_out
+    from sugar.evaluation.zero_shot import calibrated_stacking, leave_classes_out
 
+    if whole_list:
+        for r in calibrated_stacking(runs, choose_on=choose_on, splits=tuple(dict.fromkeys((choose_on, split)))):
+            if "skipped" in r:
+                err_console.print(f"[yellow]skipped[/yellow] {r['skipped']}")
+                continue
+            console.print_json(json.dumps({
+                "run": r["run"], "held_out": r["held_out"], "saved": r["saved"],
+                **{kind: {"bias": v["bias"], split: {at: v[split][at]["harmonic"] for at in ("at_0", "at_bias")}}
+                   for kind, v in r["kinds"].items()}}))
+        return
     for r in leave_classes_out(runs, choose_on, split):
         if "skipped" in r:
             err_console.print(f"[yellow]skipped[/yellow] {r['skipped']}")
