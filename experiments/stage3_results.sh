@@ -203,10 +203,11 @@ openlist() {  # issue 15: the zero-shot runs of ZS_PREFIX at ZS_SEEDS scored aga
   echo "$(date -u +%H:%M:%S) scored $prefix seeds $ZS_SEEDS with open-list fusion"
 }
 zsstacking() {  # issue 15: on the whole list (generalized zero-shot), a bonus for never-seen classes' scores chosen
-  # on the OTHER runs' whole-list val samples (calibrated stacking, sugar calibrate-unseen --whole-list); needs openlist
+  # on the OTHER runs' whole-list val samples (calibrated stacking, sugar calibrate-unseen --whole-list), stored in
+  # each run's recognizer.json (--save) so that its default ranking applies it; needs openlist
   local prefix=${ZS_PREFIX:-ucla-llm-zs} runs=() seed
   for seed in $ZS_SEEDS; do runs+=("$OUT/$prefix-seed$seed"); done
-  sugar calibrate-unseen "${runs[@]}" --whole-list >> "$OUT/logs/$prefix-stacking.log" 2>&1
+  sugar calibrate-unseen "${runs[@]}" --whole-list --save >> "$OUT/logs/$prefix-stacking.log" 2>&1
   echo "$(date -u +%H:%M:%S) calibrated $prefix seeds $ZS_SEEDS: whole-list stacking"
 }
 zsleaveout() {  # issue 15: each zero-shot run's fusion weight chosen on the OTHER runs' held-out classes (val),

@@ -132,6 +132,35 @@ def test_evaluation_reports_open_list_fusion_beside_the_default(rec) -> None:
         rec.attach_evidence(None)
 
 
+def test_a_never_seen_class_bias_lifts_only_the_new_entries_and_is_saved(rec, tmp_path) -> None:
+    """Calibrated stacking in the recogniser: the bias is added to the fused log-probability of entries outside
+    the tuning list (the default ranking); an explicit --fusion ranks without it; save/load keep it."""
+    evidence, centres = _evidence()
+    tokens, _ = _samples(centres, 8, 3)
+    saved_actions = rec.actions
+    rec.attach_evidence(evidence, 0.3)
+    try:
+        rec.actions = ACTIONS[:3]
+        rec.new_class_bias = 2.0
+        by_kind = evidence_scores(rec, tokens, ACTIONS)
+        bonus = np.array([0.0] * 3 + [2.0] * (len(ACTIONS) - 3))
+        expect = torch.log_softmax(torch.tensor(by_kind["fused"] + bonus), -1).exp().numpy()
+        assert np.allclose(np.exp(by_kind["fused_stacked"]), expect)
+        results = rec.recognize(tokens, actions=ACTIONS, describe=False, top_k=len(ACTIONS))
+        got = np.array([[dict(r["top5"])[a] for a in ACTIONS] for r in results])
+        assert np.allclose(got, expect, atol=1e-5) and all(r["new_class_bias"] == 2.0 for r in results)
+        plain = rec.recognize(tokens, actions=ACTIONS, describe=False, fusion=0.3)
+        assert all("new_class_bias" not in r for r in plain)
+        assert "fused_stacked" not in evidence_scores(rec, tokens, ACTIONS[:3])  # a tuned list: nothing to lift
+        save_recognizer(rec, tmp_path / "rec")
+        back = load_recognizer(tmp_path / "rec", with_encoder=False)
+        assert back.new_class_bias == 2.0
+    finally:
+        rec.actions = saved_actions
+        rec.new_class_bias = 0.0
+        rec.attach_evidence(None)
+
+
 def test_mil_evidence_scores_each_class_by_its_texts_and_survives_save_load() -> None:
     """text_score "mil": log-mean-exp over a class's own texts (the rule the encoder chose), not their mean."""
     from sugar.models.text_scoring import TextScorer

@@ -159,8 +159,14 @@ def test_calibrated_stacking_lets_held_out_classes_win_on_the_whole_list(tmp_pat
         assert fused["test"]["at_bias"]["harmonic"] > 0.8
     saved = json.loads((a / "evaluation" / "test" / STACKING_RESULT).read_text())
     assert saved["kinds"]["text"]["bias"] == results["a"]["kinds"]["text"]["bias"]
-    result = CliRunner().invoke(app, ["calibrate-unseen", str(a), str(b), str(c), "--whole-list"])
+    for run in (a, b, c):
+        (run / "recognizer.json").write_text(json.dumps({"format": "x"}))
+    result = CliRunner().invoke(app, ["calibrate-unseen", str(a), str(b), str(c), "--whole-list", "--save"])
     assert result.exit_code == 0 and '"at_bias"' in result.output
+    stored = json.loads((a / "recognizer.json").read_text())
+    assert stored["format"] == "x" and stored["new_class_bias"]["bias"] == results["a"]["kinds"]["fused"]["bias"]
+    refused = CliRunner().invoke(app, ["calibrate-unseen", str(a), str(b), "--save"])
+    assert refused.exit_code != 0 and "--whole-list" in refused.output
 
 
 def test_choose_bias_prefers_the_smaller_of_equal_biases() -> None:

@@ -178,16 +178,27 @@ def calibrate_unseen_cmd(
     whole_list: bool = typer.Option(False, "--whole-list", help="Instead: on the whole list (seen and held-out "
                                     "classes, generalized zero-shot), choose a bonus for never-seen classes' scores "
                                     "(calibrated stacking), and score --choose-on and --split at it."),
+    save: bool = typer.Option(False, "--save", help="With --whole-list: store each run's bonus for its fused "
+                              "ranking in its recognizer.json, so that predict/serve/evaluate apply it to list "
+                              "entries the recogniser was not tuned on."),
 ) -> None:
     """Choose each run's fusion weight for classes its LLM never saw on the other runs' held-out classes
     (leave-classes-out), and score its own held-out classes at that weight (LLM alone, text head, fused)."""
     from sugar.evaluation.zero_shot import calibrated_stacking, leave_classes_out
 
+    if save and not whole_list:
+        raise typer.BadParameter("--save stores a --whole-list bonus; add --whole-list", param_hint="--save")
     if whole_list:
+        from sugar.models.recognizer_io import record_new_class_bias
+
         for r in calibrated_stacking(runs, choose_on=choose_on, splits=tuple(dict.fromkeys((choose_on, split)))):
             if "skipped" in r:
                 err_console.print(f"[yellow]skipped[/yellow] {r['skipped']}")
                 continue
+            if save:
+                fused = r["kinds"]["fused"]
+                record_new_class_bias(r["run"], fused["bias"], {"method": "calibrated stacking", "chosen_on":
+                                      r["chosen_on"], "donors": r["donors"], "table": fused["table"]})
             console.print_json(json.dumps({
                 "run": r["run"], "held_out": r["held_out"], "saved": r["saved"],
                 **{kind: {"bias": v["bias"], split: {at: v[split][at]["harmonic"] for at in ("at_0", "at_bias")}}

@@ -24,7 +24,7 @@ from sugar.evaluation.encoder import load_run, load_texts, text_scorer
 from sugar.evaluation.metrics import classification_report, generalized_zero_shot, save_scores
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
-from sugar.models.answering import check_rank_by
+from sugar.models.answering import check_rank_by, new_class_bonus
 from sugar.models.encoder import load_encoder
 from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse, open_list_weights
 from sugar.models.inference import set_encoder_precision, set_precision
@@ -111,8 +111,9 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
     """[N, C] scores of each kind of evidence from one LLM pass: "llm" (log-probabilities over the list),
     "text" (the encoder's text-head logits) and "fused" (at the recogniser's calibrated weight), the last two
     only when the recogniser has a text head; for a list with entries the LLM was not tuned on also
-    "fused_open_list" (those entries scored by the text head alone: measured, not the default, docs/RESULTS.md).
-    texts: a Knowledge object for the text head's class prototypes."""
+    "fused_open_list" (those entries scored by the text head alone: measured, not the default, docs/RESULTS.md)
+    and, when the recogniser has a never-seen-class bias, "fused_stacked" (the bias added to those entries: its
+    answers). texts: a Knowledge object for the text head's class prototypes."""
     probs = scores(rec, tokens, actions, "rank", batch_size or rec.cfg.eval_batch_size, knowledge, rank_by, 0.0)
     out = {"llm": np.log(np.clip(probs, 1e-30, None))}
     if rec.evidence is not None:
@@ -123,6 +124,10 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
         weights = open_list_weights(rec.fusion_weight, actions, rec.actions)
         if isinstance(weights, list):
             out["fused_open_list"] = fuse(out["llm"], out["text"], weights).numpy()
+    bonus = new_class_bonus(rec, actions)
+    if bonus is not None:  # what recognize() answers when the recogniser has a never-seen-class bias
+        stacked = torch.as_tensor(out.get("fused", out["llm"])) + torch.tensor(bonus, dtype=torch.float64)
+        out["fused_stacked"] = torch.log_softmax(stacked, -1).numpy()
     return out
 
 
@@ -273,7 +278,8 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
             report["evidence"][view] = by_kind
             for kind, kind_scores in raw.items():  # per-sample scores, for choosing fusion weights elsewhere
                 save_scores(out / f"scores-{kind}-{view}.npz", kind_scores, y, [s.name for s in samples], actions)
-            use = "llm" if fusion == 0 or "fused" not in by_kind else "fused"
+            use = ("llm" if fusion == 0 else "fused_stacked" if "fused_stacked" in by_kind and fusion is None
+                   else "fused" if "fused" in by_kind else "llm")
             rep = by_kind[use]
         else:
             rep = score_report(rec, samples, y, actions, mode, batch_size, knowledge, rank_by, fusion)

@@ -104,13 +104,17 @@ def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
 
 def rank(rec: Recognizer, ctx: Context, parts: PromptParts, tree: decoding.CandidateTree, actions: list[str],
          describe: bool, top_k: int, text_logits: torch.Tensor | None = None, weight: float = 0.0,
-         scores: torch.Tensor | None = None) -> list[dict[str, Any]]:
+         scores: torch.Tensor | None = None, bonus: list[float] | None = None) -> list[dict[str, Any]]:
     """Score every list entry (fused with the text head's logits when given; `scores`: already computed with the
-    context); the best one's description is generated after its forced label."""
+    context; `bonus`: added to each entry's fused log-probability); the best one's description is generated after
+    its forced label."""
     cache, mask, last = ctx
     if scores is None:
         scores = decoding.rank_candidates(rec.llm, cache, mask, last, tree)  # [N, C]
-    probs = fuse(scores, text_logits, weight).exp().float().to(scores.device)
+    logp = fuse(scores, text_logits, weight)
+    if bonus is not None:
+        logp = torch.log_softmax(logp + torch.tensor(bonus, dtype=logp.dtype, device=logp.device), -1)
+    probs = logp.exp().float().to(scores.device)
     order = probs.argsort(-1, descending=True)[:, :top_k]
     best = order[:, 0].tolist()
     descriptions: list[str | None] = [None] * len(best)
@@ -163,6 +167,7 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
     actions = list(actions) if actions is not None else list(rec.actions)
     if len(actions) < 1 or len(set(actions)) != len(actions):
         raise ConfigError("the action list must be non-empty and without duplicates")
+    bonus = new_class_bonus(rec, actions) if fusion is None and mode == "rank" else None
     refs = {**rec.descriptions, **descriptions_from(knowledge)}
     zero_shot = rec.cfg.zero_shot_prompt if zero_shot_prompt is None else zero_shot_prompt
     parts = rec.prompt(actions, zero_shot)
@@ -187,7 +192,7 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
                                          keep_cache=describe)
             if mode == "rank":
                 text = rec.evidence.logits(tokens, actions, knowledge) if weight > 0 and rec.evidence else None
-                results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weight, scores)
+                results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weight, scores, bonus)
             else:
                 results += generate(rec, ctx, parts, actions)
     finally:
@@ -196,4 +201,15 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
         r["knowledge"] = refs.get(r["label"]) if r["label"] is not None else None
         if mode == "rank":
             r["fusion"] = weight
+            if bonus is not None:
+                r["new_class_bias"] = rec.new_class_bias
     return results
+
+
+def new_class_bonus(rec: Recognizer, actions: Sequence[str]) -> list[float] | None:
+    """The recogniser's never-seen-class bias for each list entry outside its tuning list (calibrated stacking,
+    docs/recognizer.md), or None when it has no bias or the list holds no such entry."""
+    tuned = set(rec.actions)
+    if not rec.new_class_bias or all(a in tuned for a in actions):
+        return None
+    return [0.0 if a in tuned else rec.new_class_bias for a in actions]

@@ -66,6 +66,10 @@ class Recognizer(nn.Module):
         self.evidence: TextEvidence | None = None  # the encoder's text head (sugar.models.evidence), if attached
         self.fusion_weight = 0.0  # weight of the text head in rank mode, chosen on validation; 0 = LLM alone
         self.fusion_calibration: dict[str, Any] = {}  # how the weight was chosen (split, samples, table)
+        # rank mode: added to the fused log-probability of list entries outside `actions` (calibrated stacking,
+        # `sugar calibrate-unseen --whole-list --save`), so that new classes can win against the tuned ones
+        self.new_class_bias = 0.0
+        self.new_class_calibration: dict[str, Any] = {}  # how the bias was chosen (donor runs, split, table)
 
     def attach_evidence(self, evidence: TextEvidence | None, weight: float = 0.0) -> None:
         """Use the encoder's text head as a second opinion in rank mode, with this weight (frozen, not trained)."""

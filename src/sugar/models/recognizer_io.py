@@ -51,6 +51,8 @@ def save_recognizer(rec: Recognizer, folder: str | Path) -> None:
                                 folder / TEXT_HEAD_FILE)
         meta["evidence"] = {**rec.evidence.describe(), "weight": rec.fusion_weight,
                             "calibration": rec.fusion_calibration}
+    if rec.new_class_bias:
+        meta["new_class_bias"] = {"bias": rec.new_class_bias, "calibration": rec.new_class_calibration}
     if rec.encoder is not None and rec.processor is not None:
         save_pretrained(rec.encoder, folder / ENCODER_DIR, rec.processor, rec.data)
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=1))  # last: its presence means complete
@@ -92,6 +94,18 @@ def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with
         rec.attach_evidence(TextEvidence.from_saved(evidence, load_file(str(folder / TEXT_HEAD_FILE))),
                             float(evidence.get("weight", 0.0)))
         rec.fusion_calibration = evidence.get("calibration") or {}
+    stacking = meta.get("new_class_bias") or {}
+    rec.new_class_bias = float(stacking.get("bias", 0.0))
+    rec.new_class_calibration = stacking.get("calibration") or {}
     if merge_lora:
         fold_lora(rec)
     return rec
+
+
+def record_new_class_bias(folder: str | Path, bias: float, calibration: dict[str, Any]) -> Path:
+    """Store a never-seen-class bias in a saved recogniser's recognizer.json (nothing else changes)."""
+    meta_path = Path(folder) / META_FILE
+    meta = read_json_object(meta_path, "recogniser description", SugarError)
+    meta["new_class_bias"] = {"bias": float(bias), "calibration": calibration}
+    atomic_write_text(meta_path, json.dumps(meta, indent=1))
+    return meta_path
