@@ -822,10 +822,10 @@ def main() -> None:
     out += stacking_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes")
     out += cross_dataset_table(runs)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
-              "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop", "ucla-fj-llm-e4",
-              "msr-llm", "msr-label-llm",
-              "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-f-label-llm-e8-pool", "msr-llm-ho-fixed",
-              "msr-llm-ho-vary"]
+              "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
+              "ucla-fj-llm-e4", "ucla-fj-llm-e4-s2", "ucla-fj-llm-e4-s3", "msr-llm", "msr-label-llm",
+              "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-f-label-llm-e8-pool", "msr-f-label-llm-e8-pool-s2",
+              "msr-f-label-llm-e8-pool-s3", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text")
                for s in range(1, 10)]
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "

@@ -20,6 +20,7 @@
 #   bash experiments/stage3_results.sh encoderbf16     # accuracy of the encoder under bf16 autocast (issue 16)
 #   bash experiments/stage3_results.sh bf16tune        # accuracy of stage 3 trained under bf16 autocast (issue 16)
 #   bash experiments/stage3_results.sh epochs4         # NW-UCLA's recogniser for 4 epochs instead of 2 (issue 15)
+#   bash experiments/stage3_results.sh closedseeds     # epochs4 and msrfpool with seeds 2 and 3
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
 #   bash experiments/stage3_results.sh zsstacking      # ... and a bonus for never-seen classes (whole list)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
@@ -112,6 +113,17 @@ bf16tune() {
 # epochs instead of 2 on the released recipe joint; its val top-1 was still climbing at epoch 2 (74.5 -> 82.4)
 epochs4() {
   E_REL=4 tune_and_test ucla-fj-llm-e4 nw-ucla-field-joint
+}
+
+# issue 15: the closed-set recognisers of epochs4 and msrfpool again with other seeds (SEEDS3, default "2 3"), so the
+# LLM-alone vs stage-2-head comparison is not one run's
+closedseeds() {
+  local seed
+  for seed in ${SEEDS3:-2 3}; do
+    E_REL=4 tune_and_test "ucla-fj-llm-e4-s$seed" nw-ucla-field-joint --set seed="$seed"
+    CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "msr-f-label-llm-e8-pool-s$seed" \
+      msr-f-label --set bridge.kind=pool --set seed="$seed"
+  done
 }
 
 # issue 15: the MSR pool recogniser with today's stage-3 defaults (CPU bf16 on AMX) on the field-schedule joint
