@@ -306,9 +306,10 @@ run:msr-f-label() {
 }
 # issue 14: MSR Action3D's other three streams on msr-f-label's settings (~10 min each on one core), and the four
 # fused with weights chosen on MSR's validation part (33 samples: the plain sum is reported beside them)
-msr_stream() {
-  train "msr-fs-${1//_/-}" configs/pretrain/msr-action3d-cpu.yaml - "${MSR_FIELD[@]}" --set data.stream="$1"
-  evaluate "msr-fs-${1//_/-}" --no-tsne
+msr_stream() {  # stream [run-name [pretrain args]]: one stream on msr-f-label's settings (name: msr-fs-STREAM)
+  local stream=$1 name=${2:-msr-fs-${1//_/-}}; shift; (( $# )) && shift
+  train "$name" configs/pretrain/msr-action3d-cpu.yaml - "${MSR_FIELD[@]}" --set data.stream="$stream" "$@"
+  evaluate "$name" --no-tsne
 }
 run:msr-fs-bone() { msr_stream bone; }
 run:msr-fs-joint-motion() { msr_stream joint_motion; }
@@ -335,9 +336,7 @@ msr_field_splits() {
     runs=()
     for stream in joint bone joint_motion bone_motion; do
       runs+=("msr-fsp$i-${stream//_/-}")
-      train "${runs[-1]}" configs/pretrain/msr-action3d-cpu.yaml - "${MSR_FIELD[@]}" --set data.stream="$stream" \
-        --set "data.protocol=xsub:$subjects"
-      evaluate "${runs[-1]}" --no-tsne
+      msr_stream "$stream" "${runs[-1]}" --set "data.protocol=xsub:$subjects"
     done
     fuse_streams "msr-fsp$i" "${runs[@]}"
   done

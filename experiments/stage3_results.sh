@@ -111,26 +111,24 @@ bf16tune() {
 
 # issue 15: NW-UCLA's recogniser (configs/tune/nw-ucla-cpu.yaml's defaults: pool, CPU bf16, no LoRA dropout) for 4
 # epochs instead of 2 on the released recipe joint; its val top-1 was still climbing at epoch 2 (74.5 -> 82.4)
-epochs4() {
-  E_REL=4 tune_and_test ucla-fj-llm-e4 nw-ucla-field-joint
+epochs4() {  # [seed]: another seed's run is named ...-sSEED
+  # shellcheck disable=SC2086  # the optional seed override is two words
+  E_REL=4 tune_and_test "ucla-fj-llm-e4${1:+-s$1}" nw-ucla-field-joint ${1:+--set seed=$1}
+}
+
+# issue 15: the MSR pool recogniser with today's stage-3 defaults (CPU bf16 on AMX) on the field-schedule joint
+# (stage2 run:msr-f-label), 8 epochs, beside msrpool's on msr-k-label
+msrfpool() {  # [seed], as epochs4
+  # shellcheck disable=SC2086
+  CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test \
+    "msr-f-label-llm-e${E_MSR3:-8}-pool${1:+-s$1}" msr-f-label --set bridge.kind=pool ${1:+--set seed=$1}
 }
 
 # issue 15: the closed-set recognisers of epochs4 and msrfpool again with other seeds (SEEDS3, default "2 3"), so the
 # LLM-alone vs stage-2-head comparison is not one run's
 closedseeds() {
   local seed
-  for seed in ${SEEDS3:-2 3}; do
-    E_REL=4 tune_and_test "ucla-fj-llm-e4-s$seed" nw-ucla-field-joint --set seed="$seed"
-    CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "msr-f-label-llm-e8-pool-s$seed" \
-      msr-f-label --set bridge.kind=pool --set seed="$seed"
-  done
-}
-
-# issue 15: the MSR pool recogniser with today's stage-3 defaults (CPU bf16 on AMX) on the field-schedule joint
-# (stage2 run:msr-f-label), 8 epochs, beside msrpool's on msr-k-label
-msrfpool() {
-  CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "msr-f-label-llm-e${E_MSR3:-8}-pool" \
-    msr-f-label --set bridge.kind=pool
+  for seed in ${SEEDS3:-2 3}; do epochs4 "$seed"; msrfpool "$seed"; done
 }
 
 # issue 15: fieldllm on augmented views: no --features, so every step runs the frozen encoder on skeletons with its

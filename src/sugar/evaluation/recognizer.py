@@ -26,7 +26,7 @@ from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by, new_class_bonus
 from sugar.models.encoder import load_encoder
-from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse, open_list_weights
+from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse, open_list_weights, with_bonus
 from sugar.models.inference import set_encoder_precision, set_precision
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
@@ -126,8 +126,7 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
             out["fused_open_list"] = fuse(out["llm"], out["text"], weights).numpy()
     bonus = new_class_bonus(rec, actions)
     if bonus is not None:  # what recognize() answers when the recogniser has a never-seen-class bias
-        stacked = torch.as_tensor(out.get("fused", out["llm"])) + torch.tensor(bonus, dtype=torch.float64)
-        out["fused_stacked"] = torch.log_softmax(stacked, -1).numpy()
+        out["fused_stacked"] = with_bonus(out.get("fused", out["llm"]), bonus).numpy()
     return out
 
 

@@ -19,7 +19,7 @@ import torch
 
 from sugar.errors import ConfigError, SugarError
 from sugar.models import decoding
-from sugar.models.evidence import fuse
+from sugar.models.evidence import fuse, with_bonus
 from sugar.models.matching import match_label
 from sugar.models.prompt import PromptParts, candidate_ids
 from sugar.models.sentences import whole_sentence
@@ -112,9 +112,7 @@ def rank(rec: Recognizer, ctx: Context, parts: PromptParts, tree: decoding.Candi
     if scores is None:
         scores = decoding.rank_candidates(rec.llm, cache, mask, last, tree)  # [N, C]
     logp = fuse(scores, text_logits, weight)
-    if bonus is not None:
-        logp = torch.log_softmax(logp + torch.tensor(bonus, dtype=logp.dtype, device=logp.device), -1)
-    probs = logp.exp().float().to(scores.device)
+    probs = (logp if bonus is None else with_bonus(logp, bonus)).exp().float().to(scores.device)
     order = probs.argsort(-1, descending=True)[:, :top_k]
     best = order[:, 0].tolist()
     descriptions: list[str | None] = [None] * len(best)

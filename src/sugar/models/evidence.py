@@ -148,6 +148,13 @@ def fuse(llm_scores: torch.Tensor | np.ndarray, text_logits: torch.Tensor | np.n
     return torch.log_softmax((1.0 - w) * llm + w * text, -1)
 
 
+def with_bonus(logp: torch.Tensor | np.ndarray, bonus: Sequence[float]) -> torch.Tensor:
+    """[N, C] log-probabilities over the list with a per-entry bonus added, renormalised (calibrated stacking:
+    `Recognizer.new_class_bias` on the entries outside its tuning list)."""
+    logp = torch.as_tensor(logp, dtype=torch.float64)
+    return torch.log_softmax(logp + torch.tensor(bonus, dtype=logp.dtype, device=logp.device), -1)
+
+
 def open_list_weights(weight: float, actions: Sequence[str], tuned: Sequence[str]) -> float | list[float]:
     """Per-entry fusion weights for a list that may hold classes the LLM was not tuned on ("open-list" fusion):
     those are scored by the text head alone (weight 1), the others at `weight`; a list of tuned classes keeps the
