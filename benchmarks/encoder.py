@@ -134,13 +134,15 @@ def interleaved_ab(preset: str, stride: str, shape: str, rounds: int, threads: i
 
 
 def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threads: int, profile: bool,
-            variant: str = "fused") -> dict:
+            variant: str = "fused", system_malloc: bool = False) -> dict:
     import torch
 
+    from sugar.allocator import hold_freed_memory
     from sugar.models.encoder import SkeletonEncoder
     from sugar.skeleton.layouts import get_layout
     from sugar.training.loop import autocast
 
+    held = False if system_malloc else hold_freed_memory()  # as the `sugar` command does
     if variant == "reference":
         use_reference_formulation()
     torch.set_num_threads(threads)
@@ -188,8 +190,8 @@ def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threa
             model(x)
             sync()
             infer_times.append(time.perf_counter() - start)
-    out = {"variant": variant, "preset": preset, "stride": stride, "shape": shape, "T": t, "V": layout.num_joints,
-           "M": m, "batch": n,
+    out = {"variant": variant, "held_freed_memory": held, "preset": preset, "stride": stride, "shape": shape,
+           "T": t, "V": layout.num_joints, "M": m, "batch": n,
            "threads": threads, "device": str(device), "params": sum(p.numel() for p in model.parameters()),
            "train_samples_per_s": round(n / statistics.median(train_times), 2),
            "infer_samples_per_s": round(n / statistics.median(infer_times), 2),
@@ -220,12 +222,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/encoder.json"))
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table per configuration")
     ap.add_argument("--ab", type=int, metavar="ROUNDS", help="interleaved fused-vs-reference A/B (train steps)")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="leave glibc malloc's defaults (the `sugar` command keeps freed memory: sugar.allocator)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration, print JSON
     args = ap.parse_args()
     if args.one:
         preset, stride, shape, variant = args.one.split(",")
         print(json.dumps(measure(preset, stride, shape, args.steps, args.warmup, args.threads, args.profile,
-                                 variant)))
+                                 variant, args.system_malloc)))
         return
 
     rows = []
@@ -245,7 +249,9 @@ def main() -> None:
                 for variant in args.variants:
                     cmd = [sys.executable, __file__, "--one", f"{preset},{stride},{shape},{variant}",
                            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-                    res = subprocess.run(cmd + (["--profile"] if args.profile else []), capture_output=True,
+                    cmd += ["--profile"] if args.profile else []
+                    cmd += ["--system-malloc"] if args.system_malloc else []
+                    res = subprocess.run(cmd, capture_output=True,
                                          text=True, check=True)
                     row = json.loads(res.stdout.strip().splitlines()[-1])
                     if "profile" in row:

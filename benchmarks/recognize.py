@@ -105,6 +105,9 @@ def _profiled(on: bool):
 
 def run_one(args: argparse.Namespace, index: int) -> dict:
     name, mode, batch, cached, describe, precision, rank_by, fast = CONFIGS[index]
+    from sugar.allocator import hold_freed_memory
+
+    held = False if args.system_malloc else hold_freed_memory()  # as the `sugar` command does
     torch.set_num_threads(args.threads)
     rec = _recognizer(args)
     if precision != "fp32":
@@ -129,7 +132,8 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
               "classes": len(actions), "action_tokens": rec.cfg.bridge.num_queries,
               "inputs": f"skeletons of {args.skeleton_frames} frames" if args.skeletons else "encoder tokens",
               "fusion_weight": rec.fusion_weight,
-              "encoder_precision": args.encoder_precision if args.skeletons else None}
+              "encoder_precision": args.encoder_precision if args.skeletons else None,
+              "held_freed_memory": held}
     if mode == "train":
         rec.train()
         params = [p for p in rec.parameters() if p.requires_grad]
@@ -211,6 +215,8 @@ def main() -> None:
                     help="print each configuration's operator profile (torch.profiler) over its timed batches")
     ap.add_argument("--select", default=None, help="only the configurations whose name contains this text")
     ap.add_argument("--configs", default=None, help="comma-separated indices into CONFIGS (default: all)")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="leave glibc malloc's defaults (the `sugar` command keeps freed memory: sugar.allocator)")
     ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--table", default=None, metavar="JSON", help="print a saved result file as a markdown table")

@@ -723,6 +723,41 @@ def evidence_table(runs: Path, names: list[str], title: str) -> list[str]:
     return [*lines, *found, ""] if found else []
 
 
+def best_val_top1(run: Path) -> float | None:
+    """The best epoch's val top-1 of the LLM alone, the epoch `sugar tune` keeps (metrics.jsonl)."""
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    vals = [rec["val_top1"] for rec in map(json.loads, path.read_text().splitlines()) if "val_top1" in rec]
+    return max(vals) if vals else None
+
+
+def seed_means_table(runs: Path, families: list[tuple[str, str]], title: str) -> list[str]:
+    """Closed-set recognisers over seeds 1-3 (run NAME, NAME-s2, NAME-s3): what val chose on and what test gave."""
+    lines = [f"### {title}", "",
+             "| recipe | runs | val LLM alone (best epoch) % | val fused % | test LLM alone % | test text head % | "
+             "test fused % |", "|---|---|---|---|---|---|---|"]
+    found = []
+    for name, label in families:
+        cols: dict[str, list[float]] = {"val": [], "val_fused": [], "llm": [], "text": [], "fused": []}
+        done = []
+        for run in (runs / name, runs / f"{name}-s2", runs / f"{name}-s3"):
+            report = read_json(run / "report.json")
+            calib = ((read_json(run / "recognizer.json") or {}).get("evidence") or {}).get("calibration") or {}
+            if report is None or "test_fused" not in report or not calib:
+                continue
+            done.append(run.name)
+            cols["val"].append(best_val_top1(run) or float("nan"))
+            cols["val_fused"].append(next(r["top1"] for r in calib["table"] if r["weight"] == calib["weight"]))
+            for key, rep in (("llm", "test"), ("text", "test_text"), ("fused", "test_fused")):
+                cols[key].append(report[rep]["top1"])
+        if not done:
+            continue
+        cells = [" / ".join(pct(v) for v in vals) + f" (mean {pct(sum(vals) / len(vals))})" for vals in cols.values()]
+        found.append(f"| {label} | {', '.join(f'`{d}`' for d in done)} | {' | '.join(cells)} |")
+    return [*lines, *found, ""] if found else []
+
+
 FAST_RANK = [("", "fp32, every token of each entry (default)"), ("-separating", "fp32, `--separating`"),
              ("-int8", "int8 (`--precision int8`)"), ("-int8-separating", "int8 + `--separating`"),
              ("-int8-separating-encoder-bf16", "int8 + `--separating`, encoder bf16 (`--encoder-precision bf16`; "
@@ -823,7 +858,8 @@ def main() -> None:
     out += cross_dataset_table(runs)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
               "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
-              "ucla-fj-llm-e4", "ucla-fj-llm-e4-s2", "ucla-fj-llm-e4-s3", "msr-llm", "msr-label-llm",
+              "ucla-fj-llm-e4", "ucla-fj-llm-e4-s2", "ucla-fj-llm-e4-s3", "ucla-fj-llm-e6", "ucla-fj-llm-e6-s2",
+              "ucla-fj-llm-e6-s3", "msr-llm", "msr-label-llm",
               "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-f-label-llm-e8-pool", "msr-f-label-llm-e8-pool-s2",
               "msr-f-label-llm-e8-pool-s3", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text")
@@ -831,6 +867,10 @@ def main() -> None:
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")
     out += descriptions_table(runs, stage3)
+    out += seed_means_table(runs, [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs (`epochs4`, `closedseeds`)"),
+                                   ("ucla-fj-llm-e6", "NW-UCLA, 6 epochs (`epochs6`)"),
+                                   ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs (`msrfpool`, `closedseeds`)")],
+                            "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
     out += fast_rank_table(runs, "ucla-f-joint-llm")
     out += fast_rank_table(runs, "ucla-f-joint-llm-fast")
     out += fast_rank_table(runs, "ucla-f-joint-llm-pool")

@@ -1,10 +1,14 @@
 """The fast paths of issue 16 compute the same function as the plain ones: the shared-prefix training loss, the
 row-chunked ranking, bf16 inference (close), CPU bf16 autocast chosen by default where it is native, the
-separating-prefix candidate tree."""
+separating-prefix candidate tree; the allocator setting the `sugar` command applies."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -202,3 +206,16 @@ def test_frozen_linears_held_in_bf16_give_autocasts_function_and_come_back(rec) 
     for m, (pointer, weight) in zip(frozen.linears, originals, strict=True):
         assert m.weight.dtype == torch.float32 and m.weight.data_ptr() == pointer and torch.equal(m.weight, weight)
     assert FrozenLinearsInBf16(rec.llm, enabled=False).linears == []
+
+
+def _hold_in_fresh_process(env_extra: dict[str, str]) -> str:
+    code = "from sugar.allocator import hold_freed_memory; print(hold_freed_memory())"
+    env = {**os.environ, **env_extra}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_freed_memory_is_held_on_glibc_unless_opted_out() -> None:
+    assert _hold_in_fresh_process({}) == "True"
+    assert _hold_in_fresh_process({"SUGAR_SYSTEM_MALLOC": "1"}) == "False"

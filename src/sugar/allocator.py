@@ -1,0 +1,36 @@
+"""Keep freed memory in the process heap, so large tensors of one training step reuse the pages of the last.
+
+glibc's malloc serves every block above its mmap threshold (128 KiB to 32 MiB, adapting) with a fresh mmap and
+returns it to the kernel on free. A stage-3 training step allocates and frees the same ~75 MB vocabulary logits
+and their gradient at every step, so each step pays page faults and zero-filling for memory it just gave back
+(stop 30's note: an in-step log-softmax taking ~130 ms against ~25 ms for the same call alone). Serving large
+blocks from the heap (M_MMAP_MAX = 0) and trimming the heap only past 2 GiB of free top memory makes those
+pages stay mapped: `benchmarks/recognize.py` (train-step) and `benchmarks/encoder.py`, with `--system-malloc`
+for the before, measure the gain and the extra resident memory (docs/benchmarks.md).
+
+The `sugar` command applies it at start; `SUGAR_SYSTEM_MALLOC=1` leaves glibc's defaults. Elsewhere (macOS,
+musl, Windows) there is nothing to change and `hold_freed_memory` returns False.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+
+M_TRIM_THRESHOLD = -1  # <malloc.h>: free heap top memory returned to the kernel only past this size
+M_MMAP_MAX = -4  # <malloc.h>: most blocks served by mmap at once; 0 serves every block from the heap
+TRIM_THRESHOLD_BYTES = 2**31 - 1  # mallopt takes a C int
+OPT_OUT = "SUGAR_SYSTEM_MALLOC"
+
+
+def hold_freed_memory() -> bool:
+    """Tune glibc malloc for training-step reuse; True when the settings took effect."""
+    if os.environ.get(OPT_OUT) == "1" or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
