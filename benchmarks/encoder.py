@@ -134,7 +134,7 @@ def interleaved_ab(preset: str, stride: str, shape: str, rounds: int, threads: i
 
 
 def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threads: int, profile: bool,
-            variant: str = "fused", system_malloc: bool = False) -> dict:
+            variant: str = "fused", hold_freed: bool = False) -> dict:
     import torch
 
     from sugar.allocator import hold_freed_memory
@@ -142,7 +142,7 @@ def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threa
     from sugar.skeleton.layouts import get_layout
     from sugar.training.loop import autocast
 
-    held = False if system_malloc else hold_freed_memory()  # as the `sugar` command does
+    held = hold_freed_memory() if hold_freed else False  # `sugar pretrain` does not: it gains nothing here
     if variant == "reference":
         use_reference_formulation()
     torch.set_num_threads(threads)
@@ -222,14 +222,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/encoder.json"))
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table per configuration")
     ap.add_argument("--ab", type=int, metavar="ROUNDS", help="interleaved fused-vs-reference A/B (train steps)")
-    ap.add_argument("--system-malloc", action="store_true",
-                    help="leave glibc malloc's defaults (the `sugar` command keeps freed memory: sugar.allocator)")
+    ap.add_argument("--hold-freed-memory", action="store_true",
+                    help="keep freed memory in the heap, as `sugar tune` does (sugar.allocator)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration, print JSON
     args = ap.parse_args()
     if args.one:
         preset, stride, shape, variant = args.one.split(",")
         print(json.dumps(measure(preset, stride, shape, args.steps, args.warmup, args.threads, args.profile,
-                                 variant, args.system_malloc)))
+                                 variant, args.hold_freed_memory)))
         return
 
     rows = []
@@ -250,7 +250,7 @@ def main() -> None:
                     cmd = [sys.executable, __file__, "--one", f"{preset},{stride},{shape},{variant}",
                            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
                     cmd += ["--profile"] if args.profile else []
-                    cmd += ["--system-malloc"] if args.system_malloc else []
+                    cmd += ["--hold-freed-memory"] if args.hold_freed_memory else []
                     res = subprocess.run(cmd, capture_output=True,
                                          text=True, check=True)
                     row = json.loads(res.stdout.strip().splitlines()[-1])

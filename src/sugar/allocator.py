@@ -5,11 +5,13 @@ returns it to the kernel on free. A stage-3 training step allocates and frees th
 and their gradient at every step, so each step pays page faults and zero-filling for memory it just gave back
 (stop 30's note: an in-step log-softmax taking ~130 ms against ~25 ms for the same call alone). Serving large
 blocks from the heap (M_MMAP_MAX = 0) and trimming the heap only past 2 GiB of free top memory makes those
-pages stay mapped: `benchmarks/recognize.py` (train-step) and `benchmarks/encoder.py`, with `--system-malloc`
-for the before, measure the gain and the extra resident memory (docs/benchmarks.md).
+pages stay mapped: a stage-3 step 1.27x faster for ~0.3 GiB more resident memory; the encoder's training and
+inference do not change (`benchmarks/recognize.py --configs 22` and `benchmarks/encoder.py`, each with and
+without `--hold-freed-memory`; docs/benchmarks.md).
 
-The `sugar` command applies it at start; `SUGAR_SYSTEM_MALLOC=1` leaves glibc's defaults. Elsewhere (macOS,
-musl, Windows) there is nothing to change and `hold_freed_memory` returns False.
+So `sugar tune` applies it at start, and nothing else does (recognition keeps its smaller footprint);
+`SUGAR_SYSTEM_MALLOC=1` leaves glibc's defaults. Elsewhere (macOS, musl, Windows) there is nothing to change and
+`hold_freed_memory` returns False.
 """
 
 from __future__ import annotations

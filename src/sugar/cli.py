@@ -7,7 +7,6 @@ import sys
 
 import typer
 
-from sugar.allocator import hold_freed_memory
 from sugar.commands import data, demo, encoder, knowledge, models, recognizer, serve
 from sugar.errors import SugarError
 
@@ -34,7 +33,6 @@ def main() -> None:
     """Entry point: user mistakes (SugarError) print as one line and exit 2; --debug shows the traceback.
     A command that ends with typer.Exit(n) exits n (click returns it instead of exiting in this mode)."""
     debug = "--debug" in sys.argv or os.environ.get("SUGAR_DEBUG") == "1"
-    hold_freed_memory()  # training steps reuse their large tensors' pages (sugar.allocator)
     try:
         code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n in this mode
     except SugarError as exc:
