@@ -859,7 +859,8 @@ def main() -> None:
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
               "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
               "ucla-fj-llm-e4", "ucla-fj-llm-e4-s2", "ucla-fj-llm-e4-s3", "ucla-fj-llm-e6", "ucla-fj-llm-e6-s2",
-              "ucla-fj-llm-e6-s3", "msr-llm", "msr-label-llm",
+              "ucla-fj-llm-e6-s3", "ucla-fj-llm-e4-ls", "ucla-fj-llm-e4-ls-s2", "ucla-fj-llm-e4-ls-s3",
+              "ucla-fj-llm-e6-ls", "ucla-fj-llm-e6-ls-s2", "ucla-fj-llm-e6-ls-s3", "msr-llm", "msr-label-llm",
               "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-f-label-llm-e8-pool", "msr-f-label-llm-e8-pool-s2",
               "msr-f-label-llm-e8-pool-s3", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text")
@@ -869,6 +870,8 @@ def main() -> None:
     out += descriptions_table(runs, stage3)
     out += seed_means_table(runs, [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs (`epochs4`, `closedseeds`)"),
                                    ("ucla-fj-llm-e6", "NW-UCLA, 6 epochs (`epochs6`)"),
+                                   ("ucla-fj-llm-e4-ls", "NW-UCLA, 4 epochs, label smoothing 0.1 (`lsmooth`)"),
+                                   ("ucla-fj-llm-e6-ls", "NW-UCLA, 6 epochs, label smoothing 0.1 (`E_LS=6 lsmooth`)"),
                                    ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs (`msrfpool`, `closedseeds`)")],
                             "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
     out += fast_rank_table(runs, "ucla-f-joint-llm")

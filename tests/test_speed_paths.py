@@ -5,6 +5,7 @@ separating-prefix candidate tree; the allocator setting the `sugar` command appl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import subprocess
@@ -219,3 +220,20 @@ def _hold_in_fresh_process(env_extra: dict[str, str]) -> str:
 def test_freed_memory_is_held_on_glibc_unless_opted_out() -> None:
     assert _hold_in_fresh_process({}) == "True"
     assert _hold_in_fresh_process({"SUGAR_SYSTEM_MALLOC": "1"}) == "False"
+
+
+def test_label_smoothing_reaches_the_answer_loss(rec) -> None:
+    """TuneConfig.label_smoothing moves the loss as cross-entropy's smoothing does: linear in its share."""
+    tokens, labels = _tokens(2, seed=4), [1, 6]
+    cfg = rec.cfg
+    losses = {}
+    try:
+        with torch.no_grad():
+            for eps in (0.0, 0.1, 0.3):
+                rec.cfg = dataclasses.replace(cfg, label_smoothing=eps)
+                losses[eps] = float(rec.loss(tokens, labels))
+    finally:
+        rec.cfg = cfg
+    assert losses[0.1] != pytest.approx(losses[0.0], abs=1e-4)
+    uniform = (losses[0.1] - 0.9 * losses[0.0]) / 0.1  # mean -log p over the vocabulary
+    assert losses[0.3] == pytest.approx(0.7 * losses[0.0] + 0.3 * uniform, rel=1e-4)

@@ -197,7 +197,7 @@ class Recognizer(nn.Module):
             out = self.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
                            position_ids=batch["position_ids"], logits_to_keep=keep)
         return nn.functional.cross_entropy(out.logits.flatten(0, 1).float(), batch["labels"][:, start:].flatten(),
-                                           ignore_index=IGNORE_INDEX)
+                                           ignore_index=IGNORE_INDEX, label_smoothing=self.cfg.label_smoothing)
 
     # ------------------------------------------------------------------ recognition
     @torch.no_grad()
