@@ -107,6 +107,8 @@ def ablation_table(runs: Path) -> list[str]:
 
 def best_val(r: dict[str, Any]) -> str:
     """The selection number: the best validation top-1 of the run's main head and its epoch."""
+    if not any(m.get("val_top1") is not None for m in r["metrics"]):
+        return "- (no val part: last epoch kept)"
     best = max(r["metrics"], key=lambda m: m.get("val_top1") or 0.0)
     return f"{pct(best.get('val_top1'))} (ep {best['epoch']})"
 
@@ -146,6 +148,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-p-joint", "joint, `paper` preset (CTR-GCN's widths; `--set model.preset=paper`)"),
                  ("ucla-c1-joint", "joint, CTR-GCN's NW-UCLA data recipe (random frames, +-60 deg xy, min-max)"),
                  ("ucla-pr-joint", "joint, `paper` preset with CTR-GCN's NW-UCLA data recipe"),
+                 ("ucla-c1-joint-all", "joint, CTR-GCN's NW-UCLA data recipe on every training sample (no val part, "
+                                       "`refit_joint`)"),
                  ("ucla-c-joint", "joint, CTR-GCN's NW-UCLA data recipe, repeat 5 (325 views of each sample)"),
                  ("ucla-fr-bone", "bone, CTR-GCN's NW-UCLA data recipe"),
                  ("ucla-fr-joint-motion", "joint motion, CTR-GCN's NW-UCLA data recipe"),
