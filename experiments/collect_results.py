@@ -864,7 +864,8 @@ def main() -> None:
               "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
               "ucla-fj-llm-e4", "ucla-fj-llm-e4-s2", "ucla-fj-llm-e4-s3", "ucla-fj-llm-e6", "ucla-fj-llm-e6-s2",
               "ucla-fj-llm-e6-s3", "ucla-fj-llm-e4-ls", "ucla-fj-llm-e4-ls-s2", "ucla-fj-llm-e4-ls-s3",
-              "ucla-fj-llm-e6-ls", "ucla-fj-llm-e6-ls-s2", "ucla-fj-llm-e6-ls-s3", "msr-llm", "msr-label-llm",
+              "ucla-fj-llm-e6-ls", "ucla-fj-llm-e6-ls-s2", "ucla-fj-llm-e6-ls-s3", "msr-f-label-llm-e8-pool-ls",
+              "msr-f-label-llm-e8-pool-ls-s2", "msr-f-label-llm-e8-pool-ls-s3", "msr-llm", "msr-label-llm",
               "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-f-label-llm-e8-pool", "msr-f-label-llm-e8-pool-s2",
               "msr-f-label-llm-e8-pool-s3", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text")
@@ -876,7 +877,9 @@ def main() -> None:
                                    ("ucla-fj-llm-e6", "NW-UCLA, 6 epochs (`epochs6`)"),
                                    ("ucla-fj-llm-e4-ls", "NW-UCLA, 4 epochs, label smoothing 0.1 (`lsmooth`)"),
                                    ("ucla-fj-llm-e6-ls", "NW-UCLA, 6 epochs, label smoothing 0.1 (`E_LS=6 lsmooth`)"),
-                                   ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs (`msrfpool`, `closedseeds`)")],
+                                   ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs (`msrfpool`, `closedseeds`)"),
+                                   ("msr-f-label-llm-e8-pool-ls", "MSR Action3D, 8 epochs, label smoothing 0.1 "
+                                                                  "(`msrlsmooth`)")],
                             "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
     out += fast_rank_table(runs, "ucla-f-joint-llm")
     out += fast_rank_table(runs, "ucla-f-joint-llm-fast")

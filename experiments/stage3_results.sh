@@ -23,6 +23,7 @@
 #   bash experiments/stage3_results.sh closedseeds     # epochs4 and msrfpool with seeds 2 and 3
 #   bash experiments/stage3_results.sh epochs6         # epochs4 for 6 epochs, seeds 1-3 at once (issue 15)
 #   E_LS=6 bash experiments/stage3_results.sh lsmooth  # NW-UCLA's recogniser with label smoothing 0.1, seeds 1-3
+#   bash experiments/stage3_results.sh msrlsmooth      # MSR's (msrfpool) likewise
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
 #   bash experiments/stage3_results.sh zsstacking      # ... and a bonus for never-seen classes (whole list)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
@@ -153,6 +154,21 @@ lsmooth() {  # [seed]
   fi
   features nw-ucla-field-joint
   lsmooth 1 & lsmooth 2 & lsmooth 3 &
+  wait
+}
+
+# issue 15: msrfpool with label smoothing 0.1, seeds 1-3 at once
+msrlsmooth() {  # [seed]
+  if [[ -n ${1:-} ]]; then
+    local suffix=""
+    [[ $1 == 1 ]] || suffix="-s$1"
+    CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test \
+      "msr-f-label-llm-e${E_MSR3:-8}-pool-ls$suffix" msr-f-label --set bridge.kind=pool --set seed="$1" \
+      --set label_smoothing=0.1
+    return
+  fi
+  features msr-f-label
+  msrlsmooth 1 & msrlsmooth 2 & msrlsmooth 3 &
   wait
 }
 
