@@ -671,22 +671,43 @@ def cross_dataset_table(runs: Path) -> list[str]:
 SHARED_ACTIONS = [("throw", "high throw"), ("pick up with one hand", "pickup and throw")]
 
 
-def shared_actions_table(pool: dict[str, Any] | None, enc: dict[str, Any] | None) -> list[str]:
-    """Per-class recall on MSR Action3D's test samples of the actions NW-UCLA also has (20-way list)."""
+def shared_actions_table(pool: dict[str, Any] | None, enc: dict[str, Any] | None, tested: str = "msr") -> list[str]:
+    """Per-class recall on the tested dataset's test samples of the actions both lists have (tested: "msr" for
+    NW-UCLA's recogniser on MSR Action3D, "ucla" for the other way)."""
     if pool is None:
         return []
     evidence = pool["evidence"]["all"]
     sources = [("LLM alone", evidence.get("llm")), ("fused", evidence.get("fused")),
                ("stage 2 text classifier", enc["heads"]["text"]["all"] if enc else None)]
     sources = [(n, r) for n, r in sources if r]
-    lines = ["#### Actions both lists share: recall on MSR's test samples of that class (20-way list)", "",
+    where = "MSR's test samples of that class (20-way list)" if tested == "msr" else \
+        "NW-UCLA's test samples of that class (10-way list)"
+    lines = [f"#### Actions both lists share: recall on {where}", "",
              "| NW-UCLA action | MSR Action3D action | " + " | ".join(f"{n}: recall (precision) %" for n, _ in sources)
              + " |",
              "|---|---|" + "---|" * len(sources)]
     for ucla, msr in SHARED_ACTIONS:
-        cells = [recall_precision(r, msr) for _, r in sources]
+        cells = [recall_precision(r, msr if tested == "msr" else ucla) for _, r in sources]
         lines.append(f"| {ucla} | {msr} | " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def reverse_cross_table(runs: Path) -> list[str]:
+    """Issue 15 the other way (`stage3_results.sh crossmsr`): MSR Action3D's recogniser on NW-UCLA's test view."""
+    lines = ["### Cross-dataset zero-shot: trained on MSR Action3D, tested on NW-UCLA's test view with NW-UCLA's "
+             "10-action list (chance: 10 % top-1, 50 % top-5)", "", *HEADER]
+    pool = read_json(runs / "msr-f-label-llm-e8-pool" / "evaluation" / "nw-ucla-test" / "results.json")
+    enc = read_json(runs / "msr-f-label" / "evaluation" / "nw-ucla-test" / "results.json")
+    found = []
+    if enc is not None:
+        found.append(row("stage 2: text classifier, run `msr-f-label` (the recogniser's encoder)",
+                         enc["heads"]["text"]["all"], "MSR Action3D only"))
+    for kind, label in (("llm", "LLM alone"), ("fused", "fused")):
+        if pool is not None and kind in pool["evidence"].get("all", {}):
+            found.append(row(f"stage 3: `msr-f-label-llm-e8-pool` (pool bridge), {label}",
+                             pool["evidence"]["all"][kind], "MSR Action3D only"))
+    found = [f for f in found if f]
+    return [*lines, *found, "", *shared_actions_table(pool, enc, "ucla")] if found else []
 
 
 def recall_precision(report: dict[str, Any], name: str) -> str:
@@ -860,6 +881,7 @@ def main() -> None:
     out += stacking_table(runs, "ucla-llm-zs", "NW-UCLA zero-shot recognisers, 2 held-out classes")
     out += stacking_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes")
     out += cross_dataset_table(runs)
+    out += reverse_cross_table(runs)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
               "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
               "ucla-fj-llm-e4", "ucla-fj-llm-e4-s2", "ucla-fj-llm-e4-s3", "ucla-fj-llm-e6", "ucla-fj-llm-e6-s2",

@@ -24,6 +24,7 @@
 #   bash experiments/stage3_results.sh epochs6         # epochs4 for 6 epochs, seeds 1-3 at once (issue 15)
 #   E_LS=6 bash experiments/stage3_results.sh lsmooth  # NW-UCLA's recogniser with label smoothing 0.1, seeds 1-3
 #   bash experiments/stage3_results.sh msrlsmooth      # MSR's (msrfpool) likewise
+#   bash experiments/stage3_results.sh crossmsr        # MSR's recogniser on NW-UCLA's test view and list
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
 #   bash experiments/stage3_results.sh zsstacking      # ... and a bonus for never-seen classes (whole list)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
@@ -240,6 +241,14 @@ crosspool() {  # issue 15, cross-dataset: the released NW-UCLA recogniser (pool 
   sugar evaluate "$OUT/ucla-f-joint" --dataset msr-action3d --split test --no-tsne \
     >> "$OUT/logs/ucla-f-joint-cross.log" 2>&1
   echo "$(date -u +%H:%M:%S) evaluated cross-dataset NW-UCLA (pool recogniser) -> MSR Action3D"
+}
+
+crossmsr() {  # issue 15, cross-dataset the other way: MSR's recogniser (msrfpool's, on msr-f-label) and its encoder's
+  # text head on NW-UCLA's test view (kinect20 joints matched to msr20 by name) with NW-UCLA's 10-action list
+  sugar evaluate "$OUT/msr-f-label-llm-e8-pool" --dataset nw-ucla --split test \
+    >> "$OUT/logs/msr-f-label-llm-e8-pool-cross.log" 2>&1
+  sugar evaluate "$OUT/msr-f-label" --dataset nw-ucla --split test --no-tsne >> "$OUT/logs/msr-f-label-cross.log" 2>&1
+  echo "$(date -u +%H:%M:%S) evaluated cross-dataset MSR Action3D (pool recogniser) -> NW-UCLA"
 }
 
 zeroshot() {  # the encoder's held-out classes stay held out for the LLM (tune inherits exclude_classes)
