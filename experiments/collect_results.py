@@ -906,6 +906,7 @@ def main() -> None:
     out += fast_rank_table(runs, "ucla-f-joint-llm")
     out += fast_rank_table(runs, "ucla-f-joint-llm-fast")
     out += fast_rank_table(runs, "ucla-f-joint-llm-pool")
+    out += fast_rank_table(runs, "ucla-fj-llm-e4")  # the released nw-ucla since 2026-12-05 (6)
     out += bridge_table(runs)
     out += bridge_table(runs, "-full")
     print("\n".join(out) if out else f"no finished runs under {runs}")
