@@ -137,9 +137,9 @@ def measure(preset: str, stride: str, shape: str, steps: int, warmup: int, threa
             variant: str = "fused", hold_freed: bool = False) -> dict:
     import torch
 
-    from sugar.allocator import hold_freed_memory
     from sugar.models.encoder import SkeletonEncoder
     from sugar.skeleton.layouts import get_layout
+    from sugar.training.allocator import hold_freed_memory
     from sugar.training.loop import autocast
 
     held = hold_freed_memory() if hold_freed else False  # `sugar pretrain` does not: it gains nothing here
@@ -223,7 +223,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table per configuration")
     ap.add_argument("--ab", type=int, metavar="ROUNDS", help="interleaved fused-vs-reference A/B (train steps)")
     ap.add_argument("--hold-freed-memory", action="store_true",
-                    help="keep freed memory in the heap, as `sugar tune` does (sugar.allocator)")
+                    help="keep freed memory in the heap, as `sugar tune` does (sugar.training.allocator)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration, print JSON
     args = ap.parse_args()
     if args.one:

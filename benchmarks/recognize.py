@@ -105,7 +105,7 @@ def _profiled(on: bool):
 
 def run_one(args: argparse.Namespace, index: int) -> dict:
     name, mode, batch, cached, describe, precision, rank_by, fast = CONFIGS[index]
-    from sugar.allocator import hold_freed_memory
+    from sugar.training.allocator import hold_freed_memory
 
     held = hold_freed_memory() if mode == "train" and not args.system_malloc else False  # as `sugar tune` does
     torch.set_num_threads(args.threads)
@@ -217,7 +217,7 @@ def main() -> None:
     ap.add_argument("--configs", default=None, help="comma-separated indices into CONFIGS (default: all)")
     ap.add_argument("--system-malloc", action="store_true",
                     help="train configurations: leave glibc malloc's defaults instead of keeping freed memory in the "
-                         "heap as `sugar tune` does (sugar.allocator; recognition never keeps it)")
+                         "heap as `sugar tune` does (sugar.training.allocator; recognition never keeps it)")
     ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--table", default=None, metavar="JSON", help="print a saved result file as a markdown table")

@@ -210,7 +210,7 @@ def test_frozen_linears_held_in_bf16_give_autocasts_function_and_come_back(rec) 
 
 
 def _hold_in_fresh_process(env_extra: dict[str, str]) -> str:
-    code = "from sugar.allocator import hold_freed_memory; print(hold_freed_memory())"
+    code = "from sugar.training.allocator import hold_freed_memory; print(hold_freed_memory())"
     env = {**os.environ, **env_extra}
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True).stdout.strip()

@@ -26,12 +26,12 @@ def tune_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per epoch."),
 ) -> None:
     """Train the Temporal Query Projection and LoRA adapters on a frozen LLM (stage 3)."""
-    from sugar.allocator import hold_freed_memory
     from sugar.commands.library_bars import show_library_progress
+    from sugar.training.allocator import hold_freed_memory
     from sugar.training.instruct import load_tune_config, tune
 
     show_library_progress(progress)
-    hold_freed_memory()  # each step's vocabulary logits reuse the last step's pages (sugar.allocator)
+    hold_freed_memory()  # each step's vocabulary logits reuse the last step's pages (sugar.training.allocator)
     cfg = load_tune_config(config, list(overrides), str(encoder) if encoder else None,
                            str(features) if features else None)
     report = tune(cfg, run_dir, progress=progress)
