@@ -159,7 +159,9 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-prs-bone-motion", "bone motion, `paper` preset with CTR-GCN's NW-UCLA data recipe"),
                  ("ucla-vp-field", "view proxy, earlier field settings (`xview:1>2`: test columns are view 2)"),
                  ("ucla-vp-recipe", "view proxy, CTR-GCN's data recipe (`xview:1>2`: test columns are view 2)"),
-                 ("ucla-vp-paper", "view proxy, `paper` preset with the recipe (`xview:1>2`: test columns are view 2)")]
+                 ("ucla-vp-paper", "view proxy, `paper` preset with the recipe (`xview:1>2`: test columns are view 2)"),
+                 ("ucla-vp-drop", "view proxy, the recipe + dropout 0.3 before the heads (`viewproxy`)"),
+                 ("ucla-vp-xyz", "view proxy, the recipe rotating about x, y and z (`viewproxy`)")]
 
 
 def fused_cell(runs: Path, name: str) -> str:

@@ -9,6 +9,7 @@
 #   bash experiments/stage2_results.sh recipe_field  # the same with CTR-GCN's data recipe (~2 h on one core)
 #   bash experiments/stage2_results.sh msr_field_splits  # MSR's four streams over 10 random subject splits (~2.5 h)
 #   bash experiments/stage2_results.sh refit_joint   # the released NW-UCLA joint recipe on every training sample (~30 min)
+#   bash experiments/stage2_results.sh viewproxy     # view-invariance candidates on the xview:1>2 proxy, 3 at once (~20 min)
 #
 # Epoch counts are the ones used for docs/RESULTS.md (a 2-core CPU shared with other jobs, ~1 hour in all);
 # raise them with e.g. E_UCLA=30 E_MSR=30 E_ZS=30 for the configs' full schedules. Each run's LR schedule is
@@ -173,6 +174,12 @@ paper_field() {
 # the usual validation part comes from the training views and cannot show a gain in view invariance
 run:ucla-vp-field() { field_run ucla-vp-field "${FIELD_BEFORE[@]}" --set "data.protocol=xview:1>2"; }
 run:ucla-vp-recipe() { field_run ucla-vp-recipe "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2"; }
+# issue 14: two view-invariance candidates on the proxy beside the recipe itself (run again, same settings): dropout
+# before the heads, and the recipe's rotation about all three axes; a candidate earns a full xview run only if its
+# view-2 text top-1 is >= 1.0 point above the recipe's
+run:ucla-vp-drop() { field_run ucla-vp-drop "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set model.dropout=0.3; }
+run:ucla-vp-xyz() { field_run ucla-vp-xyz "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set data.rotate_axes=xyz; }
+viewproxy() { run:ucla-vp-recipe & run:ucla-vp-drop & run:ucla-vp-xyz & wait; }
 # issue 14: the paper preset on the same proxy (its val from the training views ranked it below the cpu preset while
 # its cross-view test was 2.6 points above); ~70 min on one core, resumable
 run:ucla-vp-paper() { field_run ucla-vp-paper "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set model.preset=paper; }
