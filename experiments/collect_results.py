@@ -161,7 +161,10 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-vp-recipe", "view proxy, CTR-GCN's data recipe (`xview:1>2`: test columns are view 2)"),
                  ("ucla-vp-paper", "view proxy, `paper` preset with the recipe (`xview:1>2`: test columns are view 2)"),
                  ("ucla-vp-drop", "view proxy, the recipe + dropout 0.3 before the heads (`viewproxy`)"),
-                 ("ucla-vp-xyz", "view proxy, the recipe rotating about x, y and z (`viewproxy`)")]
+                 ("ucla-vp-xyz", "view proxy, the recipe rotating about x, y and z (`viewproxy`)"),
+                 ("ucla-vp-rot90", "view proxy, the recipe rotating up to +-90 deg (`viewproxy2`)"),
+                 ("ucla-vp-wd", "view proxy, the recipe with weight decay 4e-4 (`viewproxy2`)"),
+                 ("ucla-vp-rep2", "view proxy, the recipe with repeat 2 (`viewproxy2`)")]
 
 
 def fused_cell(runs: Path, name: str) -> str:
