@@ -664,12 +664,16 @@ def cross_dataset_table(runs: Path) -> list[str]:
         found.append(row("stage 2: text classifier, run `ucla-f-joint` (the released recogniser's encoder)",
                          field["heads"]["text"]["all"], "NW-UCLA only"))
     # its "text" evidence is the stage-2 text classifier's row above (the same head, texts and rule)
-    for kind, label in (("llm", "LLM alone"), ("fused", "fused")):
-        if pool is not None and kind in pool["evidence"].get("all", {}):
-            found.append(row(f"stage 3: released recogniser `ucla-f-joint-llm-pool` (pool bridge), {label}",
-                             pool["evidence"]["all"][kind], "NW-UCLA only"))
+    found += evidence_rows(pool, "stage 3: released recogniser `ucla-f-joint-llm-pool` (pool bridge)", "NW-UCLA only")
     found = [f for f in found if f]
     return [*lines, *found, "", *shared_actions_table(pool, field)] if found else []
+
+
+def evidence_rows(report: dict[str, Any] | None, label: str, training: str) -> list[str | None]:
+    """A recogniser's LLM-alone and fused rows of a `sugar evaluate` report (its "all" view)."""
+    evidence = (report or {}).get("evidence", {}).get("all", {})
+    return [row(f"{label}, {name}", evidence[kind], training)
+            for kind, name in (("llm", "LLM alone"), ("fused", "fused")) if kind in evidence]
 
 
 # NW-UCLA actions with a counterpart in MSR Action3D's list (issue 15's cross-dataset check)
@@ -707,10 +711,7 @@ def reverse_cross_table(runs: Path) -> list[str]:
     if enc is not None:
         found.append(row("stage 2: text classifier, run `msr-f-label` (the recogniser's encoder)",
                          enc["heads"]["text"]["all"], "MSR Action3D only"))
-    for kind, label in (("llm", "LLM alone"), ("fused", "fused")):
-        if pool is not None and kind in pool["evidence"].get("all", {}):
-            found.append(row(f"stage 3: `msr-f-label-llm-e8-pool` (pool bridge), {label}",
-                             pool["evidence"]["all"][kind], "MSR Action3D only"))
+    found += evidence_rows(pool, "stage 3: `msr-f-label-llm-e8-pool` (pool bridge)", "MSR Action3D only")
     found = [f for f in found if f]
     return [*lines, *found, "", *shared_actions_table(pool, enc, "ucla")] if found else []
 
