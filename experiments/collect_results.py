@@ -164,7 +164,9 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-vp-xyz", "view proxy, the recipe rotating about x, y and z (`viewproxy`)"),
                  ("ucla-vp-rot90", "view proxy, the recipe rotating up to +-90 deg (`viewproxy2`)"),
                  ("ucla-vp-wd", "view proxy, the recipe with weight decay 4e-4 (`viewproxy2`)"),
-                 ("ucla-vp-rep2", "view proxy, the recipe with repeat 2 (`viewproxy2`)")]
+                 ("ucla-vp-rep2", "view proxy, the recipe with repeat 2 (`viewproxy2`)"),
+                 ("ucla-vp-scale", "view proxy, the recipe scaling by 0.3-1.7 (`viewproxy3`)"),
+                 ("ucla-vp-f64", "view proxy, the recipe with 64 frames per clip (`viewproxy3`)")]
 
 
 def fused_cell(runs: Path, name: str) -> str:

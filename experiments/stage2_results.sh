@@ -11,6 +11,7 @@
 #   bash experiments/stage2_results.sh refit_joint   # the released NW-UCLA joint recipe on every training sample (~30 min)
 #   bash experiments/stage2_results.sh viewproxy     # view-invariance candidates on the xview:1>2 proxy, 3 at once (~20 min)
 #   bash experiments/stage2_results.sh viewproxy2    # three more
+#   bash experiments/stage2_results.sh viewproxy3    # two more
 #
 # Epoch counts are the ones used for docs/RESULTS.md (a 2-core CPU shared with other jobs, ~1 hour in all);
 # raise them with e.g. E_UCLA=30 E_MSR=30 E_ZS=30 for the configs' full schedules. Each run's LR schedule is
@@ -188,6 +189,11 @@ run:ucla-vp-rot90() { field_run ucla-vp-rot90 "${CTRGCN_UCLA[@]}" --set "data.pr
 run:ucla-vp-wd() { field_run ucla-vp-wd "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set weight_decay=0.0004; }
 run:ucla-vp-rep2() { field_run ucla-vp-rep2 "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set data.repeat=2; }
 viewproxy2() { run:ucla-vp-rot90 & run:ucla-vp-wd & run:ucla-vp-rep2 & wait; }
+# a third round: scaling 0.3-1.7 (was 0.5-1.5), 64 frames per clip (was 52)
+run:ucla-vp-scale() { field_run ucla-vp-scale "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" \
+  --set "data.random_scale=[0.3,1.7]"; }
+run:ucla-vp-f64() { field_run ucla-vp-f64 "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set data.frames=64; }
+viewproxy3() { run:ucla-vp-scale & run:ucla-vp-f64 & wait; }
 # issue 14: the paper preset on the same proxy (its val from the training views ranked it below the cpu preset while
 # its cross-view test was 2.6 points above); ~70 min on one core, resumable
 run:ucla-vp-paper() { field_run ucla-vp-paper "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set model.preset=paper; }
