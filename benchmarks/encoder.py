@@ -251,8 +251,7 @@ def main() -> None:
                            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
                     cmd += ["--profile"] if args.profile else []
                     cmd += ["--hold-freed-memory"] if args.hold_freed_memory else []
-                    res = subprocess.run(cmd, capture_output=True,
-                                         text=True, check=True)
+                    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
                     row = json.loads(res.stdout.strip().splitlines()[-1])
                     if "profile" in row:
                         print(f"--- {variant} {preset} {stride} {shape}\n{row.pop('profile')}")

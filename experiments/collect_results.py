@@ -765,6 +765,16 @@ def best_val_top1(run: Path) -> float | None:
     return max(vals) if vals else None
 
 
+# closed-set recognisers run over seeds 1-3 (stage3_results.sh ucla_closed / msr_closed): run NAME, NAME-s2, NAME-s3
+SEED_SUFFIXES = ("", "-s2", "-s3")
+CLOSED_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs (`epochs4`, `closedseeds`)"),
+                   ("ucla-fj-llm-e6", "NW-UCLA, 6 epochs (`epochs6`)"),
+                   ("ucla-fj-llm-e4-ls", "NW-UCLA, 4 epochs, label smoothing 0.1 (`lsmooth`)"),
+                   ("ucla-fj-llm-e6-ls", "NW-UCLA, 6 epochs, label smoothing 0.1 (`E_LS=6 lsmooth`)"),
+                   ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs (`msrfpool`, `closedseeds`)"),
+                   ("msr-f-label-llm-e8-pool-ls", "MSR Action3D, 8 epochs, label smoothing 0.1 (`msrlsmooth`)")]
+
+
 def seed_means_table(runs: Path, families: list[tuple[str, str]], title: str) -> list[str]:
     """Closed-set recognisers over seeds 1-3 (run NAME, NAME-s2, NAME-s3): what val chose on and what test gave."""
     lines = [f"### {title}", "",
@@ -774,7 +784,7 @@ def seed_means_table(runs: Path, families: list[tuple[str, str]], title: str) ->
     for name, label in families:
         cols: dict[str, list[float]] = {"val": [], "val_fused": [], "llm": [], "text": [], "fused": []}
         done = []
-        for run in (runs / name, runs / f"{name}-s2", runs / f"{name}-s3"):
+        for run in (runs / f"{name}{suffix}" for suffix in SEED_SUFFIXES):
             report = read_json(run / "report.json")
             calib = ((read_json(run / "recognizer.json") or {}).get("evidence") or {}).get("calibration") or {}
             if report is None or "test_fused" not in report or not calib:
@@ -892,25 +902,15 @@ def main() -> None:
     out += reverse_cross_table(runs)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
               "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
-              "ucla-fj-llm-e4", "ucla-fj-llm-e4-s2", "ucla-fj-llm-e4-s3", "ucla-fj-llm-e6", "ucla-fj-llm-e6-s2",
-              "ucla-fj-llm-e6-s3", "ucla-fj-llm-e4-ls", "ucla-fj-llm-e4-ls-s2", "ucla-fj-llm-e4-ls-s3",
-              "ucla-fj-llm-e6-ls", "ucla-fj-llm-e6-ls-s2", "ucla-fj-llm-e6-ls-s3", "msr-f-label-llm-e8-pool-ls",
-              "msr-f-label-llm-e8-pool-ls-s2", "msr-f-label-llm-e8-pool-ls-s3", "msr-llm", "msr-label-llm",
-              "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-f-label-llm-e8-pool", "msr-f-label-llm-e8-pool-s2",
-              "msr-f-label-llm-e8-pool-s3", "msr-llm-ho-fixed", "msr-llm-ho-vary"]
+              "msr-llm", "msr-label-llm", "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-llm-ho-fixed",
+              "msr-llm-ho-vary"]
+    stage3 += [f"{name}{suffix}" for name, _ in CLOSED_FAMILIES for suffix in SEED_SUFFIXES]
     stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text")
                for s in range(1, 10)]
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")
     out += descriptions_table(runs, stage3)
-    out += seed_means_table(runs, [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs (`epochs4`, `closedseeds`)"),
-                                   ("ucla-fj-llm-e6", "NW-UCLA, 6 epochs (`epochs6`)"),
-                                   ("ucla-fj-llm-e4-ls", "NW-UCLA, 4 epochs, label smoothing 0.1 (`lsmooth`)"),
-                                   ("ucla-fj-llm-e6-ls", "NW-UCLA, 6 epochs, label smoothing 0.1 (`E_LS=6 lsmooth`)"),
-                                   ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs (`msrfpool`, `closedseeds`)"),
-                                   ("msr-f-label-llm-e8-pool-ls", "MSR Action3D, 8 epochs, label smoothing 0.1 "
-                                                                  "(`msrlsmooth`)")],
-                            "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
+    out += seed_means_table(runs, CLOSED_FAMILIES, "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
     out += fast_rank_table(runs, "ucla-f-joint-llm")
     out += fast_rank_table(runs, "ucla-f-joint-llm-fast")
     out += fast_rank_table(runs, "ucla-f-joint-llm-pool")

@@ -175,28 +175,27 @@ paper_field() {
 # the same choice measured across views (protocol xview:1>2: train on view 1, score on view 2, view 3 untouched):
 # the usual validation part comes from the training views and cannot show a gain in view invariance
 run:ucla-vp-field() { field_run ucla-vp-field "${FIELD_BEFORE[@]}" --set "data.protocol=xview:1>2"; }
-run:ucla-vp-recipe() { field_run ucla-vp-recipe "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2"; }
+proxy_run() { local name=$1; shift; field_run "$name" "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" "$@"; }
+run:ucla-vp-recipe() { proxy_run ucla-vp-recipe; }
 # issue 14: two view-invariance candidates on the proxy beside the recipe itself (run again, same settings): dropout
 # before the heads, and the recipe's rotation about all three axes; a candidate earns a full xview run only if its
 # view-2 text top-1 is >= 1.0 point above the recipe's
-run:ucla-vp-drop() { field_run ucla-vp-drop "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set model.dropout=0.3; }
-run:ucla-vp-xyz() { field_run ucla-vp-xyz "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set data.rotate_axes=xyz; }
+run:ucla-vp-drop() { proxy_run ucla-vp-drop --set model.dropout=0.3; }
+run:ucla-vp-xyz() { proxy_run ucla-vp-xyz --set data.rotate_axes=xyz; }
 viewproxy() { run:ucla-vp-recipe & run:ucla-vp-drop & run:ucla-vp-xyz & wait; }
 # a second round (the first: dropout 72.4 and xyz 74.4 against the recipe's 75.4): rotation up to +-90 degrees,
 # weight decay 4e-4 (CTR-GCN's NTU value), each training sample twice per epoch
-run:ucla-vp-rot90() { field_run ucla-vp-rot90 "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" \
-  --set data.random_rotate=1.5708; }
-run:ucla-vp-wd() { field_run ucla-vp-wd "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set weight_decay=0.0004; }
-run:ucla-vp-rep2() { field_run ucla-vp-rep2 "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set data.repeat=2; }
+run:ucla-vp-rot90() { proxy_run ucla-vp-rot90 --set data.random_rotate=1.5708; }
+run:ucla-vp-wd() { proxy_run ucla-vp-wd --set weight_decay=0.0004; }
+run:ucla-vp-rep2() { proxy_run ucla-vp-rep2 --set data.repeat=2; }
 viewproxy2() { run:ucla-vp-rot90 & run:ucla-vp-wd & run:ucla-vp-rep2 & wait; }
 # a third round: scaling 0.3-1.7 (was 0.5-1.5), 64 frames per clip (was 52)
-run:ucla-vp-scale() { field_run ucla-vp-scale "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" \
-  --set "data.random_scale=[0.3,1.7]"; }
-run:ucla-vp-f64() { field_run ucla-vp-f64 "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set data.frames=64; }
+run:ucla-vp-scale() { proxy_run ucla-vp-scale --set "data.random_scale=[0.3,1.7]"; }
+run:ucla-vp-f64() { proxy_run ucla-vp-f64 --set data.frames=64; }
 viewproxy3() { run:ucla-vp-scale & run:ucla-vp-f64 & wait; }
 # issue 14: the paper preset on the same proxy (its val from the training views ranked it below the cpu preset while
 # its cross-view test was 2.6 points above); ~70 min on one core, resumable
-run:ucla-vp-paper() { field_run ucla-vp-paper "${CTRGCN_UCLA[@]}" --set "data.protocol=xview:1>2" --set model.preset=paper; }
+run:ucla-vp-paper() { proxy_run ucla-vp-paper --set model.preset=paper; }
 # issue 14: the other three streams with the recipe (the joint stream of the recipe is run:ucla-c1-joint), fused by
 # `recipe_field`
 recipe_stream() { field_run "ucla-fr-${1//_/-}" "${CTRGCN_UCLA[@]}" --set data.stream="$1"; }

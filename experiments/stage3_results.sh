@@ -113,65 +113,38 @@ bf16tune() {
   wait
 }
 
-# issue 15: NW-UCLA's recogniser (configs/tune/nw-ucla-cpu.yaml's defaults: pool, CPU bf16, no LoRA dropout) for 4
-# epochs instead of 2 on the released recipe joint; its val top-1 was still climbing at epoch 2 (74.5 -> 82.4)
-epochs4() {  # [seed]: another seed's run is named ...-sSEED
-  # shellcheck disable=SC2086  # the optional seed override is two words
-  E_REL=4 tune_and_test "ucla-fj-llm-e4${1:+-s$1}" nw-ucla-field-joint ${1:+--set seed=$1}
-}
+seed_suffix() { [[ ${1:-1} == 1 ]] || echo "-s$1"; }  # seed 1 names the default run; another seed's is ...-sSEED
 
-# issue 15: the MSR pool recogniser with today's stage-3 defaults (CPU bf16 on AMX) on the field-schedule joint
-# (stage2 run:msr-f-label), 8 epochs, beside msrpool's on msr-k-label
-msrfpool() {  # [seed], as epochs4
-  # shellcheck disable=SC2086
-  CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test \
-    "msr-f-label-llm-e${E_MSR3:-8}-pool${1:+-s$1}" msr-f-label --set bridge.kind=pool ${1:+--set seed=$1}
+# issue 15: the closed-set recognisers over seeds. ucla_closed: NW-UCLA's (configs/tune/nw-ucla-cpu.yaml: pool, CPU
+# bf16, no LoRA dropout) on the released recipe joint; msr_closed: MSR's pool recogniser on the field-schedule joint
+# (stage2 run:msr-f-label), E_MSR3 epochs (8)
+ucla_closed() {  # seed name-stem epochs [--set ...]
+  local seed=$1 stem=$2 epochs=$3; shift 3
+  E_REL=$epochs tune_and_test "$stem$(seed_suffix "$seed")" nw-ucla-field-joint --set seed="$seed" "$@"
 }
-
-# issue 15: epochs4 for 6 epochs (seed 2's val top-1 still climbed at epoch 4: 79.4 -> 85.3); one seed, or seeds
-# 1-3 at once (three processes: set OMP_NUM_THREADS=1 on a 2-core machine)
-epochs6() {  # [seed]: seed 1 is the default seed's run (as epochs4's), another seed's is named ...-sSEED
-  if [[ -n ${1:-} ]]; then
-    local suffix=""
-    [[ $1 == 1 ]] || suffix="-s$1"
-    E_REL=6 tune_and_test "ucla-fj-llm-e6$suffix" nw-ucla-field-joint --set seed="$1"
-    return
-  fi
-  features nw-ucla-field-joint
-  epochs6 1 & epochs6 2 & epochs6 3 &
+msr_closed() {  # seed name-stem [--set ...]
+  local seed=$1 stem=$2; shift 2
+  CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "$stem$(seed_suffix "$seed")" \
+    msr-f-label --set bridge.kind=pool --set seed="$seed" "$@"
+}
+three_seeds() {  # encoder function [args]: the function for seeds 1, 2 and 3 at once (three processes: set
+  # OMP_NUM_THREADS=1 on a 2-core machine), the encoder's features extracted once before
+  local encoder=$1 fn=$2 seed; shift 2
+  features "$encoder"
+  for seed in 1 2 3; do "$fn" "$seed" "$@" & done
   wait
 }
 
-# issue 15: NW-UCLA's recogniser (E_LS epochs, default 4) with label smoothing 0.1 on the answer tokens: the answers
-# are memorised by epoch 2 (train loss 0.01) and only their margins grow after; seeds 1-3 at once, as epochs6
-lsmooth() {  # [seed]
-  local epochs=${E_LS:-4}
-  if [[ -n ${1:-} ]]; then
-    local suffix=""
-    [[ $1 == 1 ]] || suffix="-s$1"
-    E_REL=$epochs tune_and_test "ucla-fj-llm-e$epochs-ls$suffix" nw-ucla-field-joint --set seed="$1" \
-      --set label_smoothing=0.1
-    return
-  fi
-  features nw-ucla-field-joint
-  lsmooth 1 & lsmooth 2 & lsmooth 3 &
-  wait
+# 4 epochs instead of 2: val top-1 was still climbing at epoch 2 (74.5 -> 82.4); the released nw-ucla
+epochs4() { ucla_closed "${1:-1}" ucla-fj-llm-e4 4; }
+msrfpool() { msr_closed "${1:-1}" "msr-f-label-llm-e${E_MSR3:-8}-pool"; }  # beside msrpool's on msr-k-label
+# 6 epochs (seed 2's val top-1 still climbed at epoch 4: 79.4 -> 85.3)
+epochs6() { three_seeds nw-ucla-field-joint ucla_closed ucla-fj-llm-e6 6; }
+# label smoothing 0.1 on the answer tokens (E_LS epochs, default 4): the answers are memorised by epoch 2
+lsmooth() {
+  three_seeds nw-ucla-field-joint ucla_closed "ucla-fj-llm-e${E_LS:-4}-ls" "${E_LS:-4}" --set label_smoothing=0.1
 }
-
-# issue 15: msrfpool with label smoothing 0.1, seeds 1-3 at once
-msrlsmooth() {  # [seed]
-  if [[ -n ${1:-} ]]; then
-    local suffix=""
-    [[ $1 == 1 ]] || suffix="-s$1"
-    CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test \
-      "msr-f-label-llm-e${E_MSR3:-8}-pool-ls$suffix" msr-f-label --set bridge.kind=pool --set seed="$1" \
-      --set label_smoothing=0.1
-    return
-  fi
-  features msr-f-label
-  msrlsmooth 1 & msrlsmooth 2 & msrlsmooth 3 &
-  wait
-}
+msrlsmooth() { three_seeds msr-f-label msr_closed "msr-f-label-llm-e${E_MSR3:-8}-pool-ls" --set label_smoothing=0.1; }
 
 # issue 15: the closed-set recognisers of epochs4 and msrfpool again with other seeds (SEEDS3, default "2 3"), so the
 # LLM-alone vs stage-2-head comparison is not one run's

@@ -1,13 +1,12 @@
 """The fast paths of issue 16 compute the same function as the plain ones: the shared-prefix training loss, the
 row-chunked ranking, bf16 inference (close), CPU bf16 autocast chosen by default where it is native, the
-separating-prefix candidate tree; the allocator setting the `sugar` command applies."""
+separating-prefix candidate tree; the allocator setting `sugar tune` applies."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
-import platform
 import subprocess
 import sys
 
@@ -22,6 +21,7 @@ from sugar.models.answering import context, ranked_context
 from sugar.models.prompt import candidate_ids
 from sugar.models.recognizer_io import save_recognizer
 from sugar.training import loop
+from sugar.training.allocator import on_glibc
 
 _tokens = random_tokens
 
@@ -216,7 +216,7 @@ def _hold_in_fresh_process(env_extra: dict[str, str]) -> str:
                           check=True).stdout.strip()
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+@pytest.mark.skipif(not on_glibc(), reason="glibc only")
 def test_freed_memory_is_held_on_glibc_unless_opted_out() -> None:
     assert _hold_in_fresh_process({}) == "True"
     assert _hold_in_fresh_process({"SUGAR_SYSTEM_MALLOC": "1"}) == "False"

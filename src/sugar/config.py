@@ -137,8 +137,8 @@ class TuneConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 10
     max_grad_norm: float = 1.0
-    # spread this share of each answer token's target over the vocabulary: the answers are memorised within 2
-    # epochs on fixed encoder features (train loss 0.01), after which the margins only grow
+    # share of each answer token's target spread over the vocabulary; 0.1 lowered NW-UCLA's val and test top-1
+    # (`stage3_results.sh lsmooth`, docs/RESULTS.md 2026-12-06 (7)), so off
     label_smoothing: float = 0.0
     max_answer_tokens: int = 48  # answers ("label. description") are cut to this many tokens
     max_description_tokens: int = 32  # generated after the label at inference

@@ -2,12 +2,11 @@
 
 glibc's malloc serves every block above its mmap threshold (128 KiB to 32 MiB, adapting) with a fresh mmap and
 returns it to the kernel on free. A stage-3 training step allocates and frees the same ~75 MB vocabulary logits
-and their gradient at every step, so each step pays page faults and zero-filling for memory it just gave back
-(stop 30's note: an in-step log-softmax taking ~130 ms against ~25 ms for the same call alone). Serving large
-blocks from the heap (M_MMAP_MAX = 0) and trimming the heap only past 2 GiB of free top memory makes those
-pages stay mapped: a stage-3 step 1.27x faster for ~0.3 GiB more resident memory; the encoder's training and
-inference do not change (`benchmarks/recognize.py --configs 22` and `benchmarks/encoder.py`, each with and
-without `--hold-freed-memory`; docs/benchmarks.md).
+and their gradient at every step, so each step pays page faults and zero-filling for memory it just gave back.
+Serving large blocks from the heap (M_MMAP_MAX = 0) and trimming the heap only past 2 GiB of free top memory
+keeps those pages mapped: a stage-3 step 1.27x faster for ~0.3 GiB more resident memory, while the encoder's
+training and inference do not change (`benchmarks/recognize.py --configs 22 [--system-malloc]`,
+`benchmarks/encoder.py [--hold-freed-memory]`; docs/benchmarks.md).
 
 So `sugar tune` applies it at start, and nothing else does (recognition keeps its smaller footprint);
 `SUGAR_SYSTEM_MALLOC=1` leaves glibc's defaults. Elsewhere (macOS, musl, Windows) there is nothing to change and
@@ -27,9 +26,14 @@ TRIM_THRESHOLD_BYTES = 2**31 - 1  # mallopt takes a C int
 OPT_OUT = "SUGAR_SYSTEM_MALLOC"
 
 
+def on_glibc() -> bool:
+    """Whether this process's allocator is glibc's malloc (the only one the settings exist for)."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def hold_freed_memory() -> bool:
     """Tune glibc malloc for training-step reuse; True when the settings took effect."""
-    if os.environ.get(OPT_OUT) == "1" or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if os.environ.get(OPT_OUT) == "1" or not on_glibc():
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
