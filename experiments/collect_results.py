@@ -166,7 +166,49 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-vp-wd", "view proxy, the recipe with weight decay 4e-4 (`viewproxy2`)"),
                  ("ucla-vp-rep2", "view proxy, the recipe with repeat 2 (`viewproxy2`)"),
                  ("ucla-vp-scale", "view proxy, the recipe scaling by 0.3-1.7 (`viewproxy3`)"),
-                 ("ucla-vp-f64", "view proxy, the recipe with 64 frames per clip (`viewproxy3`)")]
+                 ("ucla-vp-f64", "view proxy, the recipe with 64 frames per clip (`viewproxy3`)"),
+                 ("ucla-pr-joint-fp", "joint, `paper` preset with the recipe, test also scored every epoch "
+                                      "(`field_protocol`)"),
+                 ("ucla-c1-joint-fp", "joint, the recipe, test also scored every epoch (`field_protocol`)")]
+
+PROXY_SEEDS = [("ucla-vp-recipe", "CTR-GCN's data recipe"), ("ucla-vp-f64", "the recipe with 64 frames per clip")]
+
+
+def proxy_seeds_table(runs: Path) -> list[str]:
+    """Issue 14: proxy candidates over seeds 1-3 (seed 1 is the run without a suffix), view-2 test top-1."""
+    lines = ["### Cross-view proxy over seeds (`xview:1>2`: train view 1, score view 2; `viewproxyseeds`)", "",
+             "| setting | runs | text head, seeds 1 / 2 / 3 % | mean | CE head, seeds 1 / 2 / 3 % | mean |",
+             "|---|---|---|---|---|---|"]
+    for stem, label in PROXY_SEEDS:
+        found = [r for n in (stem, f"{stem}-s2", f"{stem}-s3") if (r := load(runs / n)) is not None]
+        if len(found) < 2:
+            continue
+        cells = []
+        for head in ("text", "ce"):
+            values = [heads_top1(r)[head] for r in found]
+            cells += [" / ".join(pct(v) for v in values), pct(float(np.mean(values)))]
+        names = ", ".join(f"`{r['name']}`" for r in found)
+        lines.append(f"| {label} | {names} | {' | '.join(cells)} |")
+    return [*lines, ""] if len(lines) > 4 else []
+
+
+def field_protocol_table(runs: Path) -> list[str]:
+    """Issue 14: our selection (best val epoch, test once) beside the field's reporting (best test epoch)."""
+    lines = ["### The field's reporting beside ours (NW-UCLA cross-view; `score_test_each_epoch`, nothing chosen "
+             "from it)", "",
+             "| run | ours: val-selected epoch, text / CE test top-1 % | field: best test epoch, text % (epoch) | "
+             "field: best test epoch, CE % (epoch) | last epoch, text / CE % |",
+             "|---|---|---|---|---|"]
+    for name, _ in FIELD_STREAMS:
+        r = load(runs / name)
+        if r is None or "field_protocol" not in r["report"]:
+            continue
+        fp = r["report"]["field_protocol"]
+        best = {h: f"{pct(fp[h]['best_top1'])} (ep {fp[h]['best_epoch']})" if h in fp else "-" for h in ("text", "ce")}
+        last = " / ".join(pct(fp[h]["last_top1"]) if h in fp else "-" for h in ("text", "ce"))
+        ours = f"{both_heads(r, 'text')} / {both_heads(r, 'ce')} ({best_val(r)})"
+        lines.append(f"| `{name}` | {ours} | {best['text']} | {best['ce']} | {last} |")
+    return [*lines, ""] if len(lines) > 4 else []
 
 
 def fused_cell(runs: Path, name: str) -> str:
@@ -869,6 +911,8 @@ def main() -> None:
     out += supervised_table("MSR Action3D cross-subject (train subjects 1,3,5,7,9)", runs, "msr", "msr")
     out += recipe_table(runs)
     out += field_table(runs)
+    out += proxy_seeds_table(runs)
+    out += field_protocol_table(runs)
     out += msr_field_table(runs)
     out += textscore_table(runs, args.released)
     out += knowledge_table(runs, "msr", "MSR Action3D: knowledge for the text head (MIL-NCE + CE, 40 epochs each)")

@@ -13,6 +13,7 @@
 #   bash experiments/stage2_results.sh viewproxy2    # three more
 #   bash experiments/stage2_results.sh viewproxy3    # two more
 #   bash experiments/stage2_results.sh viewproxyseeds  # the recipe and 64 frames with seeds 2-3
+#   bash experiments/stage2_results.sh field_protocol  # the joint streams with the field's reporting beside ours (~70 min)
 #
 # Epoch counts are the ones used for docs/RESULTS.md (a 2-core CPU shared with other jobs, ~1 hour in all);
 # raise them with e.g. E_UCLA=30 E_MSR=30 E_ZS=30 for the configs' full schedules. Each run's LR schedule is
@@ -201,6 +202,12 @@ run:ucla-vp-recipe-s3() { proxy_run ucla-vp-recipe-s3 --set seed=3; }
 run:ucla-vp-f64-s2() { proxy_run ucla-vp-f64-s2 --set data.frames=64 --set seed=2; }
 run:ucla-vp-f64-s3() { proxy_run ucla-vp-f64-s3 --set data.frames=64 --set seed=3; }
 viewproxyseeds() { { run:ucla-vp-recipe-s2; run:ucla-vp-recipe-s3; } & { run:ucla-vp-f64-s2; run:ucla-vp-f64-s3; } & wait; }
+# issue 14: the field's reporting beside ours. CTR-GCN's main.py scores the test view after every epoch and publishes
+# the best of those scores; these runs repeat the recipe's joint streams (same seed and settings as ucla-pr-joint and
+# ucla-c1-joint) with the test view also scored every epoch, logged apart and never read for selection
+run:ucla-pr-joint-fp() { field_run ucla-pr-joint-fp "${CTRGCN_UCLA[@]}" --set model.preset=paper --set score_test_each_epoch=true; }
+run:ucla-c1-joint-fp() { field_run ucla-c1-joint-fp "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true; }
+field_protocol() { run:ucla-pr-joint-fp & run:ucla-c1-joint-fp & wait; }
 # issue 14: the paper preset on the same proxy (its val from the training views ranked it below the cpu preset while
 # its cross-view test was 2.6 points above); ~70 min on one core, resumable
 run:ucla-vp-paper() { proxy_run ucla-vp-paper --set model.preset=paper; }

@@ -88,3 +88,25 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     w1, w2 = final_weights(single), final_weights(double)
     for k in w1:
         torch.testing.assert_close(w1[k], w2[k], rtol=1e-3, atol=1e-4)
+
+
+def test_scoring_test_each_epoch_reports_the_field_number_without_changing_training(tmp_path):
+    """`score_test_each_epoch` (CTR-GCN's reporting) logs each head's test top-1 per epoch and the best of them,
+    while the training itself, its validation and the selected checkpoint stay exactly those of a plain run."""
+    plain, field = tmp_path / "plain", tmp_path / "field"
+    run(plain, "loss=milnce+ce")
+    run(field, "loss=milnce+ce", "score_test_each_epoch=true")
+    with_test = metrics(field)
+    assert [{k: v for k, v in m.items() if not k.startswith("field_test_")} for m in with_test] == metrics(plain)
+    heads = {"text", "ce"}
+    assert all({f"field_test_top1_{h}" for h in heads} <= m.keys() for m in with_test)
+    assert not any(k.startswith("field_test_") for m in metrics(plain) for k in m)
+    for key, value in final_weights(plain).items():
+        assert torch.equal(value, final_weights(field)[key]), key
+    report = json.loads((field / "report.json").read_text())
+    assert "field_protocol" not in json.loads((plain / "report.json").read_text())
+    for head in heads:
+        per_epoch = [m[f"field_test_top1_{head}"] for m in with_test]
+        got = report["field_protocol"][head]
+        assert got["best_top1"] == max(per_epoch) and got["last_top1"] == per_epoch[-1]
+        assert per_epoch[got["best_epoch"] - 1] == max(per_epoch) and got["epochs"] == len(per_epoch)

@@ -185,6 +185,11 @@ def test_minmax_maps_each_axis_of_present_frames_to_unit_range_and_keeps_absent_
     farther = x.copy()
     farther[present] = farther[present] * 3.0 + 1.0
     np.testing.assert_allclose(tf.minmax(farther), out, atol=1e-5)  # distance and size no longer matter
+    # so a per-axis random scale before it is undone too: random_scale does nothing under normalize=minmax (as the
+    # scale of CTR-GCN's NW-UCLA feeder, applied before its min-max)
+    stretched = tf.RandomScale(0.5, 1.5)(x, np.random.default_rng(5))
+    assert not np.allclose(stretched[present], x[present])
+    np.testing.assert_allclose(tf.minmax(stretched), out, atol=1e-5)
 
 
 def test_rotation_only_about_the_named_axes():

@@ -33,7 +33,9 @@ class DataConfig:
     align: bool = True  # SGN-style view alignment
     random_crop: tuple[float, float] = (0.5, 1.0)  # training window as a fraction of the sequence
     random_rotate: float = 0.3  # max rotation (radians) per axis at training; 0 disables
-    random_scale: tuple[float, float] = (1.0, 1.0)  # per-axis scale factor range at training; (1, 1) disables
+    # per-axis scale factor range at training; (1, 1) disables. Undone by normalize=minmax, which rescales each axis
+    # afterwards (as in CTR-GCN's NW-UCLA feeder, whose scaling also comes before its min-max)
+    random_scale: tuple[float, float] = (1.0, 1.0)
     repeat: int = 1  # copies of each training sample per epoch, each augmented differently
     stream: str = "joint"  # joint | bone | joint_motion (= motion) | bone_motion (CTR-GCN's four streams)
     sampling: str = "crop"  # crop: random window resized to `frames` | random: random sorted frames (CTR-GCN NW-UCLA)
@@ -75,6 +77,10 @@ class PretrainConfig:
     # how the text head scores a class (validation, `sugar evaluate`): "prototype" = cosine to the mean of its
     # texts; "mil" = log-mean-exp over its texts, the rule MIL-NCE trains (sugar/models/text_scoring.py)
     text_score: str = "prototype"
+    # the field's reporting, for comparison only: CTR-GCN's main.py scores the test split after every epoch and
+    # publishes the best of those scores. True logs each head's test top-1 per epoch (metrics.jsonl
+    # `field_test_top1_<head>`, report.json `field_protocol`); model selection still reads validation alone
+    score_test_each_epoch: bool = False
     epochs: int = 200
     batch_size: int = 200  # global batch (split over DDP processes)
     lr: float = 0.01

@@ -81,17 +81,28 @@ def head_scores(outputs: dict[str, np.ndarray], head: str, text_scorer: TextScor
     return outputs["logits"]
 
 
+def evaluate_heads(model: EncoderWithHeads, ds: Dataset, heads: Sequence[str], text_scorer: TextScorer | None,
+                   device: torch.device, batch_size: int, classes: Sequence[int] | None = None,
+                   num_workers: int = 0) -> dict[str, dict[str, Any]]:
+    """top-1/top-5 of each head on `ds` from one pass, restricted to the class indices `classes` (rows and
+    columns)."""
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    outputs = collect(model, loader, device)
+    results = {}
+    for head in heads:
+        scores, labels = head_scores(outputs, head, text_scorer), outputs["labels"]
+        if classes is not None:
+            scores, labels = restrict(scores, labels, classes)
+        results[head] = {"top1": topk_accuracy(scores, labels, 1), "top5": topk_accuracy(scores, labels, 5),
+                         "samples": len(labels)}
+    return results
+
+
 def evaluate_split(model: EncoderWithHeads, ds: Dataset, head: str, text_scorer: TextScorer | None,
                    device: torch.device, batch_size: int, classes: Sequence[int] | None = None,
                    num_workers: int = 0) -> dict[str, Any]:
     """top-1/top-5 of one head on `ds`, restricted to the class indices `classes` (rows and columns)."""
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    outputs = collect(model, loader, device)
-    scores, labels = head_scores(outputs, head, text_scorer), outputs["labels"]
-    if classes is not None:
-        scores, labels = restrict(scores, labels, classes)
-    return {"top1": topk_accuracy(scores, labels, 1), "top5": topk_accuracy(scores, labels, 5),
-            "samples": len(labels)}
+    return evaluate_heads(model, ds, (head,), text_scorer, device, batch_size, classes, num_workers)[head]
 
 
 # --------------------------------------------------------------------------------------------- `sugar evaluate`

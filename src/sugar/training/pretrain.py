@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from sugar.config import PretrainConfig, save_config
 from sugar.errors import ConfigError, DataError
-from sugar.evaluation.encoder import evaluate_split, load_texts, main_head, text_scorer
+from sugar.evaluation.encoder import HEADS, evaluate_heads, evaluate_split, load_texts, main_head, text_scorer
 from sugar.evaluation.metrics import choose_unseen_classes
 from sugar.fileio import atomic_write_text
 from sugar.models.encoder import build_encoder, save_pretrained
@@ -161,6 +161,32 @@ def _evaluate(model: EncoderWithHeads, ds: Dataset, data: PretrainData, cfg: Pre
     return evaluate_split(model, ds, main_head(cfg.loss), scorer, device, cfg.batch_size, classes, cfg.data.num_workers)
 
 
+def _model_heads(model: EncoderWithHeads) -> tuple[str, ...]:
+    return tuple(h for h, present in (("text", model.projection is not None), ("ce", model.classifier is not None))
+                 if present)
+
+
+def _field_test(model: EncoderWithHeads, data: PretrainData, cfg: PretrainConfig, device: torch.device,
+                classes: list[int] | None) -> dict[str, float]:
+    """Each head's test top-1 now, under the field's reporting (`score_test_each_epoch`); never selects."""
+    scorer = text_scorer(model, cfg, data.texts) if data.texts is not None else None
+    scores = evaluate_heads(model, data.test, _model_heads(model), scorer, device, cfg.batch_size, classes,
+                            cfg.data.num_workers)
+    return {f"field_test_top1_{head}": res["top1"] for head, res in scores.items()}
+
+
+def field_protocol(metrics: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per head: the best per-epoch test top-1 and its epoch (what CTR-GCN's main.py publishes) and the last."""
+    out: dict[str, dict[str, Any]] = {}
+    for head in HEADS:
+        key = f"field_test_top1_{head}"
+        rows = [(m["epoch"], m[key]) for m in metrics if m.get(key) is not None]
+        if rows:
+            epoch, best = max(rows, key=lambda r: r[1])  # the first epoch reaching the best, as main.py keeps
+            out[head] = {"best_top1": best, "best_epoch": epoch, "last_top1": rows[-1][1], "epochs": len(rows)}
+    return out
+
+
 def _gather_labels(y: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if not info.distributed:
         return y
@@ -213,6 +239,8 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
         if data.val is not None:
             val = _evaluate(model, data.val, data, cfg, device, seen)
             record.update(val_top1=val["top1"], val_top5=val["top5"])
+        if cfg.score_test_each_epoch and data.test is not None:
+            record.update(_field_test(model, data, cfg, device, seen))
         if model.milnce is not None:
             record["temperature"] = model.milnce.temperature
         return record
@@ -253,6 +281,8 @@ def finish(cfg: PretrainConfig, run: RunDir, model: EncoderWithHeads, data: Pret
         unseen = [i for i in range(len(data.classes)) if i not in set(data.seen)]
         if unseen and data.texts is not None and model.projection is not None:
             report["zero_shot"] = _evaluate(model, data.test, data, cfg, device, unseen)
+    if cfg.score_test_each_epoch:
+        report["field_protocol"] = field_protocol(run.read_metrics())
     plot_curves(run.metrics_path, run.path / "curves.png", title=f"stage 2: {cfg.data.dataset} {cfg.loss}")
     atomic_write_text(run.path / "report.json", json.dumps(report, indent=2))
     return report
