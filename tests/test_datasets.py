@@ -106,6 +106,19 @@ def test_msr_random_subject_split_names_its_training_subjects(shared_data: Path)
         open_dataset("msr-action3d", protocol="xsub:" + ",".join(map(str, range(1, 11))), split="test")
 
 
+def test_msr_subject_proxy_protocol_never_reads_the_official_test_subjects(shared_data: Path):
+    trainval = open_dataset("msr-action3d", protocol="xsub:1,3,5,7>9", split="trainval")
+    test = open_dataset("msr-action3d", protocol="xsub:1,3,5,7>9", split="test")
+    subject = lambda n: int(n.split("_s")[1][:2])  # noqa: E731
+    assert {subject(n) for n in trainval.names} == {1, 3, 5, 7} and {subject(n) for n in test.names} == {9}
+    official = open_dataset("msr-action3d", split="trainval")
+    assert len(trainval) + len(test) == len(official)  # subjects 1,3,5,7,9: the official training part
+    with pytest.raises(SugarError, match="both train and test"):
+        open_dataset("msr-action3d", protocol="xsub:1,3>3", split="test")
+    with pytest.raises(SugarError, match="training and test subjects"):
+        open_dataset("msr-action3d", protocol="xsub:1,3>", split="test")
+
+
 def test_nw_ucla_view_proxy_protocol_never_reads_the_official_test_view(shared_data: Path):
     trainval = open_dataset("nw-ucla", protocol="xview:1>2", split="trainval")
     test = open_dataset("nw-ucla", protocol="xview:1>2", split="test")

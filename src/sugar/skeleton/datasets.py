@@ -91,7 +91,9 @@ class MSRAction3D(Benchmark):
     sequences of files_used_in_cvpr12_paper.txt (the common protocol; 10 noisy sequences dropped).
 
     `xsub:2,3,5,7,10` names the training subjects instead (the others test): the random subject splits that
-    the Lie group paper (Vemulapalli et al., CVPR 2014) averages over."""
+    the Lie group paper (Vemulapalli et al., CVPR 2014) averages over. `xsub:1,3,5,7>9` names the test subjects
+    too (the rest unused): a cross-subject proxy inside the official training subjects, for choosing settings
+    without the official test subjects, since the usual validation part shares its subjects with training."""
 
     ID_LIST = "files_used_in_cvpr12_paper.txt"
     SUBJECTS = tuple(range(1, 11))
@@ -104,25 +106,31 @@ class MSRAction3D(Benchmark):
 
     def check_protocol(self, protocol: str) -> None:
         if protocol.startswith("xsub:"):
-            self.train_subjects(protocol)
+            self.subjects(protocol)
             return
         super().check_protocol(protocol)
 
-    def train_subjects(self, protocol: str) -> frozenset[int]:
-        """Training subjects of `xsub` (the odd ones) or `xsub:1,2,...`."""
+    def subjects(self, protocol: str) -> tuple[frozenset[int], frozenset[int]]:
+        """(training subjects, test subjects) of `xsub` (odd / even), `xsub:1,2,...` (the named ones / the
+        others) or `xsub:TRAIN>TEST` (e.g. xsub:1,3,5,7>9)."""
         if ":" not in protocol:
-            return frozenset(s for s in self.SUBJECTS if s % 2 == 1)
-        words = [w.strip() for w in protocol.split(":", 1)[1].split(",") if w.strip()]
-        if not words or not all(w.isdigit() and int(w) in self.SUBJECTS for w in words):
+            return frozenset(s for s in self.SUBJECTS if s % 2 == 1), frozenset(s for s in self.SUBJECTS if s % 2 == 0)
+        train, proxy, test = protocol.split(":", 1)[1].partition(">")
+        sides = [[w.strip() for w in part.split(",") if w.strip()] for part in ((train, test) if proxy else (train,))]
+        if not all(words and all(w.isdigit() and int(w) in self.SUBJECTS for w in words) for words in sides):
             raise SugarError(f"msr-action3d protocol {protocol!r}: name training subjects from 1-10, e.g. "
-                             "xsub:1,3,5,7,9")
-        chosen = frozenset(int(w) for w in words)
-        if len(chosen) == len(self.SUBJECTS):
+                             "xsub:1,3,5,7,9 (or training and test subjects, e.g. xsub:1,3,5,7>9)")
+        chosen = frozenset(int(w) for w in sides[0])
+        tested = frozenset(int(w) for w in sides[1]) if proxy else frozenset(self.SUBJECTS) - chosen
+        if not tested:
             raise SugarError(f"msr-action3d protocol {protocol!r} leaves no subject to test on")
-        return chosen
+        if chosen & tested:
+            raise SugarError(f"msr-action3d protocol {protocol!r}: a subject cannot both train and test")
+        return chosen, tested
 
     def assign(self, protocol: str, ids: dict[str, Any]) -> str | None:
-        return "train" if ids["subject"] in self.train_subjects(protocol) else "test"
+        train, test = self.subjects(protocol)
+        return "train" if ids["subject"] in train else "test" if ids["subject"] in test else None
 
     def splitter(self, root: Path, protocol: str) -> Callable[[dict[str, Any]], str | None]:
         path = (root if root.is_dir() else root.parent) / self.ID_LIST
