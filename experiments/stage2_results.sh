@@ -8,6 +8,7 @@
 #   bash experiments/stage2_results.sh field         # NW-UCLA, four streams at CTR-GCN's schedule, fused (~1.5 h)
 #   bash experiments/stage2_results.sh recipe_field  # the same with CTR-GCN's data recipe (~2 h on one core)
 #   bash experiments/stage2_results.sh msr_field_splits  # MSR's four streams over 10 random subject splits (~2.5 h)
+#   bash experiments/stage2_results.sh msr_splits_clips  # the same fused over 5 clips per sample
 #   bash experiments/stage2_results.sh refit_joint   # the released NW-UCLA joint recipe on every training sample (~30 min)
 #   bash experiments/stage2_results.sh viewproxy     # view-invariance candidates on the xview:1>2 proxy, 3 at once (~20 min)
 #   bash experiments/stage2_results.sh viewproxy2    # three more
@@ -379,6 +380,14 @@ msr_field_splits() {
       msr_stream "$stream" "${runs[-1]}" --set "data.protocol=xsub:$subjects"
     done
     fuse_streams "msr-fsp$i" "${runs[@]}"
+  done
+}
+# the same fusions with each stream's scores averaged over 5 clips per sample (as NW-UCLA's `recipe_clips`); the
+# rule compares the mean fused val over the 10 splits (~300 val samples in all) with one clip's
+msr_splits_clips() {
+  local i
+  for i in ${MSR_SPLITS:-0 1 2 3 4 5 6 7 8 9}; do
+    CLIPS=5 fuse_streams "msr-fsp$i-c5" "msr-fsp$i-joint" "msr-fsp$i-bone" "msr-fsp$i-joint-motion" "msr-fsp$i-bone-motion"
   done
 }
 
