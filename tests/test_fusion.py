@@ -77,3 +77,31 @@ def test_saved_scores_round_trip(tmp_path: Path) -> None:
     save_scores(tmp_path / "s.npz", np.ones((2, 3)), np.array([0, 1]), ["p", "q"], ["a", "b", "c"])
     loaded = load_scores(tmp_path / "s.npz")
     assert loaded["names"].tolist() == ["p", "q"] and loaded["logits"].shape == (2, 3)
+
+
+def test_a_recogniser_fuses_with_a_head_of_its_encoder_by_run_head_specs(tmp_path: Path) -> None:
+    """`sugar fuse RECOGNISER:llm ENCODER:ce`: a stage-3 run's saved LLM scores beside a stage-2 head, weights
+    chosen on val; heads a run does not have, and recognisers never evaluated, are refused by name."""
+    rng = np.random.default_rng(1)
+    names = [f"s{i}" for i in range(60)]
+    labels = rng.integers(0, 3, 60)
+    recogniser, encoder = tmp_path / "recogniser", tmp_path / "encoder"
+    (recogniser / "recognizer.json").parent.mkdir()
+    (recogniser / "recognizer.json").write_text("{}")
+    for split in ("val", "test"):
+        for folder in (recogniser, encoder):
+            (folder / "evaluation" / split).mkdir(parents=True, exist_ok=True)
+        informative = np.eye(3)[labels] * 4 + rng.normal(size=(60, 3))
+        save_scores(recogniser / "evaluation" / split / "scores-llm-all.npz", informative, labels, names, list("abc"))
+        save_scores(encoder / "evaluation" / split / "scores-ce.npz", rng.normal(size=(60, 3)), labels, names,
+                    list("abc"))
+    result = CliRunner().invoke(app, ["fuse", f"{recogniser}:llm", f"{encoder}:ce", "--out", str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "f" / "results.json").read_text())
+    assert saved["heads"] == ["llm", "ce"] and saved["weights_chosen_on"] == "val"
+    assert saved["weights"][0] > saved["weights"][1] and saved["fused"]["top1"] > 0.9
+    wrong = CliRunner().invoke(app, ["fuse", f"{recogniser}:ce", f"{encoder}:ce"])
+    assert wrong.exit_code != 0 and "llm, text, fused" in str(wrong.exception)
+    (recogniser / "evaluation" / "test" / "scores-llm-all.npz").unlink()
+    missing = CliRunner().invoke(app, ["fuse", f"{recogniser}:llm", f"{encoder}:ce", "--weights", "1,1"])
+    assert missing.exit_code != 0 and "sugar evaluate" in str(missing.exception)

@@ -186,10 +186,21 @@ def extract_cmd(
     typer.echo(json.dumps({k: v for k, v in info.items() if k != "classes"}))
 
 
+HEADS = ("text", "ce", "llm", "fused")
+
+
+def split_head(spec: str, default: str) -> tuple[str, str]:
+    """RUN:HEAD -> (RUN, HEAD); a spec without a known head suffix is a run with the default head."""
+    run, sep, head = spec.rpartition(":")
+    return (run, head) if sep and head in HEADS else (spec, default)
+
+
 def fuse_cmd(
-    runs: list[Path] = typer.Argument(..., help="Two or more `sugar pretrain` runs on the same data (e.g. the "
-                                                "joint, bone and motion streams)."),
-    head: str = typer.Option("text", "--head", help="text | ce: which head's scores to fuse."),
+    runs: list[str] = typer.Argument(..., help="Two or more runs scored on the same data: `sugar pretrain` runs "
+                                               "(e.g. the joint, bone and motion streams) or `sugar tune` "
+                                               "recognisers; RUN:HEAD picks that run's head."),
+    head: str = typer.Option("text", "--head", help="The head of runs named without one: text | ce for stage-2 "
+                                                    "runs, llm | text | fused for recognisers."),
     split: str = typer.Option("test", "--split", help="The split to report."),
     weights: str = typer.Option(None, "--weights", help="Comma-separated, one per run; default: chosen on val."),
     out: Path = typer.Option(None, "--out", help="Output folder (default FIRST_RUN/evaluation/fused-<split>)."),
@@ -203,14 +214,15 @@ def fuse_cmd(
     from sugar.errors import ConfigError
     from sugar.evaluation.fusion import fuse_runs
 
-    if head not in ("text", "ce"):
-        raise ConfigError(f"--head {head!r}: choose text or ce")
+    if head not in HEADS:
+        raise ConfigError(f"--head {head!r}: choose from {', '.join(HEADS)}")
     try:
         given = [float(w) for w in weights.split(",")] if weights else None
     except ValueError:
         raise ConfigError(f"--weights {weights!r}: comma-separated numbers, one per run") from None
-    res = fuse_runs(runs, head, split, weights=given, out_dir=out, text_score=text_score, multi_clip=multi_clip)
-    table = Table(title=f"{len(runs)} runs fused, {head} head, {split} (weights from {res['weights_chosen_on']})")
+    paths, heads = zip(*(split_head(r, head) for r in runs), strict=True)
+    res = fuse_runs(paths, heads, split, weights=given, out_dir=out, text_score=text_score, multi_clip=multi_clip)
+    table = Table(title=f"{len(runs)} runs fused, {res['head']}, {split} (weights from {res['weights_chosen_on']})")
     for col in ("run", "weight", "top-1 %", "top-5 %"):
         table.add_column(col)
     for single, w in zip(res["single"], res["weights"], strict=True):
