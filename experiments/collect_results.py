@@ -871,6 +871,39 @@ FAST_RANK = [("", "fp32, every token of each entry (default)"), ("-separating", 
                                                "`stage3_results.sh encoderbf16`)")]
 
 
+CE_FUSION_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs"), ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs")]
+
+
+def seeds_cell(values: list[float | None]) -> str:
+    if any(v is None for v in values) or not values:
+        return "-"
+    return " / ".join(pct(v) for v in values) + f" (mean {pct(float(np.mean(values)))})"
+
+
+def ce_fusion_table(runs: Path) -> list[str]:
+    """Issue 15: the closed-set recognisers fused with their encoder's CE head (`stage3_results.sh cefusion`); val
+    at the weights chosen there, then test; seeds 1-3."""
+    lines = ["### Closed-set recognisers fused with their encoder's CE head (issue 15; `cefusion`, weights chosen on "
+             "val; seeds 1 / 2 / 3)", "",
+             "| recogniser | split | CE head alone % | LLM alone % | LLM + text head (the recogniser's fusion) % | "
+             "LLM + CE head % | LLM + text + CE heads % |", "|---|---|---|---|---|---|---|"]
+    for stem, label in CE_FUSION_FAMILIES:
+        names = [stem + suffix for suffix in SEED_SUFFIXES]
+        for split in ("val", "test"):
+            llmce = [read_json(runs / f"{n}-llmce-{split}" / "results.json") for n in names]
+            three = [read_json(runs / f"{n}-llmtextce-{split}" / "results.json") for n in names]
+            own = [read_json(runs / n / "evaluation" / split / "results.json") for n in names]
+            if any(r is None for r in (*llmce, *three, *own)):
+                continue
+            ce = [r["single"][1]["top1"] for r in llmce]
+            llm = [r["single"][0]["top1"] for r in llmce]
+            fused = [r["evidence"]["all"]["fused"]["top1"] for r in own]
+            lines.append(f"| {label} | {split} | {seeds_cell(ce)} | {seeds_cell(llm)} | {seeds_cell(fused)} | "
+                         f"{seeds_cell([r['fused']['top1'] for r in llmce])} | "
+                         f"{seeds_cell([r['fused']['top1'] for r in three])} |")
+    return [*lines, ""] if len(lines) > 4 else []
+
+
 def fast_rank_table(runs: Path, name: str) -> list[str]:
     """Issue 16: accuracy of `sugar predict`'s ranking speed-ups (`stage3_results.sh fastrank`), val and test."""
     lines = [f"### Ranking speed-ups on `{name}`: accuracy (`stage3_results.sh fastrank`)", "",
@@ -977,6 +1010,7 @@ def main() -> None:
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")
     out += descriptions_table(runs, stage3)
+    out += ce_fusion_table(runs)
     out += seed_means_table(runs, CLOSED_FAMILIES, "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
     out += fast_rank_table(runs, "ucla-f-joint-llm")
     out += fast_rank_table(runs, "ucla-f-joint-llm-fast")

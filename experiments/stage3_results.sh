@@ -25,6 +25,7 @@
 #   E_LS=6 bash experiments/stage3_results.sh lsmooth  # NW-UCLA's recogniser with label smoothing 0.1, seeds 1-3
 #   bash experiments/stage3_results.sh msrlsmooth      # MSR's (msrfpool) likewise
 #   bash experiments/stage3_results.sh crossmsr        # MSR's recogniser on NW-UCLA's test view and list
+#   bash experiments/stage3_results.sh cefusion        # the closed-set recognisers fused with their encoder's CE head
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
 #   bash experiments/stage3_results.sh zsstacking      # ... and a bonus for never-seen classes (whole list)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
@@ -151,6 +152,28 @@ msrlsmooth() { three_seeds msr-f-label msr_closed "msr-f-label-llm-e${E_MSR3:-8}
 closedseeds() {
   local seed
   for seed in ${SEEDS3:-2 3}; do epochs4 "$seed"; msrfpool "$seed"; done
+}
+
+# issue 15: the recogniser's LLM beside its encoder's CE head, not only its text head (`sugar fuse RUN:llm ENC:ce`,
+# and the three together), weights chosen on val; the closed-set recognisers of seeds 1-3 on both datasets, their val
+# scored first where missing. Writes $OUT/RUN-llmce-SPLIT and $OUT/RUN-llmtextce-SPLIT (val: at the weights chosen there)
+ce_fuse() {  # recogniser-run encoder-name
+  local run=$1 enc split; enc=$(encoder_dir "$2")
+  [[ -f $OUT/$run/evaluation/val/scores-llm-all.npz ]] ||
+    sugar evaluate "$OUT/$run" --split val >> "$OUT/logs/$run-cefuse.log" 2>&1
+  for split in val test; do
+    sugar fuse "$OUT/$run:llm" "$enc:ce" --split $split --out "$OUT/$run-llmce-$split" >> "$OUT/logs/$run-cefuse.log" 2>&1
+    sugar fuse "$OUT/$run:llm" "$OUT/$run:text" "$enc:ce" --split $split --out "$OUT/$run-llmtextce-$split" \
+      >> "$OUT/logs/$run-cefuse.log" 2>&1
+  done
+  echo "$(date -u +%H:%M:%S) fused $run with its encoder's CE head"
+}
+cefusion() {
+  local seed
+  for seed in 1 2 3; do
+    ce_fuse "ucla-fj-llm-e4$(seed_suffix "$seed")" nw-ucla-field-joint
+    ce_fuse "msr-f-label-llm-e8-pool$(seed_suffix "$seed")" msr-f-label
+  done
 }
 
 # issue 15: fieldllm on augmented views: no --features, so every step runs the frozen encoder on skeletons with its
