@@ -169,7 +169,11 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-vp-f64", "view proxy, the recipe with 64 frames per clip (`viewproxy3`)"),
                  ("ucla-pr-joint-fp", "joint, `paper` preset with the recipe, test also scored every epoch "
                                       "(`field_protocol`)"),
-                 ("ucla-c1-joint-fp", "joint, the recipe, test also scored every epoch (`field_protocol`)")]
+                 ("ucla-c1-joint-fp", "joint, the recipe, test also scored every epoch (`field_protocol`)"),
+                 ("ucla-f64-joint", "joint, the recipe with 64 frames per clip (`recipe_f64`)"),
+                 ("ucla-f64-bone", "bone, the recipe with 64 frames per clip (`recipe_f64`)"),
+                 ("ucla-f64-joint-motion", "joint motion, the recipe with 64 frames per clip (`recipe_f64`)"),
+                 ("ucla-f64-bone-motion", "bone motion, the recipe with 64 frames per clip (`recipe_f64`)")]
 
 PROXY_SEEDS = [("ucla-vp-recipe", "CTR-GCN's data recipe"), ("ucla-vp-f64", "the recipe with 64 frames per clip")]
 
@@ -226,7 +230,9 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                             "(`paper_field_partial`)"),
                ("ucla-fpa", "CTR-GCN's recipe, all four streams `paper` (`paper_field`)"),
                ("ucla-frr", "the four released recipe streams, fp16 (`recipe_swap_bone_motion`)"),
-               ("ucla-frs", "the released recipe streams with the `paper` bone motion (`recipe_swap_bone_motion`)")]
+               ("ucla-frs", "the released recipe streams with the `paper` bone motion (`recipe_swap_bone_motion`)"),
+               ("ucla-f64", "the recipe with 64 frames per clip (`fuse_f64`)"),
+               ("ucla-f64c5", "the recipe with 64 frames per clip, 5 clips per sample (`fuse_f64`)")]
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
                ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion")]

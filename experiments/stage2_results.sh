@@ -15,6 +15,7 @@
 #   bash experiments/stage2_results.sh viewproxy3    # two more
 #   bash experiments/stage2_results.sh viewproxyseeds  # the recipe and 64 frames with seeds 2-3
 #   bash experiments/stage2_results.sh field_protocol  # the joint streams with the field's reporting beside ours (~70 min)
+#   bash experiments/stage2_results.sh recipe_f64 fuse_f64  # the recipe's four streams at 64 frames, fused (~2 h on one core)
 #
 # Epoch counts are the ones used for docs/RESULTS.md (a 2-core CPU shared with other jobs, ~1 hour in all);
 # raise them with e.g. E_UCLA=30 E_MSR=30 E_ZS=30 for the configs' full schedules. Each run's LR schedule is
@@ -209,6 +210,18 @@ viewproxyseeds() { { run:ucla-vp-recipe-s2; run:ucla-vp-recipe-s3; } & { run:ucl
 run:ucla-pr-joint-fp() { field_run ucla-pr-joint-fp "${CTRGCN_UCLA[@]}" --set model.preset=paper --set score_test_each_epoch=true; }
 run:ucla-c1-joint-fp() { field_run ucla-c1-joint-fp "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true; }
 field_protocol() { run:ucla-pr-joint-fp & run:ucla-c1-joint-fp & wait; }
+# issue 14: the recipe's four streams with 64 frames per clip (the proxy's candidate), test also scored every epoch
+# (the field's number beside ours; selection reads val alone), fused like recipe_field and recipe_clips
+f64_stream() { field_run "ucla-f64-${1//_/-}" "${CTRGCN_UCLA[@]}" --set data.frames=64 --set data.stream="$1" \
+                 --set score_test_each_epoch=true; }
+recipe_f64() {  # F64_STREAMS="joint bone" trains some of them (two workers: one core each)
+  local stream
+  for stream in ${F64_STREAMS:-joint bone joint_motion bone_motion}; do f64_stream "$stream"; done
+}
+fuse_f64() {
+  fuse_streams ucla-f64 ucla-f64-joint ucla-f64-bone ucla-f64-joint-motion ucla-f64-bone-motion
+  CLIPS=5 fuse_streams ucla-f64c5 ucla-f64-joint ucla-f64-bone ucla-f64-joint-motion ucla-f64-bone-motion
+}
 # issue 14: the paper preset on the same proxy (its val from the training views ranked it below the cpu preset while
 # its cross-view test was 2.6 points above); ~70 min on one core, resumable
 run:ucla-vp-paper() { proxy_run ucla-vp-paper --set model.preset=paper; }
