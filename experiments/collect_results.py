@@ -231,6 +231,7 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                ("ucla-fpa", "CTR-GCN's recipe, all four streams `paper` (`paper_field`)"),
                ("ucla-frr", "the four released recipe streams, fp16 (`recipe_swap_bone_motion`)"),
                ("ucla-frs", "the released recipe streams with the `paper` bone motion (`recipe_swap_bone_motion`)"),
+               ("ucla-frr5", "the four released recipe streams, fp16, 5 clips per sample (`released_clips`)"),
                ("ucla-f64", "the recipe with 64 frames per clip (`fuse_f64`)"),
                ("ucla-f64c5", "the recipe with 64 frames per clip, 5 clips per sample (`fuse_f64`)")]
 

@@ -218,6 +218,8 @@ recipe_f64() {  # F64_STREAMS="joint bone" trains some of them (two workers: one
   local stream
   for stream in ${F64_STREAMS:-joint bone joint_motion bone_motion}; do f64_stream "$stream"; done
 }
+released_clips() { CLIPS=5 fuse_streams ucla-frr5 nw-ucla-field-joint nw-ucla-field-bone nw-ucla-field-joint-motion \
+                   nw-ucla-field-bone-motion; }  # the released streams (fp16) at 5 clips: what fuse_f64 is weighed against
 fuse_f64() {
   fuse_streams ucla-f64 ucla-f64-joint ucla-f64-bone ucla-f64-joint-motion ucla-f64-bone-motion
   CLIPS=5 fuse_streams ucla-f64c5 ucla-f64-joint ucla-f64-bone ucla-f64-joint-motion ucla-f64-bone-motion
