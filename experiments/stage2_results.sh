@@ -209,7 +209,11 @@ viewproxyseeds() { { run:ucla-vp-recipe-s2; run:ucla-vp-recipe-s3; } & { run:ucl
 # ucla-c1-joint) with the test view also scored every epoch, logged apart and never read for selection
 run:ucla-pr-joint-fp() { field_run ucla-pr-joint-fp "${CTRGCN_UCLA[@]}" --set model.preset=paper --set score_test_each_epoch=true; }
 run:ucla-c1-joint-fp() { field_run ucla-c1-joint-fp "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true; }
-field_protocol() { run:ucla-pr-joint-fp & run:ucla-c1-joint-fp & wait; }
+run:ucla-c1-joint-fp-s2() { field_run ucla-c1-joint-fp-s2 "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true --set seed=2; }
+run:ucla-c1-joint-fp-s3() { field_run ucla-c1-joint-fp-s3 "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true --set seed=3; }
+field_protocol() {  # the cpu-preset recipe over seeds 1-3: how far one run's test top-1 moves with the seed alone
+  run:ucla-pr-joint-fp & { run:ucla-c1-joint-fp; run:ucla-c1-joint-fp-s3; } & run:ucla-c1-joint-fp-s2 & wait
+}
 # issue 14: the recipe's four streams with 64 frames per clip (the proxy's candidate), test also scored every epoch
 # (the field's number beside ours; selection reads val alone), fused like recipe_field and recipe_clips
 f64_stream() { field_run "ucla-f64-${1//_/-}" "${CTRGCN_UCLA[@]}" --set data.frames=64 --set data.stream="$1" \
