@@ -48,6 +48,12 @@ def test_a_folder_is_a_dataset_with_the_protocols_its_manifest_gives(tmp_path: P
     assert {named.store.meta[int(j)]["ids"]["subject"] for j in named.indices} == {"4"}
     with pytest.raises(SugarError, match="subjects \\['9'\\] are not in the manifest"):
         open_dataset(str(folder), protocol="xsub:1,9")
+    # xsub:TRAIN>TEST: a proxy inside the training subjects, the others unused
+    proxy = {s: open_dataset(str(folder), protocol="xsub:1>3", split=s, val_fraction=0) for s in ("train", "test")}
+    assert {s: {p.store.meta[int(j)]["ids"]["subject"] for j in p.indices} for s, p in proxy.items()} == \
+        {"train": {"1"}, "test": {"3"}}
+    with pytest.raises(SugarError, match="none in both"):
+        open_dataset(str(folder), protocol="xsub:1,3>3")
     with pytest.raises(SugarError, match="no protocol 'xview'"):
         open_dataset(str(folder), protocol="xview")
 

@@ -8,7 +8,9 @@ knowledge.json (the knowledge it trains with) and dataset.json ({"units": "m" | 
 Protocols:
 - `split`: the manifest's split column (train / val / test; training/validation/dev/testing also read).
 - `xsub`: by the subject column; `xsub` trains on every other subject in sorted order (1, 3, 5, 7, 9 of
-  subjects 1-10: MSR Action3D's convention), `xsub:1,3,5` names the training subjects.
+  subjects 1-10: MSR Action3D's convention), `xsub:1,3,5` names the training subjects, `xsub:1,3>5` the training
+  and test subjects (the rest unused: a cross-subject proxy inside the training subjects, for choosing settings
+  without reading the real test subjects).
 
 Units: 3-D coordinates are in metres throughout the project. Centimetres or millimetres declared in
 dataset.json are converted on reading; undeclared coordinates whose bones are metres long are refused,
@@ -107,15 +109,22 @@ class FolderBenchmark(Benchmark):
             raise SugarError(f"{self.name} has no protocol {protocol!r}{f' ({why})' if why else ''}; choose from "
                              f"{', '.join(self.protocols)}")
         if base == "xsub" and ":" in protocol:
-            unknown = [s for s in self.train_subjects(protocol) if s not in self.subjects]
+            train, test = self.xsub_subjects(protocol)
+            unknown = [s for s in (*train, *(test or ())) if s not in self.subjects]
             if unknown:
                 raise SugarError(f"{self.name}: subjects {unknown} are not in the manifest "
                                  f"({', '.join(self.subjects)})")
+            if test is not None and (not train or not test or set(train) & set(test)):
+                raise SugarError(f"{self.name} protocol {protocol!r}: name training and test subjects, none in "
+                                 "both, e.g. xsub:1,3>5")
 
-    def train_subjects(self, protocol: str) -> tuple[str, ...]:
-        if ":" in protocol:
-            return tuple(s.strip() for s in protocol.split(":", 1)[1].split(",") if s.strip())
-        return self.subjects[::2]
+    def xsub_subjects(self, protocol: str) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+        """(training subjects, test subjects or None for "every other one") of an xsub protocol."""
+        if ":" not in protocol:
+            return self.subjects[::2], None
+        train, proxy, test = protocol.split(":", 1)[1].partition(">")
+        names = [tuple(s.strip() for s in part.split(",") if s.strip()) for part in (train, test)]
+        return names[0], (names[1] if proxy else None)
 
     def source_files(self, root: Path) -> list[Path]:
         files = [root / generic.MANIFEST, root / generic.LAYOUT_FILE, root / generic.CLASSES, root / INFO_FILE]
@@ -156,8 +165,18 @@ class FolderBenchmark(Benchmark):
     def splitter(self, root: Path, protocol: str) -> Callable[[dict[str, Any]], str | None]:
         if protocol == "split":
             return lambda ids: ids["split"]
-        train = set(self.train_subjects(protocol))
-        return lambda ids: None if ids["subject"] is None else "train" if ids["subject"] in train else "test"
+        names, tested = self.xsub_subjects(protocol)
+        train = set(names)
+
+        def rule(ids: dict[str, Any]) -> str | None:
+            subject = ids["subject"]
+            if subject is None:
+                return None
+            if subject in train:
+                return "train"
+            return "test" if tested is None or subject in tested else None
+
+        return rule
 
     def all_classes(self) -> tuple[str, ...]:
         names = generic.read_classes(self.folder)
