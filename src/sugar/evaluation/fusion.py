@@ -37,10 +37,11 @@ def is_recognizer(run: str | Path) -> bool:
 
 
 def check_head(run: str | Path, head: str) -> None:
-    """Refuse a head the run does not save scores for."""
-    heads = RECOGNIZER_HEADS if is_recognizer(run) else ENCODER_HEADS
+    """Refuse a head the run does not save scores for (before any run is evaluated)."""
+    recognizer = is_recognizer(run)
+    heads = RECOGNIZER_HEADS if recognizer else ENCODER_HEADS
     if head not in heads:
-        kind = "a stage-3 recogniser" if is_recognizer(run) else "a stage-2 run"
+        kind = "a stage-3 recogniser" if recognizer else "a stage-2 run"
         raise SugarError(f"{run}: {kind} has heads {', '.join(heads)}, not {head!r}")
 
 
@@ -58,8 +59,7 @@ def _recognizer_scores(run: str | Path, split: str, head: str, text_score: str |
 def _scores(run: str | Path, split: str, head: str, text_score: str | None = None,
             multi_clip: int = 1) -> dict[str, np.ndarray]:
     """A run's saved scores of `split`, evaluated first when `sugar evaluate` has not saved them yet (stage-2
-    runs; a recogniser's evaluation is the user's to start, it takes minutes)."""
-    check_head(run, head)
+    runs; a recogniser's evaluation is the user's to start, it takes minutes). The head is checked by the caller."""
     if is_recognizer(run):
         return _recognizer_scores(run, split, head, text_score, multi_clip)
     folder = scores_folder(split, text_score, multi_clip)
