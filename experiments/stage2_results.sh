@@ -9,6 +9,7 @@
 #   bash experiments/stage2_results.sh recipe_field  # the same with CTR-GCN's data recipe (~2 h on one core)
 #   bash experiments/stage2_results.sh msr_field_splits  # MSR's four streams over 10 random subject splits (~2.5 h)
 #   bash experiments/stage2_results.sh msr_splits_clips  # the same fused over 5 clips per sample
+#   bash experiments/stage2_results.sh msr_proxy_folds   # MSR's leave-one-training-subject-out proxy, 5 folds (~20 min)
 #   bash experiments/stage2_results.sh refit_joint   # the released NW-UCLA joint recipe on every training sample (~30 min)
 #   bash experiments/stage2_results.sh viewproxy     # view-invariance candidates on the xview:1>2 proxy, 3 at once (~20 min)
 #   bash experiments/stage2_results.sh viewproxy2    # three more
@@ -360,6 +361,18 @@ run:msr-k-label() {  # label-only texts (the shipped-knowledge run is msr-r-neg,
 MSR_FIELD=(--set loss=milnce+ce --set text_negatives=all --set use_motion=false --set use_visual=false
            --set epochs=65 --set warmup_epochs=5 --set "lr_steps=[50]" --set data.sampling=random
            --set data.normalize=minmax)
+# issue 14/15: MSR's cross-subject proxy, leave one training subject out (xsub:OTHERS>S for S in 1,3,5,7,9; the
+# official test subjects never read): 5 folds whose test parts together hold every training sample once, so a
+# setting is screened on 284 cross-subject samples instead of a ~30-sample same-subject val. msr-f-label's settings;
+# PX_TAG names a candidate and PX_ARGS holds its overrides (e.g. PX_TAG=-drop PX_ARGS="--set model.dropout=0.3")
+msr_proxy_folds() {
+  local s others
+  for s in 1 3 5 7 9; do
+    others=$(echo 1 3 5 7 9 | tr ' ' '\n' | grep -vx "$s" | paste -sd,)
+    # shellcheck disable=SC2086
+    msr_stream joint "msr-px${PX_TAG:-}-s$s" --set "data.protocol=xsub:$others>$s" ${PX_ARGS:-}
+  done
+}
 run:msr-f-label() {
   train msr-f-label configs/pretrain/msr-action3d-cpu.yaml - "${MSR_FIELD[@]}"
   evaluate msr-f-label --no-tsne
