@@ -205,6 +205,7 @@ def field_protocol_table(runs: Path) -> list[str]:
              "| run | ours: val-selected epoch, text / CE test top-1 % | field: best test epoch, text % (epoch) | "
              "field: best test epoch, CE % (epoch) | last epoch, text / CE % |",
              "|---|---|---|---|---|"]
+    families: dict[str, list[dict[str, Any]]] = {}
     for name, _ in FIELD_STREAMS:
         r = load(runs / name)
         if r is None or "field_protocol" not in r["report"]:
@@ -214,6 +215,17 @@ def field_protocol_table(runs: Path) -> list[str]:
         last = " / ".join(pct(fp[h]["last_top1"]) if h in fp else "-" for h in ("text", "ce"))
         ours = f"{both_heads(r, 'text')} / {both_heads(r, 'ce')} ({best_val(r)})"
         lines.append(f"| `{name}` | {ours} | {best['text']} | {best['ce']} | {last} |")
+        families.setdefault(name.rsplit("-s", 1)[0] if name[-3:-1] == "-s" else name, []).append(r)
+    for family, found in families.items():  # seeds of one setting: the means
+        if len(found) < 2:
+            continue
+        mean = {k: pct(float(np.mean(v))) for k, v in {
+            "text": [heads_top1(r)["text"] for r in found], "ce": [heads_top1(r)["ce"] for r in found],
+            **{f"field {h}": [r["report"]["field_protocol"][h]["best_top1"] for r in found] for h in ("text", "ce")},
+            **{f"last {h}": [r["report"]["field_protocol"][h]["last_top1"] for r in found] for h in ("text", "ce")},
+        }.items()}
+        lines.append(f"| `{family}*`, mean of {len(found)} seeds | {mean['text']} / {mean['ce']} | "
+                     f"{mean['field text']} | {mean['field ce']} | {mean['last text']} / {mean['last ce']} |")
     return [*lines, ""] if len(lines) > 4 else []
 
 
