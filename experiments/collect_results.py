@@ -557,6 +557,31 @@ def msr_proxy_table(runs: Path) -> list[str]:
     return [*lines, ""] if len(lines) > 4 else []
 
 
+def msr_proxy_recogniser_table(runs: Path) -> list[str]:
+    """Issue 15: MSR's recognisers on the proxy folds (`stage3_results.sh msrproxyllm`), pooled over the held-out
+    subjects, beside the fold encoders' heads."""
+    pooled: dict[str, float] = {"llm": 0.0, "text": 0.0, "fused": 0.0, "ce": 0.0}
+    cells, total = [], 0
+    for s in PROXY_SUBJECTS:
+        rep = read_json(runs / f"msr-px-s{s}-llm" / "evaluation" / "test" / "results.json")
+        enc = load(runs / f"msr-px-s{s}")
+        if rep is None or enc is None:
+            return []
+        evidence = rep["evidence"]["all"]
+        got = {k: evidence[k]["top1"] for k in ("llm", "text", "fused")} | {"ce": heads_top1(enc)["ce"]}
+        n = evidence["llm"]["samples"]
+        total += n
+        for k, v in got.items():
+            pooled[k] += v * n
+        cells.append(f"| {s} | {n} | " + " | ".join(pct(got[k]) for k in pooled) + " |")
+    return ["### MSR Action3D recognisers on the proxy folds (issue 15; `msrproxyllm`: tuned on each fold's encoder, "
+            "scored on its held-out training subject)", "",
+            "| held-out subject | samples | LLM alone % | text head % | LLM + text head fused % "
+            "| encoder's CE head % |",
+            "|---|---|---|---|---|---|", *cells,
+            f"| **pooled** | {total} | " + " | ".join(pct(v / total) for v in pooled.values()) + " |", ""]
+
+
 def msr_splits_clips_table(runs: Path) -> list[str]:
     """Issue 14: MSR's 10-split fusions with 1 and 5 clips per sample (`msr_splits_clips`), means over the splits
     that have both; val at the weights chosen there (what the rule reads), then test."""
@@ -1035,6 +1060,7 @@ def main() -> None:
     out += msr_field_splits_table(runs)
     out += msr_splits_clips_table(runs)
     out += msr_proxy_table(runs)
+    out += msr_proxy_recogniser_table(runs)
     out += zeroshot_table(runs)
     out += ablation_table(runs)
     out += stage3_closed_table(runs, "ucla", "NW-UCLA cross-view")

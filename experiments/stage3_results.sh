@@ -26,6 +26,7 @@
 #   bash experiments/stage3_results.sh msrlsmooth      # MSR's (msrfpool) likewise
 #   bash experiments/stage3_results.sh crossmsr        # MSR's recogniser on NW-UCLA's test view and list
 #   bash experiments/stage3_results.sh cefusion        # the closed-set recognisers fused with their encoder's CE head
+#   bash experiments/stage3_results.sh msrproxyllm     # MSR's recogniser on the 5 proxy folds (stage2 msr_proxy_folds)
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
 #   bash experiments/stage3_results.sh zsstacking      # ... and a bonus for never-seen classes (whole list)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
@@ -174,6 +175,19 @@ cefusion() {
     ce_fuse "ucla-fj-llm-e4$(seed_suffix "$seed")" nw-ucla-field-joint
     ce_fuse "msr-f-label-llm-e8-pool$(seed_suffix "$seed")" msr-f-label
   done
+}
+
+# issue 15: MSR's recogniser (msrfpool's settings) on each leave-one-training-subject-out fold encoder of
+# stage2_results.sh msr_proxy_folds, scored on the fold's held-out subject: LLM, text head, fused and the encoder's CE
+# head compared on 284 cross-subject samples instead of MSR's 33-sample val (two workers)
+msr_proxy_recogniser() {
+  CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "msr-px-s$1-llm" "msr-px-s$1" \
+    --set bridge.kind=pool
+}
+msrproxyllm() {
+  { msr_proxy_recogniser 1; msr_proxy_recogniser 5; msr_proxy_recogniser 9; } &
+  { msr_proxy_recogniser 3; msr_proxy_recogniser 7; } &
+  wait
 }
 
 # issue 15: fieldllm on augmented views: no --features, so every step runs the frozen encoder on skeletons with its
