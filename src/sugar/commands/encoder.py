@@ -186,15 +186,6 @@ def extract_cmd(
     typer.echo(json.dumps({k: v for k, v in info.items() if k != "classes"}))
 
 
-HEADS = ("text", "ce", "llm", "fused")
-
-
-def split_head(spec: str, default: str) -> tuple[str, str]:
-    """RUN:HEAD -> (RUN, HEAD); a spec without a known head suffix is a run with the default head."""
-    run, sep, head = spec.rpartition(":")
-    return (run, head) if sep and head in HEADS else (spec, default)
-
-
 def fuse_cmd(
     runs: list[str] = typer.Argument(..., help="Two or more runs scored on the same data: `sugar pretrain` runs "
                                                "(e.g. the joint, bone and motion streams) or `sugar tune` "
@@ -212,10 +203,10 @@ def fuse_cmd(
     """Fuse several runs' class scores (softmax, weighted sum); weights are chosen on the validation split,
     never on test. Runs not yet evaluated on a split are evaluated first."""
     from sugar.errors import ConfigError
-    from sugar.evaluation.fusion import fuse_runs
+    from sugar.evaluation.fusion import ANY_HEAD, fuse_runs, split_head
 
-    if head not in HEADS:
-        raise ConfigError(f"--head {head!r}: choose from {', '.join(HEADS)}")
+    if head not in ANY_HEAD:
+        raise ConfigError(f"--head {head!r}: choose from {', '.join(ANY_HEAD)}")
     try:
         given = [float(w) for w in weights.split(",")] if weights else None
     except ValueError:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sugar.errors import SugarError
-from sugar.evaluation.encoder import evaluate_run, scores_folder
+from sugar.evaluation.encoder import HEADS, evaluate_run, scores_folder
 from sugar.evaluation.metrics import classification_report, load_scores
 from sugar.fileio import atomic_write_text
 from sugar.models.released import evaluation_dir, resolve_run
@@ -28,8 +28,14 @@ from sugar.viz import plot_confusion
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 
-ENCODER_HEADS = ("text", "ce")
 RECOGNIZER_HEADS = ("llm", "text", "fused")  # what `sugar evaluate RECOGNIZER_RUN` saves per sample
+ANY_HEAD = tuple(dict.fromkeys((*HEADS, *RECOGNIZER_HEADS)))
+
+
+def split_head(spec: str, default: str) -> tuple[str, str]:
+    """`sugar fuse`'s RUN:HEAD -> (RUN, HEAD); a spec without a known head suffix is a run with the default head."""
+    run, sep, head = spec.rpartition(":")
+    return (run, head) if sep and head in ANY_HEAD else (spec, default)
 
 
 def is_recognizer(run: str | Path) -> bool:
@@ -39,7 +45,7 @@ def is_recognizer(run: str | Path) -> bool:
 def check_head(run: str | Path, head: str) -> None:
     """Refuse a head the run does not save scores for (before any run is evaluated)."""
     recognizer = is_recognizer(run)
-    heads = RECOGNIZER_HEADS if recognizer else ENCODER_HEADS
+    heads = RECOGNIZER_HEADS if recognizer else HEADS
     if head not in heads:
         kind = "a stage-3 recogniser" if recognizer else "a stage-2 run"
         raise SugarError(f"{run}: {kind} has heads {', '.join(heads)}, not {head!r}")

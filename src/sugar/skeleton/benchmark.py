@@ -66,6 +66,14 @@ def shipped_class_list(stem: str, num_classes: int | None = None) -> tuple[str, 
     return names[:num_classes] if num_classes else names
 
 
+def named_groups(protocol: str) -> tuple[list[str], list[str] | None]:
+    """The groups (subjects, views) a protocol names after its colon: training ones, and test ones when `>` names
+    them too (a proxy: the rest unused). `xsub:1,3,5` -> (['1', '3', '5'], None); `xview:1>2` -> (['1'], ['2'])."""
+    train, arrow, test = protocol.split(":", 1)[1].partition(">")
+    train_words, test_words = ([w.strip() for w in part.split(",") if w.strip()] for part in (train, test))
+    return train_words, (test_words if arrow else None)
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """One dataset: its facts (name, default layout, protocols, file format, knowledge file; its class list is

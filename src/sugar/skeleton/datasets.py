@@ -27,7 +27,7 @@ import numpy as np
 from sugar.errors import DataError, SugarError
 from sugar.paths import shared_data_dir
 from sugar.skeleton import synthetic
-from sugar.skeleton.benchmark import Benchmark, StoreSource
+from sugar.skeleton.benchmark import Benchmark, StoreSource, named_groups
 from sugar.skeleton.cache import ParseResult, SampleStore, code_version, open_store, source_key
 from sugar.skeleton.layouts import Layout, get_layout, joint_mapping
 from sugar.skeleton.own_data import FolderBenchmark
@@ -66,8 +66,8 @@ class NWUCLA(Benchmark):
         """(training views, test views) of `xview` ({1, 2}, {3}) or `xview:TRAIN>TEST` (e.g. xview:1>2)."""
         if ":" not in protocol:
             return frozenset({1, 2}), frozenset({3})
-        train, _, test = protocol.split(":", 1)[1].partition(">")
-        sides = [[w.strip() for w in part.split(",") if w.strip()] for part in (train, test)]
+        train, test = named_groups(protocol)
+        sides = [train, test or []]
         if not all(words and all(w.isdigit() and int(w) in self.VIEWS for w in words) for words in sides):
             raise SugarError(f"nw-ucla protocol {protocol!r}: name training and test views from 1-3, e.g. xview:1>2")
         chosen = tuple(frozenset(int(w) for w in words) for words in sides)
@@ -115,13 +115,13 @@ class MSRAction3D(Benchmark):
         others) or `xsub:TRAIN>TEST` (e.g. xsub:1,3,5,7>9)."""
         if ":" not in protocol:
             return frozenset(s for s in self.SUBJECTS if s % 2 == 1), frozenset(s for s in self.SUBJECTS if s % 2 == 0)
-        train, proxy, test = protocol.split(":", 1)[1].partition(">")
-        sides = [[w.strip() for w in part.split(",") if w.strip()] for part in ((train, test) if proxy else (train,))]
+        train, test = named_groups(protocol)
+        sides = [train] if test is None else [train, test]
         if not all(words and all(w.isdigit() and int(w) in self.SUBJECTS for w in words) for words in sides):
             raise SugarError(f"msr-action3d protocol {protocol!r}: name training subjects from 1-10, e.g. "
                              "xsub:1,3,5,7,9 (or training and test subjects, e.g. xsub:1,3,5,7>9)")
-        chosen = frozenset(int(w) for w in sides[0])
-        tested = frozenset(int(w) for w in sides[1]) if proxy else frozenset(self.SUBJECTS) - chosen
+        chosen = frozenset(int(w) for w in train)
+        tested = frozenset(self.SUBJECTS) - chosen if test is None else frozenset(int(w) for w in test)
         if not tested:
             raise SugarError(f"msr-action3d protocol {protocol!r} leaves no subject to test on")
         if chosen & tested:

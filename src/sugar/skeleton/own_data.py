@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from sugar.errors import DataError, SugarError
-from sugar.skeleton.benchmark import Benchmark, StoreSource, reader_version
+from sugar.skeleton.benchmark import Benchmark, StoreSource, named_groups, reader_version
 from sugar.skeleton.cache import ParseResult, SampleStore, source_key
 from sugar.skeleton.layouts import Layout
 from sugar.skeleton.readers import generic
@@ -122,9 +122,8 @@ class FolderBenchmark(Benchmark):
         """(training subjects, test subjects or None for "every other one") of an xsub protocol."""
         if ":" not in protocol:
             return self.subjects[::2], None
-        train, proxy, test = protocol.split(":", 1)[1].partition(">")
-        names = [tuple(s.strip() for s in part.split(",") if s.strip()) for part in (train, test)]
-        return names[0], (names[1] if proxy else None)
+        train, test = named_groups(protocol)
+        return tuple(train), (tuple(test) if test is not None else None)
 
     def source_files(self, root: Path) -> list[Path]:
         files = [root / generic.MANIFEST, root / generic.LAYOUT_FILE, root / generic.CLASSES, root / INFO_FILE]

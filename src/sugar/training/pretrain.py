@@ -161,17 +161,12 @@ def _evaluate(model: EncoderWithHeads, ds: Dataset, data: PretrainData, cfg: Pre
     return evaluate_split(model, ds, main_head(cfg.loss), scorer, device, cfg.batch_size, classes, cfg.data.num_workers)
 
 
-def _model_heads(model: EncoderWithHeads) -> tuple[str, ...]:
-    return tuple(h for h, present in (("text", model.projection is not None), ("ce", model.classifier is not None))
-                 if present)
-
-
 def _field_test(model: EncoderWithHeads, data: PretrainData, cfg: PretrainConfig, device: torch.device,
                 classes: list[int] | None) -> dict[str, float]:
     """Each head's test top-1 now, under the field's reporting (`score_test_each_epoch`); never selects."""
     scorer = text_scorer(model, cfg, data.texts) if data.texts is not None else None
-    scores = evaluate_heads(model, data.test, _model_heads(model), scorer, device, cfg.batch_size, classes,
-                            cfg.data.num_workers)
+    heads = [h for h, used in {"text": model.uses_text, "ce": model.uses_ce}.items() if used]
+    scores = evaluate_heads(model, data.test, heads, scorer, device, cfg.batch_size, classes, cfg.data.num_workers)
     return {f"field_test_top1_{head}": res["top1"] for head, res in scores.items()}
 
 
