@@ -26,6 +26,21 @@ REFERENCES = {
 }
 
 
+# runs over seeds 1-3 are named NAME, NAME-s2, NAME-s3 (the experiment scripts' seed_suffix / seed_name)
+SEED_SUFFIXES = ("", "-s2", "-s3")
+
+
+def seed_family(name: str) -> str:
+    """NAME of NAME-sN (a seeded run of the setting NAME), else the name itself."""
+    stem, sep, seed = name.rpartition("-s")
+    return stem if sep and seed.isdigit() else name
+
+
+def pooled(values: list[float], counts: list[int]) -> float:
+    """The mean of per-part accuracies weighted by their sample counts: the accuracy over all parts together."""
+    return float(np.dot(values, counts) / sum(counts))
+
+
 def pct(x: float | None) -> str:
     return "-" if x is None or x != x else f"{100 * x:.1f}"
 
@@ -186,7 +201,7 @@ def proxy_seeds_table(runs: Path) -> list[str]:
              "| setting | runs | text head, seeds 1 / 2 / 3 % | mean | CE head, seeds 1 / 2 / 3 % | mean |",
              "|---|---|---|---|---|---|"]
     for stem, label in PROXY_SEEDS:
-        found = [r for n in (stem, f"{stem}-s2", f"{stem}-s3") if (r := load(runs / n)) is not None]
+        found = [r for suffix in SEED_SUFFIXES if (r := load(runs / f"{stem}{suffix}")) is not None]
         if len(found) < 2:
             continue
         cells = []
@@ -215,7 +230,7 @@ def field_protocol_table(runs: Path) -> list[str]:
         last = " / ".join(pct(fp[h]["last_top1"]) if h in fp else "-" for h in ("text", "ce"))
         ours = f"{both_heads(r, 'text')} / {both_heads(r, 'ce')} ({best_val(r)})"
         lines.append(f"| `{name}` | {ours} | {best['text']} | {best['ce']} | {last} |")
-        families.setdefault(name.rsplit("-s", 1)[0] if name[-3:-1] == "-s" else name, []).append(r)
+        families.setdefault(seed_family(name), []).append(r)
     for family, found in families.items():  # seeds of one setting: the means
         if len(found) < 2:
             continue
@@ -543,43 +558,38 @@ def msr_proxy_table(runs: Path) -> list[str]:
         found = [load(runs / f"msr-px{tag}-s{s}") for s in PROXY_SUBJECTS]
         if any(r is None for r in found):
             continue
-        cells, right, total = [], {"text": 0.0, "ce": 0.0}, 0
-        for r in found:
-            n = r["results"]["heads"]["text"]["all"]["samples"]
-            acc = heads_top1(r)
-            cells.append(f"{pct(acc['text'])} / {pct(acc['ce'])}")
-            total += n
-            for head in right:
-                right[head] += acc[head] * n
+        counts = [r["results"]["heads"]["text"]["all"]["samples"] for r in found]
+        acc = {head: [heads_top1(r)[head] for r in found] for head in ("text", "ce")}
+        cells = [f"{pct(t)} / {pct(c)}" for t, c in zip(acc["text"], acc["ce"], strict=True)]
         vals = [max(m.get("val_top1") or 0.0 for m in r["metrics"]) for r in found]
-        lines.append(f"| `msr-px{tag}` | " + " | ".join(cells) + f" | {pct(right['text'] / total)} / "
-                     f"{pct(right['ce'] / total)} ({total}) | {pct(float(np.mean(vals)))} |")
+        lines.append(f"| `msr-px{tag}` | " + " | ".join(cells) + f" | {pct(pooled(acc['text'], counts))} / "
+                     f"{pct(pooled(acc['ce'], counts))} ({sum(counts)}) | {pct(float(np.mean(vals)))} |")
     return [*lines, ""] if len(lines) > 4 else []
 
 
 def msr_proxy_recogniser_table(runs: Path) -> list[str]:
     """Issue 15: MSR's recognisers on the proxy folds (`stage3_results.sh msrproxyllm`), pooled over the held-out
     subjects, beside the fold encoders' heads."""
-    pooled: dict[str, float] = {"llm": 0.0, "text": 0.0, "fused": 0.0, "ce": 0.0}
-    cells, total = [], 0
+    kinds = ("llm", "text", "fused", "ce")
+    acc: dict[str, list[float]] = {k: [] for k in kinds}
+    cells, counts = [], []
     for s in PROXY_SUBJECTS:
         rep = read_json(runs / f"msr-px-s{s}-llm" / "evaluation" / "test" / "results.json")
         enc = load(runs / f"msr-px-s{s}")
         if rep is None or enc is None:
             return []
         evidence = rep["evidence"]["all"]
-        got = {k: evidence[k]["top1"] for k in ("llm", "text", "fused")} | {"ce": heads_top1(enc)["ce"]}
-        n = evidence["llm"]["samples"]
-        total += n
-        for k, v in got.items():
-            pooled[k] += v * n
-        cells.append(f"| {s} | {n} | " + " | ".join(pct(got[k]) for k in pooled) + " |")
+        got = {k: evidence[k]["top1"] for k in kinds[:3]} | {"ce": heads_top1(enc)["ce"]}
+        counts.append(evidence["llm"]["samples"])
+        for k in kinds:
+            acc[k].append(got[k])
+        cells.append(f"| {s} | {counts[-1]} | " + " | ".join(pct(got[k]) for k in kinds) + " |")
     return ["### MSR Action3D recognisers on the proxy folds (issue 15; `msrproxyllm`: tuned on each fold's encoder, "
             "scored on its held-out training subject)", "",
             "| held-out subject | samples | LLM alone % | text head % | LLM + text head fused % "
             "| encoder's CE head % |",
             "|---|---|---|---|---|---|", *cells,
-            f"| **pooled** | {total} | " + " | ".join(pct(v / total) for v in pooled.values()) + " |", ""]
+            f"| **pooled** | {sum(counts)} | " + " | ".join(pct(pooled(acc[k], counts)) for k in kinds) + " |", ""]
 
 
 def msr_splits_clips_table(runs: Path) -> list[str]:
@@ -905,8 +915,7 @@ def best_val_top1(run: Path) -> float | None:
     return max(vals) if vals else None
 
 
-# closed-set recognisers run over seeds 1-3 (stage3_results.sh ucla_closed / msr_closed): run NAME, NAME-s2, NAME-s3
-SEED_SUFFIXES = ("", "-s2", "-s3")
+# closed-set recognisers run over seeds 1-3 (stage3_results.sh ucla_closed / msr_closed)
 CLOSED_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs (`epochs4`, `closedseeds`)"),
                    ("ucla-fj-llm-e6", "NW-UCLA, 6 epochs (`epochs6`)"),
                    ("ucla-fj-llm-e4-ls", "NW-UCLA, 4 epochs, label smoothing 0.1 (`lsmooth`)"),

@@ -9,14 +9,14 @@
 #   bash experiments/stage2_results.sh recipe_field  # the same with CTR-GCN's data recipe (~2 h on one core)
 #   bash experiments/stage2_results.sh msr_field_splits  # MSR's four streams over 10 random subject splits (~2.5 h)
 #   bash experiments/stage2_results.sh msr_splits_clips  # the same fused over 5 clips per sample
-#   bash experiments/stage2_results.sh msr_proxy_folds   # MSR's leave-one-training-subject-out proxy, 5 folds (~20 min)
+#   bash experiments/stage2_results.sh msr_proxy_folds   # MSR's leave-one-training-subject-out proxy, 5 folds (~30 min)
 #   bash experiments/stage2_results.sh refit_joint   # the released NW-UCLA joint recipe on every training sample (~30 min)
 #   bash experiments/stage2_results.sh viewproxy     # view-invariance candidates on the xview:1>2 proxy, 3 at once (~20 min)
 #   bash experiments/stage2_results.sh viewproxy2    # three more
 #   bash experiments/stage2_results.sh viewproxy3    # two more
-#   bash experiments/stage2_results.sh viewproxyseeds  # the recipe and 64 frames with seeds 2-3
-#   bash experiments/stage2_results.sh field_protocol  # the joint streams with the field's reporting beside ours (~70 min)
-#   bash experiments/stage2_results.sh recipe_f64 fuse_f64  # the recipe's four streams at 64 frames, fused (~2 h on one core)
+#   bash experiments/stage2_results.sh viewproxyseeds  # the recipe and 64 frames with seeds 2-3 (~35 min)
+#   bash experiments/stage2_results.sh field_protocol  # the joint streams with the field's reporting beside ours (~85 min)
+#   bash experiments/stage2_results.sh recipe_f64 fuse_f64  # the recipe's four streams at 64 frames, fused (not run yet)
 #
 # Epoch counts are the ones used for docs/RESULTS.md (a 2-core CPU shared with other jobs, ~1 hour in all);
 # raise them with e.g. E_UCLA=30 E_MSR=30 E_ZS=30 for the configs' full schedules. Each run's LR schedule is
@@ -200,20 +200,22 @@ run:ucla-vp-f64() { proxy_run ucla-vp-f64 --set data.frames=64; }
 viewproxy3() { run:ucla-vp-scale & run:ucla-vp-f64 & wait; }
 # 64 frames again with seeds 2 and 3, beside the recipe with the same seeds (each seed is deterministic: the recipe
 # run twice with seed 1 gave 75.4 both times); collect_results prints the means over seeds 1-3
-run:ucla-vp-recipe-s2() { proxy_run ucla-vp-recipe-s2 --set seed=2; }
-run:ucla-vp-recipe-s3() { proxy_run ucla-vp-recipe-s3 --set seed=3; }
-run:ucla-vp-f64-s2() { proxy_run ucla-vp-f64-s2 --set data.frames=64 --set seed=2; }
-run:ucla-vp-f64-s3() { proxy_run ucla-vp-f64-s3 --set data.frames=64 --set seed=3; }
-viewproxyseeds() { { run:ucla-vp-recipe-s2; run:ucla-vp-recipe-s3; } & { run:ucla-vp-f64-s2; run:ucla-vp-f64-s3; } & wait; }
+seed_name() { if [[ ${2:-1} == 1 ]]; then echo "$1"; else echo "$1-s$2"; fi; }  # name seed: seed 1 is the plain name
+proxy_seed() { local stem=$1 seed=$2; shift 2; proxy_run "$(seed_name "$stem" "$seed")" --set seed="$seed" "$@"; }
+viewproxyseeds() {
+  { proxy_seed ucla-vp-recipe 2; proxy_seed ucla-vp-recipe 3; } &
+  { proxy_seed ucla-vp-f64 2 --set data.frames=64; proxy_seed ucla-vp-f64 3 --set data.frames=64; } &
+  wait
+}
 # issue 14: the field's reporting beside ours. CTR-GCN's main.py scores the test view after every epoch and publishes
 # the best of those scores; these runs repeat the recipe's joint streams (same seed and settings as ucla-pr-joint and
 # ucla-c1-joint) with the test view also scored every epoch, logged apart and never read for selection
 run:ucla-pr-joint-fp() { field_run ucla-pr-joint-fp "${CTRGCN_UCLA[@]}" --set model.preset=paper --set score_test_each_epoch=true; }
-run:ucla-c1-joint-fp() { field_run ucla-c1-joint-fp "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true; }
-run:ucla-c1-joint-fp-s2() { field_run ucla-c1-joint-fp-s2 "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true --set seed=2; }
-run:ucla-c1-joint-fp-s3() { field_run ucla-c1-joint-fp-s3 "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true --set seed=3; }
-field_protocol() {  # the cpu-preset recipe over seeds 1-3: how far one run's test top-1 moves with the seed alone
-  run:ucla-pr-joint-fp & { run:ucla-c1-joint-fp; run:ucla-c1-joint-fp-s3; } & run:ucla-c1-joint-fp-s2 & wait
+recipe_fp() {  # seed: the cpu-preset recipe joint, test also scored every epoch
+  field_run "$(seed_name ucla-c1-joint-fp "$1")" "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true --set seed="$1"
+}
+field_protocol() {  # and over seeds 1-3: how far one run's test top-1 moves with the seed alone
+  run:ucla-pr-joint-fp & { recipe_fp 1; recipe_fp 3; } & recipe_fp 2 & wait
 }
 # issue 14: the recipe's four streams with 64 frames per clip (the proxy's candidate), test also scored every epoch
 # (the field's number beside ours; selection reads val alone), fused like recipe_field and recipe_clips

@@ -124,10 +124,13 @@ ucla_closed() {  # seed name-stem epochs [--set ...]
   local seed=$1 stem=$2 epochs=$3; shift 3
   E_REL=$epochs tune_and_test "$stem$(seed_suffix "$seed")" nw-ucla-field-joint --set seed="$seed" "$@"
 }
+msr_tune() {  # run-name encoder-name [--set ...]: MSR's pool recogniser (msr-action3d-cpu.yaml, E_MSR3 epochs)
+  local name=$1 encoder=$2; shift 2
+  CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "$name" "$encoder" --set bridge.kind=pool "$@"
+}
 msr_closed() {  # seed name-stem [--set ...]
   local seed=$1 stem=$2; shift 2
-  CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "$stem$(seed_suffix "$seed")" \
-    msr-f-label --set bridge.kind=pool --set seed="$seed" "$@"
+  msr_tune "$stem$(seed_suffix "$seed")" msr-f-label --set seed="$seed" "$@"
 }
 three_seeds() {  # encoder function [args]: the function for seeds 1, 2 and 3 at once (three processes: set
   # OMP_NUM_THREADS=1 on a 2-core machine), the encoder's features extracted once before
@@ -180,13 +183,9 @@ cefusion() {
 # issue 15: MSR's recogniser (msrfpool's settings) on each leave-one-training-subject-out fold encoder of
 # stage2_results.sh msr_proxy_folds, scored on the fold's held-out subject: LLM, text head, fused and the encoder's CE
 # head compared on 284 cross-subject samples instead of MSR's 33-sample val (two workers)
-msr_proxy_recogniser() {
-  CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "msr-px-s$1-llm" "msr-px-s$1" \
-    --set bridge.kind=pool
-}
 msrproxyllm() {
-  { msr_proxy_recogniser 1; msr_proxy_recogniser 5; msr_proxy_recogniser 9; } &
-  { msr_proxy_recogniser 3; msr_proxy_recogniser 7; } &
+  { msr_tune msr-px-s1-llm msr-px-s1; msr_tune msr-px-s5-llm msr-px-s5; msr_tune msr-px-s9-llm msr-px-s9; } &
+  { msr_tune msr-px-s3-llm msr-px-s3; msr_tune msr-px-s7-llm msr-px-s7; } &
   wait
 }
 
