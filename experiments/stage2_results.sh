@@ -200,8 +200,8 @@ run:ucla-vp-f64() { proxy_run ucla-vp-f64 --set data.frames=64; }
 viewproxy3() { run:ucla-vp-scale & run:ucla-vp-f64 & wait; }
 # 64 frames again with seeds 2 and 3, beside the recipe with the same seeds (each seed is deterministic: the recipe
 # run twice with seed 1 gave 75.4 both times); collect_results prints the means over seeds 1-3
-seed_name() { if [[ ${2:-1} == 1 ]]; then echo "$1"; else echo "$1-s$2"; fi; }  # name seed: seed 1 is the plain name
-proxy_seed() { local stem=$1 seed=$2; shift 2; proxy_run "$(seed_name "$stem" "$seed")" --set seed="$seed" "$@"; }
+seed_suffix() { [[ ${1:-1} == 1 ]] || echo "-s$1"; }  # seed 1 names the default run (as in stage3_results.sh)
+proxy_seed() { local stem=$1 seed=$2; shift 2; proxy_run "$stem$(seed_suffix "$seed")" --set seed="$seed" "$@"; }
 viewproxyseeds() {
   { proxy_seed ucla-vp-recipe 2; proxy_seed ucla-vp-recipe 3; } &
   { proxy_seed ucla-vp-f64 2 --set data.frames=64; proxy_seed ucla-vp-f64 3 --set data.frames=64; } &
@@ -212,7 +212,7 @@ viewproxyseeds() {
 # ucla-c1-joint) with the test view also scored every epoch, logged apart and never read for selection
 run:ucla-pr-joint-fp() { field_run ucla-pr-joint-fp "${CTRGCN_UCLA[@]}" --set model.preset=paper --set score_test_each_epoch=true; }
 recipe_fp() {  # seed: the cpu-preset recipe joint, test also scored every epoch
-  field_run "$(seed_name ucla-c1-joint-fp "$1")" "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true --set seed="$1"
+  field_run "ucla-c1-joint-fp$(seed_suffix "$1")" "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true --set seed="$1"
 }
 field_protocol() {  # and over seeds 1-3: how far one run's test top-1 moves with the seed alone
   run:ucla-pr-joint-fp & { recipe_fp 1; recipe_fp 3; } & recipe_fp 2 & wait
