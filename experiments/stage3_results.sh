@@ -27,6 +27,8 @@
 #   bash experiments/stage3_results.sh crossmsr        # MSR's recogniser on NW-UCLA's test view and list
 #   bash experiments/stage3_results.sh cefusion        # the closed-set recognisers fused with their encoder's CE head
 #   bash experiments/stage3_results.sh msrproxyllm     # MSR's recogniser on the 5 proxy folds (stage2 msr_proxy_folds)
+#   bash experiments/stage3_results.sh vpllm           # NW-UCLA's recogniser on the 3 cross-view proxy encoders
+#   bash experiments/stage3_results.sh proxyweight     # the closed-set recognisers' fusion weight chosen on the proxies
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
 #   bash experiments/stage3_results.sh zsstacking      # ... and a bonus for never-seen classes (whole list)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
@@ -188,6 +190,42 @@ msrproxyllm() {
   { msr_tune msr-px-s3-llm msr-px-s3; msr_tune msr-px-s7-llm msr-px-s7; } &
   wait
 }
+
+# issue 15: the released recogniser's settings (nw-ucla-cpu.yaml, 4 epochs) on the cross-view proxy encoders (stage2
+# viewproxyseeds: ucla-vp-recipe{,-s2,-s3}, trained on view 1, their test split is view 2), so that a fusion weight
+# can be chosen on samples from an unseen view (`proxyweight`) instead of the same-view val carve; VP_ENCODERS runs
+# some of them (e.g. one list per process; ~15 min each on one core)
+vpllm() {
+  local enc
+  for enc in ${VP_ENCODERS:-ucla-vp-recipe ucla-vp-recipe-s2 ucla-vp-recipe-s3}; do
+    E_REL=4 tune_and_test "$enc-llm" "$enc"
+  done
+}
+
+# issue 15: the closed-set recognisers' fusion weight chosen on proxy runs (`sugar calibrate --on`) instead of the val
+# carve: MSR's on the proxy folds (msrproxyllm), NW-UCLA's on vpllm's view-2 scores; calibrated copies NAME-pw of the
+# seed 1-3 recognisers (without their old evaluation/), so the val-chosen originals stay as they were
+proxy_calibrate() {  # run-name proxy-run-name...
+  local run=$1 px=() p; shift
+  for p in "$@"; do px+=(--on "$OUT/$p"); done
+  if [[ ! -d $OUT/$run-pw ]]; then
+    rm -rf "$OUT/$run-pw.partial"
+    cp -rL "$OUT/$run" "$OUT/$run-pw.partial" && rm -rf "$OUT/$run-pw.partial/evaluation"
+    mv "$OUT/$run-pw.partial" "$OUT/$run-pw"
+  fi
+  sugar calibrate "$OUT/$run-pw" "${px[@]}" > "$OUT/logs/$run-pw.log" 2>&1
+  sugar evaluate "$OUT/$run-pw" --split test >> "$OUT/logs/$run-pw.log" 2>&1
+  echo "$(date -u +%H:%M:%S) calibrated $run-pw on ${*}"
+}
+proxyweight_msr() {
+  local seed
+  for seed in 1 2 3; do proxy_calibrate "msr-f-label-llm-e8-pool$(seed_suffix "$seed")" msr-px-s{1,3,5,7,9}-llm; done
+}
+proxyweight_ucla() {
+  local seed
+  for seed in 1 2 3; do proxy_calibrate "ucla-fj-llm-e4$(seed_suffix "$seed")" ucla-vp-recipe{,-s2,-s3}-llm; done
+}
+proxyweight() { proxyweight_msr; proxyweight_ucla; }
 
 # issue 15: fieldllm on augmented views: no --features, so every step runs the frozen encoder on skeletons with its
 # training transform (random crop and rotation) instead of one fixed feature set the bridge can memorise (fieldllm's

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from sugar.config import BridgeConfig, LoraConfig, TuneConfig
+from sugar.evaluation.metrics import save_scores
 
 ACTIONS = ["pick up with one hand", "pick up with two hands", "drop trash", "walk around", "sit down",
            "stand up", "donning", "doffing", "throw", "carry"]
@@ -92,3 +94,20 @@ def random_tokens(n: int, seed: int = 0) -> list[torch.Tensor]:
     """n action-token sequences of 5-12 steps, 16 features (build_tiny's encoder_dim)."""
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(int(t), 16, generator=g) for t in torch.randint(5, 13, (n,), generator=g)]
+
+
+def proxy_run(root: Path, name: str, llm_right: float, text_right: float, seed: int,
+              classes: list[str], n: int = 60) -> Path:
+    """A proxy folder with saved test scores on its whole list: the LLM right on a `llm_right` share of the
+    samples, the text head on a `text_right` share, drawn independently."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, len(classes), n)
+    folder = root / name / "evaluation" / "test"
+    folder.mkdir(parents=True)
+    names = [f"{name}-{i}" for i in range(n)]
+    for kind, share in (("llm", llm_right), ("text", text_right)):
+        scores = rng.normal(size=(n, len(classes)))
+        right = rng.random(n) < share
+        scores[right, y[right]] += 5.0
+        save_scores(folder / f"scores-{kind}-all.npz", scores, y, names, classes)
+    return root / name

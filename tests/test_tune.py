@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stage3helpers import ACTIONS, session_tokenizer, tiny_config, tiny_llm_dir
+from stage3helpers import ACTIONS, proxy_run, session_tokenizer, tiny_config, tiny_llm_dir
 from sugar.models.recognizer_io import load_recognizer
 from sugar.training.instruct import TuneData, tune
 
@@ -127,9 +127,8 @@ def test_lora_wrap_keeps_peft_deprecation_noise_out_of_logs(llm_cfg) -> None:
     assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
 
 
-def test_tune_fuses_the_encoders_text_head_chosen_on_val(llm_cfg, tmp_path, monkeypatch) -> None:
-    """With an encoder run, `sugar tune` attaches its text head, picks the fusion weight on val, saves both and
-    reports the LLM alone, the text head and the fused ranking on test."""
+def _with_text_head(monkeypatch) -> None:
+    """Stand a text head that separates _Tokens' classes in for the encoder run's (no stage-2 run on disk)."""
     from sugar.models.evidence import TextEvidence, TextHead
     from sugar.training import instruct
 
@@ -140,7 +139,13 @@ def test_tune_fuses_the_encoders_text_head_chosen_on_val(llm_cfg, tmp_path, monk
         head.linear.bias.zero_()
     evidence = TextEvidence(head, CLASSES, torch.eye(len(CLASSES)), "all-MiniLM-L6-v2")
     monkeypatch.setattr(instruct, "text_evidence", lambda run, device="cpu": evidence)
-    monkeypatch.setattr(instruct, "require_pretrain_run", lambda run: run)  # no stage-2 run on disk
+    monkeypatch.setattr(instruct, "require_pretrain_run", lambda run: run)
+
+
+def test_tune_fuses_the_encoders_text_head_chosen_on_val(llm_cfg, tmp_path, monkeypatch) -> None:
+    """With an encoder run, `sugar tune` attaches its text head, picks the fusion weight on val, saves both and
+    reports the LLM alone, the text head and the fused ranking on test."""
+    _with_text_head(monkeypatch)
     cfg = replace(llm_cfg, encoder_run="stage2-run", epochs=1)
     report = tune(cfg, tmp_path / "run", progress=False, data=_data())
     assert report["fusion"]["split"] == "val" and report["fusion"]["samples"] == 8
@@ -149,6 +154,30 @@ def test_tune_fuses_the_encoders_text_head_chosen_on_val(llm_cfg, tmp_path, monk
     rec = load_recognizer(tmp_path / "run", with_encoder=False)
     assert rec.fusion_weight == report["fusion"]["weight"] and rec.evidence is not None
     assert (tmp_path / "run" / "text_head.safetensors").is_file()
+
+
+def test_calibrate_on_proxies_saves_their_weight_and_rescores_test(llm_cfg, tmp_path, monkeypatch) -> None:
+    """`sugar calibrate RUN --on PROXY...`: the weight chosen on the proxies' saved scores replaces the val-chosen
+    one in the saved recogniser, test is scored again at it, and the report keeps the val choice it replaced."""
+    from typer.testing import CliRunner
+
+    from sugar.cli import app
+    from sugar.training import instruct
+
+    _with_text_head(monkeypatch)
+    run = tmp_path / "run"
+    tune(replace(llm_cfg, encoder_run="stage2-run", epochs=1, features="feats"), run, progress=False, data=_data())
+    monkeypatch.setattr(instruct, "features_data", lambda cfg: _data())
+    monkeypatch.setattr(instruct, "load_recognizer", lambda folder: load_recognizer(folder, with_encoder=False))
+    proxies = [proxy_run(tmp_path, f"px{i}", 0.9, 0.2, i, classes=list(CLASSES)) for i in (1, 2)]  # trust the LLM
+    result = CliRunner().invoke(app, ["calibrate", str(run), "--on", str(proxies[0]), "--on", str(proxies[1])])
+    assert result.exit_code == 0, result.output + str(result.exception)
+    report = json.loads((run / "report.json").read_text())
+    assert report["fusion"]["proxies"] == [str(p) for p in proxies] and report["fusion"]["samples"] == 120
+    assert report["fusion"]["weight"] < 0.5
+    assert report["fusion_before"]["split"] == "val" and report["test_fused"]["samples"] == 8
+    rec = load_recognizer(run, with_encoder=False)
+    assert rec.fusion_weight == report["fusion"]["weight"] and rec.fusion_calibration["split"] == "test"
 
 
 def test_tune_under_cpu_bf16_trains_on_held_bf16_weights_and_ends_in_fp32(llm_cfg, tmp_path, monkeypatch) -> None:

@@ -161,15 +161,29 @@ def _render(sample, result: dict[str, Any], path: Path, rec, view: str) -> Path:
 
 def calibrate_cmd(
     run: Path = typer.Argument(..., help="A finished `sugar tune` run directory."),
+    on: list[Path] = typer.Option([], "--on", help="Proxy runs (repeat the option): the same recipe tuned on "
+                                  "encoders that held out a view or subject of the training data, each evaluated "
+                                  "on it (`sugar evaluate PROXY --split test`); the weight is chosen on their "
+                                  "pooled scores instead of this run's validation carve."),
+    on_split: str = typer.Option("test", "--on-split", help="With --on: the proxies' split whose scores choose."),
 ) -> None:
     """Give a tuned recogniser its encoder's text head as a second opinion: choose the fusion weight on the
-    validation split, save it with the recogniser, and score the test split again (LLM, text head, fused)."""
+    validation split (or on proxy runs), save it with the recogniser, and score the test split again (LLM, text
+    head, fused)."""
     from sugar.training.instruct import refinish
 
-    report = refinish(run)
-    keys = [k for k in report if k.startswith("test") or k == "fusion"]
+    calibration = None
+    if on:
+        from sugar.evaluation.proxy_weight import choose_on_proxies
+        from sugar.fileio import read_json_object
+        from sugar.models.recognizer_io import META_FILE
+
+        meta = read_json_object(run / META_FILE, "recogniser description")
+        calibration = choose_on_proxies(on, meta["actions"], on_split)
+    report = refinish(run, calibration)
+    keys = [k for k in report if k.startswith("test") or k in ("fusion", "fusion_before")]
     console.print_json(json.dumps({k: ({m: report[k][m] for m in ("samples", "top1", "top5") if m in report[k]}
-                                       if k != "fusion" else report[k]) for k in keys}))
+                                       if k.startswith("test") else report[k]) for k in keys}))
 
 
 def calibrate_unseen_cmd(

@@ -26,6 +26,7 @@ import numpy as np
 
 from sugar.errors import ConfigError
 from sugar.evaluation.metrics import classification_report, generalized_zero_shot, load_scores
+from sugar.evaluation.proxy_weight import saved_evidence
 from sugar.fileio import atomic_write_text
 from sugar.models.evidence import choose_weight_pooled, fuse
 from sugar.models.released import evaluation_dir, resolve_run
@@ -36,12 +37,7 @@ RESULT = "zero_shot-leave-classes-out.json"
 
 def unseen_scores(run: Path, split: str) -> dict[str, Any]:
     """The LLM's and the text head's saved scores on `run`'s held-out classes of `split`."""
-    folder = evaluation_dir(resolve_run(run)) / split
-    llm, text = (load_scores(folder / f"scores-{kind}-{VIEW}.npz") for kind in ("llm", "text"))
-    if list(llm["classes"]) != list(text["classes"]) or list(llm["names"]) != list(text["names"]):
-        raise ConfigError(f"{folder}: the LLM's and the text head's saved scores cover different samples")
-    return {"llm": llm["logits"], "text": text["logits"], "labels": llm["labels"],
-            "classes": [str(c) for c in llm["classes"]]}
+    return saved_evidence(run, split, VIEW)
 
 
 def leave_classes_out(runs: Sequence[Path], choose_on: str = "val", test: str = "test") -> list[dict[str, Any]]:

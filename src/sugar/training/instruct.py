@@ -330,18 +330,25 @@ def _finish(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData, actio
 
 def finish_report(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData, actions: list[str],
                   seen: list[int], unseen: list[int], descriptions: dict[str, str],
-                  extra: dict[str, Any]) -> dict[str, Any]:
-    """Attach the encoder's text head with its fusion weight chosen on validation, save the recogniser, score the
-    test split once per kind of evidence (LLM alone as `test`, text head `test_text`, fused `test_fused`; the
-    same with `_unseen` for held-out classes) and write report.json."""
+                  extra: dict[str, Any], calibration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Attach the encoder's text head with its fusion weight chosen on validation (or the given `calibration`:
+    a weight chosen elsewhere, e.g. on proxy runs), save the recogniser, score the test split once per kind of
+    evidence (LLM alone as `test`, text head `test_text`, fused `test_fused`; the same with `_unseen` for
+    held-out classes) and write report.json."""
     evidence = text_evidence(cfg.encoder_run, rec.device) if cfg.encoder_run else None
     report: dict[str, Any] = {"run_dir": str(run.path), **extra, "dataset": data.dataset, "actions": actions,
                               "excluded": [data.classes[i] for i in unseen]}
-    if evidence is not None and "val" in data.splits:
+    if calibration is not None:
+        if evidence is None:
+            raise SugarError(f"{run.path}: its encoder has no text head, so there is no fusion weight to set")
+        rec.attach_evidence(evidence, float(calibration["weight"]))
+        rec.fusion_calibration = calibration
+    elif evidence is not None and "val" in data.splits:
         tokens, y = split_tokens(rec, data.splits, data.labels, "val", seen, cfg.max_eval_samples)
         if len(y):
-            calibration = calibrate(rec, tokens, y, actions, evidence)
-            report["fusion"] = {k: v for k, v in calibration.items() if k != "table"}
+            calibrate(rec, tokens, y, actions, evidence)
+    if rec.evidence is not None and rec.fusion_calibration:
+        report["fusion"] = {k: v for k, v in rec.fusion_calibration.items() if k != "table"}
     save_recognizer(rec, run.path)
     if "test" in data.splits:
         views = [("test", actions, seen, {})]
@@ -365,9 +372,10 @@ def finish_report(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData,
     return report
 
 
-def refinish(run_dir: str | Path) -> dict[str, Any]:
+def refinish(run_dir: str | Path, calibration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Re-do the end of a `sugar tune` run with today's code (no training): attach and calibrate the encoder's text
-    head on validation, save, and score the test split again (`sugar calibrate`).
+    head on validation (or at the weight of `calibration`), save, and score the test split again (`sugar
+    calibrate`). The previous report's fusion record is kept as `fusion_before`.
 
     A run stopped before its last epoch (no recognizer.json yet) is finished from its best checkpoint so far; the
     report then says `finished_early` and which epoch was selected."""
@@ -381,7 +389,7 @@ def refinish(run_dir: str | Path) -> dict[str, Any]:
     if (run.path / "recognizer.json").is_file():
         rec = load_recognizer(run.path)
         old = json.loads((run.path / "report.json").read_text()) if (run.path / "report.json").is_file() else {}
-        extra: dict[str, Any] = {"selected": old.get("selected")}
+        extra: dict[str, Any] = {"selected": old.get("selected"), "fusion_before": old.get("fusion")}
     else:
         loaded = run.load_best(torch.device("cpu"))
         if loaded is None:
@@ -393,7 +401,7 @@ def refinish(run_dir: str | Path) -> dict[str, Any]:
         rec.load_trainable_state(weights)
         rec.eval()
         extra = {"selected": best, "finished_early": True}
-    return finish_report(cfg, run, rec, data, actions, seen, unseen, descriptions, extra)
+    return finish_report(cfg, run, rec, data, actions, seen, unseen, descriptions, extra, calibration)
 
 
 def load_tune_config(path: str | Path | None, overrides: list[str], encoder: str | None,
