@@ -989,6 +989,59 @@ def ce_fusion_table(runs: Path) -> list[str]:
     return [*lines, ""] if len(lines) > 4 else []
 
 
+def encoder_ce_top1(recogniser: Path) -> float | None:
+    """Test top-1 of the CE head of the encoder a recogniser was tuned on: its run's evaluation, or for a released
+    encoder folder the package index's record."""
+    encoder = Path(((read_json(recogniser / "recognizer.json") or {}).get("encoder_run")) or "")
+    res = read_json(encoder / "evaluation" / "test" / "results.json")
+    if res is not None:
+        return res["heads"]["ce"]["all"]["top1"]
+    entry = (read_json(encoder.parent / "index.json") or {}).get(encoder.name) or {}
+    return entry.get("metrics", {}).get("heads_top1", {}).get("ce")
+
+
+# issue 15 (`stage3_results.sh proxyweight`): seed 1-3 recognisers, their proxies, and the val-chosen weight of the
+# released recogniser (nw-ucla, msr-action3d) when the rule was written (2026-12-06 (9)), which the rule compares with
+PROXY_WEIGHT_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA", "view 2 of 3 cross-view proxy recognisers (`vpllm`)", 0.45),
+                         ("msr-f-label-llm-e8-pool", "MSR Action3D", "held-out subjects of 5 proxy folds "
+                          "(`msrproxyllm`)", 0.45)]
+
+
+def proxy_weight_table(runs: Path) -> list[str]:
+    """Issue 15: the recognisers' fusion weight chosen on proxy runs (`sugar calibrate --on`): first what the rule
+    reads (the pooled proxy samples at a few weights, from the calibration table saved with the copy), then test
+    for the seed 1-3 copies against the val-chosen originals."""
+    decide = ["### The recogniser's fusion weight chosen on proxies that hold out a view or subject (issue 15; "
+              "`proxyweight`): the pooled proxy samples", "",
+              "| dataset | proxy samples | LLM alone (w 0) % | text head (w 1) % | fused at the released val-chosen "
+              "w % | fused at the proxy-chosen w % |", "|---|---|---|---|---|---|"]
+    test = ["### ... and on test, read after the decision: seeds 1 / 2 / 3 at the val-chosen and the proxy-chosen "
+            "weight", "",
+            "| dataset | weight chosen on | w | test fused top-1 % | test LLM alone % | test text head % | "
+            "encoder's CE head % |", "|---|---|---|---|---|---|---|"]
+    for stem, dataset, proxies, released_w in PROXY_WEIGHT_FAMILIES:
+        copies = [runs / f"{stem}{suffix}-pw" for suffix in SEED_SUFFIXES]
+        calib = ((read_json(copies[0] / "recognizer.json") or {}).get("evidence") or {}).get("calibration") or {}
+        if not calib.get("proxies"):
+            continue
+        at = {r["weight"]: r["top1"] for r in calib["table"]}
+        decide.append(f"| {dataset}: {proxies} | {calib['samples']} | {pct(at[0.0])} | {pct(at[1.0])} | "
+                      f"{pct(at.get(released_w))} (w {released_w:.2f}) | {pct(at[calib['weight']])} "
+                      f"(w {calib['weight']:.2f}) |")
+        originals = [runs / f"{stem}{suffix}" for suffix in SEED_SUFFIXES]
+        for label, group in (("val carve (`sugar tune`)", originals), ("proxies (`sugar calibrate --on`)", copies)):
+            reports = [read_json(r / "report.json") or {} for r in group]
+            if not all("test_fused" in r for r in reports):
+                continue
+            weights = " / ".join(f"{r['fusion']['weight']:.2f}" for r in reports)
+            test.append(f"| {dataset} | {label} | {weights} | "
+                        f"{seeds_cell([r['test_fused']['top1'] for r in reports])} | "
+                        f"{seeds_cell([r['test']['top1'] for r in reports])} | "
+                        f"{seeds_cell([r['test_text']['top1'] for r in reports])} | "
+                        f"{pct(encoder_ce_top1(group[0]))} |")
+    return [*decide, "", *test, ""] if len(decide) > 4 else []
+
+
 def fast_rank_table(runs: Path, name: str) -> list[str]:
     """Issue 16: accuracy of `sugar predict`'s ranking speed-ups (`stage3_results.sh fastrank`), val and test."""
     lines = [f"### Ranking speed-ups on `{name}`: accuracy (`stage3_results.sh fastrank`)", "",
@@ -1098,6 +1151,7 @@ def main() -> None:
                                         "head alone, fused")
     out += descriptions_table(runs, stage3)
     out += ce_fusion_table(runs)
+    out += proxy_weight_table(runs)
     out += seed_means_table(runs, CLOSED_FAMILIES, "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
     out += fast_rank_table(runs, "ucla-f-joint-llm")
     out += fast_rank_table(runs, "ucla-f-joint-llm-fast")
