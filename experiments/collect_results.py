@@ -511,13 +511,14 @@ def msr_splits_table(runs: Path) -> list[str]:
     return [*lines, "", "Lie group (Vemulapalli et al., CVPR 2014), mean over 10 random subject splits: 90.7 %.", ""]
 
 
-def msr_field_splits_table(runs: Path) -> list[str]:
-    """Issue 14: MSR's four streams over the 10 random subject splits (`stage2_results.sh msr_field_splits`)."""
+def msr_field_splits_table(runs: Path, setting: str = "") -> list[str]:
+    """Issue 14: MSR's four streams over the 10 random subject splits (`stage2_results.sh msr_field_splits`), for
+    msr-f-label's settings or a candidate's (FSP_TAG=`setting`: runs msr-fspI<setting>-STREAM)."""
     streams = ("joint", "bone", "joint-motion", "bone-motion")
     rows, cols = [], {k: [] for k in (*streams, "fused-text", "fused-ce", "equal-text", "equal-ce")}
     for i in range(10):
-        found = {s: load(runs / f"msr-fsp{i}-{s}") for s in streams}
-        fused = {f"{kind}-{head}": read_json(runs / f"msr-fsp{i}-fused-{head}{tag}" / "results.json")
+        found = {s: load(runs / f"msr-fsp{i}{setting}-{s}") for s in streams}
+        fused = {f"{kind}-{head}": read_json(runs / f"msr-fsp{i}{setting}-fused-{head}{tag}" / "results.json")
                  for kind, tag in (("fused", ""), ("equal", "-equal")) for head in ("text", "ce")}
         if any(r is None for r in found.values()) or any(r is None for r in fused.values()):
             continue
@@ -532,8 +533,9 @@ def msr_field_splits_table(runs: Path) -> list[str]:
     if not rows:
         return []
     mean = {k: mean_sd(v) for k, v in cols.items()}
-    return ["### MSR Action3D, four streams over random subject splits (`stage2_results.sh msr_field_splits`; "
-            "msr-f-label's settings, 5 training subjects each)", "",
+    which = f"FSP_TAG={setting}" if setting else "msr-f-label's settings"
+    return [f"### MSR Action3D, four streams over random subject splits (`stage2_results.sh msr_field_splits`; "
+            f"{which}, 5 training subjects each)", "",
             "| split | training subjects | joint text top-1 % | bone | joint motion | bone motion | 4 streams fused, "
             "weights chosen on val: text / CE top-1 % | 4 streams fused, equal weights: text / CE top-1 % |",
             "|---|---|---|---|---|---|---|---|", *rows,
@@ -1120,6 +1122,8 @@ def main() -> None:
     out += own_knowledge_table(runs)
     out += msr_splits_table(runs)
     out += msr_field_splits_table(runs)
+    for setting in sorted({p.name[len("msr-fsp0"):-len("-joint")] for p in runs.glob("msr-fsp0-*-joint")}):
+        out += msr_field_splits_table(runs, setting)  # candidates run with FSP_TAG
     out += msr_splits_clips_table(runs)
     out += msr_proxy_table(runs)
     out += msr_proxy_recogniser_table(runs)

@@ -400,7 +400,8 @@ msr_field_released() {
 
 # issue 14: the four streams over the 10 random subject splits of msrsplits (numpy seeds 0-9, 5 training subjects),
 # the Lie group paper's protocol for its 90.7; msr-f-label's settings, nothing tuned; MSR_SPLITS="0 2 ..." runs
-# some of them (two workers: one core each); ~15 min per split on one core
+# some of them (two workers: one core each); ~15 min per split on one core. A candidate chosen on the proxy folds
+# runs as FSP_TAG=-NAME FSP_ARGS="--set ..." (runs msr-fspI-NAME-STREAM, fused msr-fspI-NAME-fused-*)
 msr_split_subjects() {  # i -> the 5 training subjects of split i, as msrsplits draws them
   $PY -c "import numpy as np; print(','.join(map(str, sorted(np.random.default_rng($1).choice(range(1, 11), 5, replace=False)))))"
 }
@@ -410,10 +411,11 @@ msr_field_splits() {
     subjects=$(msr_split_subjects "$i")
     runs=()
     for stream in joint bone joint_motion bone_motion; do
-      runs+=("msr-fsp$i-${stream//_/-}")
-      msr_stream "$stream" "${runs[-1]}" --set "data.protocol=xsub:$subjects"
+      runs+=("msr-fsp$i${FSP_TAG:-}-${stream//_/-}")
+      # shellcheck disable=SC2086
+      msr_stream "$stream" "${runs[-1]}" --set "data.protocol=xsub:$subjects" ${FSP_ARGS:-}
     done
-    fuse_streams "msr-fsp$i" "${runs[@]}"
+    fuse_streams "msr-fsp$i${FSP_TAG:-}" "${runs[@]}"
   done
 }
 # the same fusions with each stream's scores averaged over 5 clips per sample (as NW-UCLA's `recipe_clips`); the
