@@ -569,15 +569,15 @@ def msr_proxy_table(runs: Path) -> list[str]:
     return [*lines, ""] if len(lines) > 4 else []
 
 
-def msr_proxy_recogniser_table(runs: Path) -> list[str]:
-    """Issue 15: MSR's recognisers on the proxy folds (`stage3_results.sh msrproxyllm`), pooled over the held-out
-    subjects, beside the fold encoders' heads."""
+def proxy_recogniser_table(runs: Path, parts: list[tuple[str, str, str]], title: str, part: str) -> list[str]:
+    """Issue 15: recognisers tuned on proxy encoders, each scored on the group its encoder held out (a subject, a
+    view), beside the encoder's CE head; pooled over the parts. `parts`: (recogniser run, encoder run, label)."""
     kinds = ("llm", "text", "fused", "ce")
     acc: dict[str, list[float]] = {k: [] for k in kinds}
     cells, counts = [], []
-    for s in PROXY_SUBJECTS:
-        rep = read_json(runs / f"msr-px-s{s}-llm" / "evaluation" / "test" / "results.json")
-        enc = load(runs / f"msr-px-s{s}")
+    for rec_name, enc_name, label in parts:
+        rep = read_json(runs / rec_name / "evaluation" / "test" / "results.json")
+        enc = load(runs / enc_name)
         if rep is None or enc is None:
             return []
         evidence = rep["evidence"]["all"]
@@ -585,13 +585,25 @@ def msr_proxy_recogniser_table(runs: Path) -> list[str]:
         counts.append(evidence["llm"]["samples"])
         for k in kinds:
             acc[k].append(got[k])
-        cells.append(f"| {s} | {counts[-1]} | " + " | ".join(pct(got[k]) for k in kinds) + " |")
-    return ["### MSR Action3D recognisers on the proxy folds (issue 15; `msrproxyllm`: tuned on each fold's encoder, "
-            "scored on its held-out training subject)", "",
-            "| held-out subject | samples | LLM alone % | text head % | LLM + text head fused % "
+        cells.append(f"| {label} | {counts[-1]} | " + " | ".join(pct(got[k]) for k in kinds) + " |")
+    return [f"### {title}", "",
+            f"| {part} | samples | LLM alone % | text head % | LLM + text head fused (the run's val-chosen w) % "
             "| encoder's CE head % |",
             "|---|---|---|---|---|---|", *cells,
             f"| **pooled** | {sum(counts)} | " + " | ".join(pct(pooled(acc[k], counts)) for k in kinds) + " |", ""]
+
+
+def proxy_recogniser_tables(runs: Path) -> list[str]:
+    """MSR's recognisers on the proxy folds (`stage3_results.sh msrproxyllm`) and NW-UCLA's on the cross-view proxy
+    encoders (`vpllm`)."""
+    msr = [(f"msr-px-s{s}-llm", f"msr-px-s{s}", str(s)) for s in PROXY_SUBJECTS]
+    ucla = [(f"ucla-vp-recipe{suffix}-llm", f"ucla-vp-recipe{suffix}", f"`ucla-vp-recipe{suffix}`")
+            for suffix in SEED_SUFFIXES]
+    return [*proxy_recogniser_table(runs, msr, "MSR Action3D recognisers on the proxy folds (issue 15; `msrproxyllm`: "
+                                    "tuned on each fold's encoder, scored on its held-out training subject)",
+                                    "held-out subject"),
+            *proxy_recogniser_table(runs, ucla, "NW-UCLA recognisers on the cross-view proxy (issue 15; `vpllm`: "
+                                    "tuned on each view-1 encoder, scored on view 2)", "encoder (seed)")]
 
 
 def msr_splits_clips_table(runs: Path) -> list[str]:
@@ -1126,7 +1138,7 @@ def main() -> None:
         out += msr_field_splits_table(runs, setting)  # candidates run with FSP_TAG
     out += msr_splits_clips_table(runs)
     out += msr_proxy_table(runs)
-    out += msr_proxy_recogniser_table(runs)
+    out += proxy_recogniser_tables(runs)
     out += zeroshot_table(runs)
     out += ablation_table(runs)
     out += stage3_closed_table(runs, "ucla", "NW-UCLA cross-view")
