@@ -192,7 +192,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-f64-joint-motion", "joint motion, the recipe with 64 frames per clip (`recipe_f64`)"),
                  ("ucla-f64-bone-motion", "bone motion, the recipe with 64 frames per clip (`recipe_f64`)")]
 
-PROXY_SEEDS = [("ucla-vp-recipe", "CTR-GCN's data recipe"), ("ucla-vp-f64", "the recipe with 64 frames per clip")]
+PROXY_SEEDS = [("ucla-vp-recipe", "CTR-GCN's data recipe"), ("ucla-vp-f64", "the recipe with 64 frames per clip"),
+               ("ucla-vp-align", "the recipe with SGN view alignment (`data.align: true`)")]
 
 
 def proxy_seeds_table(runs: Path) -> list[str]:

@@ -15,6 +15,7 @@
 #   bash experiments/stage2_results.sh viewproxy2    # three more
 #   bash experiments/stage2_results.sh viewproxy3    # two more
 #   bash experiments/stage2_results.sh viewproxyseeds  # the recipe and 64 frames with seeds 2-3 (~35 min)
+#   VP_TAG=-align VP_ARGS="--set data.align=true" bash experiments/stage2_results.sh viewproxy_candidate  # 3 seeds
 #   bash experiments/stage2_results.sh field_protocol  # the joint streams with the field's reporting beside ours (~85 min)
 #   bash experiments/stage2_results.sh recipe_f64 fuse_f64  # the recipe's four streams at 64 frames, fused (not run yet)
 #
@@ -206,6 +207,17 @@ viewproxyseeds() {
   { proxy_seed ucla-vp-recipe 2; proxy_seed ucla-vp-recipe 3; } &
   { proxy_seed ucla-vp-f64 2 --set data.frames=64; proxy_seed ucla-vp-f64 3 --set data.frames=64; } &
   wait
+}
+# a candidate over seeds 1-3 on the proxy, beside the recipe's own three draws (ucla-vp-recipe{,-s2,-s3}): VP_TAG
+# names it (runs ucla-vpTAG{,-s2,-s3}), VP_ARGS holds its overrides, VP_SEEDS picks seeds (one list per process);
+# ~12 min a run on one core. E.g. VP_TAG=-align VP_ARGS="--set data.align=true" (SGN view alignment, which the
+# recipe leaves off as CTR-GCN's feeder does)
+viewproxy_candidate() {
+  local seed
+  for seed in ${VP_SEEDS:-1 2 3}; do
+    # shellcheck disable=SC2086
+    proxy_seed "ucla-vp${VP_TAG:?name the candidate with VP_TAG}" "$seed" ${VP_ARGS:-}
+  done
 }
 # issue 14: the field's reporting beside ours. CTR-GCN's main.py scores the test view after every epoch and publishes
 # the best of those scores; these runs repeat the recipe's joint streams (same seed and settings as ucla-pr-joint and
