@@ -28,6 +28,7 @@
 #   bash experiments/stage3_results.sh cefusion        # the closed-set recognisers fused with their encoder's CE head
 #   bash experiments/stage3_results.sh msrproxyllm     # MSR's recogniser on the 5 proxy folds (stage2 msr_proxy_folds)
 #   bash experiments/stage3_results.sh vpllm           # NW-UCLA's recogniser on the 3 cross-view proxy encoders
+#   bash experiments/stage3_results.sh vpllmaug        # ... tuned on augmented views (one seed, a screen)
 #   bash experiments/stage3_results.sh proxyweight     # the closed-set recognisers' fusion weight chosen on the proxies
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
 #   bash experiments/stage3_results.sh zsstacking      # ... and a bonus for never-seen classes (whole list)
@@ -205,6 +206,9 @@ vpllm() {
 # issue 15: the closed-set recognisers' fusion weight chosen on proxy runs (`sugar calibrate --on`) instead of the val
 # carve: MSR's on the proxy folds (msrproxyllm), NW-UCLA's on vpllm's view-2 scores; calibrated copies NAME-pw of the
 # seed 1-3 recognisers (without their old evaluation/), so the val-chosen originals stay as they were
+# the same recogniser on augmented views (ONLINE: skeletons through the frozen encoder with its training transform,
+# the recipe's random frames and +-60 degree rotation, every step) judged where augmentation should pay: view 2
+vpllmaug() { ONLINE=1 E_REL=4 tune_and_test ucla-vp-recipe-llm-aug ucla-vp-recipe; }
 proxy_calibrate() {  # run-name proxy-run-name...
   local run=$1 px=() p; shift
   for p in "$@"; do px+=(--on "$OUT/$p"); done
