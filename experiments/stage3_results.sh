@@ -208,7 +208,10 @@ vpllm() {
 # seed 1-3 recognisers (without their old evaluation/), so the val-chosen originals stay as they were
 # the same recogniser on augmented views (ONLINE: skeletons through the frozen encoder with its training transform,
 # the recipe's random frames and +-60 degree rotation, every step) judged where augmentation should pay: view 2
-vpllmaug() { ONLINE=1 E_REL=4 tune_and_test ucla-vp-recipe-llm-aug ucla-vp-recipe; }
+vpllmaug() {  # VP_ENCODERS as vpllm's (default: the seed-1 encoder only, the first screen)
+  local enc
+  for enc in ${VP_ENCODERS:-ucla-vp-recipe}; do ONLINE=1 E_REL=4 tune_and_test "$enc-llm-aug" "$enc"; done
+}
 proxy_calibrate() {  # run-name proxy-run-name...
   local run=$1 px=() p; shift
   for p in "$@"; do px+=(--on "$OUT/$p"); done
