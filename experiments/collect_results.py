@@ -572,7 +572,8 @@ def msr_proxy_table(runs: Path) -> list[str]:
 
 def proxy_recogniser_table(runs: Path, parts: list[tuple[str, str, str]], title: str, part: str) -> list[str]:
     """Issue 15: recognisers tuned on proxy encoders, each scored on the group its encoder held out (a subject, a
-    view), beside the encoder's CE head; pooled over the parts. `parts`: (recogniser run, encoder run, label)."""
+    view), beside the encoder's CE head; pooled over the parts that have finished. `parts`: (recogniser run,
+    encoder run, label)."""
     kinds = ("llm", "text", "fused", "ce")
     acc: dict[str, list[float]] = {k: [] for k in kinds}
     cells, counts = [], []
@@ -580,13 +581,15 @@ def proxy_recogniser_table(runs: Path, parts: list[tuple[str, str, str]], title:
         rep = read_json(runs / rec_name / "evaluation" / "test" / "results.json")
         enc = load(runs / enc_name)
         if rep is None or enc is None:
-            return []
+            continue
         evidence = rep["evidence"]["all"]
         got = {k: evidence[k]["top1"] for k in kinds[:3]} | {"ce": heads_top1(enc)["ce"]}
         counts.append(evidence["llm"]["samples"])
         for k in kinds:
             acc[k].append(got[k])
         cells.append(f"| {label} | {counts[-1]} | " + " | ".join(pct(got[k]) for k in kinds) + " |")
+    if not cells:
+        return []
     return [f"### {title}", "",
             f"| {part} | samples | LLM alone % | text head % | LLM + text head fused (the run's val-chosen w) % "
             "| encoder's CE head % |",
@@ -604,7 +607,11 @@ def proxy_recogniser_tables(runs: Path) -> list[str]:
                                     "tuned on each fold's encoder, scored on its held-out training subject)",
                                     "held-out subject"),
             *proxy_recogniser_table(runs, ucla, "NW-UCLA recognisers on the cross-view proxy (issue 15; `vpllm`: "
-                                    "tuned on each view-1 encoder, scored on view 2)", "encoder (seed)")]
+                                    "tuned on each view-1 encoder, scored on view 2)", "encoder (seed)"),
+            *proxy_recogniser_table(runs, [(f"{r}-aug", e, label) for r, e, label in ucla],
+                                    "NW-UCLA recognisers on the cross-view proxy, tuned on augmented views (issue 15; "
+                                    "`vpllmaug`: ONLINE, the recipe's transform every step; scored on view 2)",
+                                    "encoder (seed)")]
 
 
 def msr_splits_clips_table(runs: Path) -> list[str]:
