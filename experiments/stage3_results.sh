@@ -28,7 +28,7 @@
 #   bash experiments/stage3_results.sh cefusion        # the closed-set recognisers fused with their encoder's CE head
 #   bash experiments/stage3_results.sh msrproxyllm     # MSR's recogniser on the 5 proxy folds (stage2 msr_proxy_folds)
 #   bash experiments/stage3_results.sh vpllm           # NW-UCLA's recogniser on the 3 cross-view proxy encoders
-#   bash experiments/stage3_results.sh vpllmaug        # ... tuned on augmented views (one seed, a screen)
+#   bash experiments/stage3_results.sh vpllmaug        # ... tuned on augmented views
 #   bash experiments/stage3_results.sh proxyweight     # the closed-set recognisers' fusion weight chosen on the proxies
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
 #   bash experiments/stage3_results.sh zsstacking      # ... and a bonus for never-seen classes (whole list)
@@ -196,22 +196,21 @@ msrproxyllm() {
 # viewproxyseeds: ucla-vp-recipe{,-s2,-s3}, trained on view 1, their test split is view 2), so that a fusion weight
 # can be chosen on samples from an unseen view (`proxyweight`) instead of the same-view val carve; VP_ENCODERS runs
 # some of them (e.g. one list per process; ~15 min each on one core)
-vpllm() {
+VP_DEFAULT="ucla-vp-recipe ucla-vp-recipe-s2 ucla-vp-recipe-s3"
+vp_tune() {  # run-name-suffix: a recogniser ENC-llm<suffix> on each of VP_ENCODERS
   local enc
-  for enc in ${VP_ENCODERS:-ucla-vp-recipe ucla-vp-recipe-s2 ucla-vp-recipe-s3}; do
-    E_REL=4 tune_and_test "$enc-llm" "$enc"
-  done
+  for enc in ${VP_ENCODERS:-$VP_DEFAULT}; do E_REL=4 tune_and_test "$enc-llm$1" "$enc"; done
 }
+vpllm() { vp_tune ""; }
+# the same recognisers on augmented views (ONLINE: skeletons through the frozen encoder with its training transform,
+# the recipe's random frames and +-60 degree rotation, every step), judged where augmentation should pay: view 2
+vpllmaug() { ONLINE=1 vp_tune -aug; }
 
 # issue 15: the closed-set recognisers' fusion weight chosen on proxy runs (`sugar calibrate --on`) instead of the val
 # carve: MSR's on the proxy folds (msrproxyllm), NW-UCLA's on vpllm's view-2 scores; calibrated copies NAME-pw of the
-# seed 1-3 recognisers (without their old evaluation/), so the val-chosen originals stay as they were
-# the same recogniser on augmented views (ONLINE: skeletons through the frozen encoder with its training transform,
-# the recipe's random frames and +-60 degree rotation, every step) judged where augmentation should pay: view 2
-vpllmaug() {  # VP_ENCODERS as vpllm's (default: the seed-1 encoder only, the first screen)
-  local enc
-  for enc in ${VP_ENCODERS:-ucla-vp-recipe}; do ONLINE=1 E_REL=4 tune_and_test "$enc-llm-aug" "$enc"; done
-}
+# seed 1-3 recognisers, so the val-chosen originals stay as they were. `sugar calibrate` scores test again into the
+# copy's report.json; the copy gets no evaluation/ (the original's would be at the old weight), so `sugar release`
+# refuses it until `sugar evaluate` has been run on it
 proxy_calibrate() {  # run-name proxy-run-name...
   local run=$1 px=() p; shift
   for p in "$@"; do px+=(--on "$OUT/$p"); done
@@ -221,7 +220,6 @@ proxy_calibrate() {  # run-name proxy-run-name...
     mv "$OUT/$run-pw.partial" "$OUT/$run-pw"
   fi
   sugar calibrate "$OUT/$run-pw" "${px[@]}" > "$OUT/logs/$run-pw.log" 2>&1
-  sugar evaluate "$OUT/$run-pw" --split test >> "$OUT/logs/$run-pw.log" 2>&1
   echo "$(date -u +%H:%M:%S) calibrated $run-pw on ${*}"
 }
 proxyweight_msr() {

@@ -21,7 +21,7 @@ from sugar.evaluation.metrics import load_scores
 from sugar.models.evidence import choose_weight_pooled
 from sugar.models.released import evaluation_dir, resolve_run
 
-WHOLE = "all"  # the view `sugar evaluate` gives a recogniser's whole (closed-set) list
+WHOLE = "all"  # the view `sugar evaluate` gives a run's whole list (with held-out classes too, if any)
 
 
 def saved_evidence(run: Path, split: str, view: str = WHOLE) -> dict[str, Any]:

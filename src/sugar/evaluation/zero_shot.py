@@ -26,7 +26,7 @@ import numpy as np
 
 from sugar.errors import ConfigError
 from sugar.evaluation.metrics import classification_report, generalized_zero_shot, load_scores
-from sugar.evaluation.proxy_weight import saved_evidence
+from sugar.evaluation.proxy_weight import WHOLE, saved_evidence
 from sugar.fileio import atomic_write_text
 from sugar.models.evidence import choose_weight_pooled, fuse
 from sugar.models.released import evaluation_dir, resolve_run
@@ -78,7 +78,6 @@ def leave_classes_out(runs: Sequence[Path], choose_on: str = "val", test: str = 
 
 # ------------------------------------------------------------------ the whole list: calibrated stacking
 
-WHOLE = "all"  # the view `sugar evaluate` gives a held-out run's whole list (seen and held-out classes together)
 STACKING_RESULT = "all-calibrated-stacking.json"
 BIAS_GRID = tuple(0.25 * i for i in range(81))  # bonus for never-seen classes, in score units: 0 .. 20
 
