@@ -46,10 +46,15 @@ def test_lr_schedule_warms_up_then_steps():
     assert lrs[25] == pytest.approx(0.1) and lrs[45] == pytest.approx(0.01) and lrs[65] == pytest.approx(0.001)
 
 
-def test_kill_9_then_rerun_matches_uninterrupted(tmp_path):
+def best_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "checkpoints" / "best.safetensors"))
+
+
+@pytest.mark.parametrize("overrides", [(), ("ema_decay=0.9",)], ids=["raw", "weight-average"])
+def test_kill_9_then_rerun_matches_uninterrupted(tmp_path, overrides):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    run(straight)
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(killed)], env=env())
+    run(straight, *overrides)
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(killed), *overrides], env=env())
     pointer = killed / "checkpoints" / "last.json"
     deadline = time.time() + 120
     while not pointer.exists() and proc.poll() is None and time.time() < deadline:
@@ -59,12 +64,13 @@ def test_kill_9_then_rerun_matches_uninterrupted(tmp_path):
     assert pointer.exists(), "the first checkpoint never appeared"
     interrupted_at = json.loads(pointer.read_text())["epoch"]
     assert interrupted_at < 4, "the run finished before it could be killed; make it longer"
-    run(killed)  # same command: resumes from the last checkpoint
+    run(killed, *overrides)  # same command: resumes from the last checkpoint
     assert metrics(killed) == metrics(straight)
-    a, b = final_weights(straight), final_weights(killed)
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    for weights in (final_weights, best_weights):
+        a, b = weights(straight), weights(killed)
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     assert json.loads((killed / "report.json").read_text()) == json.loads((straight / "report.json").read_text())
 
 
@@ -110,3 +116,25 @@ def test_scoring_test_each_epoch_reports_the_field_number_without_changing_train
         got = report["field_protocol"][head]
         assert got["best_top1"] == max(per_epoch) and got["last_top1"] == per_epoch[-1]
         assert per_epoch[got["best_epoch"] - 1] == max(per_epoch) and got["epochs"] == len(per_epoch)
+
+
+def test_weight_average_is_validated_and_kept_while_the_raw_weights_train_unchanged(tmp_path):
+    """`ema_decay` changes what is validated, selected and exported, never the training itself."""
+    plain, averaged = tmp_path / "plain", tmp_path / "ema"
+    run(plain, "loss=milnce+ce")
+    run(averaged, "loss=milnce+ce", "ema_decay=0.9")
+    raw, ema = metrics(plain), metrics(averaged)
+    assert [m["loss"] for m in raw] == [m["loss"] for m in ema]
+    for key, value in final_weights(plain).items():
+        assert torch.equal(value, final_weights(averaged)[key]), key
+    chosen = [json.loads((r / "checkpoints" / "best.json").read_text())["epoch"] for r in (plain, averaged)]
+    kept, raw_kept = best_weights(averaged), best_weights(plain)
+    changed = any(not torch.equal(v, raw_kept[k]) for k, v in kept.items() if v.is_floating_point())
+    assert chosen[0] != chosen[1] or changed, "the same epoch was kept, so its weights must be the average"
+
+
+def test_resuming_a_raw_run_with_a_weight_average_is_refused(tmp_path):
+    run(tmp_path / "run", "epochs=1")
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "run"), "epochs=2", "ema_decay=0.9"],
+                            env=env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "ema_decay" in result.stderr

@@ -90,6 +90,9 @@ class PretrainConfig:
     warmup_epochs: int = 5
     lr_steps: tuple[int, ...] = (120, 170)
     lr_decay: float = 0.1
+    # > 0: validate, select and export an exponential moving average of the weights, `ema_decay` per optimizer
+    # step (sugar.training.averaging; 0.995 averages over ~200 steps); 0 = the raw weights (CTR-GCN's recipe)
+    ema_decay: float = 0.0
     amp: bool = True  # used on GPU only
     cpu_bf16: bool = True  # bf16 autocast where the CPU has native bf16 (AVX512-BF16/AMX); docs/benchmarks.md
     sync_bn: bool = True  # global-batch BatchNorm under DDP

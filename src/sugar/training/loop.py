@@ -25,6 +25,7 @@ from tqdm import tqdm
 from sugar.config import load_config, to_dict
 from sugar.errors import ConfigError
 from sugar.runs import MetricsWriter, RunDir
+from sugar.training.averaging import WeightAverage
 
 # --------------------------------------------------------------------------------------------- distributed
 
@@ -237,6 +238,7 @@ class LoopSpec:
     cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16
     num_workers: int = 0
     desc: str = "epoch"
+    ema_decay: float = 0.0  # > 0: validate and keep an EMA of the weights (sugar.training.averaging); 0: off
 
 
 LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, torch.Tensor, int]]
@@ -252,6 +254,8 @@ class Trainer:
       lr_at(step, steps_per_epoch, total_steps) -> base learning rate (groups scale it by their "lr_scale");
       weights() / load_weights(state): what a checkpoint holds (the whole model, or only what is trained);
       validate(epoch) -> the epoch record's extra keys (val_top1 selects the best epoch; None: keep the last).
+    With spec.ema_decay > 0 validation and the best weights are the weights' moving average (checkpoints keep
+    both, so a resumed run continues the same average).
     """
 
     def __init__(self, run: RunDir, info: DistInfo, spec: LoopSpec, *, model: nn.Module,
@@ -268,6 +272,7 @@ class Trainer:
         fp16 = spec.amp and info.device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
+        self.average = WeightAverage(model, spec.ema_decay) if spec.ema_decay else None
 
     def batches(self, epoch: int, start: int = 0) -> ShardedBatches:
         return ShardedBatches(len(self.train_set), self.spec.batch_size, self.info, self.spec.seed, epoch,  # type: ignore[arg-type]
@@ -287,6 +292,11 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             if "scaler" in state and self.scaler.is_enabled():
                 self.scaler.load_state_dict(state["scaler"])
+            if self.average is not None:
+                if "ema" not in state:
+                    raise ConfigError(f"{run.path}: its checkpoint holds no weight average; resume it without "
+                                      "ema_decay or start a new run directory")
+                self.average.load_state_dict(state["ema"])
             set_rng_state(state["rng"])
             epoch, step = int(state["epoch"]), int(state["step"])
             batch_in_epoch, best = int(state.get("batch_in_epoch", 0)), json.loads(state["best"])
@@ -300,6 +310,8 @@ class Trainer:
                          "batch_in_epoch": batch_in_epoch, "best": json.dumps(best)}
                 if self.scaler.is_enabled():
                     state["scaler"] = self.scaler.state_dict()
+                if self.average is not None:
+                    state["ema"] = self.average.state_dict()
                 run.save_checkpoint(step, {k: v.detach().cpu() for k, v in self.weights().items()}, state,
                                     epoch=epoch)
             barrier(info)
@@ -339,6 +351,8 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(self.params, spec.max_grad_norm)
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
+                if self.average is not None:
+                    self.average.update()
                 step += 1
                 steps_this_process += 1
                 if writer is not None and step % max(1, spec.log_every) == 0:
@@ -357,12 +371,13 @@ class Trainer:
             record: dict[str, Any] = {"epoch": epoch, "step": step, "lr": lr,
                                       "loss": float(sums[0] / sums[1].clamp_min(1))}
             if info.is_main:
-                record.update(self.validate(epoch))
-                score = record.get("val_top1")
-                score = float(epoch) if score is None else score  # no validation: the last epoch is selected
-                if score > best["val_top1"]:
-                    best = {"epoch": epoch, "val_top1": score}
-                    run.save_best({k: v.detach().cpu() for k, v in self.weights().items()}, best)
+                with self.average.swapped_in() if self.average is not None else contextlib.nullcontext():
+                    record.update(self.validate(epoch))
+                    score = record.get("val_top1")
+                    score = float(epoch) if score is None else score  # no validation: the last epoch is selected
+                    if score > best["val_top1"]:
+                        best = {"epoch": epoch, "val_top1": score}
+                        run.save_best({k: v.detach().cpu() for k, v in self.weights().items()}, best)
                 record["time"] = round(time.time() - t0, 3)
                 assert writer is not None
                 writer.epoch(record, step)

@@ -245,7 +245,7 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
         return step_lr(step, steps_per_epoch, cfg.lr, cfg.warmup_epochs, cfg.lr_steps, cfg.lr_decay)
 
     spec = LoopSpec(cfg.epochs, cfg.batch_size, cfg.seed, drop_last=True, amp=cfg.amp, cpu_bf16=cfg.cpu_bf16,
-                    num_workers=cfg.data.num_workers, desc="epoch")
+                    num_workers=cfg.data.num_workers, desc="epoch", ema_decay=cfg.ema_decay)
     trainer = Trainer(run, info, spec, model=ddp, optimizer=optimizer, train_set=data.train, collate_fn=None,
                       loss_fn=loss_fn, lr_at=lr_at, weights=model.state_dict, load_weights=model.load_state_dict,
                       validate=validate, progress=progress)
