@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +194,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-f64-bone-motion", "bone motion, the recipe with 64 frames per clip (`recipe_f64`)")]
 
 PROXY_SEEDS = [("ucla-vp-recipe", "CTR-GCN's data recipe"), ("ucla-vp-f64", "the recipe with 64 frames per clip"),
-               ("ucla-vp-align", "the recipe with SGN view alignment (`data.align: true`)")]
+               ("ucla-vp-align", "the recipe with SGN view alignment (`data.align: true`)"),
+               ("ucla-vp-ema", "the recipe with a moving average of the weights (`ema_decay: 0.995`)")]
 
 
 def proxy_seeds_table(runs: Path) -> list[str]:
@@ -548,10 +550,44 @@ def msr_field_splits_table(runs: Path, setting: str = "") -> list[str]:
 PROXY_SUBJECTS = (1, 3, 5, 7, 9)
 
 
+def msr_proxy_tags(runs: Path) -> list[str]:
+    """The PX_TAGs of `msr_proxy_folds` runs under `runs` ("" is the baseline; "-bN" ends a setting's seed N)."""
+    return sorted({p.name[len("msr-px"):].rsplit("-s", 1)[0] for p in runs.glob("msr-px*-s[0-9]")})
+
+
+def msr_proxy_pooled(runs: Path, tag: str) -> dict[str, float] | None:
+    """Text and CE top-1 pooled over a tag's five folds (None until all five are evaluated)."""
+    found = [load(runs / f"msr-px{tag}-s{s}") for s in PROXY_SUBJECTS]
+    if any(r is None for r in found):
+        return None
+    counts = [r["results"]["heads"]["text"]["all"]["samples"] for r in found]
+    return {head: pooled([heads_top1(r)[head] for r in found], counts) for head in ("text", "ce")}
+
+
+def msr_proxy_seeds_table(runs: Path) -> list[str]:
+    """Each MSR proxy setting over its seeds (tag TAG is seed 1, TAG-bN seed N), as the two-seed rules read them."""
+    settings = sorted({re.sub(r"-b[0-9]+$", "", t) for t in msr_proxy_tags(runs)})
+    lines = ["### MSR Action3D cross-subject proxy over seeds (pooled over the five folds; seed 1 is the tag without "
+             "`-bN`)", "",
+             "| setting | seeds | pooled text head, by seed % | mean | pooled CE head, by seed % | mean |",
+             "|---|---|---|---|---|---|"]
+    for setting in settings:
+        seeds = [(1, setting)] + [(n, f"{setting}-b{n}") for n in range(2, 10)]
+        found = [(n, got) for n, tag in seeds if (got := msr_proxy_pooled(runs, tag)) is not None]
+        if len(found) < 2:
+            continue
+        cells = []
+        for head in ("text", "ce"):
+            values = [got[head] for _, got in found]
+            cells += [" / ".join(pct(v) for v in values), pct(float(np.mean(values)))]
+        lines.append(f"| `msr-px{setting}` | {', '.join(str(n) for n, _ in found)} | {' | '.join(cells)} |")
+    return [*lines, ""] if len(lines) > 4 else []
+
+
 def msr_proxy_table(runs: Path) -> list[str]:
     """MSR's leave-one-training-subject-out proxy (`msr_proxy_folds`): each fold's held-out subject and, pooled over
     the folds, every training sample scored once by a model that never saw its subject. One row per tag."""
-    tags = sorted({p.name[len("msr-px"):].rsplit("-s", 1)[0] for p in runs.glob("msr-px*-s[0-9]")})
+    tags = msr_proxy_tags(runs)
     lines = ["### MSR Action3D cross-subject proxy: leave one training subject out (`msr_proxy_folds`; official test "
              "subjects never read)", "",
              "| setting | " + " | ".join(f"subject {s}: text / CE %" for s in PROXY_SUBJECTS) +
@@ -1146,6 +1182,7 @@ def main() -> None:
         out += msr_field_splits_table(runs, setting)  # candidates run with FSP_TAG
     out += msr_splits_clips_table(runs)
     out += msr_proxy_table(runs)
+    out += msr_proxy_seeds_table(runs)
     out += proxy_recogniser_tables(runs)
     out += zeroshot_table(runs)
     out += ablation_table(runs)
