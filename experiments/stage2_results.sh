@@ -387,6 +387,16 @@ msr_proxy_folds() {
     msr_stream joint "msr-px${PX_TAG:-}-s$s" --set "data.protocol=xsub:$others>$s" ${PX_ARGS:-}
   done
 }
+# a setting over seeds on MSR's proxy (its seed noise is ~3 points): PX_TAG names it, PX_ARGS holds its overrides,
+# PX_SEEDS picks the seeds (default 1 2); seed N > 1 runs as msr-pxTAG-bN, what collect_results' seeds table pools
+msr_proxy_seeds() {
+  local seed tag
+  for seed in ${PX_SEEDS:-1 2}; do
+    tag=${PX_TAG:-}
+    [[ $seed == 1 ]] || tag="$tag-b$seed"
+    PX_TAG=$tag PX_ARGS="${PX_ARGS:-} --set seed=$seed" msr_proxy_folds
+  done
+}
 run:msr-f-label() {
   train msr-f-label configs/pretrain/msr-action3d-cpu.yaml - "${MSR_FIELD[@]}"
   evaluate msr-f-label --no-tsne
