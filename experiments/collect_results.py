@@ -188,6 +188,9 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-c1-joint-fp", "joint, the recipe, test also scored every epoch (`field_protocol`)"),
                  ("ucla-c1-joint-fp-s2", "joint, the recipe, seed 2, test also scored every epoch (`field_protocol`)"),
                  ("ucla-c1-joint-fp-s3", "joint, the recipe, seed 3, test also scored every epoch (`field_protocol`)"),
+                 *[(f"ucla-c1-joint-ema-fp{suffix}", f"joint, the recipe with a moving average of the weights "
+                    f"(`ema_decay: 0.995`), seed {n}, test also scored every epoch (`ema_joint`)")
+                   for n, suffix in enumerate(SEED_SUFFIXES, 1)],
                  ("ucla-f64-joint", "joint, the recipe with 64 frames per clip (`recipe_f64`)"),
                  ("ucla-f64-bone", "bone, the recipe with 64 frames per clip (`recipe_f64`)"),
                  ("ucla-f64-joint-motion", "joint motion, the recipe with 64 frames per clip (`recipe_f64`)"),

@@ -229,6 +229,16 @@ recipe_fp() {  # seed: the cpu-preset recipe joint, test also scored every epoch
 field_protocol() {  # and over seeds 1-3: how far one run's test top-1 moves with the seed alone
   run:ucla-pr-joint-fp & { recipe_fp 1; recipe_fp 3; } & recipe_fp 2 & wait
 }
+# issue 14: the released joint's recipe with a moving average of the weights (ema_decay 0.995, the candidate the
+# proxies screened) over seeds 1-3, beside recipe_fp's seeds; test also scored every epoch (never read for choices).
+# EMA_SEEDS picks seeds (one process each, run them side by side on two cores); ~30 min a run on one quiet core
+ema_joint() {
+  local seed
+  for seed in ${EMA_SEEDS:-1 2 3}; do
+    field_run "ucla-c1-joint-ema-fp$(seed_suffix "$seed")" "${CTRGCN_UCLA[@]}" --set ema_decay=0.995 \
+      --set score_test_each_epoch=true --set seed="$seed"
+  done
+}
 # issue 14: the recipe's four streams with 64 frames per clip (the proxy's candidate), test also scored every epoch
 # (the field's number beside ours; selection reads val alone), fused like recipe_field and recipe_clips
 f64_stream() { field_run "ucla-f64-${1//_/-}" "${CTRGCN_UCLA[@]}" --set data.frames=64 --set data.stream="$1" \
