@@ -68,8 +68,9 @@ def test_tune_writes_a_loadable_run_and_the_loss_falls(llm_cfg, tmp_path) -> Non
     assert out[0]["label"] in CLASSES
 
 
-def test_resume_after_kill_matches_an_uninterrupted_run(llm_cfg, tmp_path) -> None:
-    cfg = replace(llm_cfg, epochs=1, checkpoint_every=2)
+@pytest.mark.parametrize("ema_decay", [0.0, 0.8], ids=["raw", "weight-average"])
+def test_resume_after_kill_matches_an_uninterrupted_run(llm_cfg, tmp_path, ema_decay) -> None:
+    cfg = replace(llm_cfg, epochs=1, checkpoint_every=2, ema_decay=ema_decay)
     tune(cfg, tmp_path / "full", progress=False, data=_data())
     first = tune(cfg, tmp_path / "killed", progress=False, data=_data(), stop_after_steps=3)
     assert first == {"stopped_at_step": 3}
@@ -80,6 +81,19 @@ def test_resume_after_kill_matches_an_uninterrupted_run(llm_cfg, tmp_path) -> No
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_weight_average_keeps_only_trained_weights_and_changes_what_is_kept(llm_cfg, tmp_path) -> None:
+    """Stage 3's average covers the bridge and LoRA (never the frozen LLM) and is what the recogniser keeps."""
+    cfg = replace(llm_cfg, epochs=1)
+    tune(cfg, tmp_path / "raw", progress=False, data=_data())
+    tune(replace(cfg, ema_decay=0.8), tmp_path / "ema", progress=False, data=_data())
+    raw, ema = (load_file(str(tmp_path / r / "checkpoints" / "best.safetensors")) for r in ("raw", "ema"))
+    assert raw.keys() == ema.keys() and all(k.startswith(("bridge.", "lora.")) for k in ema)
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw)
+    state = torch.load(next((tmp_path / "ema" / "checkpoints").glob("ckpt-*.state.pt")), weights_only=True)
+    averaged = sum(t.numel() for t in state["ema"]["average"])
+    assert averaged < 2 * sum(v.numel() for v in ema.values()), "the frozen LLM is not averaged"
 
 
 def test_resume_refuses_a_different_config(llm_cfg, tmp_path) -> None:

@@ -146,6 +146,9 @@ class TuneConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 10
     max_grad_norm: float = 1.0
+    # > 0: validate, select and save an EMA of the trained weights (bridge, LoRA), `ema_decay` per optimizer step
+    # (sugar.training.averaging, as stage 2's); 0 = the raw weights
+    ema_decay: float = 0.0
     # share of each answer token's target spread over the vocabulary; 0.1 lowered NW-UCLA's val and test top-1
     # (`stage3_results.sh lsmooth`, docs/RESULTS.md 2026-12-06 (7)), so off
     label_smoothing: float = 0.0

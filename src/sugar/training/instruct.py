@@ -299,7 +299,7 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
 
     spec = LoopSpec(cfg.epochs, cfg.batch_size, cfg.seed, grad_accum=cfg.grad_accum,
                     max_grad_norm=cfg.max_grad_norm, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every,
-                    amp=cfg.amp, cpu_bf16=mixed, desc="tune epoch")
+                    amp=cfg.amp, cpu_bf16=mixed, desc="tune epoch", ema_decay=cfg.ema_decay)
     trainer = Trainer(run, info, spec, model=model, optimizer=optimizer, train_set=train_set, collate_fn=collate,
                       loss_fn=loss_fn, lr_at=lambda step, _, total: _lr(step, total, cfg),
                       weights=rec.trainable_state, load_weights=rec.load_trainable_state, validate=validate,
