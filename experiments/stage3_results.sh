@@ -197,11 +197,14 @@ msrproxyllm() {
 # can be chosen on samples from an unseen view (`proxyweight`) instead of the same-view val carve; VP_ENCODERS runs
 # some of them (e.g. one list per process; ~15 min each on one core)
 VP_DEFAULT="ucla-vp-recipe ucla-vp-recipe-s2 ucla-vp-recipe-s3"
-vp_tune() {  # run-name-suffix: a recogniser ENC-llm<suffix> on each of VP_ENCODERS
-  local enc
-  for enc in ${VP_ENCODERS:-$VP_DEFAULT}; do E_REL=4 tune_and_test "$enc-llm$1" "$enc"; done
+vp_tune() {  # run-name-suffix [--set ...]: a recogniser ENC-llm<suffix> on each of VP_ENCODERS
+  local suffix=$1 enc
+  shift
+  for enc in ${VP_ENCODERS:-$VP_DEFAULT}; do E_REL=4 tune_and_test "$enc-llm$suffix" "$enc" "$@"; done
 }
 vpllm() { vp_tune ""; }
+# the same recognisers keeping a moving average of the bridge and LoRA (0.99 per step: ~1.7 of the proxy's epochs)
+vpllmema() { vp_tune -ema --set ema_decay=0.99; }
 # the same recognisers on augmented views (ONLINE: skeletons through the frozen encoder with its training transform,
 # the recipe's random frames and +-60 degree rotation, every step), judged where augmentation should pay: view 2
 vpllmaug() { ONLINE=1 vp_tune -aug; }
