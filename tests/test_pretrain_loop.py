@@ -138,3 +138,33 @@ def test_resuming_a_raw_run_with_a_weight_average_is_refused(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "run"), "epochs=2", "ema_decay=0.9"],
                             env=env(), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "ema_decay" in result.stderr
+
+
+@pytest.mark.parametrize("overrides", [(), ("ema_decay=0.9",)], ids=["raw", "weight-average"])
+def test_keep_last_exports_the_last_epoch_and_refinishes_a_finished_run(tmp_path, overrides):
+    """`keep: last` keeps the last epoch's weights (the average, with one); rerunning a run finished under `keep:
+    best` with `keep: last` re-exports its last epoch without training, the same as a `keep: last` run."""
+    straight, refinished = tmp_path / "last", tmp_path / "best-then-last"
+    run(straight, "keep=last", *overrides)
+    run(refinished, *overrides)
+    before = metrics(refinished)
+    assert json.loads((refinished / "checkpoints" / "best.json").read_text())["epoch"] < len(before), \
+        "the tiny run's validation must keep an earlier epoch for this test to show anything"
+    run(refinished, "keep=last", *overrides)
+    assert metrics(refinished) == before, "nothing was trained again"
+    for r in (straight, refinished):
+        assert json.loads((r / "checkpoints" / "best.json").read_text())["epoch"] == len(before)
+    a, b = best_weights(straight), best_weights(refinished)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    if not overrides:
+        last = final_weights(straight)
+        assert all(torch.equal(a[k], last[k]) for k in a), "the raw last epoch is the final checkpoint"
+    report = json.loads((refinished / "report.json").read_text())
+    assert report["best_epoch"] == len(before)
+
+
+def test_keep_must_name_best_or_last(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "run"), "keep=first"], env=env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "keep must be one of best, last" in result.stderr

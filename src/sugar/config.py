@@ -93,6 +93,11 @@ class PretrainConfig:
     # > 0: validate, select and export an exponential moving average of the weights, `ema_decay` per optimizer
     # step (sugar.training.averaging; 0.995 averages over ~200 steps); 0 = the raw weights (CTR-GCN's recipe)
     ema_decay: float = 0.0
+    # which epoch's weights are exported: "best" = the best validation top-1 (the first of ties); "last" = the last
+    # epoch (the average, with ema_decay). A small validation part saturates early (MSR's 20-33 samples reach 100 %
+    # at lr 0.1), so "best" can keep a mid-training epoch. Rerunning a finished run with another `keep` re-exports it
+    # without training (docs/encoder.md)
+    keep: str = "best"
     amp: bool = True  # used on GPU only
     cpu_bf16: bool = True  # bf16 autocast where the CPU has native bf16 (AVX512-BF16/AMX); docs/benchmarks.md
     sync_bn: bool = True  # global-batch BatchNorm under DDP

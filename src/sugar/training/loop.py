@@ -239,7 +239,10 @@ class LoopSpec:
     num_workers: int = 0
     desc: str = "epoch"
     ema_decay: float = 0.0  # > 0: validate and keep an EMA of the weights (sugar.training.averaging); 0: off
+    keep: str = "best"  # best: the epoch with the best val_top1 (the first of ties) | last: the last epoch's weights
 
+
+KEEP = ("best", "last")  # which epoch's weights a run keeps (LoopSpec.keep)
 
 LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, torch.Tensor, int]]
 
@@ -273,6 +276,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
         self.average = WeightAverage(model, spec.ema_decay) if spec.ema_decay else None
+        if spec.keep not in KEEP:
+            raise ConfigError(f"keep must be one of {', '.join(KEEP)}, got {spec.keep!r}")
 
     def batches(self, epoch: int, start: int = 0) -> ShardedBatches:
         return ShardedBatches(len(self.train_set), self.spec.batch_size, self.info, self.spec.seed, epoch,  # type: ignore[arg-type]
@@ -375,13 +380,24 @@ class Trainer:
                     record.update(self.validate(epoch))
                     score = record.get("val_top1")
                     score = float(epoch) if score is None else score  # no validation: the last epoch is selected
-                    if score > best["val_top1"]:
+                    if spec.keep == "last" or score > best["val_top1"]:
                         best = {"epoch": epoch, "val_top1": score}
                         run.save_best({k: v.detach().cpu() for k, v in self.weights().items()}, best)
                 record["time"] = round(time.time() - t0, 3)
                 assert writer is not None
                 writer.epoch(record, step)
             checkpoint()
+        if spec.keep == "last" and best["epoch"] != epoch and info.is_main:
+            best = self._keep_last(epoch)  # a run trained under keep: best, finished again under keep: last
         if writer is not None:
             writer.close()
+        return best
+
+    def _keep_last(self, epoch: int) -> dict[str, Any]:
+        """Make the last epoch's weights (the average, with one) the kept ones; the model holds the last
+        checkpoint's weights here, as a resumed run has nothing left to train."""
+        with self.average.swapped_in() if self.average is not None else contextlib.nullcontext():
+            score = self.validate(epoch).get("val_top1")
+            best = {"epoch": epoch, "val_top1": float(epoch) if score is None else score}
+            self.run.save_best({k: v.detach().cpu() for k, v in self.weights().items()}, best)
         return best

@@ -245,7 +245,8 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
         return step_lr(step, steps_per_epoch, cfg.lr, cfg.warmup_epochs, cfg.lr_steps, cfg.lr_decay)
 
     spec = LoopSpec(cfg.epochs, cfg.batch_size, cfg.seed, drop_last=True, amp=cfg.amp, cpu_bf16=cfg.cpu_bf16,
-                    num_workers=cfg.data.num_workers, desc="epoch", ema_decay=cfg.ema_decay)
+                    num_workers=cfg.data.num_workers, desc="epoch", ema_decay=cfg.ema_decay,
+                    keep=cfg.keep)
     trainer = Trainer(run, info, spec, model=ddp, optimizer=optimizer, train_set=data.train, collate_fn=None,
                       loss_fn=loss_fn, lr_at=lr_at, weights=model.state_dict, load_weights=model.load_state_dict,
                       validate=validate, progress=progress)
@@ -297,7 +298,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path | None = None, progress: b
             name = Path(cfg.data.dataset).name
         run_path = Path(run_dir) if run_dir else default_run_dir("pretrain", name or cfg.data.dataset,
                                                                  cfg.data.protocol)
-        check_resume(RunDir(run_path), cfg, ignore=("epochs",))
+        check_resume(RunDir(run_path), cfg, ignore=("epochs", "keep"))
         return train(cfg, run_path, data, info, progress=progress)
     finally:
         cleanup_distributed()
