@@ -239,6 +239,51 @@ ema_joint() {
       --set score_test_each_epoch=true --set seed="$seed"
   done
 }
+# issue 14: a finished run re-exported at its last epoch (keep: last) instead of its best val epoch, as a copy DST
+# (the original stays as it is); no training: ~15 s plus the test scoring. A small val part saturates early (MSR's
+# 20-33 samples reach 100 % at lr 0.1, and ties keep the first epoch reaching it)
+keep_last() {  # src dst
+  local src=$1 dst=$2
+  if [[ ! -d $OUT/$dst ]]; then
+    rm -rf "$OUT/$dst.partial"
+    cp -rL "$OUT/$src" "$OUT/$dst.partial"
+    rm -rf "$OUT/$dst.partial/evaluation" "$OUT/$dst.partial/report.json"
+    mv "$OUT/$dst.partial" "$OUT/$dst"
+  fi
+  train "$dst" "$OUT/$dst/config.yaml" - --set keep=last
+  evaluate "$dst" --no-tsne
+}
+msr_proxy_last() {  # MSR's proxy folds of PX_TAG (default: the baseline's seeds 1-3) at their last epoch: TAG-last
+  local tag s
+  for tag in ${PX_TAGS:-"" -b2 -b3}; do
+    for s in 1 3 5 7 9; do keep_last "msr-px$tag-s$s" "msr-px${tag%-b[0-9]}-last${tag#"${tag%-b[0-9]}"}-s$s"; done
+  done
+}
+viewproxy_last() {  # the view proxy's recipe seeds 1-3 at their last epoch (ucla-vp-last{,-s2,-s3})
+  local suffix
+  for suffix in "" -s2 -s3; do keep_last "ucla-vp-recipe$suffix" "ucla-vp-last$suffix"; done
+}
+msr_splits_last() {  # the four streams of the 10 subject splits at their last epoch (msr-fspI-last-STREAM), fused
+  local i stream runs
+  for i in ${MSR_SPLITS:-0 1 2 3 4 5 6 7 8 9}; do
+    runs=()
+    for stream in joint bone joint-motion bone-motion; do
+      runs+=("msr-fsp$i-last-$stream")
+      keep_last "msr-fsp$i-$stream" "${runs[-1]}"
+    done
+    fuse_streams "msr-fsp$i-last" "${runs[@]}"
+  done
+}
+msr_field_last() {  # the standard split's four streams (msr_field) at their last epoch (msr-fl-STREAM), fused
+  keep_last msr-f-label msr-fl-joint
+  local stream
+  for stream in bone joint-motion bone-motion; do keep_last "msr-fs-$stream" "msr-fl-$stream"; done
+  fuse_streams msr-fl msr-fl-joint msr-fl-bone msr-fl-joint-motion msr-fl-bone-motion
+}
+ucla_joint_last() {  # the full protocol's recipe joints (seeds 1-3) at their last epoch (ucla-c1-joint-last-fp*)
+  local suffix
+  for suffix in "" -s2 -s3; do keep_last "ucla-c1-joint-fp$suffix" "ucla-c1-joint-last-fp$suffix"; done
+}
 # issue 14: the recipe's four streams with 64 frames per clip (the proxy's candidate), test also scored every epoch
 # (the field's number beside ours; selection reads val alone), fused like recipe_field and recipe_clips
 f64_stream() { field_run "ucla-f64-${1//_/-}" "${CTRGCN_UCLA[@]}" --set data.frames=64 --set data.stream="$1" \
