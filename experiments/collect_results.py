@@ -188,6 +188,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-c1-joint-fp", "joint, the recipe, test also scored every epoch (`field_protocol`)"),
                  ("ucla-c1-joint-fp-s2", "joint, the recipe, seed 2, test also scored every epoch (`field_protocol`)"),
                  ("ucla-c1-joint-fp-s3", "joint, the recipe, seed 3, test also scored every epoch (`field_protocol`)"),
+                 *[(f"ucla-c1-joint-last-fp{suffix}", f"joint, the recipe, seed {n}, the same run at its last epoch "
+                    f"(`keep: last`, `ucla_joint_last`)") for n, suffix in enumerate(SEED_SUFFIXES, 1)],
                  *[(f"ucla-c1-joint-ema-fp{suffix}", f"joint, the recipe with a moving average of the weights "
                     f"(`ema_decay: 0.995`), seed {n}, test also scored every epoch (`ema_joint`)")
                    for n, suffix in enumerate(SEED_SUFFIXES, 1)],
@@ -198,7 +200,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
 
 PROXY_SEEDS = [("ucla-vp-recipe", "CTR-GCN's data recipe"), ("ucla-vp-f64", "the recipe with 64 frames per clip"),
                ("ucla-vp-align", "the recipe with SGN view alignment (`data.align: true`)"),
-               ("ucla-vp-ema", "the recipe with a moving average of the weights (`ema_decay: 0.995`)")]
+               ("ucla-vp-ema", "the recipe with a moving average of the weights (`ema_decay: 0.995`)"),
+               ("ucla-vp-last", "the recipe's runs at their last epoch (`keep: last`, `viewproxy_last`)")]
 
 
 def proxy_seeds_table(runs: Path) -> list[str]:
@@ -271,9 +274,12 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                ("ucla-f64c5", "the recipe with 64 frames per clip, 5 clips per sample (`fuse_f64`)")]
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
-               ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion")]
+               ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion"),
+               *[(f"msr-fl-{s}", f"{s.replace('-', ' ')}, the same run at its last epoch (`msr_field_last`)")
+                 for s in ("joint", "bone", "joint-motion", "bone-motion")]]
 MSR_FUSED = [("msr-fs", "msr-f-label's settings (`msr_field`)"),
-             ("msr-fsr", "the released streams, fp16 (`msr_field_released`)")]
+             ("msr-fsr", "the released streams, fp16 (`msr_field_released`)"),
+             ("msr-fl", "the same runs at their last epoch (`msr_field_last`)")]
 
 
 def streams_table(runs: Path, title: str, streams: list[tuple[str, str]],
