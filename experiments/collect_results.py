@@ -188,6 +188,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-c1-joint-fp", "joint, the recipe, test also scored every epoch (`field_protocol`)"),
                  ("ucla-c1-joint-fp-s2", "joint, the recipe, seed 2, test also scored every epoch (`field_protocol`)"),
                  ("ucla-c1-joint-fp-s3", "joint, the recipe, seed 3, test also scored every epoch (`field_protocol`)"),
+                 ("ucla-pr-joint-last-fp", "joint, `paper` preset with the recipe, the same run at its last epoch "
+                                           "(`keep: last`, `ucla_joint_last`)"),
                  *[(f"ucla-c1-joint-last-fp{suffix}", f"joint, the recipe, seed {n}, the same run at its last epoch "
                     f"(`keep: last`, `ucla_joint_last`)") for n, suffix in enumerate(SEED_SUFFIXES, 1)],
                  *[(f"ucla-c1-joint-ema-fp{suffix}", f"joint, the recipe with a moving average of the weights "

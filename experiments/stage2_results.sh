@@ -280,9 +280,10 @@ msr_field_last() {  # the standard split's four streams (msr_field) at their las
   for stream in bone joint-motion bone-motion; do keep_last "msr-fs-$stream" "msr-fl-$stream"; done
   fuse_streams msr-fl msr-fl-joint msr-fl-bone msr-fl-joint-motion msr-fl-bone-motion
 }
-ucla_joint_last() {  # the full protocol's recipe joints (seeds 1-3) at their last epoch (ucla-c1-joint-last-fp*)
+ucla_joint_last() {  # the full protocol's recipe joints (seeds 1-3; the `paper` preset's) at their last epoch
   local suffix
   for suffix in "" -s2 -s3; do keep_last "ucla-c1-joint-fp$suffix" "ucla-c1-joint-last-fp$suffix"; done
+  keep_last ucla-pr-joint-fp ucla-pr-joint-last-fp
 }
 # issue 14: the recipe's four streams with 64 frames per clip (the proxy's candidate), test also scored every epoch
 # (the field's number beside ours; selection reads val alone), fused like recipe_field and recipe_clips
