@@ -659,6 +659,9 @@ def proxy_recogniser_tables(runs: Path) -> list[str]:
                                     "NW-UCLA recognisers on the cross-view proxy, tuned on augmented views (issue 15; "
                                     "`vpllmaug`: ONLINE, the recipe's transform every step; scored on view 2)",
                                     "encoder (seed)"),
+            *proxy_recogniser_table(runs, [(f"{r}-last", e, label) for r, e, label in ucla],
+                                    "NW-UCLA recognisers on the cross-view proxy, each at its last epoch (issue 15; "
+                                    "`vpllmlast`, `keep: last`; scored on view 2)", "encoder (seed)"),
             *proxy_recogniser_table(runs, [(f"{r}-ema", e, label) for r, e, label in ucla],
                                     "NW-UCLA recognisers on the cross-view proxy with a moving average of the bridge "
                                     "and LoRA (issue 15; `vpllmema`, `ema_decay: 0.99`; scored on view 2)",

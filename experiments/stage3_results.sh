@@ -203,6 +203,24 @@ vp_tune() {  # run-name-suffix [--set ...]: a recogniser ENC-llm<suffix> on each
   for enc in ${VP_ENCODERS:-$VP_DEFAULT}; do E_REL=4 tune_and_test "$enc-llm$suffix" "$enc" "$@"; done
 }
 vpllm() { vp_tune ""; }
+# a finished recogniser re-selected at its last epoch (keep: last) as a copy DST, no training; then scored on test
+recogniser_last() {  # src dst
+  local src=$1 dst=$2
+  if [[ ! -d $OUT/$dst ]]; then
+    rm -rf "$OUT/$dst.partial"
+    cp -rL "$OUT/$src" "$OUT/$dst.partial"
+    rm -rf "$OUT/$dst.partial/evaluation" "$OUT/$dst.partial/report.json"
+    mv "$OUT/$dst.partial" "$OUT/$dst"
+  fi
+  sugar tune --config "$OUT/$dst/config.yaml" --set keep=last --run-dir "$OUT/$dst" --no-progress \
+    > "$OUT/logs/$dst.log" 2>&1
+  sugar evaluate "$OUT/$dst" --split test >> "$OUT/logs/$dst.log" 2>&1
+  echo "$(date -u +%H:%M:%S) re-selected $dst"
+}
+vpllmlast() {  # vpllm's three view-proxy recognisers at their last epoch (ENC-llm-last)
+  local enc
+  for enc in ${VP_ENCODERS:-$VP_DEFAULT}; do recogniser_last "$enc-llm" "$enc-llm-last"; done
+}
 # the same recognisers keeping a moving average of the bridge and LoRA (0.99 per step: ~1.7 of the proxy's epochs)
 vpllmema() { vp_tune -ema --set ema_decay=0.99; }
 # the same recognisers on augmented views (ONLINE: skeletons through the frozen encoder with its training transform,

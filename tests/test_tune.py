@@ -96,6 +96,22 @@ def test_weight_average_keeps_only_trained_weights_and_changes_what_is_kept(llm_
     assert averaged < 2 * sum(v.numel() for v in ema.values()), "the frozen LLM is not averaged"
 
 
+def test_keep_last_reselects_a_finished_run_without_training(llm_cfg, tmp_path) -> None:
+    """Rerunning a finished recogniser with `keep: last` keeps its last epoch: the final checkpoint's weights."""
+    run = tmp_path / "run"
+    tune(llm_cfg, run, progress=False, data=_data())
+    metrics = (run / "metrics.jsonl").read_text()
+    assert json.loads((run / "checkpoints" / "best.json").read_text())["epoch"] < llm_cfg.epochs, \
+        "the tiny run's validation must keep an earlier epoch for this test to show anything"
+    tune(replace(llm_cfg, keep="last"), run, progress=False, data=_data())
+    assert (run / "metrics.jsonl").read_text() == metrics, "nothing was trained again"
+    assert json.loads((run / "checkpoints" / "best.json").read_text())["epoch"] == llm_cfg.epochs
+    last = json.loads((run / "checkpoints" / "last.json").read_text())["stem"]
+    final = load_file(str(run / "checkpoints" / f"{last}.safetensors"))
+    kept = load_file(str(run / "checkpoints" / "best.safetensors"))
+    assert kept.keys() == final.keys() and all(torch.equal(kept[k], final[k]) for k in kept)
+
+
 def test_resume_refuses_a_different_config(llm_cfg, tmp_path) -> None:
     from sugar.errors import ConfigError
 

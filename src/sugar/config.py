@@ -154,6 +154,9 @@ class TuneConfig:
     # > 0: validate, select and save an EMA of the trained weights (bridge, LoRA), `ema_decay` per optimizer step
     # (sugar.training.averaging, as stage 2's); 0 = the raw weights
     ema_decay: float = 0.0
+    # which epoch's weights the recogniser keeps: "best" validation top-1 (LLM alone; the first of ties) | "last"
+    # (as stage 2's; rerunning a finished run with another `keep` re-selects without training)
+    keep: str = "best"
     # share of each answer token's target spread over the vocabulary; 0.1 lowered NW-UCLA's val and test top-1
     # (`stage3_results.sh lsmooth`, docs/RESULTS.md 2026-12-06 (7)), so off
     label_smoothing: float = 0.0

@@ -250,7 +250,7 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
     run = RunDir(run_dir or default_run_dir("tune", Path(cfg.encoder_run or cfg.features or "tune").name,
                                             cfg.bridge.kind))
     if info.is_main:
-        check_resume(run, cfg)
+        check_resume(run, cfg, ignore=("epochs", "keep"))
         run.create()
         save_config(cfg, run.config_path)
     barrier(info)
@@ -299,7 +299,8 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
 
     spec = LoopSpec(cfg.epochs, cfg.batch_size, cfg.seed, grad_accum=cfg.grad_accum,
                     max_grad_norm=cfg.max_grad_norm, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every,
-                    amp=cfg.amp, cpu_bf16=mixed, desc="tune epoch", ema_decay=cfg.ema_decay)
+                    amp=cfg.amp, cpu_bf16=mixed, desc="tune epoch", ema_decay=cfg.ema_decay,
+                    keep=cfg.keep)
     trainer = Trainer(run, info, spec, model=model, optimizer=optimizer, train_set=train_set, collate_fn=collate,
                       loss_fn=loss_fn, lr_at=lambda step, _, total: _lr(step, total, cfg),
                       weights=rec.trainable_state, load_weights=rec.load_trainable_state, validate=validate,
