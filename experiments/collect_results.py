@@ -122,9 +122,13 @@ def ablation_table(runs: Path) -> list[str]:
 
 
 def best_val(r: dict[str, Any]) -> str:
-    """The selection number: the best validation top-1 of the run's main head and its epoch."""
+    """The selection number: the best validation top-1 of the run's main head and its epoch (with `keep: last`,
+    the last epoch's)."""
     if not any(m.get("val_top1") is not None for m in r["metrics"]):
         return "- (no val part: last epoch kept)"
+    if r["cfg"].get("keep") == "last":
+        last = r["metrics"][-1]
+        return f"{pct(last.get('val_top1'))} (ep {last['epoch']}, last kept)"
     best = max(r["metrics"], key=lambda m: m.get("val_top1") or 0.0)
     return f"{pct(best.get('val_top1'))} (ep {best['epoch']})"
 
