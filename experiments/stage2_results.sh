@@ -28,6 +28,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 OUT=${OUT:-runs/results}
+source experiments/run_copy.sh
 E_UCLA=${E_UCLA:-4}   # NW-UCLA xview, MIL-NCE and CE
 E_MSR=${E_MSR:-6}     # MSR Action3D xsub, MIL-NCE and CE
 E_ZS=${E_ZS:-1}       # NW-UCLA zero-shot (2 held-out classes), per seed
@@ -243,13 +244,8 @@ ema_joint() {
 # (the original stays as it is); no training: ~15 s plus the test scoring. A small val part saturates early (MSR's
 # 20-33 samples reach 100 % at lr 0.1, and ties keep the first epoch reaching it)
 keep_last() {  # src dst
-  local src=$1 dst=$2
-  if [[ ! -d $OUT/$dst ]]; then
-    rm -rf "$OUT/$dst.partial"
-    cp -rL "$OUT/$src" "$OUT/$dst.partial"
-    rm -rf "$OUT/$dst.partial/evaluation" "$OUT/$dst.partial/report.json"
-    mv "$OUT/$dst.partial" "$OUT/$dst"
-  fi
+  local dst=$2
+  copy_run "$1" "$dst"
   train "$dst" "$OUT/$dst/config.yaml" - --set keep=last
   evaluate "$dst" --no-tsne
 }

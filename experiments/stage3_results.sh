@@ -43,6 +43,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 OUT=${OUT:-runs/results}
+source experiments/run_copy.sh
 E3=${E3:-2}                  # tuning epochs for the main NW-UCLA run and the zero-shot runs
 ZS_SEEDS=${ZS_SEEDS:-1 2 3}  # which stage-2 zero-shot encoders (ucla-zs-seedN) get an LLM on top
 A_SAMPLES=${A_SAMPLES:-240}  # training samples per ablation run ("all": the whole training split)
@@ -205,13 +206,8 @@ vp_tune() {  # run-name-suffix [--set ...]: a recogniser ENC-llm<suffix> on each
 vpllm() { vp_tune ""; }
 # a finished recogniser re-selected at its last epoch (keep: last) as a copy DST, no training; then scored on test
 recogniser_last() {  # src dst
-  local src=$1 dst=$2
-  if [[ ! -d $OUT/$dst ]]; then
-    rm -rf "$OUT/$dst.partial"
-    cp -rL "$OUT/$src" "$OUT/$dst.partial"
-    rm -rf "$OUT/$dst.partial/evaluation" "$OUT/$dst.partial/report.json"
-    mv "$OUT/$dst.partial" "$OUT/$dst"
-  fi
+  local dst=$2
+  copy_run "$1" "$dst"
   sugar tune --config "$OUT/$dst/config.yaml" --set keep=last --run-dir "$OUT/$dst" --no-progress \
     > "$OUT/logs/$dst.log" 2>&1
   sugar evaluate "$OUT/$dst" --split test >> "$OUT/logs/$dst.log" 2>&1
@@ -235,11 +231,7 @@ vpllmaug() { ONLINE=1 vp_tune -aug; }
 proxy_calibrate() {  # run-name proxy-run-name...
   local run=$1 px=() p; shift
   for p in "$@"; do px+=(--on "$OUT/$p"); done
-  if [[ ! -d $OUT/$run-pw ]]; then
-    rm -rf "$OUT/$run-pw.partial"
-    cp -rL "$OUT/$run" "$OUT/$run-pw.partial" && rm -rf "$OUT/$run-pw.partial/evaluation"
-    mv "$OUT/$run-pw.partial" "$OUT/$run-pw"
-  fi
+  copy_run "$run" "$run-pw"
   sugar calibrate "$OUT/$run-pw" "${px[@]}" > "$OUT/logs/$run-pw.log" 2>&1
   echo "$(date -u +%H:%M:%S) calibrated $run-pw on ${*}"
 }
