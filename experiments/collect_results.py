@@ -192,6 +192,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-c1-joint-fp", "joint, the recipe, test also scored every epoch (`field_protocol`)"),
                  ("ucla-c1-joint-fp-s2", "joint, the recipe, seed 2, test also scored every epoch (`field_protocol`)"),
                  ("ucla-c1-joint-fp-s3", "joint, the recipe, seed 3, test also scored every epoch (`field_protocol`)"),
+                 *[(f"ucla-frl-{s}", f"{s.replace('-', ' ')}, the recipe, last epoch kept (`recipe_last_field`)")
+                   for s in ("bone", "joint-motion", "bone-motion")],
                  ("ucla-pr-joint-last-fp", "joint, `paper` preset with the recipe, the same run at its last epoch "
                                            "(`keep: last`, `ucla_joint_last`)"),
                  *[(f"ucla-c1-joint-last-fp{suffix}", f"joint, the recipe, seed {n}, the same run at its last epoch "
@@ -277,7 +279,8 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                ("ucla-frs", "the released recipe streams with the `paper` bone motion (`recipe_swap_bone_motion`)"),
                ("ucla-frr5", "the four released recipe streams, fp16, 5 clips per sample (`released_clips`)"),
                ("ucla-f64", "the recipe with 64 frames per clip (`fuse_f64`)"),
-               ("ucla-f64c5", "the recipe with 64 frames per clip, 5 clips per sample (`fuse_f64`)")]
+               ("ucla-f64c5", "the recipe with 64 frames per clip, 5 clips per sample (`fuse_f64`)"),
+               ("ucla-frl", "the recipe, every stream at its last epoch (`keep: last`, `recipe_last_field`)")]
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
                ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion"),

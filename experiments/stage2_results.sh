@@ -276,6 +276,17 @@ msr_field_last() {  # the standard split's four streams (msr_field) at their las
   for stream in bone joint-motion bone-motion; do keep_last "msr-fs-$stream" "msr-fl-$stream"; done
   fuse_streams msr-fl msr-fl-joint msr-fl-bone msr-fl-joint-motion msr-fl-bone-motion
 }
+# the recipe's other three streams trained afresh with the config's keep: last (ucla-frl-STREAM, seed 1 as the
+# released ones), fused with the recipe joint at its last epoch; FRL_STREAMS picks streams (one process each)
+recipe_last_field() {
+  local stream
+  for stream in ${FRL_STREAMS:-bone joint_motion bone_motion}; do
+    field_run "ucla-frl-${stream//_/-}" "${CTRGCN_UCLA[@]}" --set data.stream="$stream" --set keep=last
+  done
+  if [[ -z ${FRL_STREAMS:-} ]]; then
+    fuse_streams ucla-frl ucla-c1-joint-last-fp ucla-frl-bone ucla-frl-joint-motion ucla-frl-bone-motion
+  fi
+}
 ucla_joint_last() {  # the full protocol's recipe joints (seeds 1-3; the `paper` preset's) at their last epoch
   local suffix
   for suffix in "" -s2 -s3; do keep_last "ucla-c1-joint-fp$suffix" "ucla-c1-joint-last-fp$suffix"; done
