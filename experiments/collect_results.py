@@ -554,7 +554,8 @@ def msr_field_splits_table(runs: Path, setting: str = "") -> list[str]:
     if not rows:
         return []
     mean = {k: mean_sd(v) for k, v in cols.items()}
-    which = f"FSP_TAG={setting}" if setting else "msr-f-label's settings"
+    which = {"": "msr-f-label's settings", "-last": "the same runs at their last epoch, `msr_splits_last`"}.get(
+        setting, f"FSP_TAG={setting}")
     return [f"### MSR Action3D, four streams over random subject splits (`stage2_results.sh msr_field_splits`; "
             f"{which}, 5 training subjects each)", "",
             "| split | training subjects | joint text top-1 % | bone | joint motion | bone motion | 4 streams fused, "
