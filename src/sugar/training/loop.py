@@ -376,13 +376,12 @@ class Trainer:
             record: dict[str, Any] = {"epoch": epoch, "step": step, "lr": lr,
                                       "loss": float(sums[0] / sums[1].clamp_min(1))}
             if info.is_main:
-                with self.average.swapped_in() if self.average is not None else contextlib.nullcontext():
+                with self._kept_weights():
                     record.update(self.validate(epoch))
                     score = record.get("val_top1")
                     score = float(epoch) if score is None else score  # no validation: the last epoch is selected
                     if spec.keep == "last" or score > best["val_top1"]:
-                        best = {"epoch": epoch, "val_top1": score}
-                        run.save_best({k: v.detach().cpu() for k, v in self.weights().items()}, best)
+                        best = self._save_best(epoch, score)
                 record["time"] = round(time.time() - t0, 3)
                 assert writer is not None
                 writer.epoch(record, step)
@@ -393,11 +392,18 @@ class Trainer:
             writer.close()
         return best
 
+    def _kept_weights(self) -> contextlib.AbstractContextManager:
+        """The weights a run validates and keeps: the moving average where there is one, else the model's own."""
+        return self.average.swapped_in() if self.average is not None else contextlib.nullcontext()
+
+    def _save_best(self, epoch: int, score: float) -> dict[str, Any]:
+        best = {"epoch": epoch, "val_top1": score}
+        self.run.save_best({k: v.detach().cpu() for k, v in self.weights().items()}, best)
+        return best
+
     def _keep_last(self, epoch: int) -> dict[str, Any]:
         """Make the last epoch's weights (the average, with one) the kept ones; the model holds the last
         checkpoint's weights here, as a resumed run has nothing left to train."""
-        with self.average.swapped_in() if self.average is not None else contextlib.nullcontext():
+        with self._kept_weights():
             score = self.validate(epoch).get("val_top1")
-            best = {"epoch": epoch, "val_top1": float(epoch) if score is None else score}
-            self.run.save_best({k: v.detach().cpu() for k, v in self.weights().items()}, best)
-        return best
+            return self._save_best(epoch, float(epoch) if score is None else score)
