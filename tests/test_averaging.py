@@ -63,3 +63,8 @@ def test_state_dict_round_trip_continues_the_same_average():
 def test_a_decay_outside_0_1_is_refused_by_name(decay):
     with pytest.raises(ConfigError, match="ema_decay"):
         WeightAverage(net(), decay)
+
+
+def test_an_average_in_another_format_is_refused_with_a_message():
+    with pytest.raises(ConfigError, match="another format"):
+        WeightAverage(net(), 0.9).load_state_dict({"n_averaged": torch.tensor(3), "module.0.weight": torch.ones(2, 3)})

@@ -65,7 +65,10 @@ class WeightAverage:
         return {"updates": self.updates, "average": [t.detach().cpu() for t in self.average]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = state["average"]
+        saved = state.get("average")
+        if saved is None or "updates" not in state:
+            raise ConfigError("the checkpoint's weight average is in another format (an earlier version of this "
+                              "option); finish the run with that version or start a new run directory")
         if len(saved) != len(self.average) or any(a.shape != s.shape for a, s in zip(self.average, saved,
                                                                                    strict=True)):
             raise ConfigError("the checkpoint's weight average does not fit this model (another architecture?)")

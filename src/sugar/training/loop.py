@@ -301,7 +301,10 @@ class Trainer:
                 if "ema" not in state:
                     raise ConfigError(f"{run.path}: its checkpoint holds no weight average; resume it without "
                                       "ema_decay or start a new run directory")
-                self.average.load_state_dict(state["ema"])
+                try:
+                    self.average.load_state_dict(state["ema"])
+                except ConfigError as exc:
+                    raise ConfigError(f"{run.path}: {exc}") from None
             set_rng_state(state["rng"])
             epoch, step = int(state["epoch"]), int(state["step"])
             batch_in_epoch, best = int(state.get("batch_in_epoch", 0)), json.loads(state["best"])
