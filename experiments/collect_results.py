@@ -122,15 +122,12 @@ def ablation_table(runs: Path) -> list[str]:
 
 
 def best_val(r: dict[str, Any]) -> str:
-    """The selection number: the best validation top-1 of the run's main head and its epoch (with `keep: last`,
-    the last epoch's)."""
+    """The selection number: the kept epoch's validation top-1 of the run's main head and the epoch (report.json;
+    the best one, or the last with `keep: last`)."""
     if not any(m.get("val_top1") is not None for m in r["metrics"]):
         return "- (no val part: last epoch kept)"
-    if r["cfg"].get("keep") == "last":
-        last = r["metrics"][-1]
-        return f"{pct(last.get('val_top1'))} (ep {last['epoch']}, last kept)"
-    best = max(r["metrics"], key=lambda m: m.get("val_top1") or 0.0)
-    return f"{pct(best.get('val_top1'))} (ep {best['epoch']})"
+    last = ", last kept" if r["cfg"].get("keep") == "last" else ""
+    return f"{pct(r['report']['best_val_top1'])} (ep {r['report']['best_epoch']}{last})"
 
 
 def both_heads(r: dict[str, Any], head: str) -> str:
@@ -574,11 +571,14 @@ def msr_proxy_tags(runs: Path) -> list[str]:
     return sorted({p.name[len("msr-px"):].rsplit("-s", 1)[0] for p in runs.glob("msr-px*-s[0-9]")})
 
 
-def msr_proxy_pooled(runs: Path, tag: str) -> dict[str, float] | None:
-    """Text and CE top-1 pooled over a tag's five folds (None until all five are evaluated)."""
+def msr_proxy_runs(runs: Path, tag: str) -> list[dict[str, Any]] | None:
+    """A tag's five fold runs, in PROXY_SUBJECTS order (None until all five are evaluated)."""
     found = [load(runs / f"msr-px{tag}-s{s}") for s in PROXY_SUBJECTS]
-    if any(r is None for r in found):
-        return None
+    return None if any(r is None for r in found) else found  # type: ignore[return-value]
+
+
+def pooled_heads(found: list[dict[str, Any]]) -> dict[str, float]:
+    """Text and CE top-1 pooled over the folds (every training sample scored once)."""
     counts = [r["results"]["heads"]["text"]["all"]["samples"] for r in found]
     return {head: pooled([heads_top1(r)[head] for r in found], counts) for head in ("text", "ce")}
 
@@ -592,7 +592,7 @@ def msr_proxy_seeds_table(runs: Path) -> list[str]:
              "|---|---|---|---|---|---|"]
     for setting in settings:
         seeds = [(1, setting)] + [(n, f"{setting}-b{n}") for n in range(2, 10)]
-        found = [(n, got) for n, tag in seeds if (got := msr_proxy_pooled(runs, tag)) is not None]
+        found = [(n, pooled_heads(folds)) for n, tag in seeds if (folds := msr_proxy_runs(runs, tag)) is not None]
         if len(found) < 2:
             continue
         cells = []
@@ -610,18 +610,18 @@ def msr_proxy_table(runs: Path) -> list[str]:
     lines = ["### MSR Action3D cross-subject proxy: leave one training subject out (`msr_proxy_folds`; official test "
              "subjects never read)", "",
              "| setting | " + " | ".join(f"subject {s}: text / CE %" for s in PROXY_SUBJECTS) +
-             " | pooled text / CE % (samples) | val (random carve), mean text % |",
+             " | pooled text / CE % (samples) | val (random carve) at the kept epoch, mean text % |",
              "|---|" + "---|" * (len(PROXY_SUBJECTS) + 2)]
     for tag in tags:
-        found = [load(runs / f"msr-px{tag}-s{s}") for s in PROXY_SUBJECTS]
-        if any(r is None for r in found):
+        found = msr_proxy_runs(runs, tag)
+        if found is None:
             continue
-        counts = [r["results"]["heads"]["text"]["all"]["samples"] for r in found]
-        acc = {head: [heads_top1(r)[head] for r in found] for head in ("text", "ce")}
-        cells = [f"{pct(t)} / {pct(c)}" for t, c in zip(acc["text"], acc["ce"], strict=True)]
-        vals = [max(m.get("val_top1") or 0.0 for m in r["metrics"]) for r in found]
-        lines.append(f"| `msr-px{tag}` | " + " | ".join(cells) + f" | {pct(pooled(acc['text'], counts))} / "
-                     f"{pct(pooled(acc['ce'], counts))} ({sum(counts)}) | {pct(float(np.mean(vals)))} |")
+        cells = [f"{pct(heads_top1(r)['text'])} / {pct(heads_top1(r)['ce'])}" for r in found]
+        both = pooled_heads(found)
+        samples = sum(r["results"]["heads"]["text"]["all"]["samples"] for r in found)
+        vals = [r["report"]["best_val_top1"] for r in found]  # the kept epoch's (the last one's with keep: last)
+        lines.append(f"| `msr-px{tag}` | " + " | ".join(cells) + f" | {pct(both['text'])} / {pct(both['ce'])} "
+                     f"({samples}) | {pct(float(np.mean(vals)))} |")
     return [*lines, ""] if len(lines) > 4 else []
 
 
