@@ -22,20 +22,15 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 from sugar.errors import ConfigError
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module itself under DistributedDataParallel."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 class WeightAverage:
     """EMA with `decay` per optimizer step of `model`'s trained parameters and floating-point buffers."""
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
             raise ConfigError(f"ema_decay must lie in [0, 1) (0: no average), got {decay}")
-        module = unwrap(model)
-        self.tracked = [p for p in module.parameters() if p.requires_grad] + \
-            [b for b in module.buffers() if b.is_floating_point()]
+        # DistributedDataParallel yields its module's own tensors, so a wrapped model needs no unwrapping
+        self.tracked = [p for p in model.parameters() if p.requires_grad] + \
+            [b for b in model.buffers() if b.is_floating_point()]
         self.average = [t.detach().clone() for t in self.tracked]
         self.updates = 0
         self._lerp = get_ema_multi_avg_fn(decay)
@@ -64,7 +59,10 @@ class WeightAverage:
     def state_dict(self) -> dict[str, Any]:
         return {"updates": self.updates, "average": [t.detach().cpu() for t in self.average]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        if state is None:
+            raise ConfigError("its checkpoint holds no weight average; resume it without ema_decay or start a new "
+                              "run directory")
         saved = state.get("average")
         if saved is None or "updates" not in state:
             raise ConfigError("the checkpoint's weight average is in another format (an earlier version of this "

@@ -250,7 +250,7 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
     run = RunDir(run_dir or default_run_dir("tune", Path(cfg.encoder_run or cfg.features or "tune").name,
                                             cfg.bridge.kind))
     if info.is_main:
-        check_resume(run, cfg, ignore=("epochs", "keep"))
+        check_resume(run, cfg)
         run.create()
         save_config(cfg, run.config_path)
     barrier(info)

@@ -163,9 +163,12 @@ def default_run_dir(stage: str, name: str, protocol: str | None = None) -> Path:
     return Path("runs") / stage / (name + (f"-{protocol}" if protocol else ""))
 
 
-def check_resume(run: RunDir, cfg: Any, ignore: tuple[str, ...] = ("epochs",)) -> None:
-    """A run directory belongs to one config: refuse to resume it with different settings (keys in `ignore`,
-    such as a longer `epochs`, may change). A run without a checkpoint yet (a failed start) is started over."""
+RESUMABLE_CHANGES = ("epochs", "keep")  # a longer schedule; which epoch is exported (re-exports without training)
+
+
+def check_resume(run: RunDir, cfg: Any, ignore: tuple[str, ...] = RESUMABLE_CHANGES) -> None:
+    """A run directory belongs to one config: refuse to resume it with different settings (keys in `ignore` may
+    change). A run without a checkpoint yet (a failed start) is started over."""
     if not run.config_path.is_file() or run.last_epoch() is None:
         return
     old = to_dict(load_config(type(cfg), run.config_path))
@@ -298,11 +301,8 @@ class Trainer:
             if "scaler" in state and self.scaler.is_enabled():
                 self.scaler.load_state_dict(state["scaler"])
             if self.average is not None:
-                if "ema" not in state:
-                    raise ConfigError(f"{run.path}: its checkpoint holds no weight average; resume it without "
-                                      "ema_decay or start a new run directory")
                 try:
-                    self.average.load_state_dict(state["ema"])
+                    self.average.load_state_dict(state.get("ema"))
                 except ConfigError as exc:
                     raise ConfigError(f"{run.path}: {exc}") from None
             set_rng_state(state["rng"])

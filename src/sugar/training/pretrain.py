@@ -298,7 +298,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path | None = None, progress: b
             name = Path(cfg.data.dataset).name
         run_path = Path(run_dir) if run_dir else default_run_dir("pretrain", name or cfg.data.dataset,
                                                                  cfg.data.protocol)
-        check_resume(RunDir(run_path), cfg, ignore=("epochs", "keep"))
+        check_resume(RunDir(run_path), cfg)
         return train(cfg, run_path, data, info, progress=progress)
     finally:
         cleanup_distributed()
