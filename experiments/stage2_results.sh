@@ -249,10 +249,12 @@ keep_last() {  # src dst
   train "$dst" "$OUT/$dst/config.yaml" - --set keep=last
   evaluate "$dst" --no-tsne
 }
-msr_proxy_last() {  # MSR's proxy folds of PX_TAG (default: the baseline's seeds 1-3) at their last epoch: TAG-last
-  local tag s
+msr_proxy_last() {  # the proxy folds of PX_TAGS (default: the baseline's seeds 1-3) at their last epoch
+  local tag setting seed s
   for tag in ${PX_TAGS:-"" -b2 -b3}; do
-    for s in 1 3 5 7 9; do keep_last "msr-px$tag-s$s" "msr-px${tag%-b[0-9]}-last${tag#"${tag%-b[0-9]}"}-s$s"; done
+    setting=${tag%-b[0-9]}   # SETTING-bN (seed N) -> SETTING-last-bN, so the seeds table pools them as before
+    seed=${tag#"$setting"}
+    for s in 1 3 5 7 9; do keep_last "msr-px$tag-s$s" "msr-px$setting-last$seed-s$s"; done
   done
 }
 viewproxy_last() {  # the view proxy's recipe seeds 1-3 at their last epoch (ucla-vp-last{,-s2,-s3})
@@ -281,7 +283,7 @@ msr_field_last() {  # the standard split's four streams (msr_field) at their las
 recipe_last_field() {
   local stream
   for stream in ${FRL_STREAMS:-bone joint_motion bone_motion}; do
-    field_run "ucla-frl-${stream//_/-}" "${CTRGCN_UCLA[@]}" --set data.stream="$stream" --set keep=last
+    field_run "ucla-frl-${stream//_/-}" "${CTRGCN_UCLA[@]}" --set data.stream="$stream"
   done
   if [[ -z ${FRL_STREAMS:-} ]]; then
     fuse_streams ucla-frl ucla-c1-joint-last-fp ucla-frl-bone ucla-frl-joint-motion ucla-frl-bone-motion
