@@ -10,6 +10,7 @@
 #   bash experiments/stage2_results.sh msr_field_splits  # MSR's four streams over 10 random subject splits (~2.5 h)
 #   bash experiments/stage2_results.sh msr_splits_clips  # the same fused over 5 clips per sample
 #   bash experiments/stage2_results.sh msr_proxy_folds   # MSR's leave-one-training-subject-out proxy, 5 folds (~30 min)
+#   PX_FOLDS="1 3" bash experiments/stage2_results.sh msr_proxy_streams  # its folds' four streams, fused (~20 min per fold)
 #   bash experiments/stage2_results.sh refit_joint   # the released NW-UCLA joint recipe on every training sample (~30 min)
 #   bash experiments/stage2_results.sh viewproxy     # view-invariance candidates on the xview:1>2 proxy, 3 at once (~20 min)
 #   bash experiments/stage2_results.sh viewproxy2    # three more
@@ -460,6 +461,21 @@ msr_proxy_seeds() {
     tag=${PX_TAG:-}
     [[ $seed == 1 ]] || tag="$tag-b$seed"
     PX_TAG=$tag PX_ARGS="${PX_ARGS:-} --set seed=$seed" msr_proxy_folds
+  done
+}
+# issue 14: the four streams on each proxy fold at their last epoch (msr-pxf-sS-STREAM; seed 1), fused per fold with
+# weights chosen on the fold's own val carve and with the plain sum (msr-pxf-sS-fused-HEAD[-equal]): which of the two
+# fusion rules MSR's 10 splits report is decided on these 284 held-out-subject samples, never on the official test
+msr_proxy_streams() {
+  local s others stream runs
+  for s in ${PX_FOLDS:-1 3 5 7 9}; do
+    others=$(echo 1 3 5 7 9 | tr ' ' '\n' | grep -vx "$s" | paste -sd,)
+    runs=()
+    for stream in joint bone joint_motion bone_motion; do
+      runs+=("msr-pxf-s$s-${stream//_/-}")
+      msr_stream "$stream" "${runs[-1]}" --set "data.protocol=xsub:$others>$s" --set keep=last
+    done
+    fuse_streams "msr-pxf-s$s" "${runs[@]}"
   done
 }
 run:msr-f-label() {

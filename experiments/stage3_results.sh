@@ -16,6 +16,7 @@
 #   bash experiments/stage3_results.sh fieldllmaug     # fieldllm trained on augmented encoder views (issue 15)
 #   bash experiments/stage3_results.sh msrepochs       # the MSR recogniser with 8 epochs (issue 15)
 #   bash experiments/stage3_results.sh msrfpool        # the MSR pool recogniser on the field-schedule joint (issue 15)
+#   bash experiments/stage3_results.sh msrlastpool     # ... on the released MSR joint (its last epoch), seeds 1-3
 #   bash experiments/stage3_results.sh fastrank        # accuracy of int8 / --separating ranking (issue 16)
 #   bash experiments/stage3_results.sh encoderbf16     # accuracy of the encoder under bf16 autocast (issue 16)
 #   bash experiments/stage3_results.sh bf16tune        # accuracy of stage 3 trained under bf16 autocast (issue 16)
@@ -132,9 +133,9 @@ msr_tune() {  # run-name encoder-name [--set ...]: MSR's pool recogniser (msr-ac
   local name=$1 encoder=$2; shift 2
   CONFIG=configs/tune/msr-action3d-cpu.yaml E_REL=${E_MSR3:-8} tune_and_test "$name" "$encoder" --set bridge.kind=pool "$@"
 }
-msr_closed() {  # seed name-stem [--set ...]
+msr_closed() {  # seed name-stem [--set ...]; MSR3_ENC: the encoder (default msr-f-label)
   local seed=$1 stem=$2; shift 2
-  msr_tune "$stem$(seed_suffix "$seed")" msr-f-label --set seed="$seed" "$@"
+  msr_tune "$stem$(seed_suffix "$seed")" "${MSR3_ENC:-msr-f-label}" --set seed="$seed" "$@"
 }
 three_seeds() {  # encoder function [args]: the function for seeds 1, 2 and 3 at once (three processes: set
   # OMP_NUM_THREADS=1 on a 2-core machine), the encoder's features extracted once before
@@ -152,6 +153,17 @@ epochs6() { three_seeds nw-ucla-field-joint ucla_closed ucla-fj-llm-e6 6; }
 # label smoothing 0.1 on the answer tokens (E_LS epochs, default 4): the answers are memorised by epoch 2
 lsmooth() {
   three_seeds nw-ucla-field-joint ucla_closed "ucla-fj-llm-e${E_LS:-4}-ls" "${E_LS:-4}" --set label_smoothing=0.1
+}
+# issue 15: msrfpool's recogniser on the released MSR joint (msr-f-label at its last epoch: CE head 86.4 on test, the
+# bar), seeds 1-3 at once, then each re-selected at its last epoch (-last) and fused with the encoder's CE head
+msrlastpool() {
+  local seed stem=msr-aj-llm-e${E_MSR3:-8}-pool
+  MSR3_ENC=msr-action3d-joint three_seeds msr-action3d-joint msr_closed "$stem"
+  for seed in 1 2 3; do
+    recogniser_last "$stem$(seed_suffix "$seed")" "$stem-last$(seed_suffix "$seed")"
+    ce_fuse "$stem$(seed_suffix "$seed")" msr-action3d-joint
+    ce_fuse "$stem-last$(seed_suffix "$seed")" msr-action3d-joint
+  done
 }
 msrlsmooth() { three_seeds msr-f-label msr_closed "msr-f-label-llm-e${E_MSR3:-8}-pool-ls" --set label_smoothing=0.1; }
 
