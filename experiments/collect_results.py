@@ -603,6 +603,54 @@ def msr_proxy_seeds_table(runs: Path) -> list[str]:
     return [*lines, ""] if len(lines) > 4 else []
 
 
+PROXY_STREAMS = ("joint", "bone", "joint-motion", "bone-motion")
+PROXY_FUSIONS = {f"{kind}-{head}": f"-fused-{head}{tag}" for kind, tag in (("val", ""), ("equal", "-equal"))
+                 for head in ("text", "ce")}
+
+
+def msr_proxy_streams_folds(runs: Path, stem: str) -> list[tuple[int, int, dict[str, float], str]]:
+    """One seed's finished folds of `msr_proxy_streams`: (held-out subject, samples, top-1 per stream and fusion,
+    the val-chosen weights of the text / CE fusions)."""
+    folds = []
+    for s in PROXY_SUBJECTS:
+        found = {st: load(runs / f"{stem}-s{s}-{st}") for st in PROXY_STREAMS}
+        fused = {k: read_json(runs / f"{stem}-s{s}{suffix}" / "results.json") for k, suffix in PROXY_FUSIONS.items()}
+        if any(r is None for r in found.values()) or any(r is None for r in fused.values()):
+            continue
+        got = {st: heads_top1(r)["text"] for st, r in found.items()}
+        got.update({k: r["fused"]["top1"] for k, r in fused.items()})
+        weights = " / ".join(",".join(f"{w:g}" for w in fused[f"val-{h}"]["weights"]) for h in ("text", "ce"))
+        folds.append((s, fused["val-text"]["fused"]["samples"], got, weights))
+    return folds
+
+
+def msr_proxy_streams_table(runs: Path) -> list[str]:
+    """Issue 14: the four streams on each proxy fold (`msr_proxy_streams`), fused at the fold's val-chosen weights
+    and by the plain sum, pooled over the folds' held-out subjects: which fusion rule MSR reports."""
+    keys = (*PROXY_STREAMS, *PROXY_FUSIONS)
+    rows, every = [], []
+    for seed in range(1, 10):
+        stem = "msr-pxf" + ("" if seed == 1 else f"-b{seed}")
+        folds = msr_proxy_streams_folds(runs, stem)
+        every += folds
+        for s, n, got, weights in folds:
+            rows.append(f"| {seed} | {s} | {n} | " + " | ".join(pct(got[st]) for st in PROXY_STREAMS) +
+                        f" | {pct(got['val-text'])} / {pct(got['val-ce'])} ({weights}) | "
+                        f"{pct(got['equal-text'])} / {pct(got['equal-ce'])} |")
+    if not rows:
+        return []
+    counts = [n for _, n, _, _ in every]
+    total = {k: pct(pooled([got[k] for _, _, got, _ in every], counts)) for k in keys}
+    return ["### MSR Action3D cross-subject proxy, four streams fused (`stage2_results.sh msr_proxy_streams`; last "
+            "epoch; text head per stream)", "",
+            "| seed | held-out subject | samples | joint % | bone % | joint motion % | bone motion % | fused, weights "
+            "chosen on the fold's val: text / CE % (weights text / CE) | fused, plain sum: text / CE % |",
+            "|---|---|---|---|---|---|---|---|---|", *rows,
+            f"| **pooled** | {len(every)} folds | {sum(counts)} | " + " | ".join(total[st] for st in PROXY_STREAMS) +
+            f" | **{total['val-text']}** / **{total['val-ce']}** | **{total['equal-text']}** / "
+            f"**{total['equal-ce']}** |", ""]
+
+
 def msr_proxy_table(runs: Path) -> list[str]:
     """MSR's leave-one-training-subject-out proxy (`msr_proxy_folds`): each fold's held-out subject and, pooled over
     the folds, every training sample scored once by a model that never saw its subject. One row per tag."""
@@ -990,8 +1038,12 @@ def evidence_table(runs: Path, names: list[str], title: str) -> list[str]:
     return [*lines, *found, ""] if found else []
 
 
-def best_val_top1(run: Path) -> float | None:
-    """The best epoch's val top-1 of the LLM alone, the epoch `sugar tune` keeps (metrics.jsonl)."""
+def kept_val_top1(run: Path) -> float | None:
+    """The val top-1 of the LLM alone at the epoch `sugar tune` kept (report.json's `selected`: the last epoch's
+    with keep: last); runs whose report predates it kept the best epoch of metrics.jsonl."""
+    selected = (read_json(run / "report.json") or {}).get("selected") or {}
+    if "val_top1" in selected:
+        return selected["val_top1"]
     path = run / "metrics.jsonl"
     if not path.is_file():
         return None
@@ -1005,13 +1057,15 @@ CLOSED_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs (`epochs4`, `closedseed
                    ("ucla-fj-llm-e4-ls", "NW-UCLA, 4 epochs, label smoothing 0.1 (`lsmooth`)"),
                    ("ucla-fj-llm-e6-ls", "NW-UCLA, 6 epochs, label smoothing 0.1 (`E_LS=6 lsmooth`)"),
                    ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs (`msrfpool`, `closedseeds`)"),
-                   ("msr-f-label-llm-e8-pool-ls", "MSR Action3D, 8 epochs, label smoothing 0.1 (`msrlsmooth`)")]
+                   ("msr-f-label-llm-e8-pool-ls", "MSR Action3D, 8 epochs, label smoothing 0.1 (`msrlsmooth`)"),
+                   ("msr-aj-llm-e8-pool", "MSR Action3D on the released last-epoch joint, 8 epochs (`msrlastpool`)"),
+                   ("msr-aj-llm-e8-pool-last", "the same at their last epoch (`msrlastpool`)")]
 
 
 def seed_means_table(runs: Path, families: list[tuple[str, str]], title: str) -> list[str]:
     """Closed-set recognisers over seeds 1-3 (run NAME, NAME-s2, NAME-s3): what val chose on and what test gave."""
     lines = [f"### {title}", "",
-             "| recipe | runs | val LLM alone (best epoch) % | val fused % | test LLM alone % | test text head % | "
+             "| recipe | runs | val LLM alone (kept epoch) % | val fused % | test LLM alone % | test text head % | "
              "test fused % |", "|---|---|---|---|---|---|---|"]
     found = []
     for name, label in families:
@@ -1023,7 +1077,7 @@ def seed_means_table(runs: Path, families: list[tuple[str, str]], title: str) ->
             if report is None or "test_fused" not in report or not calib:
                 continue
             done.append(run.name)
-            cols["val"].append(best_val_top1(run) or float("nan"))
+            cols["val"].append(kept_val_top1(run) or float("nan"))
             cols["val_fused"].append(next(r["top1"] for r in calib["table"] if r["weight"] == calib["weight"]))
             for key, rep in (("llm", "test"), ("text", "test_text"), ("fused", "test_fused")):
                 cols[key].append(report[rep]["top1"])
@@ -1040,7 +1094,9 @@ FAST_RANK = [("", "fp32, every token of each entry (default)"), ("-separating", 
                                                "`stage3_results.sh encoderbf16`)")]
 
 
-CE_FUSION_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs"), ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs")]
+CE_FUSION_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs"), ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs"),
+                      ("msr-aj-llm-e8-pool", "MSR Action3D on the released last-epoch joint, 8 epochs"),
+                      ("msr-aj-llm-e8-pool-last", "the same at their last epoch")]
 
 
 def seeds_cell(values: list[float | None]) -> str:
@@ -1208,6 +1264,7 @@ def main() -> None:
         out += msr_field_splits_table(runs, setting)  # candidates run with FSP_TAG
     out += msr_splits_clips_table(runs)
     out += msr_proxy_table(runs)
+    out += msr_proxy_streams_table(runs)
     out += msr_proxy_seeds_table(runs)
     out += proxy_recogniser_tables(runs)
     out += zeroshot_table(runs)

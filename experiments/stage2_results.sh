@@ -463,19 +463,23 @@ msr_proxy_seeds() {
     PX_TAG=$tag PX_ARGS="${PX_ARGS:-} --set seed=$seed" msr_proxy_folds
   done
 }
-# issue 14: the four streams on each proxy fold at their last epoch (msr-pxf-sS-STREAM; seed 1), fused per fold with
-# weights chosen on the fold's own val carve and with the plain sum (msr-pxf-sS-fused-HEAD[-equal]): which of the two
-# fusion rules MSR's 10 splits report is decided on these 284 held-out-subject samples, never on the official test
+# issue 14: the four streams on each proxy fold at their last epoch (msr-pxf[-bN]-sS-STREAM; PX_SEEDS, default 1;
+# seed N > 1 adds -bN), fused per fold with weights chosen on the fold's own val carve and with the plain sum
+# (msr-pxf[-bN]-sS-fused-HEAD[-equal]): which of the two fusion rules MSR's 10 splits report is decided on these
+# 284 held-out-subject samples per seed, never on the official test
 msr_proxy_streams() {
-  local s others stream runs
-  for s in ${PX_FOLDS:-1 3 5 7 9}; do
-    others=$(echo 1 3 5 7 9 | tr ' ' '\n' | grep -vx "$s" | paste -sd,)
-    runs=()
-    for stream in joint bone joint_motion bone_motion; do
-      runs+=("msr-pxf-s$s-${stream//_/-}")
-      msr_stream "$stream" "${runs[-1]}" --set "data.protocol=xsub:$others>$s" --set keep=last
+  local seed s others stream runs stem
+  for seed in ${PX_SEEDS:-1}; do
+    stem=msr-pxf$( [[ $seed == 1 ]] || echo "-b$seed" )
+    for s in ${PX_FOLDS:-1 3 5 7 9}; do
+      others=$(echo 1 3 5 7 9 | tr ' ' '\n' | grep -vx "$s" | paste -sd,)
+      runs=()
+      for stream in joint bone joint_motion bone_motion; do
+        runs+=("$stem-s$s-${stream//_/-}")
+        msr_stream "$stream" "${runs[-1]}" --set "data.protocol=xsub:$others>$s" --set keep=last --set seed="$seed"
+      done
+      fuse_streams "$stem-s$s" "${runs[@]}"
     done
-    fuse_streams "msr-pxf-s$s" "${runs[@]}"
   done
 }
 run:msr-f-label() {
