@@ -330,17 +330,16 @@ fuse_streams() {  # out-prefix run ...: fused with weights chosen on val (NW-UCL
   # heads; -val: val itself at the weights chosen there (what comparing two stream sets may use; never test)
   # CLIPS=N: each run's scores averaged over N clips per sample (sugar evaluate --multi-clip N)
   local prefix=$1 head clips=(--multi-clip "${CLIPS:-1}"); shift
-  local runs=() run ones
+  local runs=() run
   for run in "$@"; do  # a run of $OUT, or a released model's name (its evaluations go to ./runs/released/NAME)
     if [[ -e $OUT/$run ]]; then runs+=("$OUT/$run"); else runs+=("$run"); fi
   done
-  ones=$(printf '1,%.0s' "$@"); ones=${ones%,}
   for head in text ce; do
     $PY -m sugar.cli fuse "${runs[@]}" --head $head --split val "${clips[@]}" --out "$OUT/$prefix-fused-$head-val" \
       >> "$OUT/logs/$prefix-fused.log" 2>&1
     $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test "${clips[@]}" --out "$OUT/$prefix-fused-$head" \
       >> "$OUT/logs/$prefix-fused.log" 2>&1
-    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test "${clips[@]}" --weights "$ones" \
+    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test "${clips[@]}" --weights equal \
       --out "$OUT/$prefix-fused-$head-equal" >> "$OUT/logs/$prefix-fused.log" 2>&1
   done
   echo "$(date -u +%H:%M:%S) fused $prefix"

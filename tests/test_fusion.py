@@ -60,13 +60,14 @@ def test_fuse_two_streams_of_real_runs(tmp_path: Path) -> None:
     saved = json.loads((Path(runs[0]) / "evaluation" / "fused-test" / "results.json").read_text())
     assert saved["weights_chosen_on"] == "val" and len(saved["single"]) == 2
     plain = (Path(runs[0]) / "evaluation" / "test" / "scores-ce.npz").read_bytes()
-    result = CliRunner().invoke(app, ["fuse", *runs, "--head", "ce", "--multi-clip", "2", "--weights", "1,1",
+    result = CliRunner().invoke(app, ["fuse", *runs, "--head", "ce", "--multi-clip", "2", "--weights", "equal",
                                       "--out", str(tmp_path / "clips")])
     assert result.exit_code == 0, result.output
     # multi-clip scores sit beside the single-clip ones that other fusions read, never over them
     assert (Path(runs[0]) / "evaluation" / "test-clips2" / "scores-ce.npz").is_file()
     assert (Path(runs[0]) / "evaluation" / "test" / "scores-ce.npz").read_bytes() == plain
-    assert json.loads((tmp_path / "clips" / "results.json").read_text())["multi_clip"] == 2
+    clips = json.loads((tmp_path / "clips" / "results.json").read_text())
+    assert clips["multi_clip"] == 2 and clips["weights"] == [1.0, 1.0] and clips["weights_chosen_on"] == "given"
     bad = CliRunner().invoke(app, ["fuse", *runs, "--head", "ce", "--weights", "1"])
     assert bad.exit_code != 0 and "1 weights for 2 runs" in str(bad.exception)
 

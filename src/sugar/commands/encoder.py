@@ -193,7 +193,8 @@ def fuse_cmd(
     head: str = typer.Option("text", "--head", help="The head of runs named without one: text | ce for stage-2 "
                                                     "runs, llm | text | fused for recognisers."),
     split: str = typer.Option("test", "--split", help="The split to report."),
-    weights: str = typer.Option(None, "--weights", help="Comma-separated, one per run; default: chosen on val."),
+    weights: str = typer.Option(None, "--weights", help="Comma-separated, one per run, or `equal` (the plain sum "
+                                                        "of CTR-GCN's ensembles); default: chosen on val."),
     out: Path = typer.Option(None, "--out", help="Output folder (default FIRST_RUN/evaluation/fused-<split>)."),
     text_score: str = typer.Option(None, "--text-score", help="The text head's rule for every run, prototype | mil "
                                    "(default: each run's text_score)."),
@@ -208,9 +209,9 @@ def fuse_cmd(
     if head not in ANY_HEAD:
         raise ConfigError(f"--head {head!r}: choose from {', '.join(ANY_HEAD)}")
     try:
-        given = [float(w) for w in weights.split(",")] if weights else None
+        given = [1.0] * len(runs) if weights == "equal" else [float(w) for w in weights.split(",")] if weights else None
     except ValueError:
-        raise ConfigError(f"--weights {weights!r}: comma-separated numbers, one per run") from None
+        raise ConfigError(f"--weights {weights!r}: comma-separated numbers, one per run, or equal") from None
     paths, heads = zip(*(split_head(r, head) for r in runs), strict=True)
     res = fuse_runs(paths, heads, split, weights=given, out_dir=out, text_score=text_score, multi_clip=multi_clip)
     table = Table(title=f"{len(runs)} runs fused, {res['head']}, {split} (weights from {res['weights_chosen_on']})")
