@@ -45,3 +45,31 @@ def test_same_encoder_or_overwrite_goes_on_to_load_the_encoder(tmp_path: Path):
     for run, overwrite in ((tmp_path / "encoder-a", False), (tmp_path / "encoder-b", True)):
         with pytest.raises(SugarError, match="not a finished encoder"):
             extract_features(run, out, overwrite=overwrite)
+
+
+def test_features_are_read_only_with_the_encoder_that_made_them(tmp_path: Path):
+    """A released name keeps its folder across releases, and --features/--encoder are given separately: features
+    of other weights are refused by their digest before a recogniser is trained on them (older folders pass)."""
+    from sugar.config import TuneConfig
+    from sugar.features import FeatureStore
+    from sugar.fileio import file_digest
+    from sugar.training.instruct import features_data
+
+    encoders = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "encoder.safetensors").write_bytes(name.encode() * 64)
+        encoders[name] = tmp_path / name
+    train = tmp_path / "features" / "train"
+    train.mkdir(parents=True)
+    index = {"format": FORMAT, "encoder_run": str(encoders["a"]), "split": "train", "classes": ["x"], "dim": 4,
+             "samples": [], "encoder_sha256": file_digest(encoders["a"] / "encoder.safetensors")}
+    (train / "index.json").write_text(json.dumps(index))
+    FeatureStore(train).check_encoder(encoders["a"])
+    with pytest.raises(DataError, match=r"other encoder weights.*sugar extract .*--overwrite"):
+        FeatureStore(train).check_encoder(encoders["b"])
+    with pytest.raises(DataError, match="other encoder weights"):
+        features_data(TuneConfig(features=str(tmp_path / "features"), encoder_run=str(encoders["b"])))
+    del index["encoder_sha256"]  # extracted before the digest was recorded
+    (train / "index.json").write_text(json.dumps(index))
+    FeatureStore(train).check_encoder(encoders["b"])

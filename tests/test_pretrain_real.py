@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from sugar.cli import app
 from sugar.features import FeatureStore
-from sugar.models.encoder import load_encoder
+from sugar.models.encoder import encoder_digest, load_encoder
 
 pytestmark = pytest.mark.slow  # real data, ~20 s on 2 cores
 
@@ -64,6 +64,7 @@ def test_evaluate_and_extract(ucla_run, tmp_path, shared_data):
     tokens, label, name = store[5]
     assert tokens.shape == (4, 128) and 0 <= label < 10 and name.startswith("a")
     assert Path(store.index["encoder_run"]) == Path(ucla_run).resolve()
+    assert store.index["encoder_sha256"] == encoder_digest(ucla_run)
     # the stored tokens are the public encoder's output on the deterministic test view
     bundle = load_encoder(ucla_run)
     encoder = bundle.encoder

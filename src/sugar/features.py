@@ -1,12 +1,14 @@
 """Pre-computed encoder token sequences for stage 3 (`sugar extract`), so the frozen encoder runs only once.
 
 Layout of an output folder:
-  index.json            {"format": "sugar-features/1", "encoder_run", "dataset", "protocol", "split", "dim",
-                         "dtype", "classes": [...], "samples": [{"name", "label", "length", "shard", "key"}]}
+  index.json            {"format": "sugar-features/1", "encoder_run", "encoder_sha256", "dataset", "protocol",
+                         "split", "dim", "dtype", "classes": [...],
+                         "samples": [{"name", "label", "length", "shard", "key"}]}
   shard-00000.safetensors  one tensor per sample, key = "000123" (its position in "samples"), shape [length, dim]
 Shards hold up to `shard_size` samples each and are written atomically; index.json is written last, so a
 folder with an index is complete. A folder that already holds another encoder's features is never replaced
-silently (overwrite=True / `--overwrite` does).
+silently (overwrite=True / `--overwrite` does), and features are never read for an encoder whose weights differ
+from the ones that made them (`encoder_sha256`; folders written before it was recorded are taken as they are).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tqdm import tqdm
 
 from sugar.errors import DataError
 from sugar.fileio import atomic_save_safetensors, atomic_write_text
-from sugar.models.encoder import load_encoder
+from sugar.models.encoder import encoder_digest, load_encoder
 from sugar.models.released import resolve_run
 
 FORMAT = "sugar-features/1"
@@ -74,8 +76,8 @@ def extract_features(run_dir: str | Path, out_dir: str | Path, dataset: str | No
             if len(pending) >= shard_size:
                 flush()
     flush()
-    index = {"format": FORMAT, "encoder_run": str(Path(run_dir).resolve()), "dataset": ds.name,
-             "protocol": ds.protocol,
+    index = {"format": FORMAT, "encoder_run": str(Path(run_dir).resolve()), "encoder_sha256": encoder_digest(run_dir),
+             "dataset": ds.name, "protocol": ds.protocol,
              "split": split, "dim": encoder.dim, "dtype": dtype, "classes": list(ds.classes), "samples": samples}
     atomic_write_text(out / "index.json", json.dumps(index, indent=1))
     return {k: v for k, v in index.items() if k != "samples"} | {"count": len(samples), "out": str(out)}
@@ -116,6 +118,17 @@ class FeatureStore(Sequence):
         self.classes: list[str] = self.index["classes"]
         self.dim: int = int(self.index["dim"])
         self._open: dict[str, Any] = {}
+
+    def check_encoder(self, encoder_run: str | Path) -> None:
+        """Refuse features made by other weights than `encoder_run`'s: a recogniser trained on them would carry
+        an encoder that never produced its inputs."""
+        made_by = self.index.get("encoder_sha256")
+        if made_by is not None and made_by != encoder_digest(encoder_run):
+            raise DataError(self.folder / "index.json",
+                            f"extracted by other encoder weights ({self.index.get('encoder_run')}) than "
+                            f"{encoder_run}'s; "
+                            f"re-extract: sugar extract {encoder_run} --split {self.index.get('split')} "
+                            f"--out {self.folder} --overwrite")
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -33,7 +33,7 @@ from torch import nn
 
 from sugar.config import EncoderConfig
 from sugar.errors import ConfigError, SugarError
-from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_object
+from sugar.fileio import atomic_save_safetensors, atomic_write_text, file_digest, read_json_object
 from sugar.models.released import resolve_run
 from sugar.skeleton.datasets import DataSource
 from sugar.skeleton.layouts import Layout
@@ -405,6 +405,15 @@ class EncoderBundle:
     processor: Processor
     data: DataSource | None
     meta: dict[str, Any]
+
+
+def encoder_digest(folder: str | Path) -> str:
+    """sha256 of a saved encoder's weights: what its extracted features came from, whatever its folder is called
+    (a released name keeps its folder across releases)."""
+    path = resolve_run(folder) / ENCODER_WEIGHTS
+    if not path.is_file():
+        raise SugarError(f"{path.parent}: not a finished encoder (missing {ENCODER_WEIGHTS})")
+    return file_digest(path)
 
 
 def load_encoder(folder: str | Path, map_location: str | torch.device = "cpu") -> EncoderBundle:

@@ -110,6 +110,8 @@ def features_data(cfg: TuneConfig) -> TuneData:
                                         f"{folder}`)")
             continue
         ds = _Features(folder)
+        if cfg.encoder_run:
+            ds.store.check_encoder(cfg.encoder_run)
         if classes is not None and ds.store.classes != classes:
             raise DataError(folder, "class list differs from the train features")
         classes, dim = ds.store.classes, ds.store.dim
