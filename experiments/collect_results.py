@@ -627,28 +627,35 @@ def msr_proxy_streams_folds(runs: Path, stem: str) -> list[tuple[int, int, dict[
 def msr_proxy_streams_table(runs: Path) -> list[str]:
     """Issue 14: the four streams on each proxy fold (`msr_proxy_streams`), fused at the fold's val-chosen weights
     and by the plain sum, pooled over the folds' held-out subjects: which fusion rule MSR reports."""
-    keys = (*PROXY_STREAMS, *PROXY_FUSIONS)
-    rows, every = [], []
+    rows, every, seeds = [], [], 0
     for seed in range(1, 10):
         stem = "msr-pxf" + ("" if seed == 1 else f"-b{seed}")
         folds = msr_proxy_streams_folds(runs, stem)
-        every += folds
+        if not folds:
+            continue
+        seeds, every = seeds + 1, every + folds
         for s, n, got, weights in folds:
             rows.append(f"| {seed} | {s} | {n} | " + " | ".join(pct(got[st]) for st in PROXY_STREAMS) +
                         f" | {pct(got['val-text'])} / {pct(got['val-ce'])} ({weights}) | "
                         f"{pct(got['equal-text'])} / {pct(got['equal-ce'])} |")
+        rows.append(_pooled_folds_row(f"seed {seed}, pooled", folds))
     if not rows:
         return []
-    counts = [n for _, n, _, _ in every]
-    total = {k: pct(pooled([got[k] for _, _, got, _ in every], counts)) for k in keys}
+    if seeds > 1:
+        rows.append(_pooled_folds_row(f"{seeds} seeds, pooled", every))
     return ["### MSR Action3D cross-subject proxy, four streams fused (`stage2_results.sh msr_proxy_streams`; last "
             "epoch; text head per stream)", "",
             "| seed | held-out subject | samples | joint % | bone % | joint motion % | bone motion % | fused, weights "
             "chosen on the fold's val: text / CE % (weights text / CE) | fused, plain sum: text / CE % |",
-            "|---|---|---|---|---|---|---|---|---|", *rows,
-            f"| **pooled** | {len(every)} folds | {sum(counts)} | " + " | ".join(total[st] for st in PROXY_STREAMS) +
+            "|---|---|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def _pooled_folds_row(label: str, folds: list[tuple[int, int, dict[str, float], str]]) -> str:
+    counts = [n for _, n, _, _ in folds]
+    total = {k: pct(pooled([got[k] for _, _, got, _ in folds], counts)) for k in (*PROXY_STREAMS, *PROXY_FUSIONS)}
+    return (f"| **{label}** | {len(folds)} folds | {sum(counts)} | " + " | ".join(total[st] for st in PROXY_STREAMS) +
             f" | **{total['val-text']}** / **{total['val-ce']}** | **{total['equal-text']}** / "
-            f"**{total['equal-ce']}** |", ""]
+            f"**{total['equal-ce']}** |")
 
 
 def msr_proxy_table(runs: Path) -> list[str]:
