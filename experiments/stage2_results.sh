@@ -10,7 +10,7 @@
 #   bash experiments/stage2_results.sh msr_field_splits  # MSR's four streams over 10 random subject splits (~2.5 h)
 #   bash experiments/stage2_results.sh msr_splits_clips  # the same fused over 5 clips per sample
 #   bash experiments/stage2_results.sh msr_proxy_folds   # MSR's leave-one-training-subject-out proxy, 5 folds (~30 min)
-#   PX_FOLDS="1 3" bash experiments/stage2_results.sh msr_proxy_streams  # its folds' four streams, fused (~20 min per fold)
+#   PX_FOLDS="1 3" bash experiments/stage2_results.sh msr_proxy_streams  # its folds' four streams, fused (15-30 min per fold)
 #   bash experiments/stage2_results.sh refit_joint   # the released NW-UCLA joint recipe on every training sample (~30 min)
 #   bash experiments/stage2_results.sh viewproxy     # view-invariance candidates on the xview:1>2 proxy, 3 at once (~20 min)
 #   bash experiments/stage2_results.sh viewproxy2    # three more
@@ -444,12 +444,14 @@ MSR_FIELD=(--set loss=milnce+ce --set text_negatives=all --set use_motion=false 
 # official test subjects never read): 5 folds whose test parts together hold every training sample once, so a
 # setting is screened on 284 cross-subject samples instead of a ~30-sample same-subject val. msr-f-label's settings;
 # PX_TAG names a candidate and PX_ARGS holds its overrides (e.g. PX_TAG=-drop PX_ARGS="--set model.dropout=0.3")
+proxy_protocol() {  # S -> xsub:OTHERS>S: train on the other four official training subjects, test on S
+  echo "xsub:$(echo 1 3 5 7 9 | tr ' ' '\n' | grep -vx "$1" | paste -sd,)>$1"
+}
 msr_proxy_folds() {
-  local s others
+  local s
   for s in 1 3 5 7 9; do
-    others=$(echo 1 3 5 7 9 | tr ' ' '\n' | grep -vx "$s" | paste -sd,)
     # shellcheck disable=SC2086
-    msr_stream joint "msr-px${PX_TAG:-}-s$s" --set "data.protocol=xsub:$others>$s" ${PX_ARGS:-}
+    msr_stream joint "msr-px${PX_TAG:-}-s$s" --set "data.protocol=$(proxy_protocol "$s")" ${PX_ARGS:-}
   done
 }
 # a setting over seeds on MSR's proxy (its seed noise is ~3 points): PX_TAG names it, PX_ARGS holds its overrides,
@@ -467,15 +469,15 @@ msr_proxy_seeds() {
 # (msr-pxf[-bN]-sS-fused-HEAD[-equal]): which of the two fusion rules MSR's 10 splits report is decided on these
 # 284 held-out-subject samples per seed, never on the official test
 msr_proxy_streams() {
-  local seed s others stream runs stem
+  local seed s stream runs stem
   for seed in ${PX_SEEDS:-1}; do
     stem=msr-pxf$( [[ $seed == 1 ]] || echo "-b$seed" )
     for s in ${PX_FOLDS:-1 3 5 7 9}; do
-      others=$(echo 1 3 5 7 9 | tr ' ' '\n' | grep -vx "$s" | paste -sd,)
       runs=()
       for stream in joint bone joint_motion bone_motion; do
         runs+=("$stem-s$s-${stream//_/-}")
-        msr_stream "$stream" "${runs[-1]}" --set "data.protocol=xsub:$others>$s" --set keep=last --set seed="$seed"
+        msr_stream "$stream" "${runs[-1]}" --set "data.protocol=$(proxy_protocol "$s")" --set keep=last \
+          --set seed="$seed"
       done
       fuse_streams "$stem-s$s" "${runs[@]}"
     done
