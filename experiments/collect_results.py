@@ -529,20 +529,34 @@ def msr_splits_table(runs: Path) -> list[str]:
     return [*lines, "", "Lie group (Vemulapalli et al., CVPR 2014), mean over 10 random subject splits: 90.7 %.", ""]
 
 
+FOUR_STREAMS = ("joint", "bone", "joint-motion", "bone-motion")
+FOUR_FUSIONS = {f"{kind}-{head}": f"-fused-{head}{tag}" for kind, tag in (("fused", ""), ("equal", "-equal"))
+                for head in ("text", "ce")}  # what `stage2_results.sh fuse_streams PREFIX ...` writes
+
+
+def four_streams(runs: Path, prefix: str) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]] | None:
+    """PREFIX-STREAM runs fused by `fuse_streams PREFIX`: top-1 per stream (text head) and per fusion (FOUR_FUSIONS
+    keys), the runs and the fusion reports; None until all of them have finished."""
+    found = {st: load(runs / f"{prefix}-{st}") for st in FOUR_STREAMS}
+    fused = {k: read_json(runs / f"{prefix}{suffix}" / "results.json") for k, suffix in FOUR_FUSIONS.items()}
+    if any(r is None for r in found.values()) or any(r is None for r in fused.values()):
+        return None
+    values = {st: heads_top1(r)["text"] for st, r in found.items()}
+    values.update({k: r["fused"]["top1"] for k, r in fused.items()})
+    return values, found, fused
+
+
 def msr_field_splits_table(runs: Path, setting: str = "") -> list[str]:
     """Issue 14: MSR's four streams over the 10 random subject splits (`stage2_results.sh msr_field_splits`), for
     msr-f-label's settings or a candidate's (FSP_TAG=`setting`: runs msr-fspI<setting>-STREAM)."""
-    streams = ("joint", "bone", "joint-motion", "bone-motion")
-    rows, cols = [], {k: [] for k in (*streams, "fused-text", "fused-ce", "equal-text", "equal-ce")}
+    streams = FOUR_STREAMS
+    rows, cols = [], {k: [] for k in (*streams, *FOUR_FUSIONS)}
     for i in range(10):
-        found = {s: load(runs / f"msr-fsp{i}{setting}-{s}") for s in streams}
-        fused = {f"{kind}-{head}": read_json(runs / f"msr-fsp{i}{setting}-fused-{head}{tag}" / "results.json")
-                 for kind, tag in (("fused", ""), ("equal", "-equal")) for head in ("text", "ce")}
-        if any(r is None for r in found.values()) or any(r is None for r in fused.values()):
+        got = four_streams(runs, f"msr-fsp{i}{setting}")
+        if got is None:
             continue
+        values, found, _ = got
         subjects = str(found["joint"]["cfg"]["data"]["protocol"]).split(":", 1)[-1]
-        values = {s: heads_top1(r)["text"] for s, r in found.items()}
-        values.update({k: r["fused"]["top1"] for k, r in fused.items()})
         for k, v in values.items():
             cols[k].append(v)
         rows.append(f"| {i} | {subjects} | " + " | ".join(pct(values[s]) for s in streams) + " | "
@@ -603,24 +617,17 @@ def msr_proxy_seeds_table(runs: Path) -> list[str]:
     return [*lines, ""] if len(lines) > 4 else []
 
 
-PROXY_STREAMS = ("joint", "bone", "joint-motion", "bone-motion")
-PROXY_FUSIONS = {f"{kind}-{head}": f"-fused-{head}{tag}" for kind, tag in (("val", ""), ("equal", "-equal"))
-                 for head in ("text", "ce")}
-
-
 def msr_proxy_streams_folds(runs: Path, stem: str) -> list[tuple[int, int, dict[str, float], str]]:
     """One seed's finished folds of `msr_proxy_streams`: (held-out subject, samples, top-1 per stream and fusion,
     the val-chosen weights of the text / CE fusions)."""
     folds = []
     for s in PROXY_SUBJECTS:
-        found = {st: load(runs / f"{stem}-s{s}-{st}") for st in PROXY_STREAMS}
-        fused = {k: read_json(runs / f"{stem}-s{s}{suffix}" / "results.json") for k, suffix in PROXY_FUSIONS.items()}
-        if any(r is None for r in found.values()) or any(r is None for r in fused.values()):
+        got = four_streams(runs, f"{stem}-s{s}")
+        if got is None:
             continue
-        got = {st: heads_top1(r)["text"] for st, r in found.items()}
-        got.update({k: r["fused"]["top1"] for k, r in fused.items()})
-        weights = " / ".join(",".join(f"{w:g}" for w in fused[f"val-{h}"]["weights"]) for h in ("text", "ce"))
-        folds.append((s, fused["val-text"]["fused"]["samples"], got, weights))
+        values, _, fused = got
+        weights = " / ".join(",".join(f"{w:g}" for w in fused[f"fused-{h}"]["weights"]) for h in ("text", "ce"))
+        folds.append((s, fused["fused-text"]["fused"]["samples"], values, weights))
     return folds
 
 
@@ -635,8 +642,8 @@ def msr_proxy_streams_table(runs: Path) -> list[str]:
             continue
         seeds, every = seeds + 1, every + folds
         for s, n, got, weights in folds:
-            rows.append(f"| {seed} | {s} | {n} | " + " | ".join(pct(got[st]) for st in PROXY_STREAMS) +
-                        f" | {pct(got['val-text'])} / {pct(got['val-ce'])} ({weights}) | "
+            rows.append(f"| {seed} | {s} | {n} | " + " | ".join(pct(got[st]) for st in FOUR_STREAMS) +
+                        f" | {pct(got['fused-text'])} / {pct(got['fused-ce'])} ({weights}) | "
                         f"{pct(got['equal-text'])} / {pct(got['equal-ce'])} |")
         rows.append(_pooled_folds_row(f"seed {seed}, pooled", folds))
     if not rows:
@@ -652,9 +659,9 @@ def msr_proxy_streams_table(runs: Path) -> list[str]:
 
 def _pooled_folds_row(label: str, folds: list[tuple[int, int, dict[str, float], str]]) -> str:
     counts = [n for _, n, _, _ in folds]
-    total = {k: pct(pooled([got[k] for _, _, got, _ in folds], counts)) for k in (*PROXY_STREAMS, *PROXY_FUSIONS)}
-    return (f"| **{label}** | {len(folds)} folds | {sum(counts)} | " + " | ".join(total[st] for st in PROXY_STREAMS) +
-            f" | **{total['val-text']}** / **{total['val-ce']}** | **{total['equal-text']}** / "
+    total = {k: pct(pooled([got[k] for _, _, got, _ in folds], counts)) for k in (*FOUR_STREAMS, *FOUR_FUSIONS)}
+    return (f"| **{label}** | {len(folds)} folds | {sum(counts)} | " + " | ".join(total[st] for st in FOUR_STREAMS) +
+            f" | **{total['fused-text']}** / **{total['fused-ce']}** | **{total['equal-text']}** / "
             f"**{total['equal-ce']}** |")
 
 
