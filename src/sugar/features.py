@@ -119,11 +119,12 @@ class FeatureStore(Sequence):
         self.dim: int = int(self.index["dim"])
         self._open: dict[str, Any] = {}
 
-    def check_encoder(self, encoder_run: str | Path) -> None:
-        """Refuse features made by other weights than `encoder_run`'s: a recogniser trained on them would carry
-        an encoder that never produced its inputs."""
+    def check_encoder(self, encoder_run: str | Path, digest: str | None = None) -> None:
+        """Refuse features made by other weights than `encoder_run`'s (`digest`: its encoder_digest, when the
+        caller checks several folders): a recogniser trained on them would carry an encoder that never produced
+        its inputs."""
         made_by = self.index.get("encoder_sha256")
-        if made_by is not None and made_by != encoder_digest(encoder_run):
+        if made_by is not None and made_by != (digest or encoder_digest(encoder_run)):
             raise DataError(self.folder / "index.json",
                             f"extracted by other encoder weights ({self.index.get('encoder_run')}) than "
                             f"{encoder_run}'s; "

@@ -208,10 +208,7 @@ def fuse_cmd(
 
     if head not in ANY_HEAD:
         raise ConfigError(f"--head {head!r}: choose from {', '.join(ANY_HEAD)}")
-    try:
-        given = [1.0] * len(runs) if weights == "equal" else [float(w) for w in weights.split(",")] if weights else None
-    except ValueError:
-        raise ConfigError(f"--weights {weights!r}: comma-separated numbers, one per run, or equal") from None
+    given = _fusion_weights(weights, len(runs))
     paths, heads = zip(*(split_head(r, head) for r in runs), strict=True)
     res = fuse_runs(paths, heads, split, weights=given, out_dir=out, text_score=text_score, multi_clip=multi_clip)
     table = Table(title=f"{len(runs)} runs fused, {res['head']}, {split} (weights from {res['weights_chosen_on']})")
@@ -224,6 +221,20 @@ def fuse_cmd(
     console.print(table)
     typer.echo(json.dumps({"weights": res["weights"], "top1": fused["top1"], "top5": fused["top5"],
                            "mean_class_accuracy": fused["mean_class_accuracy"], "out_dir": res["out_dir"]}))
+
+
+def _fusion_weights(weights: str | None, runs: int) -> list[float] | None:
+    """--weights as numbers: None (choose on val), `equal` (one each) or one comma-separated number per run."""
+    from sugar.errors import ConfigError
+
+    if not weights:
+        return None
+    if weights == "equal":
+        return [1.0] * runs
+    try:
+        return [float(w) for w in weights.split(",")]
+    except ValueError:
+        raise ConfigError(f"--weights {weights!r}: comma-separated numbers, one per run, or equal") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -39,7 +39,7 @@ from sugar.features import FeatureStore
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
-from sugar.models.encoder import cpu_has_amx, load_encoder
+from sugar.models.encoder import cpu_has_amx, encoder_digest, load_encoder
 from sugar.models.prompt import sample_list
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
@@ -102,6 +102,7 @@ def features_data(cfg: TuneConfig) -> TuneData:
     labels: dict[str, np.ndarray] = {}
     classes: list[str] | None = None
     dim = None
+    digest = encoder_digest(cfg.encoder_run) if cfg.encoder_run else None  # hashed once for the three splits
     for split in SPLITS:
         folder = root / split
         if not (folder / "index.json").is_file():
@@ -111,7 +112,7 @@ def features_data(cfg: TuneConfig) -> TuneData:
             continue
         ds = _Features(folder)
         if cfg.encoder_run:
-            ds.store.check_encoder(cfg.encoder_run)
+            ds.store.check_encoder(cfg.encoder_run, digest)
         if classes is not None and ds.store.classes != classes:
             raise DataError(folder, "class list differs from the train features")
         classes, dim = ds.store.classes, ds.store.dim
