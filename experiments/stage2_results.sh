@@ -221,6 +221,26 @@ viewproxy_candidate() {
     proxy_seed "ucla-vp${VP_TAG:?name the candidate with VP_TAG}" "$seed" ${VP_ARGS:-}
   done
 }
+# issue 14: NW-UCLA's four streams on the view proxy (the recipe, keep last as the field config), so the fusion rule
+# (weights chosen on the view-1 val carve vs the plain sum) is chosen on view-2 samples, never on test, as
+# msr_proxy_streams chose MSR's. Runs ucla-vpf[-sN]-STREAM for VPF_SEEDS (default 1), VPF_STREAMS (default all four:
+# one list per process on two cores); ~13 min a run on one quiet core. ucla_proxy_fuse fuses VPF_SEEDS' streams
+ucla_proxy_streams() {
+  local seed stream
+  for seed in ${VPF_SEEDS:-1}; do
+    for stream in ${VPF_STREAMS:-joint bone joint_motion bone_motion}; do
+      proxy_run "ucla-vpf$(seed_suffix "$seed")-${stream//_/-}" --set data.stream="$stream" \
+        --set seed="$seed"
+    done
+  done
+}
+ucla_proxy_fuse() {  # each of VPF_SEEDS' four view-proxy streams fused (ucla-vpf[-sN]-fused-HEAD[-equal])
+  local seed stem
+  for seed in ${VPF_SEEDS:-1}; do
+    stem=ucla-vpf$(seed_suffix "$seed")
+    fuse_streams "$stem" "$stem-joint" "$stem-bone" "$stem-joint-motion" "$stem-bone-motion"
+  done
+}
 # issue 14: the field's reporting beside ours. CTR-GCN's main.py scores the test view after every epoch and publishes
 # the best of those scores; these runs repeat the recipe's joint streams (same seed and settings as ucla-pr-joint and
 # ucla-c1-joint) with the test view also scored every epoch, logged apart and never read for selection

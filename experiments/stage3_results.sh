@@ -165,6 +165,14 @@ msrlastpool() {
     ce_fuse "$stem-last$(seed_suffix "$seed")" msr-action3d-joint
   done
 }
+# issue 15: epochs4's recogniser (nw-ucla-cpu.yaml: 4 epochs, keep last) retuned on the released joint as replaced
+# in 2026-12-06 (10) (its CE head, 92.0 on test, is the bar), seeds 1-3 at once, each fused with the encoder's CE head.
+# New names: ucla-fj-llm-e4* were tuned on the joint released before (10)
+fj10closed() {
+  local seed stem=ucla-fj10-llm-e4
+  three_seeds nw-ucla-field-joint ucla_closed "$stem" 4
+  for seed in 1 2 3; do ce_fuse "$stem$(seed_suffix "$seed")" nw-ucla-field-joint; done
+}
 msrlsmooth() { three_seeds msr-f-label msr_closed "msr-f-label-llm-e${E_MSR3:-8}-pool-ls" --set label_smoothing=0.1; }
 
 # issue 15: the closed-set recognisers of epochs4 and msrfpool again with other seeds (SEEDS3, default "2 3"), so the
