@@ -617,17 +617,25 @@ def msr_proxy_seeds_table(runs: Path) -> list[str]:
     return [*lines, ""] if len(lines) > 4 else []
 
 
+def proxy_fusion(runs: Path, prefix: str) -> tuple[int, dict[str, float], str] | None:
+    """`fuse_streams PREFIX` on a proxy: (samples scored, top-1 per stream and fusion, the val-chosen weights of the
+    text / CE fusions); None until all of it has finished."""
+    got = four_streams(runs, prefix)
+    if got is None:
+        return None
+    values, _, fused = got
+    weights = " / ".join(",".join(f"{w:g}" for w in fused[f"fused-{h}"]["weights"]) for h in ("text", "ce"))
+    return fused["fused-text"]["fused"]["samples"], values, weights
+
+
 def msr_proxy_streams_folds(runs: Path, stem: str) -> list[tuple[int, int, dict[str, float], str]]:
     """One seed's finished folds of `msr_proxy_streams`: (held-out subject, samples, top-1 per stream and fusion,
     the val-chosen weights of the text / CE fusions)."""
     folds = []
     for s in PROXY_SUBJECTS:
-        got = four_streams(runs, f"{stem}-s{s}")
-        if got is None:
-            continue
-        values, _, fused = got
-        weights = " / ".join(",".join(f"{w:g}" for w in fused[f"fused-{h}"]["weights"]) for h in ("text", "ce"))
-        folds.append((s, fused["fused-text"]["fused"]["samples"], values, weights))
+        got = proxy_fusion(runs, f"{stem}-s{s}")
+        if got is not None:
+            folds.append((s, *got))
     return folds
 
 
@@ -657,10 +665,35 @@ def msr_proxy_streams_table(runs: Path) -> list[str]:
             "|---|---|---|---|---|---|---|---|---|", *rows, ""]
 
 
-def _pooled_folds_row(label: str, folds: list[tuple[int, int, dict[str, float], str]]) -> str:
+def ucla_proxy_streams_table(runs: Path) -> list[str]:
+    """Issue 14: NW-UCLA's four streams on the view proxy (`ucla_proxy_streams`, `ucla_proxy_fuse`: trained on view
+    1, scored on view 2), fused at val-chosen weights and by the plain sum: which fusion rule NW-UCLA reports."""
+    rows, every = [], []
+    for seed in range(1, 10):
+        got = proxy_fusion(runs, "ucla-vpf" + ("" if seed == 1 else f"-s{seed}"))
+        if got is None:
+            continue
+        n, values, weights = got
+        every.append((seed, n, values, weights))
+        rows.append(f"| {seed} | view 2 | {n} | " + " | ".join(pct(values[st]) for st in FOUR_STREAMS) +
+                    f" | {pct(values['fused-text'])} / {pct(values['fused-ce'])} ({weights}) | "
+                    f"{pct(values['equal-text'])} / {pct(values['equal-ce'])} |")
+    if not rows:
+        return []
+    if len(every) > 1:
+        rows.append(_pooled_folds_row(f"{len(every)} seeds, pooled", every, "view 2"))
+    return ["### NW-UCLA cross-view proxy, four streams fused (`stage2_results.sh ucla_proxy_streams ucla_proxy_fuse`;"
+            " train view 1, score view 2; last epoch; text head per stream)", "",
+            "| seed | scored on | samples | joint % | bone % | joint motion % | bone motion % | fused, weights chosen "
+            "on view 1's val carve: text / CE % (weights text / CE) | fused, plain sum: text / CE % |",
+            "|---|---|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def _pooled_folds_row(label: str, folds: list[tuple[int, int, dict[str, float], str]], scored: str = "") -> str:
     counts = [n for _, n, _, _ in folds]
     total = {k: pct(pooled([got[k] for _, _, got, _ in folds], counts)) for k in (*FOUR_STREAMS, *FOUR_FUSIONS)}
-    return (f"| **{label}** | {len(folds)} folds | {sum(counts)} | " + " | ".join(total[st] for st in FOUR_STREAMS) +
+    return (f"| **{label}** | {scored or f'{len(folds)} folds'} | {sum(counts)} | " +
+            " | ".join(total[st] for st in FOUR_STREAMS) +
             f" | **{total['fused-text']}** / **{total['fused-ce']}** | **{total['equal-text']}** / "
             f"**{total['equal-ce']}** |")
 
@@ -1073,7 +1106,9 @@ CLOSED_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs (`epochs4`, `closedseed
                    ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs (`msrfpool`, `closedseeds`)"),
                    ("msr-f-label-llm-e8-pool-ls", "MSR Action3D, 8 epochs, label smoothing 0.1 (`msrlsmooth`)"),
                    ("msr-aj-llm-e8-pool", "MSR Action3D on the released last-epoch joint, 8 epochs (`msrlastpool`)"),
-                   ("msr-aj-llm-e8-pool-last", "the same at their last epoch (`msrlastpool`)")]
+                   ("msr-aj-llm-e8-pool-last", "the same at their last epoch (`msrlastpool`)"),
+                   ("ucla-fj10-llm-e4", "NW-UCLA on the joint released since 2026-12-06 (10), 4 epochs, last epoch "
+                    "(`fj10closed`)")]
 
 
 def seed_means_table(runs: Path, families: list[tuple[str, str]], title: str) -> list[str]:
@@ -1110,7 +1145,8 @@ FAST_RANK = [("", "fp32, every token of each entry (default)"), ("-separating", 
 
 CE_FUSION_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs"), ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs"),
                       ("msr-aj-llm-e8-pool", "MSR Action3D on the released last-epoch joint, 8 epochs"),
-                      ("msr-aj-llm-e8-pool-last", "the same at their last epoch")]
+                      ("msr-aj-llm-e8-pool-last", "the same at their last epoch"),
+                      ("ucla-fj10-llm-e4", "NW-UCLA on the joint released since (10), 4 epochs, last epoch")]
 
 
 def seeds_cell(values: list[float | None]) -> str:
@@ -1279,6 +1315,7 @@ def main() -> None:
     out += msr_splits_clips_table(runs)
     out += msr_proxy_table(runs)
     out += msr_proxy_streams_table(runs)
+    out += ucla_proxy_streams_table(runs)
     out += msr_proxy_seeds_table(runs)
     out += proxy_recogniser_tables(runs)
     out += zeroshot_table(runs)
