@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sugar.commands.options import ENCODER_PRECISION
+from sugar.commands.options import ENCODER_PRECISION, FUSION
 
 console = Console()
 
@@ -116,9 +116,7 @@ def evaluate_cmd(
                                 "file of names or a knowledge .json): the split's samples of listed classes."),
     knowledge: str = typer.Option(None, "--knowledge", help="Knowledge .json (or dataset name) for the texts and "
                                   "descriptions of the classes scored; default: the run's, or --dataset's."),
-    fusion: float = typer.Option(None, "--fusion", min=0.0, max=1.0,
-                                 help="Stage-3 rank mode: weight of the encoder's text head beside the LLM "
-                                      "(default: the weight calibrated on validation; 0 = the LLM alone)."),
+    fusion: float = FUSION,
     text_score: str = typer.Option(None, "--text-score", help="Stage-2 runs: the text head's rule, prototype | mil "
                                    "(default: the run's text_score); the output folder ends in -text-<rule>."),
     precision: str = typer.Option("fp32", "--precision", help="Stage-3 runs: LLM weights, fp32 | bf16 | int8 | auto, "

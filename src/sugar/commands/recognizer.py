@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from sugar.commands.options import ENCODER_PRECISION
+from sugar.commands.options import ENCODER_PRECISION, FUSION
 
 console = Console()
 err_console = Console(stderr=True)
@@ -71,9 +71,7 @@ def predict_cmd(
                                   "weights; pays on GPUs) | int8 (fastest on CPU) | auto (bf16 on a GPU); "
                                   "docs/benchmarks.md."),
     encoder_precision: str = ENCODER_PRECISION,
-    fusion: float = typer.Option(None, "--fusion", min=0.0, max=1.0,
-                                 help="Rank mode: weight of the encoder's text head beside the LLM (default: the "
-                                      "weight calibrated on validation; 0 = the LLM alone)."),
+    fusion: float = FUSION,
     separating: bool = typer.Option(False, "--separating", help="Rank mode: score each action only up to its first "
                                     "token no other action shares (faster; accuracy in docs/benchmarks.md)."),
 ) -> None:

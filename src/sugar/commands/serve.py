@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sugar.commands.options import ENCODER_PRECISION
+from sugar.commands.options import ENCODER_PRECISION, FUSION
 
 API_KEY_ENV = "SUGAR_SERVE_API_KEY"  # not SUGAR_API_KEY: that one is the LLM provider's key (sugar knowledge)
 
@@ -29,9 +29,7 @@ def register(app: typer.Typer) -> None:
         encoder_precision: str = ENCODER_PRECISION,
         rank_by: str = typer.Option(None, "--rank-by", help="label | answer (label + knowledge description); "
                                     "default: the run's setting."),
-        fusion: float = typer.Option(None, "--fusion", min=0.0, max=1.0,
-                                     help="Rank mode: weight of the encoder's text head beside the LLM (default: "
-                                          "the weight calibrated on validation; 0 = the LLM alone)."),
+        fusion: float = FUSION,
         separating: bool = typer.Option(False, "--separating", help="Rank mode: score each action only up to its "
                                         "first token no other action shares (faster; docs/benchmarks.md)."),
         api_key: str = typer.Option(None, "--api-key", envvar=API_KEY_ENV, show_envvar=True,
