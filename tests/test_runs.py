@@ -1,17 +1,23 @@
-"""Run directories: checkpoints carry digests, a damaged newest checkpoint falls back to the previous one."""
+"""Run directories: checkpoints carry digests, a damaged newest checkpoint falls back to the previous one, one
+writer at a time."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from sugar.cli import app
 from sugar.config import PretrainConfig, save_config
 from sugar.errors import ConfigError, SugarError
-from sugar.runs import RunDir
+from sugar.runs import LOCK_OWNER, RunDir
 from sugar.training.loop import check_resume
 
 
@@ -97,3 +103,42 @@ def test_a_run_written_before_digests_and_step_names_still_resumes(tmp_path: Pat
     run.save_checkpoint(16, {"w": torch.zeros(3)}, {"step": 16}, epoch=4)
     assert not list(run.checkpoints.glob("epoch-*"))  # the old pair is cleaned up like any other
     assert run.load_checkpoint()[0] == 4
+
+
+def test_a_run_directory_takes_one_writer_at_a_time(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    with run.exclusive():
+        assert (run.path / LOCK_OWNER).read_text().strip() == str(os.getpid())
+        busy = f"another process \\(pid {os.getpid()}\\) is writing this run"
+        with pytest.raises(SugarError, match=busy), RunDir(run.path).exclusive():
+            pass
+    assert not (run.path / LOCK_OWNER).exists()
+    with run.exclusive():  # released: the next job takes it
+        pass
+    with pytest.raises(SugarError, match="no such run directory"), RunDir(tmp_path / "typo").exclusive(create=False):
+        pass
+    assert not (tmp_path / "typo").exists()
+
+
+def test_training_refuses_a_run_another_process_writes_and_resumes_once_it_is_killed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    hold = ("import sys, time; from sugar.runs import RunDir; held = RunDir(sys.argv[1]).exclusive(); "
+            "held.__enter__(); print('held', flush=True); time.sleep(120)")  # a reference: not collected, not let go
+    src = Path(__file__).resolve().parents[1] / "src"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(run)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(src)})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        args = ["pretrain", "--config", "configs/pretrain/synthetic.yaml", "--run-dir", str(run), "--no-progress",
+                "--set", "epochs=1", "--set", "max_train_samples=16", "--set", "data.frames=16", "--set", "loss=ce"]
+        refused = CliRunner().invoke(app, args)
+        assert refused.exit_code != 0
+        assert f"{run}: another process (pid {holder.pid}) is writing this run" in str(refused.exception)
+        assert not (run / "checkpoints").exists()  # nothing of the other job's folder was touched
+    finally:
+        holder.kill()  # as kill -9 would: the lock goes with the process, its pid file stays behind
+        holder.wait()
+    assert (run / LOCK_OWNER).is_file()
+    resumed = CliRunner().invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert (run / "report.json").is_file() and not (run / LOCK_OWNER).exists()

@@ -14,10 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock, Timeout
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch.utils.tensorboard import SummaryWriter
@@ -26,6 +29,9 @@ from sugar.errors import SugarError
 from sugar.fileio import atomic_save_safetensors, atomic_torch_save, atomic_write_text, file_digest
 
 log = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"  # held (flock) by the process writing the run; the file itself may stay behind
+LOCK_OWNER = ".lock.pid"  # that process's pid, for the message another process gets
 
 
 class RunDir:
@@ -38,6 +44,28 @@ class RunDir:
     def create(self) -> RunDir:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         return self
+
+    @contextmanager
+    def exclusive(self, create: bool = True) -> Iterator[RunDir]:
+        """Hold the folder for one writer while the block runs. Two trainings started into the same folder (a
+        script run twice, a resumed run still alive) would interleave checkpoints and metrics and lose both.
+        create=False: the folder must exist already (a finished run being rewritten)."""
+        if not create and not self.path.is_dir():
+            raise SugarError(f"{self.path}: no such run directory")
+        self.path.mkdir(parents=True, exist_ok=True)
+        owner, lock = self.path / LOCK_OWNER, FileLock(self.path / LOCK_FILE, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = owner.read_text().strip() if owner.is_file() else "unknown"
+            raise SugarError(f"{self.path}: another process (pid {holder}) is writing this run; wait for it to "
+                             "finish, stop it, or choose another --run-dir") from None
+        try:
+            owner.write_text(f"{os.getpid()}\n")
+            yield self
+        finally:
+            owner.unlink(missing_ok=True)
+            lock.release()
 
     @property
     def config_path(self) -> Path:

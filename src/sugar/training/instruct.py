@@ -58,6 +58,7 @@ from sugar.training.loop import (
     cleanup_distributed,
     default_run_dir,
     setup_distributed,
+    writing,
 )
 
 SPLITS = ("train", "val", "test")
@@ -236,13 +237,16 @@ def tune(cfg: TuneConfig, run_dir: str | Path | None = None, progress: bool = Tr
     work after that many optimizer steps in total (as if killed), for resume tests.
     """
     info = setup_distributed()
+    run = RunDir(run_dir or default_run_dir("tune", Path(cfg.encoder_run or cfg.features or "tune").name,
+                                            cfg.bridge.kind))
     try:
-        return _tune(cfg, run_dir, progress, data, llm, tokenizer, info, stop_after_steps)
+        with writing(run, info):
+            return _tune(cfg, run, progress, data, llm, tokenizer, info, stop_after_steps)
     finally:
         cleanup_distributed()
 
 
-def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: TuneData | None, llm: Any,
+def _tune(cfg: TuneConfig, run: RunDir, progress: bool, data: TuneData | None, llm: Any,
           tokenizer: Any, info: DistInfo, stop_after_steps: int | None) -> dict[str, Any]:
     if cfg.decode not in ("rank", "generate"):
         raise ConfigError(f"decode {cfg.decode!r}: choose rank or generate")
@@ -250,8 +254,6 @@ def _tune(cfg: TuneConfig, run_dir: str | Path | None, progress: bool, data: Tun
     if cfg.encoder_run:  # its text head is fused with the LLM when training ends: fail now, not after training
         require_pretrain_run(cfg.encoder_run)
     torch.manual_seed(cfg.seed)
-    run = RunDir(run_dir or default_run_dir("tune", Path(cfg.encoder_run or cfg.features or "tune").name,
-                                            cfg.bridge.kind))
     if info.is_main:
         check_resume(run, cfg)
         run.create()
@@ -383,7 +385,11 @@ def refinish(run_dir: str | Path, calibration: dict[str, Any] | None = None) -> 
 
     A run stopped before its last epoch (no recognizer.json yet) is finished from its best checkpoint so far; the
     report then says `finished_early` and which epoch was selected."""
-    run = RunDir(run_dir)
+    with RunDir(run_dir).exclusive(create=False) as run:
+        return _refinish(run, calibration)
+
+
+def _refinish(run: RunDir, calibration: dict[str, Any] | None) -> dict[str, Any]:
     cfg = load_config(TuneConfig, run.config_path)
     data = features_data(cfg) if cfg.features else online_data(cfg, torch.device("cpu"))
     seen = [i for i, c in enumerate(data.classes) if c not in cfg.exclude_classes]

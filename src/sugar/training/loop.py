@@ -70,6 +70,11 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+def writing(run: RunDir, info: DistInfo) -> contextlib.AbstractContextManager:
+    """The run directory held for this job while it trains: by the main process (the only one that writes)."""
+    return run.exclusive() if info.is_main else contextlib.nullcontext()
+
+
 class _AllReduceSum(torch.autograd.Function):
     """Sum over ranks whose backward is again a sum over ranks (the gradient of a replicated total)."""
 

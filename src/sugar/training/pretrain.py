@@ -49,6 +49,7 @@ from sugar.training.loop import (
     default_run_dir,
     setup_distributed,
     step_lr,
+    writing,
 )
 from sugar.viz import plot_curves
 
@@ -194,8 +195,13 @@ def train(cfg: PretrainConfig, run_dir: str | Path, data: PretrainData, info: Di
           progress: bool = True) -> dict[str, Any]:
     """Train (or resume) into `run_dir`; returns the final report (also written to report.json)."""
     info = info or setup_distributed()
-    device = info.device
     run = RunDir(run_dir)
+    with writing(run, info):
+        return _train(cfg, run, data, info, progress)
+
+
+def _train(cfg: PretrainConfig, run: RunDir, data: PretrainData, info: DistInfo, progress: bool) -> dict[str, Any]:
+    device = info.device
     if info.is_main:
         run.create()
         save_config(cfg, run.config_path)
