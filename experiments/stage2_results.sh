@@ -173,7 +173,7 @@ paper_field_partial() {
 # the per-stream rule of 2026-12-05 (4) judged as a fused set: the four released recipe streams by name (fp16) against
 # the same with the paper bone motion (ucla-prs-bone-motion) in place of the recipe one
 recipe_swap_bone_motion() {
-  fuse_streams ucla-frr nw-ucla-field-joint nw-ucla-field-bone nw-ucla-field-joint-motion nw-ucla-field-bone-motion
+  fuse_streams ucla-frr "${UCLA_RELEASED[@]}"
   fuse_streams ucla-frs nw-ucla-field-joint nw-ucla-field-bone nw-ucla-field-joint-motion ucla-prs-bone-motion
 }
 paper_field() {
@@ -323,8 +323,9 @@ recipe_f64() {  # F64_STREAMS="joint bone" trains some of them (two workers: one
   local stream
   for stream in ${F64_STREAMS:-joint bone joint_motion bone_motion}; do f64_stream "$stream"; done
 }
-released_clips() { CLIPS=5 fuse_streams ucla-frr5 nw-ucla-field-joint nw-ucla-field-bone nw-ucla-field-joint-motion \
-                   nw-ucla-field-bone-motion; }  # the released streams (fp16) at 5 clips: what fuse_f64 is weighed against
+UCLA_RELEASED=(nw-ucla-field-joint nw-ucla-field-bone nw-ucla-field-joint-motion nw-ucla-field-bone-motion)
+released_clips() { CLIPS=5 fuse_streams ucla-frr5 "${UCLA_RELEASED[@]}"; }  # the released streams (fp16) at 5 clips
+released_field() { fuse_streams ucla-frr1 "${UCLA_RELEASED[@]}"; }  # and at 1 clip, as the package fuses them
 fuse_f64() {
   fuse_streams ucla-f64 ucla-f64-joint ucla-f64-bone ucla-f64-joint-motion ucla-f64-bone-motion
   CLIPS=5 fuse_streams ucla-f64c5 ucla-f64-joint ucla-f64-bone ucla-f64-joint-motion ucla-f64-bone-motion
