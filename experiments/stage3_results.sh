@@ -264,6 +264,15 @@ proxyweight_ucla() {
   for seed in 1 2 3; do proxy_calibrate "ucla-fj-llm-e4$(seed_suffix "$seed")" ucla-vp-recipe{,-s2,-s3}-llm; done
 }
 proxyweight() { proxyweight_msr; proxyweight_ucla; }
+# the same for fj10closed's recognisers, on recognisers of this recipe's view-proxy joints at their last epoch
+# (stage2 ucla_proxy_streams' ucla-vpf[-s2]-joint; tuned two at once, ~15 min each on one core)
+fj10proxyweight() {
+  VP_ENCODERS=ucla-vpf-joint vpllm & VP_ENCODERS=ucla-vpf-s2-joint vpllm & wait
+  local seed
+  for seed in 1 2 3; do
+    proxy_calibrate "ucla-fj10-llm-e4$(seed_suffix "$seed")" ucla-vpf-joint-llm ucla-vpf-s2-joint-llm
+  done
+}
 
 # issue 15: fieldllm on augmented views: no --features, so every step runs the frozen encoder on skeletons with its
 # training transform (random crop and rotation) instead of one fixed feature set the bridge can memorise (fieldllm's
