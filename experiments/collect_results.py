@@ -275,6 +275,8 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                ("ucla-frr", "the four released recipe streams, fp16 (`recipe_swap_bone_motion`)"),
                ("ucla-frs", "the released recipe streams with the `paper` bone motion (`recipe_swap_bone_motion`)"),
                ("ucla-frr5", "the four released recipe streams, fp16, 5 clips per sample (`released_clips`)"),
+               ("ucla-frr1", "the four released streams (the recipe's last epochs since (10)), fp16 "
+                             "(`released_field`)"),
                ("ucla-f64", "the recipe with 64 frames per clip (`fuse_f64`)"),
                ("ucla-f64c5", "the recipe with 64 frames per clip, 5 clips per sample (`fuse_f64`)"),
                ("ucla-frl", "the recipe, every stream at its last epoch (`keep: last`, `recipe_last_field`)")]
@@ -290,15 +292,11 @@ MSR_FUSED = [("msr-fs", "msr-f-label's settings (`msr_field`)"),
 
 def streams_table(runs: Path, title: str, streams: list[tuple[str, str]],
                   fused: list[tuple[str, str]]) -> list[str]:
-    """Single streams and their fusions (weights chosen on val, and equal weights)."""
+    """Single streams and their fusions (weights chosen on val, and equal weights); fusions print without their
+    streams' runs too (released streams are fused from the package)."""
     found = [(n, lab, r) for n, lab in streams if (r := load(runs / n)) is not None]
-    if not found:
-        return []
-    lines = [title, "",
-             "| stream | run | val top-1 % (best epoch) | text head test top-1 % | CE head test top-1 % | training |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {lab} | `{n}` | {best_val(r)} | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {setting(r)} |"
-              for n, lab, r in found]
+    lines = [f"| {lab} | `{n}` | {best_val(r)} | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {setting(r)} |"
+             for n, lab, r in found]
     for prefix, described in fused:
         for tag, label in (("", "weights chosen on val"), ("-equal", "equal weights")):
             text, ce = fused_cell(runs, f"{prefix}-fused-text{tag}"), fused_cell(runs, f"{prefix}-fused-ce{tag}")
@@ -307,7 +305,10 @@ def streams_table(runs: Path, title: str, streams: list[tuple[str, str]],
             if text != "-" or ce != "-":
                 lines.append(f"| 4 streams fused, {described}, {label} | `{prefix}-fused-*{tag}` | {val} | {text} | "
                              f"{ce} | |")
-    return [*lines, ""]
+    if not lines:
+        return []
+    return [title, "", "| stream | run | val top-1 % (best epoch) | text head test top-1 % | CE head test top-1 % | "
+            "training |", "|---|---|---|---|---|---|", *lines, ""]
 
 
 def field_table(runs: Path) -> list[str]:
