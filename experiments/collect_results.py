@@ -1192,10 +1192,13 @@ def encoder_ce_top1(recogniser: Path) -> float | None:
 
 
 # issue 15 (`stage3_results.sh proxyweight`): seed 1-3 recognisers, their proxies, and the val-chosen weight of the
-# released recogniser (nw-ucla, msr-action3d) when the rule was written (2026-12-06 (9)), which the rule compares with
+# released recogniser (nw-ucla, msr-action3d) when the rule was written (2026-12-06 (9)), which the rule compares with;
+# None: each seed's own val-chosen weight (`fj10proxyweight`, 2026-12-06 (12))
 PROXY_WEIGHT_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA", "view 2 of 3 cross-view proxy recognisers (`vpllm`)", 0.45),
                          ("msr-f-label-llm-e8-pool", "MSR Action3D", "held-out subjects of 5 proxy folds "
-                          "(`msrproxyllm`)", 0.45)]
+                          "(`msrproxyllm`)", 0.45),
+                         ("ucla-fj10-llm-e4", "NW-UCLA, the (10) joint", "view 2 of the recognisers on 2 last-epoch "
+                          "view-proxy joints (`fj10proxyweight`)", None)]
 
 
 def proxy_weight_table(runs: Path) -> list[str]:
@@ -1204,8 +1207,8 @@ def proxy_weight_table(runs: Path) -> list[str]:
     for the seed 1-3 copies against the val-chosen originals."""
     decide = ["### The recogniser's fusion weight chosen on proxies that hold out a view or subject (issue 15; "
               "`proxyweight`): the pooled proxy samples", "",
-              "| dataset | proxy samples | LLM alone (w 0) % | text head (w 1) % | fused at the released val-chosen "
-              "w % | fused at the proxy-chosen w % |", "|---|---|---|---|---|---|"]
+              "| dataset | proxy samples | LLM alone (w 0) % | text head (w 1) % | fused at the val-chosen w (the "
+              "released recogniser's, or each seed's) % | fused at the proxy-chosen w % |", "|---|---|---|---|---|---|"]
     test = ["### ... and on test, read after the decision: seeds 1 / 2 / 3 at the val-chosen and the proxy-chosen "
             "weight", "",
             "| dataset | weight chosen on | w | test fused top-1 % | test LLM alone % | test text head % | "
@@ -1215,11 +1218,16 @@ def proxy_weight_table(runs: Path) -> list[str]:
         calib = ((read_json(copies[0] / "recognizer.json") or {}).get("evidence") or {}).get("calibration") or {}
         if not calib.get("proxies"):
             continue
-        at = {r["weight"]: r["top1"] for r in calib["table"]}
-        decide.append(f"| {dataset}: {proxies} | {calib['samples']} | {pct(at[0.0])} | {pct(at[1.0])} | "
-                      f"{pct(at.get(released_w))} (w {released_w:.2f}) | {pct(at[calib['weight']])} "
-                      f"(w {calib['weight']:.2f}) |")
+        at = {round(r["weight"], 2): r["top1"] for r in calib["table"]}
         originals = [runs / f"{stem}{suffix}" for suffix in SEED_SUFFIXES]
+        val_w = [released_w] if released_w is not None else \
+            [((read_json(r / "report.json") or {}).get("fusion") or {}).get("weight") for r in originals]
+        if None in val_w:
+            continue
+        decide.append(f"| {dataset}: {proxies} | {calib['samples']} | {pct(at[0.0])} | {pct(at[1.0])} | "
+                      f"{' / '.join(pct(at.get(round(w, 2))) for w in val_w)} "
+                      f"(w {' / '.join(f'{w:.2f}' for w in val_w)}) | {pct(at[round(calib['weight'], 2)])} "
+                      f"(w {calib['weight']:.2f}) |")
         for label, group in (("val carve (`sugar tune`)", originals), ("proxies (`sugar calibrate --on`)", copies)):
             reports = [read_json(r / "report.json") or {} for r in group]
             if not all("test_fused" in r for r in reports):
