@@ -242,4 +242,4 @@ def test_tune_refuses_an_encoder_folder_that_is_not_a_stage2_run_before_training
     (folder / "encoder.json").write_text("{}")
     with pytest.raises(SugarError, match=r"config\.yaml missing"):
         tune(replace(llm_cfg, encoder_run=str(folder)), tmp_path / "run", progress=False, data=_data())
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made (or locked)

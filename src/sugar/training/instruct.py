@@ -236,6 +236,11 @@ def tune(cfg: TuneConfig, run_dir: str | Path | None = None, progress: bool = Tr
     `data`, `llm`/`tokenizer` may be given directly (tests, notebooks). stop_after_steps ends the process's
     work after that many optimizer steps in total (as if killed), for resume tests.
     """
+    if cfg.decode not in ("rank", "generate"):
+        raise ConfigError(f"decode {cfg.decode!r}: choose rank or generate")
+    check_rank_by(cfg.rank_by)
+    if cfg.encoder_run:  # its text head is fused with the LLM when training ends: fail now, not after training
+        require_pretrain_run(cfg.encoder_run)
     info = setup_distributed()
     run = RunDir(run_dir or default_run_dir("tune", Path(cfg.encoder_run or cfg.features or "tune").name,
                                             cfg.bridge.kind))
@@ -248,11 +253,6 @@ def tune(cfg: TuneConfig, run_dir: str | Path | None = None, progress: bool = Tr
 
 def _tune(cfg: TuneConfig, run: RunDir, progress: bool, data: TuneData | None, llm: Any,
           tokenizer: Any, info: DistInfo, stop_after_steps: int | None) -> dict[str, Any]:
-    if cfg.decode not in ("rank", "generate"):
-        raise ConfigError(f"decode {cfg.decode!r}: choose rank or generate")
-    check_rank_by(cfg.rank_by)
-    if cfg.encoder_run:  # its text head is fused with the LLM when training ends: fail now, not after training
-        require_pretrain_run(cfg.encoder_run)
     torch.manual_seed(cfg.seed)
     if info.is_main:
         check_resume(run, cfg)
