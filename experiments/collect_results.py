@@ -651,9 +651,7 @@ def msr_proxy_streams_table(runs: Path) -> list[str]:
             continue
         seeds, every = seeds + 1, every + folds
         for s, n, got, weights in folds:
-            rows.append(f"| {seed} | {s} | {n} | " + " | ".join(pct(got[st]) for st in FOUR_STREAMS) +
-                        f" | {pct(got['fused-text'])} / {pct(got['fused-ce'])} ({weights}) | "
-                        f"{pct(got['equal-text'])} / {pct(got['equal-ce'])} |")
+            rows.append(f"| {seed} | {s} | {n} | {_proxy_cells(got, weights)} |")
         rows.append(_pooled_folds_row(f"seed {seed}, pooled", folds))
     if not rows:
         return []
@@ -676,9 +674,7 @@ def ucla_proxy_streams_table(runs: Path) -> list[str]:
             continue
         n, values, weights = got
         every.append((seed, n, values, weights))
-        rows.append(f"| {seed} | view 2 | {n} | " + " | ".join(pct(values[st]) for st in FOUR_STREAMS) +
-                    f" | {pct(values['fused-text'])} / {pct(values['fused-ce'])} ({weights}) | "
-                    f"{pct(values['equal-text'])} / {pct(values['equal-ce'])} |")
+        rows.append(f"| {seed} | view 2 | {n} | {_proxy_cells(values, weights)} |")
     if not rows:
         return []
     if len(every) > 1:
@@ -688,6 +684,13 @@ def ucla_proxy_streams_table(runs: Path) -> list[str]:
             "| seed | scored on | samples | joint % | bone % | joint motion % | bone motion % | fused, weights chosen "
             "on view 1's val carve: text / CE % (weights text / CE) | fused, plain sum: text / CE % |",
             "|---|---|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def _proxy_cells(values: dict[str, float], weights: str) -> str:
+    """A proxy row's cells after its samples: each stream, then the val-weighted and the plain-sum fusions."""
+    return (" | ".join(pct(values[st]) for st in FOUR_STREAMS) +
+            f" | {pct(values['fused-text'])} / {pct(values['fused-ce'])} ({weights}) | "
+            f"{pct(values['equal-text'])} / {pct(values['equal-ce'])}")
 
 
 def _pooled_folds_row(label: str, folds: list[tuple[int, int, dict[str, float], str]], scored: str = "") -> str:
@@ -1220,16 +1223,17 @@ def proxy_weight_table(runs: Path) -> list[str]:
             continue
         at = {round(r["weight"], 2): r["top1"] for r in calib["table"]}
         originals = [runs / f"{stem}{suffix}" for suffix in SEED_SUFFIXES]
+        reported = {"val carve (`sugar tune`)": [read_json(r / "report.json") or {} for r in originals],
+                    "proxies (`sugar calibrate --on`)": [read_json(r / "report.json") or {} for r in copies]}
         val_w = [released_w] if released_w is not None else \
-            [((read_json(r / "report.json") or {}).get("fusion") or {}).get("weight") for r in originals]
+            [(r.get("fusion") or {}).get("weight") for r in reported["val carve (`sugar tune`)"]]
         if None in val_w:
             continue
         decide.append(f"| {dataset}: {proxies} | {calib['samples']} | {pct(at[0.0])} | {pct(at[1.0])} | "
                       f"{' / '.join(pct(at.get(round(w, 2))) for w in val_w)} "
                       f"(w {' / '.join(f'{w:.2f}' for w in val_w)}) | {pct(at[round(calib['weight'], 2)])} "
                       f"(w {calib['weight']:.2f}) |")
-        for label, group in (("val carve (`sugar tune`)", originals), ("proxies (`sugar calibrate --on`)", copies)):
-            reports = [read_json(r / "report.json") or {} for r in group]
+        for label, reports in reported.items():
             if not all("test_fused" in r for r in reports):
                 continue
             weights = " / ".join(f"{r['fusion']['weight']:.2f}" for r in reports)
@@ -1237,7 +1241,7 @@ def proxy_weight_table(runs: Path) -> list[str]:
                         f"{seeds_cell([r['test_fused']['top1'] for r in reports])} | "
                         f"{seeds_cell([r['test']['top1'] for r in reports])} | "
                         f"{seeds_cell([r['test_text']['top1'] for r in reports])} | "
-                        f"{pct(encoder_ce_top1(group[0]))} |")
+                        f"{pct(encoder_ce_top1(originals[0]))} |")
     return [*decide, "", *test, ""] if len(decide) > 4 else []
 
 

@@ -35,6 +35,9 @@ E_MSR=${E_MSR:-6}     # MSR Action3D xsub, MIL-NCE and CE
 E_ZS=${E_ZS:-1}       # NW-UCLA zero-shot (2 held-out classes), per seed
 E_ABL=${E_ABL:-4}     # NW-UCLA knowledge ablation (+motion / +visual)
 
+STREAMS=(joint bone joint_motion bone_motion)  # the field's four streams (data.stream), in fusion order
+UCLA_RELEASED=(nw-ucla-field-joint nw-ucla-field-bone nw-ucla-field-joint-motion nw-ucla-field-bone-motion)
+
 sched() {  # epochs -> schedule overrides
   local e=$1 warm=1 step=$(( $1 * 3 / 4 ))
   (( step <= warm )) && step=$(( warm + 1 ))
@@ -225,20 +228,21 @@ viewproxy_candidate() {
 # (weights chosen on the view-1 val carve vs the plain sum) is chosen on view-2 samples, never on test, as
 # msr_proxy_streams chose MSR's. Runs ucla-vpf[-sN]-STREAM for VPF_SEEDS (default 1), VPF_STREAMS (default all four:
 # one list per process on two cores); ~13 min a run on one quiet core. ucla_proxy_fuse fuses VPF_SEEDS' streams
+vpf_run() { echo "ucla-vpf$(seed_suffix "$1")-${2//_/-}"; }  # seed stream -> its view-proxy run's name
 ucla_proxy_streams() {
   local seed stream
   for seed in ${VPF_SEEDS:-1}; do
-    for stream in ${VPF_STREAMS:-joint bone joint_motion bone_motion}; do
-      proxy_run "ucla-vpf$(seed_suffix "$seed")-${stream//_/-}" --set data.stream="$stream" \
-        --set seed="$seed"
+    for stream in ${VPF_STREAMS:-${STREAMS[*]}}; do
+      proxy_run "$(vpf_run "$seed" "$stream")" --set data.stream="$stream" --set seed="$seed"
     done
   done
 }
 ucla_proxy_fuse() {  # each of VPF_SEEDS' four view-proxy streams fused (ucla-vpf[-sN]-fused-HEAD[-equal])
-  local seed stem
+  local seed stream runs
   for seed in ${VPF_SEEDS:-1}; do
-    stem=ucla-vpf$(seed_suffix "$seed")
-    fuse_streams "$stem" "$stem-joint" "$stem-bone" "$stem-joint-motion" "$stem-bone-motion"
+    runs=()
+    for stream in "${STREAMS[@]}"; do runs+=("$(vpf_run "$seed" "$stream")"); done
+    fuse_streams "ucla-vpf$(seed_suffix "$seed")" "${runs[@]}"
   done
 }
 # issue 14: the field's reporting beside ours. CTR-GCN's main.py scores the test view after every epoch and publishes
@@ -323,7 +327,6 @@ recipe_f64() {  # F64_STREAMS="joint bone" trains some of them (two workers: one
   local stream
   for stream in ${F64_STREAMS:-joint bone joint_motion bone_motion}; do f64_stream "$stream"; done
 }
-UCLA_RELEASED=(nw-ucla-field-joint nw-ucla-field-bone nw-ucla-field-joint-motion nw-ucla-field-bone-motion)
 released_clips() { CLIPS=5 fuse_streams ucla-frr5 "${UCLA_RELEASED[@]}"; }  # the released streams (fp16) at 5 clips
 released_field() { fuse_streams ucla-frr1 "${UCLA_RELEASED[@]}"; }  # and at 1 clip, as the package fuses them
 fuse_f64() {
@@ -495,7 +498,7 @@ msr_proxy_streams() {
     stem=msr-pxf$( [[ $seed == 1 ]] || echo "-b$seed" )
     for s in ${PX_FOLDS:-1 3 5 7 9}; do
       runs=()
-      for stream in joint bone joint_motion bone_motion; do
+      for stream in "${STREAMS[@]}"; do
         runs+=("$stem-s$s-${stream//_/-}")
         msr_stream "$stream" "${runs[-1]}" --set "data.protocol=$(proxy_protocol "$s")" --set keep=last \
           --set seed="$seed"

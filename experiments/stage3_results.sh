@@ -265,7 +265,7 @@ proxyweight_ucla() {
 }
 proxyweight() { proxyweight_msr; proxyweight_ucla; }
 # the same for fj10closed's recognisers, on recognisers of this recipe's view-proxy joints at their last epoch
-# (stage2 ucla_proxy_streams' ucla-vpf[-s2]-joint; tuned two at once, ~15 min each on one core)
+# (stage2 ucla_proxy_streams' ucla-vpf[-s2]-joint; tuned two at once: 20 min each beside two other jobs)
 fj10proxyweight() {
   VP_ENCODERS=ucla-vpf-joint vpllm & VP_ENCODERS=ucla-vpf-s2-joint vpllm & wait
   local seed
