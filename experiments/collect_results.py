@@ -1245,6 +1245,59 @@ def proxy_weight_table(runs: Path) -> list[str]:
     return [*decide, "", *test, ""] if len(decide) > 4 else []
 
 
+# issue 15 (`stage3_results.sh ceproxy ceclosed released_ucla_classifier`): recognisers recalibrated with their
+# encoder's CE classifier (copies RUN-ce of the two-way originals): (label, runs pooled or per seed, pooled?)
+CLASSIFIER_FAMILIES = [("NW-UCLA cross-view proxy, view 2 (`ceproxy`; decides)",
+                        ["ucla-vpf-joint-llm", "ucla-vpf-s2-joint-llm"], True),
+                       ("NW-UCLA on the (10) joint, seeds 1 / 2 / 3 (`ceclosed`)",
+                        [f"ucla-fj10-llm-e4{s}" for s in SEED_SUFFIXES], False),
+                       ("MSR Action3D on the released joint, last epoch, seeds 1 / 2 / 3 (`ceclosed`)",
+                        [f"msr-aj-llm-e8-pool-last{s}" for s in SEED_SUFFIXES], False)]
+
+
+def _calibration(run: Path) -> dict[str, Any]:
+    return ((read_json(run / "recognizer.json") or {}).get("evidence") or {}).get("calibration") or {}
+
+
+def _val_at(table: list[dict[str, Any]], weight: float, ce_weight: float = 0.0) -> float | None:
+    return next((r["top1"] for r in table if round(r["weight"], 2) == round(weight, 2)
+                 and round(r.get("ce_weight", 0.0), 2) == round(ce_weight, 2)), None)
+
+
+def _runs_cell(values: list[float], counts: list[int] | None) -> str:
+    """Seed by seed, or pooled over the runs' samples when `counts` are given."""
+    return pct(pooled(values, counts)) if counts else seeds_cell(list(values))
+
+
+def classifier_table(runs: Path) -> list[str]:
+    """Issue 15: the recogniser's fusion with the encoder's CE classifier too (three-way, weights chosen on val)
+    against its two-way fusion (LLM + text head, weight chosen on val): val and test top-1."""
+    lines = ["### The recogniser fused with its encoder's CE classifier too (issue 15; weights chosen on val; "
+             "`stage3_results.sh ceproxy ceclosed`)", "",
+             "| recognisers | val: two-way -> three-way % | weights: two-way w -> three-way w (text) / v (CE) | "
+             "test samples | LLM alone % | "
+             "text head % | CE head % | two-way fused % | three-way fused % |", "|---|---|---|---|---|---|---|---|---|"]
+    for label, names, pool in CLASSIFIER_FAMILIES:
+        originals = [read_json(runs / n / "report.json") for n in names]
+        copies = [read_json(runs / f"{n}-ce" / "report.json") for n in names]
+        if any(r is None or "test_ce" not in (c or {}) for r, c in zip(originals, copies, strict=True)):
+            continue
+        tables = [_calibration(runs / f"{n}-ce").get("table") or [] for n in names]
+        two_val = [_val_at(t, o["fusion"]["weight"]) for t, o in zip(tables, originals, strict=True)]
+        three_val = [_val_at(t, c["fusion"]["weight"], c["fusion"]["ce_weight"]) for t, c in zip(tables, copies,
+                                                                                                 strict=True)]
+        counts = [c["test"]["samples"] for c in copies] if pool else None
+        weights = " ; ".join(f"{o['fusion']['weight']:.2f} -> {c['fusion']['weight']:.2f} / "
+                             f"{c['fusion']['ce_weight']:.2f}" for o, c in zip(originals, copies, strict=True))
+        val = " ; ".join(f"{pct(a)} -> {pct(b)}" for a, b in zip(two_val, three_val, strict=True))
+        lines.append(f"| {label} | {val} | {weights} | {sum(c['test']['samples'] for c in copies)} | "
+                     + " | ".join(_runs_cell([c[k]["top1"] for c in copies], counts)
+                                  for k in ("test", "test_text", "test_ce"))
+                     + f" | {_runs_cell([o['test_fused']['top1'] for o in originals], counts)} | "
+                       f"{_runs_cell([c['test_fused']['top1'] for c in copies], counts)} |")
+    return [*lines, ""] if len(lines) > 4 else []
+
+
 def fast_rank_table(runs: Path, name: str) -> list[str]:
     """Issue 16: accuracy of `sugar predict`'s ranking speed-ups (`stage3_results.sh fastrank`), val and test."""
     lines = [f"### Ranking speed-ups on `{name}`: accuracy (`stage3_results.sh fastrank`)", "",
@@ -1360,6 +1413,7 @@ def main() -> None:
     out += descriptions_table(runs, stage3)
     out += ce_fusion_table(runs)
     out += proxy_weight_table(runs)
+    out += classifier_table(runs)
     out += seed_means_table(runs, CLOSED_FAMILIES, "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
     out += fast_rank_table(runs, "ucla-f-joint-llm")
     out += fast_rank_table(runs, "ucla-f-joint-llm-fast")

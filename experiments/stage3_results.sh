@@ -31,6 +31,7 @@
 #   bash experiments/stage3_results.sh vpllm           # NW-UCLA's recogniser on the 3 cross-view proxy encoders
 #   bash experiments/stage3_results.sh vpllmaug        # ... tuned on augmented views
 #   bash experiments/stage3_results.sh proxyweight     # the closed-set recognisers' fusion weight chosen on the proxies
+#   bash experiments/stage3_results.sh ceproxy ceclosed released_ucla_classifier   # ... fused with the CE classifier too
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
 #   bash experiments/stage3_results.sh zsstacking      # ... and a bonus for never-seen classes (whole list)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
@@ -272,6 +273,39 @@ fj10proxyweight() {
   for seed in 1 2 3; do
     proxy_calibrate "ucla-fj10-llm-e4$(seed_suffix "$seed")" ucla-vpf-joint-llm ucla-vpf-s2-joint-llm
   done
+}
+
+# issue 15: the recogniser with its encoder's CE classifier fused too (`fuse_classifier`, the default since 2026-12-06
+# (13)): a finished recogniser recalibrated on val as a copy RUN-ce (no training; test scored again)
+classifier_copy() {  # run-name
+  copy_run "$1" "$1-ce"
+  grep -qs '"ce_weight"' "$OUT/$1-ce/report.json" || sugar calibrate "$OUT/$1-ce" > "$OUT/logs/$1-ce.log" 2>&1
+  echo "$(date -u +%H:%M:%S) calibrated $1-ce"
+}
+# the decision (rules in the session's notes): vpllm's two view-proxy recognisers of fj10proxyweight, three-way
+# against their two-way val choice on 1008 view-2 samples (~2 min each)
+ceproxy() { classifier_copy ucla-vpf-joint-llm & classifier_copy ucla-vpf-s2-joint-llm & wait; }
+# the closed-set recognisers over seeds 1-3 (fj10closed's, msrlastpool's at the last epoch), ~3 min each
+ceclosed() {
+  local seed
+  { for seed in 1 2 3; do classifier_copy "ucla-fj10-llm-e4$(seed_suffix "$seed")"; done; } &
+  { for seed in 1 2 3; do classifier_copy "msr-aj-llm-e${E_MSR3:-8}-pool-last$(seed_suffix "$seed")"; done; } &
+  wait
+}
+# the released nw-ucla with its encoder's classifier: that encoder is nw-ucla-field-joint as released in 2871cc6 (the
+# recogniser's encoder/ is its fp16 copy, byte for byte), restored from git with its heads; the released files become
+# a run (experiments/released_as_run.py), calibrated on val, evaluated on test and released again (~5 min)
+released_ucla_classifier() {
+  local enc=$OUT/encoders/nw-ucla-field-joint-2871cc6 run=$OUT/nw-ucla-released-ce
+  if [[ ! -d $enc ]]; then
+    mkdir -p "$enc.partial"
+    git archive 2871cc6 src/sugar/released/nw-ucla-field-joint | tar -x -C "$enc.partial" --strip-components=4
+    mv "$enc.partial" "$enc"
+  fi
+  [[ -d $run ]] || $PY experiments/released_as_run.py src/sugar/released/nw-ucla "$enc" "$run"
+  grep -qs '"ce_weight"' "$run/report.json" || sugar calibrate "$run" > "$OUT/logs/nw-ucla-released-ce.log" 2>&1
+  [[ -f $run/evaluation/test/results.json ]] || sugar evaluate "$run" --split test >> "$OUT/logs/nw-ucla-released-ce.log" 2>&1
+  echo "$(date -u +%H:%M:%S) calibrated $run; release: sugar models release $run nw-ucla --command ..."
 }
 
 # issue 15: fieldllm on augmented views: no --features, so every step runs the frozen encoder on skeletons with its

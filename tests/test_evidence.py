@@ -10,7 +10,16 @@ import torch
 from stage3helpers import ACTIONS
 from sugar.errors import ConfigError
 from sugar.evaluation.recognizer import calibrate, evidence_scores
-from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse, open_list_weights
+from sugar.models.evidence import (
+    ClassifierEvidence,
+    TextEvidence,
+    TextHead,
+    choose_weight,
+    choose_weights,
+    fuse,
+    open_list_weights,
+    without_classifier,
+)
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
 
 
@@ -72,6 +81,79 @@ def test_choose_weight_follows_the_evidence_that_is_right() -> None:
     assert len(table) == 21 and max(r["top1"] for r in table) == next(r for r in table if r["weight"] == w_text)["top1"]
     with pytest.raises(ConfigError):
         choose_weight(noise[:0], right[:0], y[:0])
+
+
+def test_fuse_with_the_classifier_weighs_three_opinions() -> None:
+    llm = np.array([[0.0, 2.0, 1.0]])
+    text = np.array([[3.0, 0.0, 1.0]])
+    ce = np.array([[0.0, 0.0, 4.0]])
+    assert int(fuse(llm, text, 0.0, ce, 1.0).argmax()) == 2
+    assert torch.allclose(fuse(llm, text, 0.4, ce, 0.0), fuse(llm, text, 0.4))
+    logs = [torch.log_softmax(torch.tensor(x, dtype=torch.float64), -1) for x in (llm, text, ce)]
+    expect = torch.log_softmax(0.5 * logs[0] + 0.2 * logs[1] + 0.3 * logs[2], -1)
+    assert torch.allclose(fuse(llm, text, 0.2, ce, 0.3), expect)
+    with pytest.raises(ConfigError):  # the weights share one unit
+        fuse(llm, text, 0.6, ce, 0.6)
+    assert without_classifier(0.2, 0.6) == pytest.approx(0.5)  # LLM : text stays 0.2 : 0.2
+    assert without_classifier(0.0, 1.0) == 1.0 and without_classifier(0.3, 0.0) == 0.3
+
+
+def test_choose_weights_gives_the_classifier_its_share_only_where_it_helps() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 200)
+    right = np.eye(5)[y] * 3 + rng.normal(0, 1, (200, 5))
+    noise = [rng.normal(0, 1, (200, 5)) * 3 for _ in range(3)]
+    (w, v), table = choose_weights([(noise[0], noise[1], y, right)])
+    assert v > 0.5 and w + v <= 1.0 + 1e-9 and len(table) == 231
+    (w, v), _ = choose_weights([(noise[0], right, y, noise[2])])
+    assert v < 0.2 < 0.5 < w  # noise gets at most a sliver (a tie on top-1 broken by the log-loss)
+    (w, v), table = choose_weights([(noise[0], right, y, None)])  # no classifier scores: the two-way grid
+    assert v == 0.0 and len(table) == 21 and "ce_weight" not in table[0]
+    assert w == choose_weight(noise[0], right, y)[0]
+
+
+def test_classifier_evidence_keeps_the_trained_rows_and_ranks_any_order_of_them(tmp_path) -> None:
+    linear = torch.nn.Linear(4, 3)
+    classifier = ClassifierEvidence.from_linear(linear, ["wave", "sit", "kick"], trained=["wave", "kick"])
+    assert classifier.labels == ["wave", "kick"] and classifier.covers(["kick", "wave"])
+    assert not classifier.covers(["wave", "sit"])
+    tokens = [torch.randn(5, 4), torch.randn(7, 4)]
+    pooled = torch.stack([t.mean(0) for t in tokens])
+    full = linear(pooled).detach()
+    assert torch.allclose(classifier.logits(tokens, ["kick", "wave"]), full[:, [2, 0]])
+    with pytest.raises(ConfigError, match="sit"):
+        classifier.logits(tokens, ["sit"])
+    back = ClassifierEvidence.from_saved(classifier.describe(), classifier.tensors())
+    assert torch.allclose(back.logits(tokens, ["wave"]), full[:, [0]])
+
+
+def test_recognise_fuses_the_classifier_on_its_lists_and_saves_it(rec, tmp_path) -> None:
+    evidence, centres = _evidence()
+    tokens, labels = _samples(centres, 20, 4)
+    classifier = ClassifierEvidence(centres.shape[1], ACTIONS)
+    with torch.no_grad():  # nearest class centre wins
+        classifier.linear.weight.copy_(centres * 3)
+        classifier.linear.bias.copy_(-1.5 * (centres**2).sum(1))
+    rec.attach_evidence(evidence, 0.0)
+    try:
+        info = calibrate(rec, tokens, labels, ACTIONS, evidence, classifier=classifier)
+        assert "ce_weight" in info and rec.classifier is classifier and rec.ce_weight == info["ce_weight"]
+        by_kind = evidence_scores(rec, tokens, ACTIONS)
+        assert set(by_kind) == {"llm", "text", "ce", "fused"}
+        expect = fuse(by_kind["llm"], by_kind["text"], rec.fusion_weight, by_kind["ce"], rec.ce_weight)
+        assert np.allclose(by_kind["fused"], expect.numpy())
+        rec.attach_classifier(classifier, 1.0 - rec.fusion_weight)  # make the classifier's share visible
+        results = rec.recognize(tokens, describe=False)
+        assert [ACTIONS.index(r["label"]) for r in results] == labels.tolist()
+        assert all(r["fusion_ce"] == rec.ce_weight for r in results)
+        save_recognizer(rec, tmp_path / "rec")
+        back = load_recognizer(tmp_path / "rec", with_encoder=False)
+        assert back.classifier is not None and back.classifier.labels == ACTIONS
+        assert back.ce_weight == pytest.approx(rec.ce_weight)
+        assert [r["label"] for r in back.recognize(tokens, describe=False)] == [r["label"] for r in results]
+    finally:
+        rec.attach_evidence(None)
+        rec.attach_classifier(None)
 
 
 def test_fused_recognise_uses_the_text_head_and_saves_its_weight(rec, tmp_path) -> None:

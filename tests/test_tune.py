@@ -158,7 +158,8 @@ def test_lora_wrap_keeps_peft_deprecation_noise_out_of_logs(llm_cfg) -> None:
 
 
 def _with_text_head(monkeypatch) -> None:
-    """Stand a text head that separates _Tokens' classes in for the encoder run's (no stage-2 run on disk)."""
+    """Stand a text head that separates _Tokens' classes in for the encoder run's heads (no classifier; no stage-2
+    run on disk)."""
     from sugar.models.evidence import TextEvidence, TextHead
     from sugar.training import instruct
 
@@ -169,7 +170,20 @@ def _with_text_head(monkeypatch) -> None:
         head.linear.bias.zero_()
     evidence = TextEvidence(head, CLASSES, torch.eye(len(CLASSES)), "all-MiniLM-L6-v2")
     monkeypatch.setattr(instruct, "text_evidence", lambda run, device="cpu": evidence)
+    monkeypatch.setattr(instruct, "encoder_evidence", lambda run, device="cpu": (evidence, None))
     monkeypatch.setattr(instruct, "require_pretrain_run", lambda run: run)
+
+
+def _classifier():
+    """A CE classifier over CLASSES that reads _Tokens' class centres (the nearest centre wins)."""
+    from sugar.models.evidence import ClassifierEvidence
+
+    centres = torch.randn(len(CLASSES), 16, generator=torch.Generator().manual_seed(0)) * 2  # as _Tokens
+    out = ClassifierEvidence(16, CLASSES)
+    with torch.no_grad():
+        out.linear.weight.copy_(centres * 3)
+        out.linear.bias.copy_(-1.5 * (centres**2).sum(1))
+    return out
 
 
 def test_tune_fuses_the_encoders_text_head_chosen_on_val(llm_cfg, tmp_path, monkeypatch) -> None:
@@ -184,6 +198,34 @@ def test_tune_fuses_the_encoders_text_head_chosen_on_val(llm_cfg, tmp_path, monk
     rec = load_recognizer(tmp_path / "run", with_encoder=False)
     assert rec.fusion_weight == report["fusion"]["weight"] and rec.evidence is not None
     assert (tmp_path / "run" / "text_head.safetensors").is_file()
+
+
+def test_tune_fuses_the_encoders_classifier_too_and_saves_its_weight(llm_cfg, tmp_path, monkeypatch) -> None:
+    """With an encoder whose CE classifier separates the classes and a text head that does not, the val-chosen
+    weights give the classifier a share; the recogniser saves it, reports it on test, and a list with a class the
+    classifier never learnt ranks without it. fuse_classifier: false leaves it out."""
+    from sugar.models.evidence import TextEvidence, TextHead
+    from sugar.training import instruct
+
+    _with_text_head(monkeypatch)
+    blind = TextEvidence(TextHead(16, len(CLASSES), 1.0), CLASSES, torch.eye(len(CLASSES)), "all-MiniLM-L6-v2")
+    monkeypatch.setattr(instruct, "encoder_evidence", lambda run, device="cpu": (blind, _classifier()))
+    cfg = replace(llm_cfg, encoder_run="stage2-run", epochs=1)
+    report = tune(cfg, tmp_path / "run", progress=False, data=_data())
+    assert report["fusion"]["ce_weight"] > 0 and report["test_ce"]["top1"] == 1.0
+    assert report["test_fused"]["top1"] == 1.0
+    rec = load_recognizer(tmp_path / "run", with_encoder=False)
+    assert rec.ce_weight == report["fusion"]["ce_weight"] and rec.classifier is not None
+    assert (tmp_path / "run" / "classifier.safetensors").is_file()
+    tokens = [torch.randn(6, 16) for _ in range(3)]
+    assert all(r["fusion_ce"] == rec.ce_weight for r in rec.recognize(tokens, describe=False))
+    w, v = rec.fusion_weight, rec.ce_weight  # "juggle": the classifier is left out, not guessed
+    assert rec.fusion_weights([*CLASSES[:2], "juggle"]) == (pytest.approx(w / (1 - v) if v < 1 else 1.0), 0.0)
+    assert all("fusion_ce" not in r for r in rec.recognize(tokens, describe=False, fusion=0.5))  # the user's weight
+
+    off = tune(replace(cfg, fuse_classifier=False), tmp_path / "off", progress=False, data=_data())
+    assert "ce_weight" not in off["fusion"] and "test_ce" not in off
+    assert load_recognizer(tmp_path / "off", with_encoder=False).classifier is None
 
 
 def test_calibrate_on_proxies_saves_their_weight_and_rescores_test(llm_cfg, tmp_path, monkeypatch) -> None:

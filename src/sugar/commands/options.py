@@ -10,5 +10,5 @@ ENCODER_PRECISION = typer.Option(
          "AVX512-BF16/AMX) | auto (bf16 where native); docs/benchmarks.md.")
 FUSION = typer.Option(
     None, "--fusion", min=0.0, max=1.0,
-    help="Stage-3 rank mode: weight of the encoder's text head beside the LLM (default: the weight calibrated on "
-         "validation; 0 = the LLM alone).")
+    help="Stage-3 rank mode: weight of the encoder's text head beside the LLM, without its CE classifier (default: "
+         "the weights calibrated on validation, the classifier's too on lists of its classes; 0 = the LLM alone).")

@@ -165,9 +165,9 @@ def calibrate_cmd(
                                   "pooled scores instead of this run's validation carve."),
     on_split: str = typer.Option("test", "--on-split", help="With --on: the proxies' split whose scores choose."),
 ) -> None:
-    """Give a tuned recogniser its encoder's text head as a second opinion: choose the fusion weight on the
-    validation split (or on proxy runs), save it with the recogniser, and score the test split again (LLM, text
-    head, fused)."""
+    """Give a tuned recogniser its encoder's text head (and CE classifier, unless the run says fuse_classifier:
+    false) as further opinions: choose the fusion weights on the validation split (or on proxy runs), save them
+    with the recogniser, and score the test split again (LLM, text head, classifier, fused)."""
     from sugar.training.instruct import refinish
 
     calibration = None
@@ -177,7 +177,8 @@ def calibrate_cmd(
         from sugar.models.recognizer_io import META_FILE
 
         meta = read_json_object(run / META_FILE, "recogniser description")
-        calibration = choose_on_proxies(on, meta["actions"], on_split)
+        calibration = choose_on_proxies(on, meta["actions"], on_split,
+                                        bool((meta.get("config") or {}).get("fuse_classifier", True)))
     report = refinish(run, calibration)
     keys = [k for k in report if k.startswith("test") or k in ("fusion", "fusion_before")]
     console.print_json(json.dumps({k: ({m: report[k][m] for m in ("samples", "top1", "top5") if m in report[k]}

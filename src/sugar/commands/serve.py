@@ -69,8 +69,9 @@ def register(app: typer.Typer) -> None:
         recognizer = load_recognizer(run)
         if rank_by is not None:
             recognizer.cfg = replace(recognizer.cfg, rank_by=rank_by)
-        if fusion is not None:
+        if fusion is not None:  # the user's weight for the text head, and no classifier (as `sugar predict`)
             recognizer.attach_evidence(recognizer.evidence if fusion > 0 else None, fusion)
+            recognizer.attach_classifier(None)
         set_precision(recognizer, "int8" if int8 else precision)
         set_encoder_precision(recognizer, encoder_precision)
         recognizer.rank_separating = separating

@@ -18,24 +18,32 @@ from typing import Any
 
 from sugar.errors import ConfigError
 from sugar.evaluation.metrics import load_scores
-from sugar.models.evidence import choose_weight_pooled
+from sugar.models.evidence import choose_weights
 from sugar.models.released import evaluation_dir, resolve_run
 
 WHOLE = "all"  # the view `sugar evaluate` gives a run's whole list (with held-out classes too, if any)
 
 
 def saved_evidence(run: Path, split: str, view: str = WHOLE) -> dict[str, Any]:
-    """The LLM's and the text head's saved scores of `run` on one view of `split` (what `sugar evaluate` wrote)."""
+    """The LLM's, the text head's and (when saved: a recogniser with its encoder's classifier) the CE classifier's
+    scores of `run` on one view of `split` (what `sugar evaluate` wrote); "ce" is None without them."""
     folder = evaluation_dir(resolve_run(run)) / split
     llm, text = (load_scores(folder / f"scores-{kind}-{view}.npz") for kind in ("llm", "text"))
-    if list(llm["classes"]) != list(text["classes"]) or list(llm["names"]) != list(text["names"]):
-        raise ConfigError(f"{folder}: the LLM's and the text head's saved scores cover different samples")
-    return {"llm": llm["logits"], "text": text["logits"], "labels": llm["labels"],
-            "classes": [str(c) for c in llm["classes"]]}
+    ce_path = folder / f"scores-ce-{view}.npz"
+    ce = load_scores(ce_path) if ce_path.is_file() else None
+    for other in (text, ce):
+        if other is not None and (list(llm["classes"]) != list(other["classes"])
+                                  or list(llm["names"]) != list(other["names"])):
+            raise ConfigError(f"{folder}: the saved scores of the LLM and the encoder's heads cover different "
+                              "samples")
+    return {"llm": llm["logits"], "text": text["logits"], "ce": None if ce is None else ce["logits"],
+            "labels": llm["labels"], "classes": [str(c) for c in llm["classes"]]}
 
 
-def choose_on_proxies(proxies: Sequence[Path], actions: Sequence[str], split: str = "test") -> dict[str, Any]:
-    """The fusion weight best on the pooled `split` samples of `proxies`, as a recogniser's calibration record.
+def choose_on_proxies(proxies: Sequence[Path], actions: Sequence[str], split: str = "test",
+                      with_classifier: bool = True) -> dict[str, Any]:
+    """The fusion weights best on the pooled `split` samples of `proxies`, as a recogniser's calibration record:
+    the text head's, and the classifier's too when `with_classifier` and every proxy saved CE scores.
 
     Every proxy must rank the same classes as the recogniser (`actions`): a weight is a property of one recipe on
     one action list."""
@@ -47,7 +55,10 @@ def choose_on_proxies(proxies: Sequence[Path], actions: Sequence[str], split: st
         if sorted(scores["classes"]) != sorted(actions):
             raise ConfigError(f"{run}: its {split} scores rank {len(scores['classes'])} classes "
                               f"({', '.join(scores['classes'][:4])}...), not this recogniser's {len(actions)}")
-        sets.append((scores["llm"], scores["text"], scores["labels"]))
-    weight, table = choose_weight_pooled(sets)
-    return {"split": split, "proxies": [str(p) for p in proxies], "samples": sum(len(s[2]) for s in sets),
-            "weight": weight, "table": table}
+        sets.append((scores["llm"], scores["text"], scores["labels"], scores["ce"] if with_classifier else None))
+    (weight, ce_weight), table = choose_weights(sets)
+    record = {"split": split, "proxies": [str(p) for p in proxies], "samples": sum(len(s[2]) for s in sets),
+              "weight": weight, "table": table}
+    if all(s[3] is not None for s in sets):
+        record["ce_weight"] = ce_weight
+    return record

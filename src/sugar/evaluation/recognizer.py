@@ -26,7 +26,15 @@ from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by, new_class_bonus
 from sugar.models.encoder import load_encoder
-from sugar.models.evidence import TextEvidence, TextHead, choose_weight, fuse, open_list_weights, with_bonus
+from sugar.models.evidence import (
+    ClassifierEvidence,
+    TextEvidence,
+    TextHead,
+    choose_weights,
+    fuse,
+    open_list_weights,
+    with_bonus,
+)
 from sugar.models.inference import set_encoder_precision, set_precision
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
@@ -109,21 +117,28 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
                     rank_by: str | None = None, batch_size: int | None = None, texts: Any = None
                     ) -> dict[str, np.ndarray]:
     """[N, C] scores of each kind of evidence from one LLM pass: "llm" (log-probabilities over the list),
-    "text" (the encoder's text-head logits) and "fused" (at the recogniser's calibrated weight), the last two
-    only when the recogniser has a text head; for a list with entries the LLM was not tuned on also
-    "fused_open_list" (those entries scored by the text head alone: measured, not the default, docs/RESULTS.md)
-    and, when the recogniser has a never-seen-class bias, "fused_stacked" (the bias added to those entries: its
-    answers). texts: a Knowledge object for the text head's class prototypes."""
+    "text" (the encoder's text-head logits), "ce" (the encoder's CE classifier, on a list of its classes) and
+    "fused" (at the recogniser's calibrated weights), the last three only when the recogniser has them; for a list
+    with entries the LLM was not tuned on also "fused_open_list" (those entries scored by the text head alone:
+    measured, not the default, docs/RESULTS.md) and, when the recogniser has a never-seen-class bias,
+    "fused_stacked" (the bias added to those entries: its answers). texts: a Knowledge object for the text head's
+    class prototypes."""
     probs = scores(rec, tokens, actions, "rank", batch_size or rec.cfg.eval_batch_size, knowledge, rank_by, 0.0)
     out = {"llm": np.log(np.clip(probs, 1e-30, None))}
+    if rec.classifier is not None and rec.classifier.covers(actions):
+        out["ce"] = torch.cat([rec.classifier.logits(tokens[i:i + 256], actions)
+                               for i in range(0, len(tokens), 256)]).cpu().double().numpy()
+    weight, ce_weight = rec.fusion_weights(actions)
     if rec.evidence is not None:
         logits = torch.cat([rec.evidence.logits(tokens[i:i + 256], actions, texts)
                             for i in range(0, len(tokens), 256)])
         out["text"] = logits.cpu().double().numpy()
-        out["fused"] = fuse(out["llm"], out["text"], rec.fusion_weight).numpy()
-        weights = open_list_weights(rec.fusion_weight, actions, rec.actions)
+        out["fused"] = fuse(out["llm"], out["text"], weight, out.get("ce"), ce_weight).numpy()
+        weights = open_list_weights(weight, actions, rec.actions)
         if isinstance(weights, list):
             out["fused_open_list"] = fuse(out["llm"], out["text"], weights).numpy()
+    elif ce_weight > 0:
+        out["fused"] = fuse(out["llm"], None, 0.0, out["ce"], ce_weight).numpy()
     bonus = new_class_bonus(rec, actions)
     if bonus is not None:  # what recognize() answers when the recogniser has a never-seen-class bias
         out["fused_stacked"] = with_bonus(out.get("fused", out["llm"]), bonus).numpy()
@@ -164,9 +179,20 @@ def description_agreement(descriptions: Sequence[str], chosen: Sequence[str], ac
 def text_evidence(encoder_run: str | Path, device: str | torch.device = "cpu") -> TextEvidence | None:
     """The stage-2 run's text head (projection + learnt MIL-NCE scale, its `text_score` rule) with the texts of
     every class of its dataset, held-out ones included; None when the run trained no text head (loss=ce)."""
+    return encoder_evidence(encoder_run, device)[0]
+
+
+def encoder_evidence(encoder_run: str | Path, device: str | torch.device = "cpu"
+                     ) -> tuple[TextEvidence | None, ClassifierEvidence | None]:
+    """The stage-2 run's text head (`text_evidence`) and its CE classifier over the classes it trained on (None when
+    the run has no such head: loss=ce has no text head, loss=milnce no classifier)."""
     model, cfg, _, classes = load_run(encoder_run, device)
+    classifier = None
+    if model.classifier is not None:
+        trained = [c for c in classes if c not in set(cfg.exclude_classes)]
+        classifier = ClassifierEvidence.from_linear(model.classifier, classes, trained)
     if model.projection is None:
-        return None
+        return None, classifier
     head = TextHead(model.projection.linear.in_features, model.projection.linear.out_features,
                     float(model.milnce.scale().detach()) if model.milnce is not None else 1.0)
     head.linear.load_state_dict(model.projection.linear.state_dict())
@@ -174,7 +200,7 @@ def text_evidence(encoder_run: str | Path, device: str | torch.device = "cpu") -
     texts = load_texts(source, cfg.model.text_model, classes)
     scorer = text_scorer(model, cfg, texts)
     return TextEvidence(head, classes, torch.from_numpy(scorer.texts), cfg.model.text_model, cfg.use_motion,
-                        cfg.use_visual, cfg.text_score, torch.from_numpy(scorer.owners))
+                        cfg.use_visual, cfg.text_score, torch.from_numpy(scorer.owners)), classifier
 
 
 def load_encoder_data(encoder_run: str | Path) -> str:
@@ -186,13 +212,19 @@ def load_encoder_data(encoder_run: str | Path) -> str:
 
 
 def calibrate(rec: Recognizer, tokens: Sequence[torch.Tensor], labels: np.ndarray, actions: list[str],
-              evidence: TextEvidence, split: str = "val") -> dict[str, Any]:
-    """Attach `evidence` to `rec` with the fusion weight that is best on these (validation) samples."""
+              evidence: TextEvidence, split: str = "val", classifier: ClassifierEvidence | None = None
+              ) -> dict[str, Any]:
+    """Attach `evidence` (and `classifier`, when given and able to score `actions`) to `rec` with the fusion
+    weights that are best on these (validation) samples."""
     rec.attach_evidence(evidence, 0.0)
+    rec.attach_classifier(classifier if classifier is not None and classifier.covers(actions) else None, 0.0)
     by_kind = evidence_scores(rec, tokens, actions)
-    weight, table = choose_weight(by_kind["llm"], by_kind["text"], labels)
+    (weight, ce_weight), table = choose_weights([(by_kind["llm"], by_kind["text"], labels, by_kind.get("ce"))])
     rec.attach_evidence(evidence, weight)
+    rec.attach_classifier(rec.classifier, ce_weight)
     rec.fusion_calibration = {"split": split, "samples": len(labels), "weight": weight, "table": table}
+    if rec.classifier is not None:
+        rec.fusion_calibration["ce_weight"] = ce_weight
     return rec.fusion_calibration
 
 
@@ -251,6 +283,7 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
                  else {})
     report: dict[str, Any] = {"run": str(run_dir), "dataset": name, "split": split, "mode": mode,
                               "rank_by": rank_by, "llm": rec.cfg.llm, "fusion_weight": rec.fusion_weight,
+                              "ce_weight": rec.ce_weight,
                               "precision": precision, "separating": separating,
                               "encoder_precision": encoder_precision,
                               "views": {}, "evidence": {}, "pictures": {}}

@@ -104,14 +104,15 @@ def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
 
 def rank(rec: Recognizer, ctx: Context, parts: PromptParts, tree: decoding.CandidateTree, actions: list[str],
          describe: bool, top_k: int, text_logits: torch.Tensor | None = None, weight: float = 0.0,
-         scores: torch.Tensor | None = None, bonus: list[float] | None = None) -> list[dict[str, Any]]:
-    """Score every list entry (fused with the text head's logits when given; `scores`: already computed with the
-    context; `bonus`: added to each entry's fused log-probability); the best one's description is generated after
-    its forced label."""
+         scores: torch.Tensor | None = None, bonus: list[float] | None = None,
+         ce_logits: torch.Tensor | None = None, ce_weight: float = 0.0) -> list[dict[str, Any]]:
+    """Score every list entry (fused with the text head's and the classifier's logits when given; `scores`:
+    already computed with the context; `bonus`: added to each entry's fused log-probability); the best one's
+    description is generated after its forced label."""
     cache, mask, last = ctx
     if scores is None:
         scores = decoding.rank_candidates(rec.llm, cache, mask, last, tree)  # [N, C]
-    logp = fuse(scores, text_logits, weight)
+    logp = fuse(scores, text_logits, weight, ce_logits, ce_weight)
     probs = (logp if bonus is None else with_bonus(logp, bonus)).exp().float().to(scores.device)
     order = probs.argsort(-1, descending=True)[:, :top_k]
     best = order[:, 0].tolist()
@@ -155,16 +156,17 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
               fusion: float | None = None) -> list[dict[str, Any]]:
     """One result per sample (see `Recognizer.recognize`)."""
     mode = mode or rec.cfg.decode
-    weight = rec.fusion_weight if fusion is None else float(fusion)
-    if weight > 0 and rec.evidence is None:
-        raise ConfigError("fusion needs the encoder's text head; this recogniser has none (see `sugar calibrate`)")
-    weight = weight if mode == "rank" else 0.0
-    if mode not in ("rank", "generate"):
-        raise ConfigError(f"mode {mode!r}: choose rank or generate")
-    rank_by = check_rank_by(rank_by or rec.cfg.rank_by)
     actions = list(actions) if actions is not None else list(rec.actions)
     if len(actions) < 1 or len(set(actions)) != len(actions):
         raise ConfigError("the action list must be non-empty and without duplicates")
+    weight, ce_weight = rec.fusion_weights(actions, fusion)
+    if weight > 0 and rec.evidence is None:
+        raise ConfigError("fusion needs the encoder's text head; this recogniser has none (see `sugar calibrate`)")
+    if mode != "rank":
+        weight = ce_weight = 0.0
+    if mode not in ("rank", "generate"):
+        raise ConfigError(f"mode {mode!r}: choose rank or generate")
+    rank_by = check_rank_by(rank_by or rec.cfg.rank_by)
     bonus = new_class_bonus(rec, actions) if fusion is None and mode == "rank" else None
     refs = {**rec.descriptions, **descriptions_from(knowledge)}
     zero_shot = rec.cfg.zero_shot_prompt if zero_shot_prompt is None else zero_shot_prompt
@@ -190,7 +192,9 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
                                          keep_cache=describe)
             if mode == "rank":
                 text = rec.evidence.logits(tokens, actions, knowledge) if weight > 0 and rec.evidence else None
-                results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weight, scores, bonus)
+                ce = rec.classifier.logits(tokens, actions) if ce_weight > 0 and rec.classifier else None
+                results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weight, scores, bonus, ce,
+                                ce_weight)
             else:
                 results += generate(rec, ctx, parts, actions)
     finally:
@@ -199,6 +203,8 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
         r["knowledge"] = refs.get(r["label"]) if r["label"] is not None else None
         if mode == "rank":
             r["fusion"] = weight
+            if ce_weight > 0:
+                r["fusion_ce"] = ce_weight
             if bonus is not None:
                 r["new_class_bias"] = rec.new_class_bias
     return results

@@ -12,6 +12,13 @@ the encoder tokens, a linear map into the text space, then the encoder's own sco
 sugar.models.text_scoring): cosine to each class's text prototype (the normalised mean of its knowledge embeddings
 and its name), or the log-mean-exp over its texts ("mil"), times the learnt MIL-NCE scale. It scores any list
 whose classes have knowledge texts, or at least names.
+
+The encoder's CE classifier (`ClassifierEvidence`) can be a third opinion on lists of the classes it was trained on:
+
+    log p(c) ∝ (1 - w - v) · log_softmax(LLM)_c + w · log_softmax(text)_c + v · log_softmax(CE)_c,
+
+(w, v) chosen together on validation over the simplex (`choose_weights`). On a list with a class the classifier
+never learnt, v is dropped and w rescaled to w / (1 - v), so the LLM and the text head keep their proportion.
 """
 
 from __future__ import annotations
@@ -133,19 +140,88 @@ class TextEvidence(nn.Module):
         return self.head.scale * torch.from_numpy(scores).to(features.device)
 
 
-def fuse(llm_scores: torch.Tensor | np.ndarray, text_logits: torch.Tensor | np.ndarray | None,
-         weight: float | Sequence[float] | torch.Tensor) -> torch.Tensor:
-    """[N, C] log-probabilities over the list: (1 - w)·log_softmax(LLM) + w·log_softmax(text), renormalised.
+class ClassifierEvidence(nn.Module):
+    """The encoder's stage-2 CE classifier (a linear map of the mean token onto the classes it was trained on).
 
-    weight: one w for every entry, or one per list entry ([C], e.g. `open_list_weights`)."""
+    Why: on NW-UCLA and MSR Action3D the CE head is the strongest single closed-set scorer on test (docs/RESULTS.md,
+    issue 15); fused with the LLM and the text head it is evidence the recogniser would otherwise throw away. It
+    scores only lists of its own classes (`covers`): it knows nothing of new ones."""
+
+    def __init__(self, dim: int, labels: Sequence[str]):
+        super().__init__()
+        self.labels = list(labels)
+        self.linear = nn.Linear(dim, len(self.labels))
+        self._index = {label: i for i, label in enumerate(self.labels)}
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, classes: Sequence[str], trained: Sequence[str]) -> ClassifierEvidence:
+        """The rows of a stage-2 classifier over `classes` that belong to the `trained` ones (held-out classes'
+        rows never saw a positive sample)."""
+        rows = [i for i, c in enumerate(classes) if c in set(trained)]
+        out = cls(linear.in_features, [classes[i] for i in rows])
+        out.linear.load_state_dict({"weight": linear.weight.detach()[rows].clone(),
+                                    "bias": linear.bias.detach()[rows].clone()})
+        return out
+
+    def covers(self, actions: Sequence[str]) -> bool:
+        return all(a in self._index for a in actions)
+
+    def describe(self) -> dict[str, Any]:
+        """What recognizer.json records about the classifier (the tensors live in a safetensors file)."""
+        return {"labels": self.labels, "dim": self.linear.in_features}
+
+    @classmethod
+    def from_saved(cls, meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> ClassifierEvidence:
+        out = cls(int(meta["dim"]), meta["labels"])
+        out.linear.load_state_dict({"weight": tensors["weight"], "bias": tensors["bias"]})
+        return out
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"weight": self.linear.weight.detach(), "bias": self.linear.bias.detach()}
+
+    @torch.no_grad()
+    def logits(self, tokens: Sequence[torch.Tensor] | torch.Tensor, actions: Sequence[str]) -> torch.Tensor:
+        """[N, C] CE logits of each sample for each listed class (the list must be `covers`ed)."""
+        missing = [a for a in actions if a not in self._index]
+        if missing:
+            raise ConfigError(f"the encoder's classifier was not trained on {missing[:5]}")
+        pooled = (tokens.mean(1) if isinstance(tokens, torch.Tensor) and tokens.dim() == 3
+                  else torch.stack([t.float().mean(0) for t in tokens]))
+        pooled = pooled.to(self.linear.weight.device, self.linear.weight.dtype)
+        return self.linear(pooled)[:, [self._index[a] for a in actions]]
+
+
+def fuse(llm_scores: torch.Tensor | np.ndarray, text_logits: torch.Tensor | np.ndarray | None,
+         weight: float | Sequence[float] | torch.Tensor, ce_logits: torch.Tensor | np.ndarray | None = None,
+         ce_weight: float = 0.0) -> torch.Tensor:
+    """[N, C] log-probabilities over the list: (1 - w - v)·log_softmax(LLM) + w·log_softmax(text)
+    + v·log_softmax(CE), renormalised.
+
+    weight: the text head's w, one for every entry or one per list entry ([C], e.g. `open_list_weights`);
+    ce_weight: the classifier's v (a single value; its logits must cover the whole list)."""
     llm = torch.log_softmax(torch.as_tensor(llm_scores, dtype=torch.float64), -1)
     w = torch.as_tensor(weight, dtype=torch.float64, device=llm.device)
-    if text_logits is None or bool((w <= 0.0).all()):
+    v = float(ce_weight) if ce_logits is not None else 0.0
+    if bool(((w < 0.0) | (w > 1.0)).any()) or not 0.0 <= v <= 1.0 or bool((w + v > 1.0 + 1e-9).any()):
+        raise ConfigError(f"fusion weights {weight} (text) and {ce_weight} (CE) must lie in [0, 1], summing to <= 1")
+    if text_logits is None:
+        w = torch.zeros_like(w)
+    if bool((w <= 0.0).all()) and v <= 0.0:
         return llm
-    if bool(((w < 0.0) | (w > 1.0)).any()):
-        raise ConfigError(f"fusion weight {weight} must lie in [0, 1]")
-    text = torch.log_softmax(torch.as_tensor(text_logits, dtype=torch.float64, device=llm.device), -1)
-    return torch.log_softmax((1.0 - w) * llm + w * text, -1)
+    mixed = (1.0 - w - v) * llm
+    if text_logits is not None:
+        mixed = mixed + w * torch.log_softmax(torch.as_tensor(text_logits, dtype=torch.float64, device=llm.device), -1)
+    if v > 0.0:
+        mixed = mixed + v * torch.log_softmax(torch.as_tensor(ce_logits, dtype=torch.float64, device=llm.device), -1)
+    return torch.log_softmax(mixed, -1)
+
+
+def without_classifier(weight: float, ce_weight: float) -> float:
+    """The text head's weight once the classifier's is dropped (a list it cannot score): the LLM and the text head
+    keep their proportion; a calibration that gave everything to the classifier falls back to the text head."""
+    if ce_weight <= 0.0:
+        return weight
+    return weight / (1.0 - ce_weight) if ce_weight < 1.0 else 1.0
 
 
 def with_bonus(logp: torch.Tensor | np.ndarray, bonus: Sequence[float]) -> torch.Tensor:
@@ -182,17 +258,32 @@ def choose_weight_pooled(sets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray
                          grid: Sequence[float] = WEIGHT_GRID) -> tuple[float, list[dict[str, float]]]:
     """`choose_weight` over the samples of several (LLM scores, text logits, labels) sets pooled, each set with
     its own action list (e.g. other runs' held-out classes, to choose a weight for classes the LLM never saw)."""
-    ys = [torch.as_tensor(np.asarray(labels), dtype=torch.long) for _, _, labels in sets]
+    (weight, _), table = choose_weights([(llm, text, labels, None) for llm, text, labels in sets], grid)
+    return weight, table
+
+
+def choose_weights(sets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
+                   grid: Sequence[float] = WEIGHT_GRID) -> tuple[tuple[float, float], list[dict[str, float]]]:
+    """The text head's and the classifier's weights (w, v) best on the pooled samples of (LLM scores, text logits,
+    labels, CE logits or None) sets: every grid pair with w + v <= 1 when each set has CE logits, else v = 0.
+    Ties go to the lower log-loss, then to the smaller v (the classifier only where it adds), then to w nearest 0.5.
+
+    Returns (w, v) and the whole table (weight, [ce_weight,] top1, nll) for the record."""
+    ys = [torch.as_tensor(np.asarray(labels), dtype=torch.long) for *_, labels, _ in sets]
     total = sum(len(y) for y in ys)
     if total == 0:
         raise ConfigError("no validation samples to choose the fusion weight on")
+    with_ce = all(ce is not None for *_, ce in sets)
+    pairs = [(w, v) for w in grid for v in (grid if with_ce else (0.0,)) if w + v <= 1.0 + 1e-9]
     table = []
-    for w in grid:
+    for w, v in pairs:
         correct = loss = 0.0
-        for (llm_scores, text_logits, _), y in zip(sets, ys, strict=True):
-            logp = fuse(llm_scores, text_logits, float(w))
+        for (llm_scores, text_logits, _, ce_logits), y in zip(sets, ys, strict=True):
+            logp = fuse(llm_scores, text_logits, float(w), ce_logits if with_ce else None, float(v))
             correct += float((logp.argmax(-1) == y).double().sum())
             loss += float(-logp[torch.arange(len(y)), y].sum())
-        table.append({"weight": float(w), "top1": correct / total, "nll": loss / total})
-    best = max(table, key=lambda r: (round(r["top1"], 9), -round(r["nll"], 6), -abs(r["weight"] - 0.5)))
-    return best["weight"], table
+        row = {"weight": float(w), **({"ce_weight": float(v)} if with_ce else {})}
+        table.append({**row, "top1": correct / total, "nll": loss / total})
+    best = max(table, key=lambda r: (round(r["top1"], 9), -round(r["nll"], 6), -r.get("ce_weight", 0.0),
+                                     -abs(r["weight"] - 0.5)))
+    return (best["weight"], best.get("ce_weight", 0.0)), table

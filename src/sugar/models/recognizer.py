@@ -23,7 +23,7 @@ from torch import nn
 from sugar.config import TuneConfig
 from sugar.errors import SugarError
 from sugar.models import answering, decoding
-from sugar.models.evidence import TextEvidence
+from sugar.models.evidence import ClassifierEvidence, TextEvidence, without_classifier
 from sugar.models.inference import merge_lora
 from sugar.models.llm import add_lora, load_causal_lm
 from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt, build_row_batch
@@ -66,6 +66,8 @@ class Recognizer(nn.Module):
         self.evidence: TextEvidence | None = None  # the encoder's text head (sugar.models.evidence), if attached
         self.fusion_weight = 0.0  # weight of the text head in rank mode, chosen on validation; 0 = LLM alone
         self.fusion_calibration: dict[str, Any] = {}  # how the weight was chosen (split, samples, table)
+        self.classifier: ClassifierEvidence | None = None  # the encoder's CE head, if attached (a third opinion)
+        self.ce_weight = 0.0  # its weight in rank mode, chosen on validation with fusion_weight; 0 = not used
         # rank mode: added to the fused log-probability of list entries outside `actions` (calibrated stacking,
         # `sugar calibrate-unseen --whole-list --save`), so that new classes can win against the tuned ones
         self.new_class_bias = 0.0
@@ -79,6 +81,26 @@ class Recognizer(nn.Module):
             evidence.to(self.device).eval()
         self.evidence = evidence
         self.fusion_weight = float(weight) if evidence is not None else 0.0
+
+    def attach_classifier(self, classifier: ClassifierEvidence | None, weight: float = 0.0) -> None:
+        """Use the encoder's CE classifier as a third opinion in rank mode on lists of its classes (frozen)."""
+        if classifier is not None:
+            for p in classifier.parameters():
+                p.requires_grad_(False)
+            classifier.to(self.device).eval()
+        self.classifier = classifier
+        self.ce_weight = float(weight) if classifier is not None else 0.0
+
+    def fusion_weights(self, actions: Sequence[str], fusion: float | None = None) -> tuple[float, float]:
+        """(text head, classifier) weights for ranking `actions`: the calibrated pair, the classifier's dropped on a
+        list it cannot score; `fusion` given: that text weight and no classifier (the user's choice)."""
+        if fusion is not None:
+            return float(fusion), 0.0
+        if self.classifier is None or self.ce_weight <= 0.0:
+            return self.fusion_weight, 0.0
+        if not self.classifier.covers(actions):
+            return (without_classifier(self.fusion_weight, self.ce_weight) if self.evidence is not None else 0.0), 0.0
+        return self.fusion_weight, self.ce_weight
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -214,7 +236,8 @@ class Recognizer(nn.Module):
         rank_by (default cfg.rank_by): "label" scores "{label}."; "answer" scores "{label}. {description}" for
         entries with a description (from `knowledge` or the training knowledge), "{label}." for the others.
         fusion (rank mode): weight of the encoder's text head beside the LLM (sugar.models.evidence); None = the
-        weight calibrated on validation (0 when the recogniser has no text head), 0 = the LLM alone.
+        weights calibrated on validation (text head, and the encoder's CE classifier on lists of its classes; 0 when
+        the recogniser has neither), 0 = the LLM alone.
         generate: score = geometric-mean probability of the generated answer tokens.
         """
         return answering.recognize(self, samples, actions, knowledge, mode, batch_size, describe, top_k,

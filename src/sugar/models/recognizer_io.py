@@ -20,7 +20,7 @@ from sugar.config import TuneConfig, from_dict, to_dict
 from sugar.errors import SugarError
 from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_object
 from sugar.models.encoder import load_encoder, save_pretrained
-from sugar.models.evidence import TextEvidence
+from sugar.models.evidence import ClassifierEvidence, TextEvidence
 from sugar.models.inference import merge_lora as fold_lora
 from sugar.models.llm import load_causal_lm, load_lora
 from sugar.models.recognizer import Recognizer
@@ -33,6 +33,7 @@ BRIDGE_FILE = "bridge.safetensors"
 ADAPTER_DIR = "adapter"
 ENCODER_DIR = "encoder"
 TEXT_HEAD_FILE = "text_head.safetensors"  # the encoder's stage-2 text head (sugar.models.evidence), optional
+CLASSIFIER_FILE = "classifier.safetensors"  # the encoder's stage-2 CE classifier (sugar.models.evidence), optional
 
 
 def save_recognizer(rec: Recognizer, folder: str | Path) -> None:
@@ -51,6 +52,10 @@ def save_recognizer(rec: Recognizer, folder: str | Path) -> None:
                                 folder / TEXT_HEAD_FILE)
         meta["evidence"] = {**rec.evidence.describe(), "weight": rec.fusion_weight,
                             "calibration": rec.fusion_calibration}
+    if rec.classifier is not None:
+        atomic_save_safetensors({k: v.contiguous().cpu() for k, v in rec.classifier.tensors().items()},
+                                folder / CLASSIFIER_FILE)
+        meta["classifier"] = {**rec.classifier.describe(), "weight": rec.ce_weight}
     if rec.new_class_bias:
         meta["new_class_bias"] = {"bias": rec.new_class_bias, "calibration": rec.new_class_calibration}
     if rec.encoder is not None and rec.processor is not None:
@@ -63,7 +68,8 @@ def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with
     """Rebuild a saved recogniser: base LLM from its name, adapters, bridge and encoder from `folder`.
 
     with_encoder=False skips the encoder (then only precomputed token sequences can be recognised).
-    A folder with text_head.safetensors also gets the encoder's text head and the fusion weight it was saved with.
+    A folder with text_head.safetensors also gets the encoder's text head and the fusion weight it was saved with;
+    one with classifier.safetensors, the encoder's CE classifier and its weight.
     merge_lora folds the adapters into the base weights for inference (undone by `.train()`).
     A released model's name (`nw-ucla`, see models/released.py) stands for its folder.
     """
@@ -94,6 +100,10 @@ def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with
         rec.attach_evidence(TextEvidence.from_saved(evidence, load_file(str(folder / TEXT_HEAD_FILE))),
                             float(evidence.get("weight", 0.0)))
         rec.fusion_calibration = evidence.get("calibration") or {}
+    classifier = meta.get("classifier")
+    if classifier and (folder / CLASSIFIER_FILE).is_file():
+        rec.attach_classifier(ClassifierEvidence.from_saved(classifier, load_file(str(folder / CLASSIFIER_FILE))),
+                              float(classifier.get("weight", 0.0)))
     stacking = meta.get("new_class_bias") or {}
     rec.new_class_bias = float(stacking.get("bias", 0.0))
     rec.new_class_calibration = stacking.get("calibration") or {}

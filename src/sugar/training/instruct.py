@@ -29,6 +29,7 @@ from sugar.evaluation.encoder import require_pretrain_run
 from sugar.evaluation.recognizer import (
     calibrate,
     collate,
+    encoder_evidence,
     evaluate_split,
     evidence_reports,
     evidence_scores,
@@ -337,22 +338,30 @@ def _finish(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData, actio
 def finish_report(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData, actions: list[str],
                   seen: list[int], unseen: list[int], descriptions: dict[str, str],
                   extra: dict[str, Any], calibration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Attach the encoder's text head with its fusion weight chosen on validation (or the given `calibration`:
-    a weight chosen elsewhere, e.g. on proxy runs), save the recogniser, score the test split once per kind of
-    evidence (LLM alone as `test`, text head `test_text`, fused `test_fused`; the same with `_unseen` for
-    held-out classes) and write report.json."""
-    evidence = text_evidence(cfg.encoder_run, rec.device) if cfg.encoder_run else None
+    """Attach the encoder's text head (and its CE classifier, `fuse_classifier`) with the fusion weights chosen on
+    validation (or the given `calibration`: weights chosen elsewhere, e.g. on proxy runs), save the recogniser,
+    score the test split once per kind of evidence (LLM alone as `test`, text head `test_text`, classifier
+    `test_ce`, fused `test_fused`; the same with `_unseen` for held-out classes) and write report.json."""
+    evidence, classifier = encoder_evidence(cfg.encoder_run, rec.device) if cfg.encoder_run else (None, None)
+    if not cfg.fuse_classifier or (classifier is not None and not classifier.covers(actions)):
+        classifier = None
     report: dict[str, Any] = {"run_dir": str(run.path), **extra, "dataset": data.dataset, "actions": actions,
                               "excluded": [data.classes[i] for i in unseen]}
+    rec.attach_classifier(None)
     if calibration is not None:
         if evidence is None:
             raise SugarError(f"{run.path}: its encoder has no text head, so there is no fusion weight to set")
         rec.attach_evidence(evidence, float(calibration["weight"]))
+        if float(calibration.get("ce_weight", 0.0)) > 0:
+            if classifier is None:
+                raise SugarError(f"{run.path}: the calibration weighs the encoder's classifier, which this run "
+                                 "does not fuse (no CE head, or fuse_classifier: false)")
+            rec.attach_classifier(classifier, float(calibration["ce_weight"]))
         rec.fusion_calibration = calibration
     elif evidence is not None and "val" in data.splits:
         tokens, y = split_tokens(rec, data.splits, data.labels, "val", seen, cfg.max_eval_samples)
         if len(y):
-            calibrate(rec, tokens, y, actions, evidence)
+            calibrate(rec, tokens, y, actions, evidence, classifier=classifier)
     if rec.evidence is not None and rec.fusion_calibration:
         report["fusion"] = {k: v for k, v in rec.fusion_calibration.items() if k != "table"}
     save_recognizer(rec, run.path)
@@ -371,7 +380,7 @@ def finish_report(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData,
                 continue
             reps = evidence_reports(tokens, y, names, evidence_scores(rec, tokens, names, knowledge))
             report[key] = {**reps["llm"], "samples": len(y)}
-            for kind in ("text", "fused"):
+            for kind in ("text", "ce", "fused"):
                 if kind in reps:
                     report[f"{key}_{kind}"] = {**reps[kind], "samples": len(y)}
     atomic_write_text(run.path / "report.json", json.dumps(report, indent=1))
