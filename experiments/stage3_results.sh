@@ -31,7 +31,7 @@
 #   bash experiments/stage3_results.sh vpllm           # NW-UCLA's recogniser on the 3 cross-view proxy encoders
 #   bash experiments/stage3_results.sh vpllmaug        # ... tuned on augmented views
 #   bash experiments/stage3_results.sh proxyweight     # the closed-set recognisers' fusion weight chosen on the proxies
-#   bash experiments/stage3_results.sh ceproxy ceclosed released_ucla_classifier   # ... fused with the CE classifier too
+#   bash experiments/stage3_results.sh ceproxy ceclosed released_ucla_classifier ceproxyweight  # ... with the CE classifier too
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
 #   bash experiments/stage3_results.sh zsstacking      # ... and a bonus for never-seen classes (whole list)
 #   bash experiments/stage3_results.sh fuse            # older runs: fuse the encoder's text head (calibrated on val)
@@ -291,6 +291,21 @@ ceclosed() {
   { for seed in 1 2 3; do classifier_copy "ucla-fj10-llm-e4$(seed_suffix "$seed")"; done; } &
   { for seed in 1 2 3; do classifier_copy "msr-aj-llm-e${E_MSR3:-8}-pool-last$(seed_suffix "$seed")"; done; } &
   wait
+}
+# the three-way weights chosen across a view instead (`sugar calibrate --on`): ceproxy's two recognisers scored on view
+# 2 with their CE scores saved, then every fj10 seed's copy and the released nw-ucla's run (released_ucla_classifier)
+# calibrated on them as copies RUN-pw (~15 min)
+ceproxyweight() {
+  local p seed
+  for p in ucla-vpf-joint-llm-ce ucla-vpf-s2-joint-llm-ce; do
+    [[ -f $OUT/$p/evaluation/test/scores-ce-all.npz ]] ||
+      sugar evaluate "$OUT/$p" --split test > "$OUT/logs/$p-test.log" 2>&1 &
+  done
+  wait
+  for seed in 1 2 3; do
+    proxy_calibrate "ucla-fj10-llm-e4$(seed_suffix "$seed")-ce" ucla-vpf-joint-llm-ce ucla-vpf-s2-joint-llm-ce
+  done
+  proxy_calibrate nw-ucla-released-ce ucla-vpf-joint-llm-ce ucla-vpf-s2-joint-llm-ce
 }
 # the released nw-ucla with its encoder's classifier: that encoder is nw-ucla-field-joint as released in 2871cc6 (the
 # recogniser's encoder/ is its fp16 copy, byte for byte), restored from git with its heads; the released files become
