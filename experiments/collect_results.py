@@ -1298,6 +1298,35 @@ def classifier_table(runs: Path) -> list[str]:
     return [*lines, ""] if len(lines) > 4 else []
 
 
+# ceproxyweight: three-way recognisers (RUN-ce) calibrated again on the view proxies (RUN-ce-pw)
+CLASSIFIER_PROXY_FAMILIES = [("NW-UCLA on the (10) joint, seeds 1 / 2 / 3", [f"ucla-fj10-llm-e4{s}-ce"
+                                                                              for s in SEED_SUFFIXES]),
+                             ("the released `nw-ucla` (`released_ucla_classifier`)", ["nw-ucla-released-ce"])]
+
+
+def classifier_proxy_table(runs: Path) -> list[str]:
+    """Issue 15: the three-way weights chosen on proxy runs (`sugar calibrate --on`, `ceproxyweight`): what the rule
+    reads (the pooled proxy samples at the val-chosen and the proxy-chosen pair), then test, read after."""
+    lines = ["### The three-way weights chosen on the cross-view proxy instead (issue 15; `ceproxyweight`): the pooled "
+             "proxy samples, then test (read after the decision)", "",
+             "| recognisers | proxy samples | proxy: val-chosen pair % | proxy: proxy-chosen pair % | test at the "
+             "val-chosen pair % | test at the proxy-chosen pair % |", "|---|---|---|---|---|---|"]
+    for label, names in CLASSIFIER_PROXY_FAMILIES:
+        val = [read_json(runs / n / "report.json") for n in names]
+        proxy = [read_json(runs / f"{n}-pw" / "report.json") for n in names]
+        if any(r is None or "test_fused" not in r for r in (*val, *proxy)):
+            continue
+        calib = _calibration(runs / f"{names[0]}-pw")
+        table = calib.get("table") or []
+        pairs = [(r["fusion"]["weight"], r["fusion"]["ce_weight"]) for r in val]
+        chosen = (calib["weight"], calib.get("ce_weight", 0.0))
+        at_val = " / ".join(f"{pct(_val_at(table, w, v))} (w {w:.2f}, v {v:.2f})" for w, v in pairs)
+        lines.append(f"| {label} | {calib['samples']} | {at_val} | {pct(_val_at(table, *chosen))} (w {chosen[0]:.2f}, "
+                     f"v {chosen[1]:.2f}) | {seeds_cell([r['test_fused']['top1'] for r in val])} | "
+                     f"{seeds_cell([r['test_fused']['top1'] for r in proxy])} |")
+    return [*lines, ""] if len(lines) > 4 else []
+
+
 def fast_rank_table(runs: Path, name: str) -> list[str]:
     """Issue 16: accuracy of `sugar predict`'s ranking speed-ups (`stage3_results.sh fastrank`), val and test."""
     lines = [f"### Ranking speed-ups on `{name}`: accuracy (`stage3_results.sh fastrank`)", "",
@@ -1414,6 +1443,7 @@ def main() -> None:
     out += ce_fusion_table(runs)
     out += proxy_weight_table(runs)
     out += classifier_table(runs)
+    out += classifier_proxy_table(runs)
     out += seed_means_table(runs, CLOSED_FAMILIES, "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
     out += fast_rank_table(runs, "ucla-f-joint-llm")
     out += fast_rank_table(runs, "ucla-f-joint-llm-fast")
