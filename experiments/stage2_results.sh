@@ -245,6 +245,29 @@ ucla_proxy_fuse() {  # each of VPF_SEEDS' four view-proxy streams fused (ucla-vp
     fuse_streams "ucla-vpf$(seed_suffix "$seed")" "${runs[@]}"
   done
 }
+# issue 14: each stream's two heads summed too (its text and CE scores: 8 score sets, the same four networks), by
+# the plain sum, on val and test: PREFIX-fused-both-equal[-val]
+fuse_both_heads() {  # out-prefix run ...
+  local prefix=$1 specs=() run split; shift
+  for run in "$@"; do
+    [[ -e $OUT/$run ]] && run=$OUT/$run
+    specs+=("$run:text" "$run:ce")
+  done
+  for split in val test; do
+    $PY -m sugar.cli fuse "${specs[@]}" --split $split --weights equal \
+      --out "$OUT/$prefix-fused-both-equal$([[ $split == val ]] && echo -val)" >> "$OUT/logs/$prefix-fused.log" 2>&1
+  done
+  echo "$(date -u +%H:%M:%S) fused $prefix, both heads"
+}
+ucla_proxy_both() {  # the view proxy's four streams of VPF_SEEDS (default 1 2) with both heads
+  local seed stream runs
+  for seed in ${VPF_SEEDS:-1 2}; do
+    runs=()
+    for stream in "${STREAMS[@]}"; do runs+=("$(vpf_run "$seed" "$stream")"); done
+    fuse_both_heads "ucla-vpf$(seed_suffix "$seed")" "${runs[@]}"
+  done
+}
+released_both() { fuse_both_heads ucla-frr1 "${UCLA_RELEASED[@]}"; }  # the released NW-UCLA streams, both heads
 # issue 14: the field's reporting beside ours. CTR-GCN's main.py scores the test view after every epoch and publishes
 # the best of those scores; these runs repeat the recipe's joint streams (same seed and settings as ucla-pr-joint and
 # ucla-c1-joint) with the test view also scored every epoch, logged apart and never read for selection
