@@ -686,6 +686,34 @@ def ucla_proxy_streams_table(runs: Path) -> list[str]:
             "|---|---|---|---|---|---|---|---|---|", *rows, ""]
 
 
+def ucla_proxy_both_table(runs: Path) -> list[str]:
+    """Issue 14: the view proxy's four streams with both heads of each summed (`ucla_proxy_both`) beside the plain
+    sum of one head per stream: whether NW-UCLA reports eight score sets instead of four."""
+    rows, both, one = [], [], []
+    for seed in range(1, 10):
+        prefix = "ucla-vpf" + ("" if seed == 1 else f"-s{seed}")
+        fused = [read_json(runs / f"{prefix}-fused-{h}" / "results.json") for h in ("both-equal", "text-equal",
+                                                                                       "ce-equal")]
+        if any(r is None for r in fused):
+            continue
+        n = fused[0]["fused"]["samples"]
+        both.append((fused[0]["fused"]["top1"], n))
+        one.append([r["fused"]["top1"] for r in fused[1:]])
+        rows.append(f"| {seed} | {n} | {pct(fused[1]['fused']['top1'])} / {pct(fused[2]['fused']['top1'])} | "
+                    f"{pct(fused[0]['fused']['top1'])} |")
+    if len(rows) > 1:
+        counts = [n for _, n in both]
+        rows.append(f"| {len(rows)} seeds, pooled | {sum(counts)} | "
+                    f"{pct(pooled([o[0] for o in one], counts))} / {pct(pooled([o[1] for o in one], counts))} | "
+                    f"{pct(pooled([b for b, _ in both], counts))} |")
+    if not rows:
+        return []
+    return ["### NW-UCLA cross-view proxy: four streams with both heads of each summed (`stage2_results.sh "
+            "ucla_proxy_both`; view 2, plain sum)", "",
+            "| seed | samples | one head per stream: text / CE % | both heads of every stream % |", "|---|---|---|---|",
+            *rows, ""]
+
+
 def _proxy_cells(values: dict[str, float], weights: str) -> str:
     """A proxy row's cells after its samples: each stream, then the val-weighted and the plain-sum fusions."""
     return (" | ".join(pct(values[st]) for st in FOUR_STREAMS) +
@@ -1411,6 +1439,7 @@ def main() -> None:
     out += msr_proxy_table(runs)
     out += msr_proxy_streams_table(runs)
     out += ucla_proxy_streams_table(runs)
+    out += ucla_proxy_both_table(runs)
     out += msr_proxy_seeds_table(runs)
     out += proxy_recogniser_tables(runs)
     out += zeroshot_table(runs)

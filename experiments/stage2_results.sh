@@ -259,7 +259,7 @@ fuse_both_heads() {  # out-prefix run ...
   done
   echo "$(date -u +%H:%M:%S) fused $prefix, both heads"
 }
-ucla_proxy_both() {  # the view proxy's four streams of VPF_SEEDS (default 1 2) with both heads
+ucla_proxy_both() {  # the view proxy's four streams of VPF_SEEDS (default 1 2), both heads; not adopted in (13)
   local seed stream runs
   for seed in ${VPF_SEEDS:-1 2}; do
     runs=()
@@ -267,7 +267,6 @@ ucla_proxy_both() {  # the view proxy's four streams of VPF_SEEDS (default 1 2) 
     fuse_both_heads "ucla-vpf$(seed_suffix "$seed")" "${runs[@]}"
   done
 }
-released_both() { fuse_both_heads ucla-frr1 "${UCLA_RELEASED[@]}"; }  # the released NW-UCLA streams, both heads
 # issue 14: the field's reporting beside ours. CTR-GCN's main.py scores the test view after every epoch and publishes
 # the best of those scores; these runs repeat the recipe's joint streams (same seed and settings as ucla-pr-joint and
 # ucla-c1-joint) with the test view also scored every epoch, logged apart and never read for selection
