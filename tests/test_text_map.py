@@ -111,6 +111,7 @@ def test_tune_with_the_text_bridge_keeps_the_head_and_map_fixed(tiny, tmp_path, 
     evidence = TextEvidence(head, CLASSES, nn.functional.normalize(torch.randn(len(CLASSES), 384), dim=-1),
                             "all-MiniLM-L6-v2")
     monkeypatch.setattr(instruct, "text_evidence", lambda run, device="cpu": evidence)
+    monkeypatch.setattr(instruct, "encoder_evidence", lambda run, device="cpu": (evidence, None))
     monkeypatch.setattr(instruct, "require_pretrain_run", lambda run: run)  # no stage-2 run on disk
     monkeypatch.setattr(text_map, "shipped_datasets", lambda: ["nw-ucla"])
     cfg = replace(tiny_config(str(folder), "text"), knowledge="none", epochs=1, batch_size=4, lr=3e-3,

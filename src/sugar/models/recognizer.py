@@ -14,7 +14,7 @@ encoder token sequences). The action list is an input, so a different list can b
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
@@ -31,6 +31,8 @@ from sugar.models.tqp import build_bridge, pad_tokens
 from sugar.skeleton.datasets import DataSource
 from sugar.skeleton.processor import Processor
 from sugar.skeleton.sample import Sample
+
+_Head = TypeVar("_Head", bound=nn.Module | None)  # an encoder head, or none
 
 
 class Recognizer(nn.Module):
@@ -75,21 +77,21 @@ class Recognizer(nn.Module):
 
     def attach_evidence(self, evidence: TextEvidence | None, weight: float = 0.0) -> None:
         """Use the encoder's text head as a second opinion in rank mode, with this weight (frozen, not trained)."""
-        if evidence is not None:
-            for p in evidence.parameters():
-                p.requires_grad_(False)
-            evidence.to(self.device).eval()
-        self.evidence = evidence
+        self.evidence = self._frozen(evidence)
         self.fusion_weight = float(weight) if evidence is not None else 0.0
 
     def attach_classifier(self, classifier: ClassifierEvidence | None, weight: float = 0.0) -> None:
         """Use the encoder's CE classifier as a third opinion in rank mode on lists of its classes (frozen)."""
-        if classifier is not None:
-            for p in classifier.parameters():
-                p.requires_grad_(False)
-            classifier.to(self.device).eval()
-        self.classifier = classifier
+        self.classifier = self._frozen(classifier)
         self.ce_weight = float(weight) if classifier is not None else 0.0
+
+    def _frozen(self, module: _Head) -> _Head:
+        """An encoder head on this recogniser's device, in eval mode and out of training's reach."""
+        if module is not None:
+            for p in module.parameters():
+                p.requires_grad_(False)
+            module.to(self.device).eval()
+        return module
 
     def fusion_weights(self, actions: Sequence[str], fusion: float | None = None) -> tuple[float, float]:
         """(text head, classifier) weights for ranking `actions`: the calibrated pair, the classifier's dropped on a
