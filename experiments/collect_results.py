@@ -1381,7 +1381,8 @@ def descriptions_table(runs: Path, names: list[str]) -> list[str]:
         res = read_json(runs / name / "evaluation" / "descriptions-test.json")
         if res is None or not res.get("samples"):
             continue
-        found.append(f"| `{name}` | {res['samples']} | {res.get('fusion') or 0:.2f} | {pct(res['top1'])} | "
+        weights = f"{res.get('fusion') or 0:.2f}" + (f" / CE {res['fusion_ce']:.2f}" if res.get("fusion_ce") else "")
+        found.append(f"| `{name}` | {res['samples']} | {weights} | {pct(res['top1'])} | "
                      f"{pct(res['whole_sentences'])} | {pct(res['agreement'])} ({pct(res['chance'])}) | "
                      f"{res['margin']:+.3f} |")
     return [*lines, *found, ""] if found else []
@@ -1468,7 +1469,7 @@ def main() -> None:
                for s in range(1, 10)]
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")
-    out += descriptions_table(runs, stage3)
+    out += descriptions_table(runs, [*stage3, "nw-ucla-released-ce"])
     out += ce_fusion_table(runs)
     out += proxy_weight_table(runs)
     out += classifier_table(runs)

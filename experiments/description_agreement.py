@@ -43,6 +43,7 @@ def main() -> None:
     descriptions = [r["description"] or "" for r in results]
     chosen = [r["label"] for r in results]
     report = {"run": str(args.run), "split": args.split, "fusion": results[0].get("fusion") if results else None,
+              "fusion_ce": results[0].get("fusion_ce") if results else None,
               "text_model": model, "top1": float(np.mean([c == t for c, t in zip(chosen, truth, strict=True)])),
               **description_agreement(descriptions, chosen, rec.actions, rec.descriptions, encoder.encode),
               "examples": [{"truth": t, "label": c, "description": d}
