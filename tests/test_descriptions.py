@@ -13,6 +13,8 @@ from sugar.models.sentences import whole_sentence
 @pytest.mark.parametrize(("text", "cut", "expected"), [
     ("The person bends down. Then lifts the obj", True, "The person bends down."),
     ("The person raises one arm and wav", True, "The person raises one arm."),
+    ("A person pushes each arm into the sleeves and pulling it up onto the shou", True,
+     "A person pushes each arm into the sleeves and pulling it up."),
     ("The person raises one arm", False, "The person raises one arm."),
     ("Sits down slowly!", False, "Sits down slowly!"),
     ("  lifts  the\nbox , ", False, "lifts the box."),

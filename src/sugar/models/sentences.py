@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 
-_DANGLING = {"a", "an", "and", "as", "at", "by", "for", "from", "her", "his", "in", "into", "of", "on", "or",
-             "the", "their", "then", "to", "while", "with"}
+# words a cut sentence must not end on: articles, possessives, conjunctions and prepositions that only lead into
+# what was cut ("pulling it up onto [the shoulders]"); particles that end sentences ("up", "down", "off") are not here
+_DANGLING = {"a", "against", "an", "and", "are", "as", "at", "but", "by", "each", "every", "for", "from", "her",
+             "his", "if", "in", "into", "is", "its", "of", "on", "onto", "or", "the", "their", "then", "these", "this",
+             "those", "to", "toward", "towards", "until", "upon", "was", "were", "when", "which", "while", "with"}
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
