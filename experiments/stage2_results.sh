@@ -500,6 +500,15 @@ msr_proxy_folds() {
     msr_stream joint "msr-px${PX_TAG:-}-s$s" --set "data.protocol=$(proxy_protocol "$s")" ${PX_ARGS:-}
   done
 }
+# the released msr-action3d recogniser's encoder recipe (run:msr-k-label, E_MSR=40) on the same folds (msr-pxk-sS)
+msr_proxy_klabel() {
+  local s
+  for s in 1 3 5 7 9; do
+    train "msr-pxk-s$s" configs/pretrain/msr-action3d-cpu.yaml "${E_MSR_K:-40}" --set loss=milnce+ce \
+      --set text_negatives=all --set use_motion=false --set use_visual=false --set "data.protocol=$(proxy_protocol "$s")"
+    evaluate "msr-pxk-s$s" --no-tsne
+  done
+}
 # a setting over seeds on MSR's proxy (its seed noise is ~3 points): PX_TAG names it, PX_ARGS holds its overrides,
 # PX_SEEDS picks the seeds (default 1 2); seed N > 1 runs as msr-pxTAG-bN, what collect_results' seeds table pools
 msr_proxy_seeds() {
