@@ -218,8 +218,14 @@ msrproxyllm() {
 # PX_ARGS="--set keep=last" msr_proxy_folds): the released msr-action3d's recipe (msr-k-label settings + msrpool, two-way
 # as shipped) against msrlastpool's with the classifier (msr-action3d-joint's settings at the last epoch + msrpool at
 # its last epoch, three-way); one process each, ~12 min a recogniser beside the other
-msr_pxr_released() { local s; for s in 1 3 5 7 9; do msr_tune "msr-pxk-s$s-llm" "msr-pxk-s$s" --set fuse_classifier=false; done; }
-msr_pxr_candidate() { local s; for s in 1 3 5 7 9; do msr_tune "msr-px-last-s$s-llm" "msr-px-last-s$s" --set keep=last; done; }
+msr_pxr_released() {
+  local s
+  for s in 1 3 5 7 9; do msr_tune "msr-pxk-s$s-llm" "msr-pxk-s$s" --set fuse_classifier=false; done
+}
+msr_pxr_candidate() {
+  local s
+  for s in 1 3 5 7 9; do msr_tune "msr-px-last-s$s-llm" "msr-px-last-s$s" --set keep=last; done
+}
 msrproxyrelease() { msr_pxr_released & msr_pxr_candidate & wait; }
 
 # issue 15: the released recogniser's settings (nw-ucla-cpu.yaml, 4 epochs) on the cross-view proxy encoders (stage2
