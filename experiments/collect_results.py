@@ -1355,6 +1355,36 @@ def classifier_proxy_table(runs: Path) -> list[str]:
     return [*lines, ""] if len(lines) > 4 else []
 
 
+# msrproxyrelease: (label, recogniser run name pattern over the held-out subject S)
+MSR_RELEASE_RECIPES = [("A: the released `msr-action3d`'s recipe (msr-k-label settings + msrpool, two-way)",
+                        "msr-pxk-s{s}-llm"),
+                       ("B: msrlastpool's with the classifier (msr-action3d-joint's settings, last epoch + msrpool "
+                        "at its last epoch, three-way)", "msr-px-last-s{s}-llm")]
+
+
+def msr_proxy_release_table(runs: Path) -> list[str]:
+    """Issue 15: which MSR recogniser to release, compared on the proxy folds' held-out subjects (`msrproxyrelease`):
+    per fold and pooled, the recogniser's answer (fused) beside its LLM alone and its encoder's heads."""
+    rows = []
+    for label, pattern in MSR_RELEASE_RECIPES:
+        reports = [read_json(runs / pattern.format(s=s) / "report.json") for s in PROXY_SUBJECTS]
+        if any(r is None or "test_fused" not in r for r in reports):
+            continue
+        counts = [r["test"]["samples"] for r in reports]
+        cells = []
+        for key in ("test_fused", "test", "test_text", "test_ce"):
+            values = [r[key]["top1"] if key in r else None for r in reports]
+            cells.append(" / ".join(pct(v) for v in values) + (f" (pooled {pct(pooled(values, counts))})"
+                                                               if None not in values else ""))
+        rows.append(f"| {label} | {sum(counts)} | {' | '.join(cells)} |")
+    if not rows:
+        return []
+    return ["### Which MSR recogniser to release, on the cross-subject proxy (issue 15; `msrproxyrelease`: held-out "
+            "subjects 1 / 3 / 5 / 7 / 9)", "",
+            "| recipe | samples | the recogniser's answer (fused) % | LLM alone % | text head % | CE head % |",
+            "|---|---|---|---|---|---|", *rows, ""]
+
+
 def fast_rank_table(runs: Path, name: str) -> list[str]:
     """Issue 16: accuracy of `sugar predict`'s ranking speed-ups (`stage3_results.sh fastrank`), val and test."""
     lines = [f"### Ranking speed-ups on `{name}`: accuracy (`stage3_results.sh fastrank`)", "",
@@ -1474,6 +1504,7 @@ def main() -> None:
     out += proxy_weight_table(runs)
     out += classifier_table(runs)
     out += classifier_proxy_table(runs)
+    out += msr_proxy_release_table(runs)
     out += seed_means_table(runs, CLOSED_FAMILIES, "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
     out += fast_rank_table(runs, "ucla-f-joint-llm")
     out += fast_rank_table(runs, "ucla-f-joint-llm-fast")
