@@ -308,7 +308,7 @@ ceclosed() {
 }
 # the three-way weights chosen across a view instead (`sugar calibrate --on`): ceproxy's two recognisers scored on view
 # 2 with their CE scores saved, then every fj10 seed's copy and the released nw-ucla's run (released_ucla_classifier)
-# calibrated on them as copies RUN-pw (~15 min)
+# calibrated on them as copies RUN-pw (6 min measured in 2026-12-06 (13))
 ceproxyweight() {
   local p seed
   for p in ucla-vpf-joint-llm-ce ucla-vpf-s2-joint-llm-ce; do

@@ -125,20 +125,20 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
     class prototypes."""
     probs = scores(rec, tokens, actions, "rank", batch_size or rec.cfg.eval_batch_size, knowledge, rank_by, 0.0)
     out = {"llm": np.log(np.clip(probs, 1e-30, None))}
+
+    def in_chunks(head: Callable[[Sequence[torch.Tensor]], torch.Tensor]) -> np.ndarray:
+        return torch.cat([head(tokens[i:i + 256]) for i in range(0, len(tokens), 256)]).cpu().double().numpy()
+
     if rec.classifier is not None and rec.classifier.covers(actions):
-        out["ce"] = torch.cat([rec.classifier.logits(tokens[i:i + 256], actions)
-                               for i in range(0, len(tokens), 256)]).cpu().double().numpy()
+        out["ce"] = in_chunks(lambda chunk: rec.classifier.logits(chunk, actions))  # type: ignore[union-attr]
     weight, ce_weight = rec.fusion_weights(actions)
     if rec.evidence is not None:
-        logits = torch.cat([rec.evidence.logits(tokens[i:i + 256], actions, texts)
-                            for i in range(0, len(tokens), 256)])
-        out["text"] = logits.cpu().double().numpy()
-        out["fused"] = fuse(out["llm"], out["text"], weight, out.get("ce"), ce_weight).numpy()
+        out["text"] = in_chunks(lambda chunk: rec.evidence.logits(chunk, actions, texts))  # type: ignore[union-attr]
         weights = open_list_weights(weight, actions, rec.actions)
         if isinstance(weights, list):
             out["fused_open_list"] = fuse(out["llm"], out["text"], weights).numpy()
-    elif ce_weight > 0:
-        out["fused"] = fuse(out["llm"], None, 0.0, out["ce"], ce_weight).numpy()
+    if "text" in out or ce_weight > 0:  # what recognize() ranks by
+        out["fused"] = fuse(out["llm"], out.get("text"), weight, out.get("ce"), ce_weight).numpy()
     bonus = new_class_bonus(rec, actions)
     if bonus is not None:  # what recognize() answers when the recogniser has a never-seen-class bias
         out["fused_stacked"] = with_bonus(out.get("fused", out["llm"]), bonus).numpy()

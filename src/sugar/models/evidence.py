@@ -37,6 +37,14 @@ from sugar.models.text_scoring import TextScorer, check_text_score
 WEIGHT_GRID = tuple(round(0.05 * i, 2) for i in range(21))  # candidate fusion weights, 0 (LLM) .. 1 (text head)
 
 
+def mean_tokens(tokens: Sequence[torch.Tensor] | torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    """Token sequences ([T_i, d] each, or [N, T', d]) -> their means [N, d] on `linear`'s device and dtype: the input
+    of both stage-2 heads."""
+    pooled = (tokens.mean(1) if isinstance(tokens, torch.Tensor) and tokens.dim() == 3
+              else torch.stack([t.float().mean(0) for t in tokens]))
+    return pooled.to(linear.weight.device, linear.weight.dtype)
+
+
 class TextHead(nn.Module):
     """Stage 2's projection head without its training machinery: tokens -> unit vector in the text space."""
 
@@ -47,10 +55,7 @@ class TextHead(nn.Module):
 
     def forward(self, tokens: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         """Token sequences ([T_i, d] each, or [N, T', d]) -> normalised features [N, text_dim]."""
-        pooled = (tokens.mean(1) if isinstance(tokens, torch.Tensor) and tokens.dim() == 3
-                  else torch.stack([t.float().mean(0) for t in tokens]))
-        pooled = pooled.to(self.linear.weight.device, self.linear.weight.dtype)
-        return nn.functional.normalize(self.linear(pooled), dim=-1)
+        return nn.functional.normalize(self.linear(mean_tokens(tokens, self.linear)), dim=-1)
 
 
 class TextEvidence(nn.Module):
@@ -185,10 +190,7 @@ class ClassifierEvidence(nn.Module):
         missing = [a for a in actions if a not in self._index]
         if missing:
             raise ConfigError(f"the encoder's classifier was not trained on {missing[:5]}")
-        pooled = (tokens.mean(1) if isinstance(tokens, torch.Tensor) and tokens.dim() == 3
-                  else torch.stack([t.float().mean(0) for t in tokens]))
-        pooled = pooled.to(self.linear.weight.device, self.linear.weight.dtype)
-        return self.linear(pooled)[:, [self._index[a] for a in actions]]
+        return self.linear(mean_tokens(tokens, self.linear))[:, [self._index[a] for a in actions]]
 
 
 def fuse(llm_scores: torch.Tensor | np.ndarray, text_logits: torch.Tensor | np.ndarray | None,
