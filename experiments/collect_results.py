@@ -198,6 +198,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  *[(f"ucla-c1-joint-ema-fp{suffix}", f"joint, the recipe with a moving average of the weights "
                     f"(`ema_decay: 0.995`), seed {n}, test also scored every epoch (`ema_joint`)")
                    for n, suffix in enumerate(SEED_SUFFIXES, 1)],
+                 *[(f"ucla-r5-joint-fp{suffix}", f"joint, the recipe with repeat 5 (CTR-GCN's), seed {n}, last epoch, "
+                    f"test also scored every epoch (`ucla_rep5_joint`)") for n, suffix in enumerate(SEED_SUFFIXES, 1)],
                  ("ucla-f64-joint", "joint, the recipe with 64 frames per clip (`recipe_f64`)"),
                  ("ucla-f64-bone", "bone, the recipe with 64 frames per clip (`recipe_f64`)"),
                  ("ucla-f64-joint-motion", "joint motion, the recipe with 64 frames per clip (`recipe_f64`)"),
@@ -206,7 +208,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
 PROXY_SEEDS = [("ucla-vp-recipe", "CTR-GCN's data recipe"), ("ucla-vp-f64", "the recipe with 64 frames per clip"),
                ("ucla-vp-align", "the recipe with SGN view alignment (`data.align: true`)"),
                ("ucla-vp-ema", "the recipe with a moving average of the weights (`ema_decay: 0.995`)"),
-               ("ucla-vp-last", "the recipe's runs at their last epoch (`keep: last`, `viewproxy_last`)")]
+               ("ucla-vp-last", "the recipe's runs at their last epoch (`keep: last`, `viewproxy_last`)"),
+               ("ucla-vp-rep5", "the recipe with repeat 5 (CTR-GCN's), last epoch (`viewproxy_candidate`)")]
 
 
 def proxy_seeds_table(runs: Path) -> list[str]:

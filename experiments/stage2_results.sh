@@ -287,6 +287,18 @@ ema_joint() {
       --set score_test_each_epoch=true --set seed="$seed"
   done
 }
+# issue 14: CTR-GCN's repeat 5 (each training sample 5 times per epoch, 325 views in all) at the last epoch. First on
+# the view proxy (VP_TAG=-rep5 VP_ARGS="--set data.repeat=5" viewproxy_candidate, ~40 min a run beside another);
+# then, as that proxy decided (session 2026-12-07, rules R1), the full cross-view joint over R5_SEEDS (one process
+# each, side by side on two cores; ~1.5-2 h a run), test also scored every epoch (the field's number, never read for
+# choices)
+ucla_rep5_joint() {
+  local seed
+  for seed in ${R5_SEEDS:-1 2}; do
+    field_run "ucla-r5-joint-fp$(seed_suffix "$seed")" "${CTRGCN_UCLA[@]}" --set data.repeat=5 \
+      --set score_test_each_epoch=true --set seed="$seed"
+  done
+}
 # issue 14: a finished run re-exported at its last epoch (keep: last) instead of its best val epoch, as a copy DST
 # (the original stays as it is); no training: ~15 s plus the test scoring. A small val part saturates early (MSR's
 # 20-33 samples reach 100 % at lr 0.1, and ties keep the first epoch reaching it)
