@@ -110,6 +110,10 @@ def test_choose_weights_gives_the_classifier_its_share_only_where_it_helps() -> 
     (w, v), table = choose_weights([(noise[0], right, y, None)])  # no classifier scores: the two-way grid
     assert v == 0.0 and len(table) == 21 and "ce_weight" not in table[0]
     assert w == choose_weight(noise[0], right, y)[0]
+    (w, v), table = choose_weights([(noise[0], None, y, right)])  # a loss: ce encoder: the classifier's weight only
+    assert w == 0.0 and v > 0.5 and len(table) == 21 and {r["weight"] for r in table} == {0.0}
+    with pytest.raises(ConfigError, match="text head or its classifier"):
+        choose_weights([(noise[0], None, y, None)])
 
 
 def test_classifier_evidence_keeps_the_trained_rows_and_ranks_any_order_of_them(tmp_path) -> None:

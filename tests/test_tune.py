@@ -228,6 +228,30 @@ def test_tune_fuses_the_encoders_classifier_too_and_saves_its_weight(llm_cfg, tm
     assert load_recognizer(tmp_path / "off", with_encoder=False).classifier is None
 
 
+def test_tune_on_an_encoder_with_only_a_classifier_fuses_it(llm_cfg, tmp_path, monkeypatch) -> None:
+    """An encoder trained with loss: ce (CTR-GCN's own objective) has no text head: the recogniser still fuses its
+    classifier, at a weight chosen on val, saved with its calibration and reloaded; `sugar calibrate` redoes it."""
+    from sugar.training import instruct
+    from sugar.training.instruct import refinish
+
+    _with_text_head(monkeypatch)
+    monkeypatch.setattr(instruct, "encoder_evidence", lambda run, device="cpu": (None, _classifier()))
+    cfg = replace(llm_cfg, encoder_run="stage2-run", epochs=1, features="feats")
+    report = tune(cfg, tmp_path / "run", progress=False, data=_data())
+    assert report["fusion"]["weight"] == 0.0 and report["fusion"]["ce_weight"] > 0
+    assert report["test_ce"]["top1"] == 1.0 and report["test_fused"]["top1"] == 1.0 and "test_text" not in report
+    rec = load_recognizer(tmp_path / "run", with_encoder=False)
+    assert rec.evidence is None and rec.ce_weight == report["fusion"]["ce_weight"]
+    assert rec.fusion_calibration["samples"] == 8 and len(rec.fusion_calibration["table"]) == 21
+    tokens = [torch.randn(6, 16) for _ in range(3)]
+    assert all(r["fusion_ce"] == rec.ce_weight for r in rec.recognize(tokens, describe=False))
+    assert rec.fusion_weights([*CLASSES[:2], "juggle"]) == (0.0, 0.0)  # a list it cannot score: the LLM alone
+    monkeypatch.setattr(instruct, "features_data", lambda cfg: _data())
+    monkeypatch.setattr(instruct, "load_recognizer", lambda folder: load_recognizer(folder, with_encoder=False))
+    again = refinish(tmp_path / "run")
+    assert again["fusion"]["ce_weight"] == report["fusion"]["ce_weight"]
+
+
 def test_calibrate_on_proxies_saves_their_weight_and_rescores_test(llm_cfg, tmp_path, monkeypatch) -> None:
     """`sugar calibrate RUN --on PROXY...`: the weight chosen on the proxies' saved scores replaces the val-chosen
     one in the saved recogniser, test is scored again at it, and the report keeps the val choice it replaced."""

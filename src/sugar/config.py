@@ -165,7 +165,8 @@ class TuneConfig:
     decode: str = "rank"  # rank | generate (used for validation/test)
     rank_by: str = "label"  # rank mode scores "label." | "answer": "label. description" (from the knowledge)
     # rank mode: fuse the encoder's CE classifier too (lists of its classes), its weight chosen on validation with the
-    # text head's (sugar.models.evidence); false = the LLM and the text head only
+    # text head's (sugar.models.evidence; an encoder trained with loss: ce has only this one); false = the LLM and the
+    # text head only
     fuse_classifier: bool = True
     eval_batch_size: int = 32
     checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0 = once per epoch)

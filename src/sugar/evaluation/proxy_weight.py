@@ -26,17 +26,18 @@ WHOLE = "all"  # the view `sugar evaluate` gives a run's whole list (with held-o
 
 def saved_evidence(run: Path, split: str, view: str = WHOLE) -> dict[str, Any]:
     """The LLM's, the text head's and (when saved: a recogniser with its encoder's classifier) the CE classifier's
-    scores of `run` on one view of `split` (what `sugar evaluate` wrote); "ce" is None without them."""
+    scores of `run` on one view of `split` (what `sugar evaluate` wrote); "text" / "ce" are None without them."""
     folder = evaluation_dir(resolve_run(run)) / split
-    llm, text = (load_scores(folder / f"scores-{kind}-{view}.npz") for kind in ("llm", "text"))
-    ce_path = folder / f"scores-ce-{view}.npz"
-    ce = load_scores(ce_path) if ce_path.is_file() else None
+    llm = load_scores(folder / f"scores-llm-{view}.npz")
+    text, ce = (load_scores(path) if (path := folder / f"scores-{kind}-{view}.npz").is_file() else None
+                for kind in ("text", "ce"))
     for other in (text, ce):
         if other is not None and (list(llm["classes"]) != list(other["classes"])
                                   or list(llm["names"]) != list(other["names"])):
             raise ConfigError(f"{folder}: the saved scores of the LLM and the encoder's heads cover different "
                               "samples")
-    return {"llm": llm["logits"], "text": text["logits"], "ce": None if ce is None else ce["logits"],
+    return {"llm": llm["logits"], "text": None if text is None else text["logits"],
+            "ce": None if ce is None else ce["logits"],
             "labels": llm["labels"], "classes": [str(c) for c in llm["classes"]]}
 
 

@@ -212,14 +212,18 @@ def load_encoder_data(encoder_run: str | Path) -> str:
 
 
 def calibrate(rec: Recognizer, tokens: Sequence[torch.Tensor], labels: np.ndarray, actions: list[str],
-              evidence: TextEvidence, split: str = "val", classifier: ClassifierEvidence | None = None
+              evidence: TextEvidence | None, split: str = "val", classifier: ClassifierEvidence | None = None
               ) -> dict[str, Any]:
     """Attach `evidence` (and `classifier`, when given and able to score `actions`) to `rec` with the fusion
-    weights that are best on these (validation) samples."""
+    weights that are best on these (validation) samples; without a text head (an encoder trained with loss: ce)
+    only the classifier's weight is chosen."""
     rec.attach_evidence(evidence, 0.0)
     rec.attach_classifier(classifier if classifier is not None and classifier.covers(actions) else None, 0.0)
+    if rec.evidence is None and rec.classifier is None:
+        raise SugarError("nothing to fuse with the LLM: the encoder has no text head and no classifier for this "
+                         "list")
     by_kind = evidence_scores(rec, tokens, actions)
-    (weight, ce_weight), table = choose_weights([(by_kind["llm"], by_kind["text"], labels, by_kind.get("ce"))])
+    (weight, ce_weight), table = choose_weights([(by_kind["llm"], by_kind.get("text"), labels, by_kind.get("ce"))])
     rec.attach_evidence(evidence, weight)
     rec.attach_classifier(rec.classifier, ce_weight)
     rec.fusion_calibration = {"split": split, "samples": len(labels), "weight": weight, "table": table}

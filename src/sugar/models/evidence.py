@@ -19,6 +19,8 @@ The encoder's CE classifier (`ClassifierEvidence`) can be a third opinion on lis
 
 (w, v) chosen together on validation over the simplex (`choose_weights`). On a list with a class the classifier
 never learnt, v is dropped and w rescaled to w / (1 - v), so the LLM and the text head keep their proportion.
+An encoder trained with the classifier alone (loss: ce, CTR-GCN's own objective) has no text head: w = 0 and only
+v is chosen; on lists it cannot score the LLM ranks alone.
 """
 
 from __future__ import annotations
@@ -264,10 +266,11 @@ def choose_weight_pooled(sets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray
     return weight, table
 
 
-def choose_weights(sets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
+def choose_weights(sets: Sequence[tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]],
                    grid: Sequence[float] = WEIGHT_GRID) -> tuple[tuple[float, float], list[dict[str, float]]]:
-    """The text head's and the classifier's weights (w, v) best on the pooled samples of (LLM scores, text logits,
-    labels, CE logits or None) sets: every grid pair with w + v <= 1 when each set has CE logits, else v = 0.
+    """The text head's and the classifier's weights (w, v) best on the pooled samples of (LLM scores, text logits
+    or None, labels, CE logits or None) sets: every grid pair with w + v <= 1 when each set has both heads' logits;
+    v = 0 when a set lacks CE logits, w = 0 when one lacks text logits (an encoder trained with loss: ce).
     Ties go to the lower log-loss, then to the smaller v (the classifier only where it adds), then to w nearest 0.5.
 
     Returns (w, v) and the whole table (weight, [ce_weight,] top1, nll) for the record."""
@@ -275,13 +278,18 @@ def choose_weights(sets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     total = sum(len(y) for y in ys)
     if total == 0:
         raise ConfigError("no validation samples to choose the fusion weight on")
+    with_text = all(text is not None for _, text, *_ in sets)
     with_ce = all(ce is not None for *_, ce in sets)
-    pairs = [(w, v) for w in grid for v in (grid if with_ce else (0.0,)) if w + v <= 1.0 + 1e-9]
+    if not (with_text or with_ce):
+        raise ConfigError("choosing fusion weights needs the encoder's text head or its classifier scores")
+    pairs = [(w, v) for w in (grid if with_text else (0.0,)) for v in (grid if with_ce else (0.0,))
+             if w + v <= 1.0 + 1e-9]
     table = []
     for w, v in pairs:
         correct = loss = 0.0
         for (llm_scores, text_logits, _, ce_logits), y in zip(sets, ys, strict=True):
-            logp = fuse(llm_scores, text_logits, float(w), ce_logits if with_ce else None, float(v))
+            logp = fuse(llm_scores, text_logits if with_text else None, float(w), ce_logits if with_ce else None,
+                        float(v))
             correct += float((logp.argmax(-1) == y).double().sum())
             loss += float(-logp[torch.arange(len(y)), y].sum())
         row = {"weight": float(w), **({"ce_weight": float(v)} if with_ce else {})}

@@ -56,6 +56,8 @@ def save_recognizer(rec: Recognizer, folder: str | Path) -> None:
         atomic_save_safetensors({k: v.contiguous().cpu() for k, v in rec.classifier.tensors().items()},
                                 folder / CLASSIFIER_FILE)
         meta["classifier"] = {**rec.classifier.describe(), "weight": rec.ce_weight}
+        if rec.evidence is None:  # a classifier-only fusion (loss: ce encoder) keeps its calibration here
+            meta["classifier"]["calibration"] = rec.fusion_calibration
     if rec.new_class_bias:
         meta["new_class_bias"] = {"bias": rec.new_class_bias, "calibration": rec.new_class_calibration}
     if rec.encoder is not None and rec.processor is not None:
@@ -104,6 +106,8 @@ def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with
     if classifier and (folder / CLASSIFIER_FILE).is_file():
         rec.attach_classifier(ClassifierEvidence.from_saved(classifier, load_file(str(folder / CLASSIFIER_FILE))),
                               float(classifier.get("weight", 0.0)))
+        if rec.evidence is None:
+            rec.fusion_calibration = classifier.get("calibration") or {}
     stacking = meta.get("new_class_bias") or {}
     rec.new_class_bias = float(stacking.get("bias", 0.0))
     rec.new_class_calibration = stacking.get("calibration") or {}

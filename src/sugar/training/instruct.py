@@ -349,7 +349,7 @@ def finish_report(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData,
                               "excluded": [data.classes[i] for i in unseen]}
     rec.attach_classifier(None)
     if calibration is not None:
-        if evidence is None:
+        if evidence is None and (classifier is None or float(calibration["weight"]) > 0):
             raise SugarError(f"{run.path}: its encoder has no text head, so there is no fusion weight to set")
         rec.attach_evidence(evidence, float(calibration["weight"]))
         if float(calibration.get("ce_weight", 0.0)) > 0:
@@ -358,11 +358,11 @@ def finish_report(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData,
                                  "does not fuse (no CE head, or fuse_classifier: false)")
             rec.attach_classifier(classifier, float(calibration["ce_weight"]))
         rec.fusion_calibration = calibration
-    elif evidence is not None and "val" in data.splits:
+    elif (evidence is not None or classifier is not None) and "val" in data.splits:
         tokens, y = split_tokens(rec, data.splits, data.labels, "val", seen, cfg.max_eval_samples)
         if len(y):
             calibrate(rec, tokens, y, actions, evidence, classifier=classifier)
-    if rec.evidence is not None and rec.fusion_calibration:
+    if (rec.evidence is not None or rec.classifier is not None) and rec.fusion_calibration:
         report["fusion"] = {k: v for k, v in rec.fusion_calibration.items() if k != "table"}
     save_recognizer(rec, run.path)
     if "test" in data.splits:
