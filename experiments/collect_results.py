@@ -1329,6 +1329,34 @@ def classifier_table(runs: Path) -> list[str]:
     return [*lines, ""] if len(lines) > 4 else []
 
 
+ENCODER_SEED_RECOGNISERS = [("1 (the released `nw-ucla-field-joint`)", "ucla-fj10-llm-e4"),
+                            ("2 (`ucla-jl-s2`)", "ucla-jl-s2-llm-e4"), ("3 (`ucla-jl-s3`)", "ucla-jl-s3-llm-e4")]
+
+
+def encoder_seeds_table(runs: Path) -> list[str]:
+    """Issue 15: the closed-set comparison over encoder seeds (`ucla_encoder_seeds`): each NW-UCLA recipe joint's
+    recogniser (three-way, weights chosen on val) beside that encoder's own heads, and the means."""
+    lines = ["### NW-UCLA closed set over encoder seeds: each recipe joint's recogniser beside its own encoder's heads "
+             "(issue 15; `stage3_results.sh ucla_encoder_seeds`; weights chosen on val)", "",
+             "| encoder seed | recogniser | test samples | weights w (text) / v (CE) | LLM alone % | text head % | "
+             "CE head % | the recogniser's answer (fused) % |", "|---|---|---|---|---|---|---|---|"]
+    found = []
+    for seed, name in ENCODER_SEED_RECOGNISERS:
+        r = read_json(runs / name / "report.json")
+        if r is None or "test_fused" not in r or "test_ce" not in r:
+            continue
+        found.append(r)
+        fusion = r["fusion"]
+        lines.append(f"| {seed} | `{name}` | {r['test']['samples']} | {fusion['weight']:.2f} / "
+                     f"{fusion.get('ce_weight', 0.0):.2f} | "
+                     + " | ".join(pct(r[k]["top1"]) for k in ("test", "test_text", "test_ce", "test_fused")) + " |")
+    if len(found) > 1:
+        lines.append(f"| **mean of {len(found)}** | | | | "
+                     + " | ".join(f"**{pct(float(np.mean([r[k]['top1'] for r in found])))}**"
+                                  for k in ("test", "test_text", "test_ce", "test_fused")) + " |")
+    return [*lines, ""] if found else []
+
+
 # ceproxyweight: three-way recognisers (RUN-ce) calibrated again on the view proxies (RUN-ce-pw)
 CLASSIFIER_PROXY_FAMILIES = [("NW-UCLA on the (10) joint, seeds 1 / 2 / 3", [f"ucla-fj10-llm-e4{s}-ce"
                                                                               for s in SEED_SUFFIXES]),
@@ -1507,6 +1535,7 @@ def main() -> None:
     out += proxy_weight_table(runs)
     out += classifier_table(runs)
     out += classifier_proxy_table(runs)
+    out += encoder_seeds_table(runs)
     out += msr_proxy_release_table(runs)
     out += seed_means_table(runs, CLOSED_FAMILIES, "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
     out += fast_rank_table(runs, "ucla-f-joint-llm")

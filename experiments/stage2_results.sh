@@ -299,6 +299,14 @@ ucla_rep5_joint() {
       --set score_test_each_epoch=true --set seed="$seed"
   done
 }
+# issue 15: the recipe joint's seeds 2 and 3 trained again with the field config (keep: last; the same training as
+# recipe_fp's ucla-c1-joint-fp-s2/-s3, whose last epochs gave 90.1 / 90.7 and 87.9 / 87.9), as encoders for the
+# closed-set comparison over encoder seeds (stage3 ucla_encoder_seeds; seed 1 is the released nw-ucla-field-joint).
+# JS_SEEDS picks seeds (one list per process); ~36 min a run on one core
+ucla_joint_seeds() {
+  local seed
+  for seed in ${JS_SEEDS:-2 3}; do field_run "ucla-jl$(seed_suffix "$seed")" "${CTRGCN_UCLA[@]}" --set seed="$seed"; done
+}
 # issue 14: a finished run re-exported at its last epoch (keep: last) instead of its best val epoch, as a copy DST
 # (the original stays as it is); no training: ~15 s plus the test scoring. A small val part saturates early (MSR's
 # 20-33 samples reach 100 % at lr 0.1, and ties keep the first epoch reaching it)

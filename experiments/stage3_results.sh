@@ -174,6 +174,17 @@ fj10closed() {
   three_seeds nw-ucla-field-joint ucla_closed "$stem" 4
   for seed in 1 2 3; do ce_fuse "$stem$(seed_suffix "$seed")" nw-ucla-field-joint; done
 }
+# issue 15: the closed-set comparison over encoder seeds, not one encoder: fj10closed's recogniser recipe (4 epochs,
+# LLM seed 1, three-way at val weights) on each of the recipe joint's seeds, beside that encoder's own CE head. Seed 1
+# is the released nw-ucla-field-joint (fj10closed's seed-1 run again); seeds 2 and 3 are stage2 ucla_joint_seeds'
+# ucla-jl-s2 / -s3. ENC_SEEDS picks encoder seeds (one list per process); ~22 min a run on one quiet core
+ucla_encoder_seeds() {
+  local seed
+  for seed in ${ENC_SEEDS:-1 2 3}; do
+    if [[ $seed == 1 ]]; then ucla_closed 1 ucla-fj10-llm-e4 4
+    else E_REL=4 tune_and_test "ucla-jl-s$seed-llm-e4" "ucla-jl-s$seed" --set seed=1; fi
+  done
+}
 msrlsmooth() { three_seeds msr-f-label msr_closed "msr-f-label-llm-e${E_MSR3:-8}-pool-ls" --set label_smoothing=0.1; }
 
 # issue 15: the closed-set recognisers of epochs4 and msrfpool again with other seeds (SEEDS3, default "2 3"), so the
