@@ -137,12 +137,14 @@ field_run() {  # name [args ...]: a configs/pretrain/nw-ucla-field-cpu.yaml run,
   evaluate "$name" --no-tsne
 }
 # CTR-GCN's own NW-UCLA data recipe on the field schedule: random sorted frames, rotation +-60 degrees about x and y,
-# scale 0.5-1.5, per-sequence min-max to [-1, 1], no view alignment (the field config's settings since 2026-12-04 (6))
+# scale 0.5-1.5, per-sequence min-max to [-1, 1], no view alignment (the field config's settings since 2026-12-04 (6)),
+# each sample once per epoch (repeat 1: every run named here before 2026-12-07; the field config has CTR-GCN's repeat
+# 5 since, which ucla_rep5_joint and the -rep5 proxy runs set)
 CTRGCN_UCLA=(--set data.sampling=random --set data.normalize=minmax --set data.align=false --set data.rotate_axes=xy
-             --set data.random_rotate=1.0472 --set "data.random_scale=[0.5,1.5]")
+             --set data.random_rotate=1.0472 --set "data.random_scale=[0.5,1.5]" --set data.repeat=1)
 # the field config's data settings before it took the recipe (what the ucla-f-* and ucla-p-joint runs were trained with)
 FIELD_BEFORE=(--set data.sampling=crop --set data.normalize=none --set data.align=true --set data.rotate_axes=xyz
-              --set data.random_rotate=0.3 --set "data.random_scale=[1.0,1.0]")
+              --set data.random_rotate=0.3 --set "data.random_scale=[1.0,1.0]" --set data.repeat=1)
 field_stream() { field_run "ucla-f-${1//_/-}" "${FIELD_BEFORE[@]}" --set data.stream="$1"; }  # the released streams
 # issue 14's next lever: the paper's (CTR-GCN) widths at the field schedule, joints (resumable)
 run:ucla-p-joint() { field_run ucla-p-joint "${FIELD_BEFORE[@]}" --set model.preset=paper; }
