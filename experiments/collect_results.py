@@ -282,7 +282,9 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                              "(`released_field`)"),
                ("ucla-f64", "the recipe with 64 frames per clip (`fuse_f64`)"),
                ("ucla-f64c5", "the recipe with 64 frames per clip, 5 clips per sample (`fuse_f64`)"),
-               ("ucla-frl", "the recipe, every stream at its last epoch (`keep: last`, `recipe_last_field`)")]
+               ("ucla-frl", "the recipe, every stream at its last epoch (`keep: last`, `recipe_last_field`)"),
+               ("ucla-frj5", "the four released streams with the repeat-5 joint (2026-12-07), fp16 "
+                             "(`release_rep5_joint`)")]
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
                ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion"),

@@ -309,6 +309,17 @@ ucla_joint_seeds() {
   local seed
   for seed in ${JS_SEEDS:-2 3}; do field_run "ucla-jl$(seed_suffix "$seed")" "${CTRGCN_UCLA[@]}" --set seed="$seed"; done
 }
+# ... and its seed 1 released as nw-ucla-field-joint in place of the repeat-1 joint (rules R3 of 2026-12-07: seed 1
+# of the config's recipe, as before), then the released four streams fused again as released_field does (plain sum)
+release_rep5_joint() {
+  $PY -m sugar.cli models release "$OUT/ucla-r5-joint-fp" nw-ucla-field-joint --command "bash experiments/stage2_results.sh \
+ucla_rep5_joint release_rep5_joint (configs/pretrain/nw-ucla-field-cpu.yaml: CTR-GCN's data recipe with repeat 5, \
+data.stream=joint, seed 1, the last epoch kept; repeat 5 adopted on the cross-view proxy, docs/RESULTS.md 2026-12-07; \
+the four NW-UCLA streams fused by sugar fuse --weights equal, the plain sum chosen on the cross-view proxy in \
+2026-12-06 (12))" >> "$OUT/logs/release-rep5-joint.log" 2>&1
+  echo "$(date -u +%H:%M:%S) released nw-ucla-field-joint from ucla-r5-joint-fp"
+  fuse_streams ucla-frj5 "${UCLA_RELEASED[@]}"
+}
 # issue 14: a finished run re-exported at its last epoch (keep: last) instead of its best val epoch, as a copy DST
 # (the original stays as it is); no training: ~15 s plus the test scoring. A small val part saturates early (MSR's
 # 20-33 samples reach 100 % at lr 0.1, and ties keep the first epoch reaching it)
