@@ -168,7 +168,8 @@ msrlastpool() {
 }
 # issue 15: epochs4's recogniser (nw-ucla-cpu.yaml: 4 epochs, keep last) retuned on the released joint as replaced
 # in 2026-12-06 (10) (its CE head, 92.0 on test, is the bar), seeds 1-3 at once, each fused with the encoder's CE head.
-# New names: ucla-fj-llm-e4* were tuned on the joint released before (10)
+# New names: ucla-fj-llm-e4* were tuned on the joint released before (10). Since 2026-12-07 nw-ucla-field-joint is the
+# repeat-5 joint: to rerun these on the (10) joint, restore that folder from git 6b42411 into $OUT first
 fj10closed() {
   local seed stem=ucla-fj10-llm-e4
   three_seeds nw-ucla-field-joint ucla_closed "$stem" 4
@@ -176,8 +177,9 @@ fj10closed() {
 }
 # issue 15: the closed-set comparison over encoder seeds, not one encoder: fj10closed's recogniser recipe (4 epochs,
 # LLM seed 1, three-way at val weights) on each of the recipe joint's seeds, beside that encoder's own CE head. Seed 1
-# is the released nw-ucla-field-joint (fj10closed's seed-1 run again); seeds 2 and 3 are stage2 ucla_joint_seeds'
-# ucla-jl-s2 / -s3. ENC_SEEDS picks encoder seeds (one list per process); ~22 min a run on one quiet core
+# is the repeat-1 nw-ucla-field-joint (fj10closed's seed-1 run again; released until 2026-12-07, in git at 6b42411:
+# src/sugar/released/nw-ucla-field-joint); seeds 2 and 3 are stage2 ucla_joint_seeds' ucla-jl-s2 / -s3. ENC_SEEDS
+# picks encoder seeds (one list per process); ~22 min a run on one quiet core
 ucla_encoder_seeds() {
   local seed
   for seed in ${ENC_SEEDS:-1 2 3}; do
