@@ -209,6 +209,7 @@ PROXY_SEEDS = [("ucla-vp-recipe", "CTR-GCN's data recipe"), ("ucla-vp-f64", "the
                ("ucla-vp-align", "the recipe with SGN view alignment (`data.align: true`)"),
                ("ucla-vp-ema", "the recipe with a moving average of the weights (`ema_decay: 0.995`)"),
                ("ucla-vp-last", "the recipe's runs at their last epoch (`keep: last`, `viewproxy_last`)"),
+               ("ucla-vp-rep1", "the recipe (repeat 1), last epoch, rerun on an AMD EPYC (`viewproxy_candidate`)"),
                ("ucla-vp-rep5", "the recipe with repeat 5 (CTR-GCN's), last epoch (`viewproxy_candidate`)")]
 
 
