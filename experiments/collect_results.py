@@ -184,6 +184,9 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                  ("ucla-vp-rep2", "view proxy, the recipe with repeat 2 (`viewproxy2`)"),
                  ("ucla-vp-scale", "view proxy, the recipe scaling by 0.3-1.7 (`viewproxy3`)"),
                  ("ucla-vp-f64", "view proxy, the recipe with 64 frames per clip (`viewproxy3`)"),
+                 *[(f"ucla-vp-rep{r}{suffix}", f"view proxy, the recipe with repeat {r}, seed {n}, last epoch "
+                    f"(`viewproxy_candidate`, 2026-12-07)")
+                   for r in (1, 5) for n, suffix in enumerate(SEED_SUFFIXES, 1)],
                  ("ucla-pr-joint-fp", "joint, `paper` preset with the recipe, test also scored every epoch "
                                       "(`field_protocol`)"),
                  ("ucla-c1-joint-fp", "joint, the recipe, test also scored every epoch (`field_protocol`)"),
