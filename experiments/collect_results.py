@@ -203,6 +203,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                    for n, suffix in enumerate(SEED_SUFFIXES, 1)],
                  *[(f"ucla-r5-joint-fp{suffix}", f"joint, the recipe with repeat 5 (CTR-GCN's), seed {n}, last epoch, "
                     f"test also scored every epoch (`ucla_rep5_joint`)") for n, suffix in enumerate(SEED_SUFFIXES, 1)],
+                 *[(f"ucla-r5-{s}", f"{s.replace('-', ' ')}, the recipe with repeat 5, seed 1, last epoch "
+                    f"(`ucla_rep5_streams`)") for s in ("bone", "joint-motion", "bone-motion")],
                  ("ucla-f64-joint", "joint, the recipe with 64 frames per clip (`recipe_f64`)"),
                  ("ucla-f64-bone", "bone, the recipe with 64 frames per clip (`recipe_f64`)"),
                  ("ucla-f64-joint-motion", "joint motion, the recipe with 64 frames per clip (`recipe_f64`)"),
@@ -288,7 +290,8 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                ("ucla-f64c5", "the recipe with 64 frames per clip, 5 clips per sample (`fuse_f64`)"),
                ("ucla-frl", "the recipe, every stream at its last epoch (`keep: last`, `recipe_last_field`)"),
                ("ucla-frj5", "the four released streams with the repeat-5 joint (2026-12-07), fp16 "
-                             "(`release_rep5_joint`)")]
+                             "(`release_rep5_joint`)"),
+               ("ucla-fr5", "the recipe with repeat 5, all four streams (`ucla_rep5_streams ucla_rep5_fuse`)")]
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
                ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion"),

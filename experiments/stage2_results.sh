@@ -309,6 +309,16 @@ ucla_joint_seeds() {
   local seed
   for seed in ${JS_SEEDS:-2 3}; do field_run "ucla-jl$(seed_suffix "$seed")" "${CTRGCN_UCLA[@]}" --set seed="$seed"; done
 }
+# issue 14, next: the other three streams with repeat 5 (seed 1, keep: last, as the field config trains them; ~1.5-2 h
+# a stream on one core, so R5S_STREAMS splits them over two processes), fused with ucla-r5-joint-fp by the plain sum
+# (NW-UCLA's rule since 2026-12-06 (12)) and with val-chosen weights beside, as ucla-fr5
+ucla_rep5_streams() {
+  local stream
+  for stream in ${R5S_STREAMS:-bone joint_motion bone_motion}; do
+    field_run "ucla-r5-${stream//_/-}" "${CTRGCN_UCLA[@]}" --set data.repeat=5 --set data.stream="$stream"
+  done
+}
+ucla_rep5_fuse() { fuse_streams ucla-fr5 ucla-r5-joint-fp ucla-r5-bone ucla-r5-joint-motion ucla-r5-bone-motion; }
 # ... and its seed 1 released as nw-ucla-field-joint in place of the repeat-1 joint (rules R3 of 2026-12-07: seed 1
 # of the config's recipe, as before), then the released four streams fused again as released_field does (plain sum)
 release_rep5_joint() {
