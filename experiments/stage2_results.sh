@@ -273,52 +273,29 @@ ucla_proxy_both() {  # the view proxy's four streams of VPF_SEEDS (default 1 2),
 # the best of those scores; these runs repeat the recipe's joint streams (same seed and settings as ucla-pr-joint and
 # ucla-c1-joint) with the test view also scored every epoch, logged apart and never read for selection
 run:ucla-pr-joint-fp() { field_run ucla-pr-joint-fp "${CTRGCN_UCLA[@]}" --set model.preset=paper --set score_test_each_epoch=true; }
-recipe_fp() {  # seed: the cpu-preset recipe joint, test also scored every epoch
-  field_run "ucla-c1-joint-fp$(seed_suffix "$1")" "${CTRGCN_UCLA[@]}" --set score_test_each_epoch=true --set seed="$1"
-}
+recipe_fp() { recipe_seeds ucla-c1-joint-fp "$1" --set score_test_each_epoch=true; }  # seed: test also every epoch
 field_protocol() {  # and over seeds 1-3: how far one run's test top-1 moves with the seed alone
   run:ucla-pr-joint-fp & { recipe_fp 1; recipe_fp 3; } & recipe_fp 2 & wait
 }
+# the recipe's joint as STEM (seed 1) / STEM-sN for each of SEEDS, with ARGS on top (one process per call: give each
+# its own seeds to run them side by side on two cores)
+recipe_seeds() {  # stem "seeds" [args ...]
+  local stem=$1 seeds=$2 seed; shift 2
+  for seed in $seeds; do field_run "$stem$(seed_suffix "$seed")" "${CTRGCN_UCLA[@]}" "$@" --set seed="$seed"; done
+}
 # issue 14: the released joint's recipe with a moving average of the weights (ema_decay 0.995, the candidate the
 # proxies screened) over seeds 1-3, beside recipe_fp's seeds; test also scored every epoch (never read for choices).
-# EMA_SEEDS picks seeds (one process each, run them side by side on two cores); ~30 min a run on one quiet core
+# EMA_SEEDS picks seeds; ~30 min a run on one quiet core
 ema_joint() {
-  local seed
-  for seed in ${EMA_SEEDS:-1 2 3}; do
-    field_run "ucla-c1-joint-ema-fp$(seed_suffix "$seed")" "${CTRGCN_UCLA[@]}" --set ema_decay=0.995 \
-      --set score_test_each_epoch=true --set seed="$seed"
-  done
+  recipe_seeds ucla-c1-joint-ema-fp "${EMA_SEEDS:-1 2 3}" --set ema_decay=0.995 --set score_test_each_epoch=true
 }
 # issue 14: CTR-GCN's repeat 5 (each training sample 5 times per epoch, 325 views in all) at the last epoch. First on
-# the view proxy (VP_TAG=-rep5 VP_ARGS="--set data.repeat=5" viewproxy_candidate, ~40 min a run beside another);
-# then, as that proxy decided (session 2026-12-07, rules R1), the full cross-view joint over R5_SEEDS (one process
-# each, side by side on two cores; ~1.5-2 h a run), test also scored every epoch (the field's number, never read for
-# choices)
+# the view proxy (VP_TAG=-rep5 VP_ARGS="--set data.repeat=5" viewproxy_candidate, ~45 min a run beside another);
+# then, as that proxy decided (session 2026-12-07, rules R1), the full cross-view joint over R5_SEEDS (~105 min a run
+# beside another), test also scored every epoch (the field's number, never read for choices)
 ucla_rep5_joint() {
-  local seed
-  for seed in ${R5_SEEDS:-1 2}; do
-    field_run "ucla-r5-joint-fp$(seed_suffix "$seed")" "${CTRGCN_UCLA[@]}" --set data.repeat=5 \
-      --set score_test_each_epoch=true --set seed="$seed"
-  done
+  recipe_seeds ucla-r5-joint-fp "${R5_SEEDS:-1 2}" --set data.repeat=5 --set score_test_each_epoch=true
 }
-# issue 15: the recipe joint's seeds 2 and 3 trained again with the field config (keep: last; the same training as
-# recipe_fp's ucla-c1-joint-fp-s2/-s3, whose last epochs gave 90.1 / 90.7 and 87.9 / 87.9), as encoders for the
-# closed-set comparison over encoder seeds (stage3 ucla_encoder_seeds; seed 1 is the released nw-ucla-field-joint).
-# JS_SEEDS picks seeds (one list per process); ~36 min a run on one core
-ucla_joint_seeds() {
-  local seed
-  for seed in ${JS_SEEDS:-2 3}; do field_run "ucla-jl$(seed_suffix "$seed")" "${CTRGCN_UCLA[@]}" --set seed="$seed"; done
-}
-# issue 14, next: the other three streams with repeat 5 (seed 1, keep: last, as the field config trains them; ~1.5-2 h
-# a stream on one core, so R5S_STREAMS splits them over two processes), fused with ucla-r5-joint-fp by the plain sum
-# (NW-UCLA's rule since 2026-12-06 (12)) and with val-chosen weights beside, as ucla-fr5
-ucla_rep5_streams() {
-  local stream
-  for stream in ${R5S_STREAMS:-bone joint_motion bone_motion}; do
-    field_run "ucla-r5-${stream//_/-}" "${CTRGCN_UCLA[@]}" --set data.repeat=5 --set data.stream="$stream"
-  done
-}
-ucla_rep5_fuse() { fuse_streams ucla-fr5 ucla-r5-joint-fp ucla-r5-bone ucla-r5-joint-motion ucla-r5-bone-motion; }
 # ... and its seed 1 released as nw-ucla-field-joint in place of the repeat-1 joint (rules R3 of 2026-12-07: seed 1
 # of the config's recipe, as before), then the released four streams fused again as released_field does (plain sum)
 release_rep5_joint() {
@@ -330,6 +307,21 @@ the four NW-UCLA streams fused by sugar fuse --weights equal, the plain sum chos
   echo "$(date -u +%H:%M:%S) released nw-ucla-field-joint from ucla-r5-joint-fp"
   fuse_streams ucla-frj5 "${UCLA_RELEASED[@]}"
 }
+# issue 14, next: the other three streams with repeat 5 (seed 1, keep: last, as the field config trains them; ~1.5-2 h
+# a stream on one core, so R5S_STREAMS splits them over two processes), fused with ucla-r5-joint-fp by the plain sum
+# (NW-UCLA's rule since 2026-12-06 (12)) and with val-chosen weights beside, as ucla-fr5
+ucla_rep5_streams() {
+  local stream
+  for stream in ${R5S_STREAMS:-bone joint_motion bone_motion}; do
+    field_run "ucla-r5-${stream//_/-}" "${CTRGCN_UCLA[@]}" --set data.repeat=5 --set data.stream="$stream"
+  done
+}
+ucla_rep5_fuse() { fuse_streams ucla-fr5 ucla-r5-joint-fp ucla-r5-bone ucla-r5-joint-motion ucla-r5-bone-motion; }
+# issue 15: the recipe joint's seeds 2 and 3 trained again (repeat 1 as CTRGCN_UCLA pins it, keep: last: the same
+# training as recipe_fp's ucla-c1-joint-fp-s2/-s3, whose last epochs gave 90.1 / 90.7 and 87.9 / 87.9), as encoders
+# for the closed-set comparison over encoder seeds (stage3 ucla_encoder_seeds; seed 1 is the repeat-1 joint released
+# until 2026-12-07). JS_SEEDS picks seeds; ~36 min a run on one core
+ucla_joint_seeds() { recipe_seeds ucla-jl "${JS_SEEDS:-2 3}"; }
 # issue 14: a finished run re-exported at its last epoch (keep: last) instead of its best val epoch, as a copy DST
 # (the original stays as it is); no training: ~15 s plus the test scoring. A small val part saturates early (MSR's
 # 20-33 samples reach 100 % at lr 0.1, and ties keep the first epoch reaching it)

@@ -91,9 +91,10 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     for r1, r2 in zip(m1, m2, strict=True):
         assert r1["loss"] == pytest.approx(r2["loss"], rel=1e-4)
         assert r1["lr"] == r2["lr"]
-    # fp32 sums a batch and its two halves in different orders; over 3 epochs of SGD that drift stayed under 1e-4 on
-    # the Intel Xeons and reached 9.3e-4 on an AMD EPYC (2026-12-07), while a DDP bug of the size of a per-rank batch
-    # (batch 4 instead of 8) moves the weights by up to 3.7: atol 5e-3 keeps the two apart
+    # fp32 sums a batch and its two halves in different orders; over 3 epochs of SGD that drift stayed within the old
+    # atol 1e-4 on the Intel Xeons and reached 9.3e-4 on an AMD EPYC (2026-12-07), while a DDP bug of the size of a
+    # per-rank batch moves the weights by up to 3.7 (`_tiny_pretrain.py DIR epochs=3 batch_size=4` against the
+    # single run here, measured by hand): atol 5e-3 keeps the two apart
     w1, w2 = final_weights(single), final_weights(double)
     for k in w1:
         torch.testing.assert_close(w1[k], w2[k], rtol=1e-3, atol=5e-3)
