@@ -291,7 +291,9 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                ("ucla-frl", "the recipe, every stream at its last epoch (`keep: last`, `recipe_last_field`)"),
                ("ucla-frj5", "the four released streams with the repeat-5 joint (2026-12-07), fp16 "
                              "(`release_rep5_joint`)"),
-               ("ucla-fr5", "the recipe with repeat 5, all four streams (`ucla_rep5_streams ucla_rep5_fuse`)")]
+               ("ucla-fr5", "the recipe with repeat 5, all four streams (`ucla_rep5_streams ucla_rep5_fuse`)"),
+               ("ucla-frs5", "the four released streams after the repeat-5 streams that finished were released, "
+                             "fp16 (`release_rep5_streams`)")]
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
                ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion"),
@@ -1152,7 +1154,9 @@ CLOSED_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs (`epochs4`, `closedseed
                    ("msr-aj-llm-e8-pool", "MSR Action3D on the released last-epoch joint, 8 epochs (`msrlastpool`)"),
                    ("msr-aj-llm-e8-pool-last", "the same at their last epoch (`msrlastpool`)"),
                    ("ucla-fj10-llm-e4", "NW-UCLA on the joint released since 2026-12-06 (10), 4 epochs, last epoch "
-                    "(`fj10closed`)")]
+                    "(`fj10closed`)"),
+                   ("ucla-fj5-llm-e4", "NW-UCLA on the repeat-5 joint released since 2026-12-07 (14), 4 epochs, last "
+                    "epoch (`fj5closed`)")]
 
 
 def seed_means_table(runs: Path, families: list[tuple[str, str]], title: str) -> list[str]:
@@ -1190,7 +1194,8 @@ FAST_RANK = [("", "fp32, every token of each entry (default)"), ("-separating", 
 CE_FUSION_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs"), ("msr-f-label-llm-e8-pool", "MSR Action3D, 8 epochs"),
                       ("msr-aj-llm-e8-pool", "MSR Action3D on the released last-epoch joint, 8 epochs"),
                       ("msr-aj-llm-e8-pool-last", "the same at their last epoch"),
-                      ("ucla-fj10-llm-e4", "NW-UCLA on the joint released since (10), 4 epochs, last epoch")]
+                      ("ucla-fj10-llm-e4", "NW-UCLA on the joint released since (10), 4 epochs, last epoch"),
+                      ("ucla-fj5-llm-e4", "NW-UCLA on the repeat-5 joint released since (14), 4 epochs, last epoch")]
 
 
 def seeds_cell(values: list[float | None]) -> str:

@@ -317,6 +317,24 @@ ucla_rep5_streams() {
   done
 }
 ucla_rep5_fuse() { fuse_streams ucla-fr5 ucla-r5-joint-fp ucla-r5-bone ucla-r5-joint-motion ucla-r5-bone-motion; }
+# ... and each of them that has finished released in place of its repeat-1 stream (rules R1 of 2026-12-07 (15): the
+# config's recipe, chosen on the proxy, so no test number decides), then the released four streams fused again as
+# release_rep5_joint does (plain sum and val-chosen weights), as ucla-frs5
+release_rep5_streams() {
+  local stream name
+  for stream in bone joint-motion bone-motion; do
+    name=ucla-r5-$stream
+    if [ ! -f "$OUT/$name/evaluation/test/results.json" ]; then
+      echo "$name has not finished: nw-ucla-field-$stream stays"; continue
+    fi
+    $PY -m sugar.cli models release "$OUT/$name" "nw-ucla-field-$stream" --command "bash experiments/stage2_results.sh \
+ucla_rep5_streams release_rep5_streams (configs/pretrain/nw-ucla-field-cpu.yaml: CTR-GCN's data recipe with repeat 5, \
+data.stream=${stream//-/_}, seed 1, the last epoch kept; repeat 5 adopted on the cross-view proxy, docs/RESULTS.md \
+2026-12-07; the four NW-UCLA streams fused by sugar fuse --weights equal)" >> "$OUT/logs/release-rep5-streams.log" 2>&1
+    echo "$(date -u +%H:%M:%S) released nw-ucla-field-$stream from $name"
+  done
+  fuse_streams ucla-frs5 "${UCLA_RELEASED[@]}"
+}
 # issue 15: the recipe joint's seeds 2 and 3 trained again (repeat 1 as CTRGCN_UCLA pins it, keep: last: the same
 # training as recipe_fp's ucla-c1-joint-fp-s2/-s3, whose last epochs gave 90.1 / 90.7 and 87.9 / 87.9), as encoders
 # for the closed-set comparison over encoder seeds (stage3 ucla_encoder_seeds; seed 1 is the repeat-1 joint released

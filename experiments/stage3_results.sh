@@ -175,6 +175,17 @@ fj10closed() {
   three_seeds nw-ucla-field-joint ucla_closed "$stem" 4
   for seed in 1 2 3; do ce_fuse "$stem$(seed_suffix "$seed")" nw-ucla-field-joint; done
 }
+# issue 15: fj10closed's recogniser recipe on the repeat-5 joint released since 2026-12-07 (14) (test 92.5 / 92.2
+# text / CE: the better stage-2 head, 92.5, is the bar), each LLM seed fused with that encoder's CE head too.
+# FJ5_SEEDS picks seeds (one list per process; the first process extracts the features); ~22 min a run on a quiet core
+fj5closed() {
+  local seed stem=ucla-fj5-llm-e4
+  features nw-ucla-field-joint
+  for seed in ${FJ5_SEEDS:-1 2 3}; do
+    ucla_closed "$seed" "$stem" 4
+    ce_fuse "$stem$(seed_suffix "$seed")" nw-ucla-field-joint
+  done
+}
 # issue 15: the closed-set comparison over encoder seeds, not one encoder: fj10closed's recogniser recipe (4 epochs,
 # LLM seed 1, three-way at val weights) on each of the recipe joint's seeds, beside that encoder's own CE head. Seed 1
 # is the repeat-1 nw-ucla-field-joint (fj10closed's seed-1 run again; released until 2026-12-07, in git at 6b42411:
