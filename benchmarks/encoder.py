@@ -78,16 +78,20 @@ def use_reference_formulation(model=None) -> None:  # type: ignore[no-untyped-de
 
 
 def interleaved_ab(preset: str, stride: str, shape: str, rounds: int, threads: int) -> dict:
-    """Reference vs fused vs fused-bf16 in ONE process, alternating steps, so CPU stalls hit all alike.
+    """Reference vs fused vs fused-bf16 (vs fused-bf16-nchw) in ONE process, alternating steps, so CPU stalls hit
+    all alike.
 
     Training = forward + backward + SGD step (train mode); inference = forward in eval mode under
-    inference_mode. bf16 is the training loop's CPU autocast (the default where the CPU has native bf16).
+    inference_mode. bf16 is the training loop's CPU autocast (the default where the CPU has native bf16), which
+    runs the encoder channels-last; fused-bf16-nchw is the same kept in NCHW, the layout's ablation.
     Reported: best and median samples/s, and the ratios of the medians to the reference.
     """
     import copy
+    from unittest import mock
 
     import torch
 
+    from sugar.models import encoder
     from sugar.models.encoder import SkeletonEncoder
     from sugar.skeleton.layouts import get_layout
     from sugar.training.loop import autocast
@@ -100,34 +104,43 @@ def interleaved_ab(preset: str, stride: str, shape: str, rounds: int, threads: i
     fused = SkeletonEncoder(layout, 3, preset, stride)
     reference = copy.deepcopy(fused)
     use_reference_formulation(reference)
-    variants = {"reference": (reference, False), "fused": (fused, False), "fused-bf16": (copy.deepcopy(fused), True)}
+    variants = {"reference": (reference, False), "fused": (fused, False), "fused-bf16": (copy.deepcopy(fused), True),
+                "fused-bf16-nchw": (copy.deepcopy(fused), True)}
     opts = {k: torch.optim.SGD(mod.parameters(), lr=0.01, momentum=0.9) for k, (mod, _) in variants.items()}
     cpu = torch.device("cpu")
     times: dict[str, dict[str, list[float]]] = {"train": {k: [] for k in variants}, "infer": {k: [] for k in variants}}
-    for r in range(rounds + 1):
-        for name, (model, bf16) in variants.items():
-            model.train()
+
+    def timed_steps(name: str, model: torch.nn.Module, bf16: bool, record: bool) -> None:
+        model.train()
+        start = time.perf_counter()
+        opts[name].zero_grad(set_to_none=True)
+        with autocast(cpu, False, bf16):
+            loss = model(x).float().mean()
+        loss.backward()
+        opts[name].step()
+        if record:
+            times["train"][name].append(time.perf_counter() - start)
+        model.eval()
+        with torch.inference_mode(), autocast(cpu, False, bf16):
             start = time.perf_counter()
-            opts[name].zero_grad(set_to_none=True)
-            with autocast(cpu, False, bf16):
-                loss = model(x).float().mean()
-            loss.backward()
-            opts[name].step()
-            if r:  # round 0 is warm-up
-                times["train"][name].append(time.perf_counter() - start)
-            model.eval()
-            with torch.inference_mode(), autocast(cpu, False, bf16):
-                start = time.perf_counter()
-                model(x)
-                if r:
-                    times["infer"][name].append(time.perf_counter() - start)
+            model(x)
+            if record:
+                times["infer"][name].append(time.perf_counter() - start)
+
+    for r in range(rounds + 1):  # round 0 is warm-up
+        for name, (model, bf16) in variants.items():
+            if name == "fused-bf16-nchw":
+                with mock.patch.object(encoder, "working_layout", lambda x: torch.contiguous_format):
+                    timed_steps(name, model, bf16, r > 0)
+            else:
+                timed_steps(name, model, bf16, r > 0)
     row: dict = {"preset": preset, "stride": stride, "shape": shape, "batch": n, "threads": threads,
                  "load_avg": os.getloadavg()}
     for phase, per in times.items():
         for k, v in per.items():
             row[f"{k}_{phase}_samples_per_s_best"] = round(n / min(v), 2)
             row[f"{k}_{phase}_samples_per_s_median"] = round(n / statistics.median(v), 2)
-        for k in ("fused", "fused-bf16"):
+        for k in ("fused", "fused-bf16", "fused-bf16-nchw"):
             row[f"{k}_{phase}_ratio"] = round(statistics.median(per["reference"]) / statistics.median(per[k]), 2)
     row["step_s"] = {f"{p}/{k}": [round(x, 3) for x in v] for p, per in times.items() for k, v in per.items()}
     return row

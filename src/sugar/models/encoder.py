@@ -105,19 +105,20 @@ def memory_format(x: torch.Tensor) -> torch.memory_format:
 
 @functools.cache
 def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles (Intel Xeon 4th generation and later), where NHWC was measured faster."""
+    """Whether this CPU has AMX tiles (Intel Xeon 4th generation and later), where stage 3's bf16 step pays."""
     check = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool(check and check())
 
 
 def working_layout(x: torch.Tensor) -> torch.memory_format:
-    """NHWC under CPU bf16 autocast on AMX CPUs, NCHW otherwise. oneDNN runs bf16 convolutions on AMX only in NHWC
-    (a 1x1 conv: 1.15 vs 8.6 ms, benchmarks/encoder_layouts.py), which with the contiguous gradients below made bf16
-    training 1.25x and inference 1.37x faster on an Intel Xeon; fp32, CPUs without AMX (AVX512-BF16 only, e.g. AMD
-    EPYC) and GPUs keep the layout they were measured with (docs/benchmarks.md)."""
+    """NHWC under CPU bf16 autocast, NCHW otherwise. oneDNN's bf16 convolutions run fastest in NHWC: on AMX (a 1x1
+    conv 1.15 vs 8.6 ms in NCHW, benchmarks/encoder_layouts.py) and, by less, with AVX512-BF16 alone (AMD EPYC:
+    16.8 vs 22.0 ms). With the contiguous gradients below, bf16 training ran 1.25x faster on an Intel Xeon with AMX
+    and 1.11-1.16x on the EPYC (docs/benchmarks.md). The training loop enters CPU bf16 autocast only where the CPU has
+    native bf16, so emulated bf16 never gets here; fp32 and GPUs keep NCHW, the layout they were measured fastest in."""
     cpu_bf16 = x.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    return torch.channels_last if cpu_bf16 and cpu_has_amx() else torch.contiguous_format
+    return torch.channels_last if cpu_bf16 else torch.contiguous_format
 
 
 class _ContiguousGrad(torch.autograd.Function):
