@@ -857,7 +857,7 @@ def tune_setting(run: Path) -> str:
     vary = ", random list per row" if cfg.get("vary_list") else ""
     kind = cfg["bridge"]["kind"]
     tokens = {"pool": "1 token", "linear": "1 token per frame"}.get(kind, f"{cfg['bridge']['num_queries']} tokens")
-    precision = ", CPU bf16 autocast" if cfg.get("cpu_bf16") else ""
+    precision = ", CPU bf16 autocast (used on AMX CPUs only)" if cfg.get("cpu_bf16") else ""
     dropout = ", no LoRA dropout" if cfg["lora"].get("dropout") == 0 else ""
     return (f"{kind}, {tokens}, LoRA r={cfg['lora']['r']}{dropout}{vary}{precision}, "
             f"{epochs} on {samples} train samples, {total / 60:.1f} min")
