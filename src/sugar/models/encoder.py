@@ -114,8 +114,8 @@ def working_layout(x: torch.Tensor) -> torch.memory_format:
     """NHWC under CPU bf16 autocast, NCHW otherwise. oneDNN's bf16 convolutions run fastest in NHWC: on AMX (a 1x1
     conv 1.15 vs 8.6 ms in NCHW, benchmarks/encoder_layouts.py) and, by less, with AVX512-BF16 alone (AMD EPYC:
     16.8 vs 22.0 ms). With the contiguous gradients below, bf16 training ran 1.25x faster on an Intel Xeon with AMX
-    and 1.11-1.16x on the EPYC (docs/benchmarks.md). The training loop enters CPU bf16 autocast only where the CPU has
-    native bf16, so emulated bf16 never gets here; fp32 and GPUs keep NCHW, the layout they were measured fastest in."""
+    and 1.11-1.16x on the EPYC (docs/benchmarks.md). The defaults enter CPU bf16 autocast only where the CPU has
+    native bf16 (training loop, `--encoder-precision auto`); fp32 and GPUs keep NCHW, measured fastest there."""
     cpu_bf16 = x.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
     return torch.channels_last if cpu_bf16 else torch.contiguous_format
