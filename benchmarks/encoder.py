@@ -86,6 +86,7 @@ def interleaved_ab(preset: str, stride: str, shape: str, rounds: int, threads: i
     runs the encoder channels-last; fused-bf16-nchw is the same kept in NCHW, the layout's ablation.
     Reported: best and median samples/s, and the ratios of the medians to the reference.
     """
+    import contextlib
     import copy
     from unittest import mock
 
@@ -127,12 +128,10 @@ def interleaved_ab(preset: str, stride: str, shape: str, rounds: int, threads: i
             if record:
                 times["infer"][name].append(time.perf_counter() - start)
 
+    keep_nchw = mock.patch.object(encoder, "working_layout", lambda x: torch.contiguous_format)
     for r in range(rounds + 1):  # round 0 is warm-up
         for name, (model, bf16) in variants.items():
-            if name == "fused-bf16-nchw":
-                with mock.patch.object(encoder, "working_layout", lambda x: torch.contiguous_format):
-                    timed_steps(name, model, bf16, r > 0)
-            else:
+            with keep_nchw if name == "fused-bf16-nchw" else contextlib.nullcontext():
                 timed_steps(name, model, bf16, r > 0)
     row: dict = {"preset": preset, "stride": stride, "shape": shape, "batch": n, "threads": threads,
                  "load_avg": os.getloadavg()}

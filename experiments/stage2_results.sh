@@ -299,13 +299,17 @@ ucla_rep5_joint() {
 # ... and its seed 1 released as nw-ucla-field-joint in place of the repeat-1 joint (rules R3 of 2026-12-07: seed 1
 # of the config's recipe, as before), then the released four streams fused again as released_field does (plain sum)
 release_rep5_joint() {
-  $PY -m sugar.cli models release "$OUT/ucla-r5-joint-fp" nw-ucla-field-joint --command "bash experiments/stage2_results.sh \
-ucla_rep5_joint release_rep5_joint (configs/pretrain/nw-ucla-field-cpu.yaml: CTR-GCN's data recipe with repeat 5, \
-data.stream=joint, seed 1, the last epoch kept; repeat 5 adopted on the cross-view proxy, docs/RESULTS.md 2026-12-07; \
-the four NW-UCLA streams fused by sugar fuse --weights equal, the plain sum chosen on the cross-view proxy in \
-2026-12-06 (12))" >> "$OUT/logs/release-rep5-joint.log" 2>&1
-  echo "$(date -u +%H:%M:%S) released nw-ucla-field-joint from ucla-r5-joint-fp"
+  release_rep5 ucla-r5-joint-fp joint ucla_rep5_joint release_rep5_joint
   fuse_streams ucla-frj5 "${UCLA_RELEASED[@]}"
+}
+release_rep5() {  # run stream (joint | bone | joint-motion | bone-motion) functions...: a repeat-5 run released
+  local run=$1 stream=$2; shift 2
+  $PY -m sugar.cli models release "$OUT/$run" "nw-ucla-field-$stream" --command "bash experiments/stage2_results.sh \
+$* (configs/pretrain/nw-ucla-field-cpu.yaml: CTR-GCN's data recipe with repeat 5, data.stream=${stream//-/_}, seed 1, \
+the last epoch kept; repeat 5 adopted on the cross-view proxy, docs/RESULTS.md 2026-12-07; the four NW-UCLA streams \
+fused by sugar fuse --weights equal, the plain sum chosen on the cross-view proxy in 2026-12-06 (12))" \
+    >> "$OUT/logs/release-rep5-$stream.log" 2>&1
+  echo "$(date -u +%H:%M:%S) released nw-ucla-field-$stream from $run"
 }
 # issue 14, next: the other three streams with repeat 5 (seed 1, keep: last, as the field config trains them; ~1.5-2 h
 # a stream on one core, so R5S_STREAMS splits them over two processes), fused with ucla-r5-joint-fp by the plain sum
@@ -321,17 +325,13 @@ ucla_rep5_fuse() { fuse_streams ucla-fr5 ucla-r5-joint-fp ucla-r5-bone ucla-r5-j
 # config's recipe, chosen on the proxy, so no test number decides), then the released four streams fused again as
 # release_rep5_joint does (plain sum and val-chosen weights), as ucla-frs5
 release_rep5_streams() {
-  local stream name
+  local stream
   for stream in bone joint-motion bone-motion; do
-    name=ucla-r5-$stream
-    if [ ! -f "$OUT/$name/evaluation/test/results.json" ]; then
-      echo "$name has not finished: nw-ucla-field-$stream stays"; continue
+    if [ -f "$OUT/ucla-r5-$stream/evaluation/test/results.json" ]; then
+      release_rep5 "ucla-r5-$stream" "$stream" ucla_rep5_streams release_rep5_streams
+    else
+      echo "ucla-r5-$stream has not finished: nw-ucla-field-$stream stays"
     fi
-    $PY -m sugar.cli models release "$OUT/$name" "nw-ucla-field-$stream" --command "bash experiments/stage2_results.sh \
-ucla_rep5_streams release_rep5_streams (configs/pretrain/nw-ucla-field-cpu.yaml: CTR-GCN's data recipe with repeat 5, \
-data.stream=${stream//-/_}, seed 1, the last epoch kept; repeat 5 adopted on the cross-view proxy, docs/RESULTS.md \
-2026-12-07; the four NW-UCLA streams fused by sugar fuse --weights equal)" >> "$OUT/logs/release-rep5-streams.log" 2>&1
-    echo "$(date -u +%H:%M:%S) released nw-ucla-field-$stream from $name"
   done
   fuse_streams ucla-frs5 "${UCLA_RELEASED[@]}"
 }

@@ -177,7 +177,7 @@ fj10closed() {
 }
 # issue 15: fj10closed's recogniser recipe on the repeat-5 joint released since 2026-12-07 (14) (test 92.5 / 92.2
 # text / CE: the better stage-2 head, 92.5, is the bar), each LLM seed fused with that encoder's CE head too.
-# FJ5_SEEDS picks seeds (one list per process; the first process extracts the features); ~22 min a run on a quiet core
+# FJ5_SEEDS picks seeds (one list per process; the first process extracts the features); ~30 min a run, two side by side
 fj5closed() {
   local seed stem=ucla-fj5-llm-e4
   features nw-ucla-field-joint

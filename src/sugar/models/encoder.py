@@ -18,7 +18,6 @@ each deliberate:
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from dataclasses import dataclass
@@ -101,13 +100,6 @@ def memory_format(x: torch.Tensor) -> torch.memory_format:
     """The layout a [N, C, T, V] activation is in: channels_last (NHWC) or the default (NCHW)."""
     nhwc = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
     return torch.channels_last if nhwc else torch.contiguous_format
-
-
-@functools.cache
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles (Intel Xeon 4th generation and later), where stage 3's bf16 step pays."""
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(check and check())
 
 
 def working_layout(x: torch.Tensor) -> torch.memory_format:

@@ -40,7 +40,7 @@ from sugar.features import FeatureStore
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
-from sugar.models.encoder import cpu_has_amx, encoder_digest, load_encoder
+from sugar.models.encoder import encoder_digest, load_encoder
 from sugar.models.prompt import sample_list
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
@@ -57,6 +57,7 @@ from sugar.training.loop import (
     barrier,
     check_resume,
     cleanup_distributed,
+    cpu_has_amx,
     default_run_dir,
     setup_distributed,
     writing,

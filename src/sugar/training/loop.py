@@ -8,6 +8,7 @@ Run directories and checkpoints themselves live in sugar.runs (evaluation reads 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
@@ -212,6 +213,13 @@ class ShardedBatches(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches[self.start :])
+
+
+@functools.cache
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Xeon 4th generation and later), where stage 3's bf16 step pays."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check and check())
 
 
 def cpu_supports_bf16() -> bool:
