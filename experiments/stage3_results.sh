@@ -30,6 +30,7 @@
 #   bash experiments/stage3_results.sh msrproxyllm     # MSR's recogniser on the 5 proxy folds (stage2 msr_proxy_folds)
 #   bash experiments/stage3_results.sh vpllm           # NW-UCLA's recogniser on the 3 cross-view proxy encoders
 #   bash experiments/stage3_results.sh vpllmaug        # ... tuned on augmented views
+#   bash experiments/stage3_results.sh vprep5llm release_fj5  # ... on the repeat-5 proxy joints; nw-ucla by that rule
 #   bash experiments/stage3_results.sh proxyweight     # the closed-set recognisers' fusion weight chosen on the proxies
 #   bash experiments/stage3_results.sh ceproxy ceclosed released_ucla_classifier ceproxyweight  # ... with the CE classifier too
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
@@ -185,6 +186,21 @@ fj5closed() {
     ucla_closed "$seed" "$stem" 4
     ce_fuse "$stem$(seed_suffix "$seed")" nw-ucla-field-joint
   done
+}
+# issue 15: which recogniser `nw-ucla` releases, decided across a view (rules R2 of 2026-12-07 (16)): fj5closed's
+# recipe on the repeat-5 view-proxy joints (stage2 VP_TAG=-rep5 VP_ARGS="--set data.repeat=5" VP_SEEDS="1 2"
+# viewproxy_candidate), three-way at each run's val weights, scored on view 2, against the released recipe's 78.0 on
+# the repeat-1 proxy joints (ceproxy, same 1008 samples). VP_ENCODERS picks some (one list per process; ~22 min each)
+vprep5llm() { VP_ENCODERS=${VP_ENCODERS:-ucla-vp-rep5 ucla-vp-rep5-s2} vp_tune ""; }
+# ... and, where that rule passes, fj5closed's seed 1 (FJ5_OUT: the results folder holding it) released as nw-ucla
+release_fj5() {
+  sugar models release "${FJ5_OUT:-$OUT}/ucla-fj5-llm-e4" nw-ucla --command "bash experiments/stage3_results.sh \
+fj5closed release_fj5 (ucla-fj5-llm-e4: configs/tune/nw-ucla-cpu.yaml, pool bridge, 4 epochs, LLM seed 1, on the \
+repeat-5 nw-ucla-field-joint of 2026-12-07 (14); fused with that encoder's text head and CE classifier at the weights \
+chosen on val; released over the (10)-era recogniser because its recipe on repeat-5 view-proxy joints beat the released \
+recipe's 78.0 on view 2 by the 1.0-point rule, stage3 vprep5llm, docs/RESULTS.md 2026-12-07 (16))" \
+    >> "$OUT/logs/release-fj5.log" 2>&1
+  echo "$(date -u +%H:%M:%S) released nw-ucla from ucla-fj5-llm-e4"
 }
 # issue 15: the closed-set comparison over encoder seeds, not one encoder: fj10closed's recogniser recipe (4 epochs,
 # LLM seed 1, three-way at val weights) on each of the recipe joint's seeds, beside that encoder's own CE head. Seed 1
