@@ -215,7 +215,9 @@ PROXY_SEEDS = [("ucla-vp-recipe", "CTR-GCN's data recipe"), ("ucla-vp-f64", "the
                ("ucla-vp-ema", "the recipe with a moving average of the weights (`ema_decay: 0.995`)"),
                ("ucla-vp-last", "the recipe's runs at their last epoch (`keep: last`, `viewproxy_last`)"),
                ("ucla-vp-rep1", "the recipe (repeat 1), last epoch, rerun on an AMD EPYC (`viewproxy_candidate`)"),
-               ("ucla-vp-rep5", "the recipe with repeat 5 (CTR-GCN's), last epoch (`viewproxy_candidate`)")]
+               ("ucla-vp-rep5", "the recipe with repeat 5 (CTR-GCN's), last epoch (`viewproxy_candidate`)"),
+               ("ucla-vp-paper-rep5", "the `paper` preset (CTR-GCN's widths) with repeat 5, last epoch "
+                                      "(`viewproxy_candidate`)")]
 
 
 def proxy_seeds_table(runs: Path) -> list[str]:
@@ -225,7 +227,7 @@ def proxy_seeds_table(runs: Path) -> list[str]:
              "|---|---|---|---|---|---|"]
     for stem, label in PROXY_SEEDS:
         found = [r for suffix in SEED_SUFFIXES if (r := load(runs / f"{stem}{suffix}")) is not None]
-        if len(found) < 2:
+        if not found:  # a candidate's first seed is its screen (printed alone until the others finish)
             continue
         cells = []
         for head in ("text", "ce"):
@@ -1371,6 +1373,30 @@ def encoder_seeds_table(runs: Path) -> list[str]:
     return [*lines, ""] if found else []
 
 
+# issue 15 (`stage3_results.sh vprep5llm`): which recogniser `nw-ucla` releases, decided across a view: the recogniser
+# recipe on view-proxy joints of each encoder recipe, three-way at each run's val weights, pooled over view 2
+RELEASE_PROXY_FAMILIES = [("the repeat-5 joint's (`ucla-vp-rep5`, seeds 1-2; candidate: `ucla-fj5-llm-e4`)",
+                           ["ucla-vp-rep5-llm", "ucla-vp-rep5-s2-llm"])]
+
+
+def release_proxy_table(runs: Path) -> list[str]:
+    """Issue 15: the recogniser recipe on view-proxy encoders, scored on view 2 (the released recipe's was 78.0)."""
+    lines = ["### Which recogniser `nw-ucla` releases, across a view (issue 15; `stage3_results.sh vprep5llm`; "
+             "three-way at each run's val weights, view 2 pooled)", "",
+             "| recognisers on proxy joints | view-2 samples | weights w (text) / v (CE) | LLM alone % | text head % | "
+             "CE head % | three-way fused % |", "|---|---|---|---|---|---|---|"]
+    for label, names in RELEASE_PROXY_FAMILIES:
+        reports = [read_json(runs / n / "report.json") for n in names]
+        if any(r is None or "test_fused" not in r or "test_ce" not in r for r in reports):
+            continue
+        counts = [r["test"]["samples"] for r in reports]
+        weights = " ; ".join(f"{r['fusion']['weight']:.2f} / {r['fusion'].get('ce_weight', 0.0):.2f}" for r in reports)
+        lines.append(f"| {label} | {sum(counts)} | {weights} | "
+                     + " | ".join(pct(pooled([r[k]["top1"] for r in reports], counts))
+                                  for k in ("test", "test_text", "test_ce", "test_fused")) + " |")
+    return [*lines, ""] if len(lines) > 4 else []
+
+
 # ceproxyweight: three-way recognisers (RUN-ce) calibrated again on the view proxies (RUN-ce-pw)
 CLASSIFIER_PROXY_FAMILIES = [("NW-UCLA on the (10) joint, seeds 1 / 2 / 3", [f"ucla-fj10-llm-e4{s}-ce"
                                                                               for s in SEED_SUFFIXES]),
@@ -1550,6 +1576,7 @@ def main() -> None:
     out += classifier_table(runs)
     out += classifier_proxy_table(runs)
     out += encoder_seeds_table(runs)
+    out += release_proxy_table(runs)
     out += msr_proxy_release_table(runs)
     out += seed_means_table(runs, CLOSED_FAMILIES, "Closed-set recognisers over seeds 1-3 (issue 15): val and test")
     out += fast_rank_table(runs, "ucla-f-joint-llm")
