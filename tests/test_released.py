@@ -102,6 +102,10 @@ def test_a_released_encoder_evaluates_and_fuses_by_name(tmp_path, monkeypatch) -
     assert fused.exit_code == 0, fused.output
     listed = runner.invoke(app, ["models", "list"])
     assert "tiny-joint" in listed.stdout and "encoder" in listed.stdout
+    shown = runner.invoke(app, ["models", "show", "tiny-joint"])  # the command the list leaves out
+    assert shown.exit_code == 0 and "made by" in shown.stdout and f"{100 * ours:.1f} %" in shown.stdout
+    unknown = runner.invoke(app, ["models", "show", "no-such-model"])
+    assert unknown.exit_code != 0 and "released: tiny-joint" in str(unknown.exception)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""`sugar models list|release`: the recognisers and encoders shipped with the package, usable by name."""
+"""`sugar models list|show|release`: the recognisers and encoders shipped with the package, usable by name."""
 
 from __future__ import annotations
 
@@ -17,21 +17,53 @@ CHECK_SAMPLES = 40  # a seeded test subset small enough for CI, large enough tha
 
 
 def list_cmd() -> None:
-    """Show the released models: name, kind, dataset, protocol, stream, test top-1 and the command that made them."""
+    """Show the released models, one line each; `sugar models show NAME` has the command that made one."""
     from sugar.models.released import released_models
 
     models = released_models()
     if not models:
         console.print("no released models in this installation")
         return
-    table = Table(title="released models (recognisers: sugar predict FILE --run NAME; encoders: sugar evaluate NAME)")
-    for col in ("name", "kind", "dataset", "protocol", "stream", "test top-1 %", "made by"):
-        table.add_column(col, overflow="fold")
+    table = Table(title="released models (recognisers: sugar predict FILE --run NAME; encoders: sugar evaluate NAME)",
+                  caption="sugar models show NAME: how it was made and every recorded metric")
+    table.add_column("name", no_wrap=True)
+    for col in ("kind", "dataset protocol", "stream", "test top-1 % (samples)"):
+        table.add_column(col)
     for m in models.values():
-        top1 = m.metrics.get("top1")
-        table.add_row(m.name, m.kind, m.dataset, m.protocol, m.stream,
-                      f"{100 * top1:.1f}" if top1 is not None else "-", m.command)
+        top1, samples = m.metrics.get("top1"), m.metrics.get("samples")
+        score = "-" if top1 is None else f"{100 * top1:.1f}" + (f" ({samples})" if samples else "")
+        table.add_row(m.name, m.kind, f"{m.dataset} {m.protocol}", m.stream, score)
     console.print(table)
+
+
+def show_cmd(name: str = typer.Argument(..., help="A released model's name (see `sugar models list`).")) -> None:
+    """Show one released model: where it lives, its recorded metrics and release check, and the command that made it
+    (the full text, which the list leaves out so that it stays one line a model)."""
+    from sugar.errors import SugarError
+    from sugar.models.released import released_models
+
+    models = released_models()
+    if name not in models:
+        raise SugarError(f"no released model named {name!r}; released: {', '.join(sorted(models)) or 'none'}")
+    m = models[name]
+    table = Table(show_header=False, title=f"released {m.kind} {m.name}")
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    rows = {"folder": str(m.folder), "dataset": m.dataset, "protocol": m.protocol, "stream": m.stream,
+            **{f"test {k}": _metric(v) for k, v in m.metrics.items()},
+            **{f"release check {k}": _metric(v) for k, v in m.check.items()}, "made by": m.command}
+    for field, value in rows.items():
+        table.add_row(field, value)
+    console.print(table)
+
+
+def _metric(value: Any) -> str:
+    """Accuracies (fractions) as percentages; counts, names and per-head dicts as they are."""
+    if isinstance(value, float):
+        return f"{100 * value:.1f} %"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_metric(v)}" for k, v in value.items())
+    return str(value)
 
 
 def release_cmd(
@@ -116,9 +148,10 @@ def _check(folder: Path, kind: str, samples: int, tmp: Path) -> dict[str, Any]:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `sugar models list|release`."""
+    """Add `sugar models list|show|release`."""
     models_app = typer.Typer(help="Released models: recognise without training (`--run NAME`).",
                              no_args_is_help=True)
     models_app.command("list")(list_cmd)
+    models_app.command("show")(show_cmd)
     models_app.command("release")(release_cmd)
     app.add_typer(models_app, name="models")
