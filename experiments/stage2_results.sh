@@ -330,7 +330,7 @@ release_rep5_streams() {
     if [ -f "$OUT/ucla-r5-$stream/evaluation/test/results.json" ]; then
       release_rep5 "ucla-r5-$stream" "$stream" ucla_rep5_streams release_rep5_streams
     else
-      echo "ucla-r5-$stream has not finished: nw-ucla-field-$stream stays"
+      echo "no finished ucla-r5-$stream in $OUT: nw-ucla-field-$stream stays as released"
     fi
   done
   fuse_streams ucla-frs5 "${UCLA_RELEASED[@]}"
