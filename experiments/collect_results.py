@@ -1400,7 +1400,9 @@ def release_proxy_table(runs: Path) -> list[str]:
 # ceproxyweight: three-way recognisers (RUN-ce) calibrated again on the view proxies (RUN-ce-pw)
 CLASSIFIER_PROXY_FAMILIES = [("NW-UCLA on the (10) joint, seeds 1 / 2 / 3", [f"ucla-fj10-llm-e4{s}-ce"
                                                                               for s in SEED_SUFFIXES]),
-                             ("the released `nw-ucla` (`released_ucla_classifier`)", ["nw-ucla-released-ce"])]
+                             ("the released `nw-ucla` (`released_ucla_classifier`)", ["nw-ucla-released-ce"]),
+                             ("NW-UCLA on the repeat-5 joint, seed 1, on the repeat-5 proxies (`fj5proxyweight`)",
+                              ["ucla-fj5-llm-e4"])]
 
 
 def classifier_proxy_table(runs: Path) -> list[str]:

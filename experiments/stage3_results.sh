@@ -192,6 +192,9 @@ fj5closed() {
 # viewproxy_candidate), three-way at each run's val weights, scored on view 2, against the released recipe's 78.0 on
 # the repeat-1 proxy joints (ceproxy, same 1008 samples). VP_ENCODERS picks some (one list per process; ~22 min each)
 vprep5llm() { VP_ENCODERS=${VP_ENCODERS:-ucla-vp-rep5 ucla-vp-rep5-s2} vp_tune ""; }
+# ... with the three-way weights chosen across a view instead (rules R4 of (16)): fj5closed's seed 1 calibrated on
+# those two proxy recognisers as a copy ucla-fj5-llm-e4-pw (~3 min; fj5closed's run must be in $OUT, e.g. a link)
+fj5proxyweight() { proxy_calibrate ucla-fj5-llm-e4 ucla-vp-rep5-llm ucla-vp-rep5-s2-llm; }
 # ... and, where that rule passes, fj5closed's seed 1 (FJ5_OUT: the results folder holding it) released as nw-ucla
 release_fj5() {
   sugar models release "${FJ5_OUT:-$OUT}/ucla-fj5-llm-e4" nw-ucla --command "bash experiments/stage3_results.sh \
