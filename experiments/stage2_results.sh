@@ -311,9 +311,10 @@ fused by sugar fuse --weights equal, the plain sum chosen on the cross-view prox
     >> "$OUT/logs/release-rep5-$stream.log" 2>&1
   echo "$(date -u +%H:%M:%S) released nw-ucla-field-$stream from $run"
 }
-# issue 14, next: the other three streams with repeat 5 (seed 1, keep: last, as the field config trains them; ~1.5-2 h
-# a stream on one core, so R5S_STREAMS splits them over two processes), fused with ucla-r5-joint-fp by the plain sum
-# (NW-UCLA's rule since 2026-12-06 (12)) and with val-chosen weights beside, as ucla-fr5
+# issue 14, next: the other three streams with repeat 5 (seed 1, keep: last, as the field config trains them; 76-103
+# min a stream on one core beside another, 2026-12-07 (15)-(16), so R5S_STREAMS splits them over two processes),
+# fused with ucla-r5-joint-fp by the plain sum (NW-UCLA's rule since 2026-12-06 (12)) and with val-chosen weights
+# beside, as ucla-fr5
 ucla_rep5_streams() {
   local stream
   for stream in ${R5S_STREAMS:-bone joint_motion bone_motion}; do

@@ -30,7 +30,7 @@
 #   bash experiments/stage3_results.sh msrproxyllm     # MSR's recogniser on the 5 proxy folds (stage2 msr_proxy_folds)
 #   bash experiments/stage3_results.sh vpllm           # NW-UCLA's recogniser on the 3 cross-view proxy encoders
 #   bash experiments/stage3_results.sh vpllmaug        # ... tuned on augmented views
-#   bash experiments/stage3_results.sh vprep5llm release_fj5  # ... on the repeat-5 proxy joints; nw-ucla by that rule
+#   bash experiments/stage3_results.sh vprep5llm fj5proxyweight  # ... on the repeat-5 proxy joints (which nw-ucla releases)
 #   bash experiments/stage3_results.sh proxyweight     # the closed-set recognisers' fusion weight chosen on the proxies
 #   bash experiments/stage3_results.sh ceproxy ceclosed released_ucla_classifier ceproxyweight  # ... with the CE classifier too
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
@@ -190,21 +190,12 @@ fj5closed() {
 # issue 15: which recogniser `nw-ucla` releases, decided across a view (rules R2 of 2026-12-07 (16)): fj5closed's
 # recipe on the repeat-5 view-proxy joints (stage2 VP_TAG=-rep5 VP_ARGS="--set data.repeat=5" VP_SEEDS="1 2"
 # viewproxy_candidate), three-way at each run's val weights, scored on view 2, against the released recipe's 78.0 on
-# the repeat-1 proxy joints (ceproxy, same 1008 samples). VP_ENCODERS picks some (one list per process; ~22 min each)
+# the repeat-1 proxy joints (ceproxy, same 1008 samples). VP_ENCODERS picks some (one list per process; 17-25 min each here)
 vprep5llm() { VP_ENCODERS=${VP_ENCODERS:-ucla-vp-rep5 ucla-vp-rep5-s2} vp_tune ""; }
 # ... with the three-way weights chosen across a view instead (rules R4 of (16)): fj5closed's seed 1 calibrated on
-# those two proxy recognisers as a copy ucla-fj5-llm-e4-pw (~3 min; fj5closed's run must be in $OUT, e.g. a link)
+# those two proxy recognisers as a copy ucla-fj5-llm-e4-pw (~1 min; fj5closed's run must be in $OUT, e.g. a link).
+# Neither rule passed in (16), so nw-ucla stayed
 fj5proxyweight() { proxy_calibrate ucla-fj5-llm-e4 ucla-vp-rep5-llm ucla-vp-rep5-s2-llm; }
-# ... and, where that rule passes, fj5closed's seed 1 (FJ5_OUT: the results folder holding it) released as nw-ucla
-release_fj5() {
-  sugar models release "${FJ5_OUT:-$OUT}/ucla-fj5-llm-e4" nw-ucla --command "bash experiments/stage3_results.sh \
-fj5closed release_fj5 (ucla-fj5-llm-e4: configs/tune/nw-ucla-cpu.yaml, pool bridge, 4 epochs, LLM seed 1, on the \
-repeat-5 nw-ucla-field-joint of 2026-12-07 (14); fused with that encoder's text head and CE classifier at the weights \
-chosen on val; released over the (10)-era recogniser because its recipe on repeat-5 view-proxy joints beat the released \
-recipe's 78.0 on view 2 by the 1.0-point rule, stage3 vprep5llm, docs/RESULTS.md 2026-12-07 (16))" \
-    >> "$OUT/logs/release-fj5.log" 2>&1
-  echo "$(date -u +%H:%M:%S) released nw-ucla from ucla-fj5-llm-e4"
-}
 # issue 15: the closed-set comparison over encoder seeds, not one encoder: fj10closed's recogniser recipe (4 epochs,
 # LLM seed 1, three-way at val weights) on each of the recipe joint's seeds, beside that encoder's own CE head. Seed 1
 # is the repeat-1 nw-ucla-field-joint (fj10closed's seed-1 run again; released until 2026-12-07, in git at 6b42411:
