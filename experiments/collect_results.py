@@ -1158,7 +1158,8 @@ CLOSED_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs (`epochs4`, `closedseed
                    ("ucla-fj10-llm-e4", "NW-UCLA on the joint released since 2026-12-06 (10), 4 epochs, last epoch "
                     "(`fj10closed`)"),
                    ("ucla-fj5-llm-e4", "NW-UCLA on the repeat-5 joint released since 2026-12-07 (14), 4 epochs, last "
-                    "epoch (`fj5closed`)")]
+                    "epoch (`fj5closed`)"),
+                   ("ucla-fj5g-llm-e4", "the same with Gemma 3 270M as the LLM (`fj5gemma`)")]
 
 
 def seed_means_table(runs: Path, families: list[tuple[str, str]], title: str) -> list[str]:
@@ -1197,7 +1198,8 @@ CE_FUSION_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs"), ("msr-f-label-llm
                       ("msr-aj-llm-e8-pool", "MSR Action3D on the released last-epoch joint, 8 epochs"),
                       ("msr-aj-llm-e8-pool-last", "the same at their last epoch"),
                       ("ucla-fj10-llm-e4", "NW-UCLA on the joint released since (10), 4 epochs, last epoch"),
-                      ("ucla-fj5-llm-e4", "NW-UCLA on the repeat-5 joint released since (14), 4 epochs, last epoch")]
+                      ("ucla-fj5-llm-e4", "NW-UCLA on the repeat-5 joint released since (14), 4 epochs, last epoch"),
+                      ("ucla-fj5g-llm-e4", "the same with Gemma 3 270M as the LLM (`fj5gemma`)")]
 
 
 def seeds_cell(values: list[float | None]) -> str:
@@ -1376,7 +1378,9 @@ def encoder_seeds_table(runs: Path) -> list[str]:
 # issue 15 (`stage3_results.sh vprep5llm`): which recogniser `nw-ucla` releases, decided across a view: the recogniser
 # recipe on view-proxy joints of each encoder recipe, three-way at each run's val weights, pooled over view 2
 RELEASE_PROXY_FAMILIES = [("the repeat-5 joint's (`ucla-vp-rep5`, seeds 1-2; candidate: `ucla-fj5-llm-e4`)",
-                           ["ucla-vp-rep5-llm", "ucla-vp-rep5-s2-llm"])]
+                           ["ucla-vp-rep5-llm", "ucla-vp-rep5-s2-llm"]),
+                          ("the same with Gemma 3 270M as the LLM (`vpgemma`; candidate: `ucla-fj5g-llm-e4`)",
+                           ["ucla-vp-rep5-llm-gemma", "ucla-vp-rep5-s2-llm-gemma"])]
 
 
 def release_proxy_table(runs: Path) -> list[str]:

