@@ -1190,6 +1190,7 @@ def seed_means_table(runs: Path, families: list[tuple[str, str]], title: str) ->
 
 FAST_RANK = [("", "fp32, every token of each entry (default)"), ("-separating", "fp32, `--separating`"),
              ("-int8", "int8 (`--precision int8`)"), ("-int8-separating", "int8 + `--separating`"),
+             ("-bf16", "bf16 weights (`--precision bf16`)"), ("-bf16-separating", "bf16 + `--separating`"),
              ("-int8-separating-encoder-bf16", "int8 + `--separating`, encoder bf16 (`--encoder-precision bf16`; "
                                                "`stage3_results.sh encoderbf16`)")]
 
@@ -1210,14 +1211,14 @@ def seeds_cell(values: list[float | None]) -> str:
 
 def ce_fusion_table(runs: Path) -> list[str]:
     """Issue 15: the closed-set recognisers fused with their encoder's CE head (`stage3_results.sh cefusion`); val
-    at the weights chosen there, then test; seeds 1-3."""
+    at the weights chosen there, then test; the seeds of 1-3 that were run."""
     lines = ["### Closed-set recognisers fused with their encoder's CE head (issue 15; `cefusion`, weights chosen on "
              "val; seeds 1 / 2 / 3)", "",
              "| recogniser | split | CE head alone % | LLM alone % | LLM + text head (the recogniser's fusion) % | "
              "LLM + CE head % | LLM + text + CE heads % |", "|---|---|---|---|---|---|---|"]
     for stem, label in CE_FUSION_FAMILIES:
-        names = [stem + suffix for suffix in SEED_SUFFIXES]
-        for split in ("val", "test"):
+        names = [stem + suffix for suffix in SEED_SUFFIXES if (runs / f"{stem}{suffix}").is_dir()]
+        for split in ("val", "test") if names else ():
             llmce = [read_json(runs / f"{n}-llmce-{split}" / "results.json") for n in names]
             three = [read_json(runs / f"{n}-llmtextce-{split}" / "results.json") for n in names]
             own = [read_json(runs / n / "evaluation" / split / "results.json") for n in names]

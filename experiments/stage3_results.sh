@@ -415,8 +415,10 @@ encoderbf16() {  # issue 16: the encoder under bf16 autocast (--encoder-precisio
 fastrank() {
   local run=${FAST_RUN:-ucla-f-joint-llm} split flags tag
   for split in val test; do
-    for flags in "" "--separating" "--precision int8" "--precision int8 --separating"; do
-      tag=$split; [[ $flags == *int8* ]] && tag+=-int8; [[ $flags == *separating* ]] && tag+=-separating
+    for flags in "" "--separating" "--precision int8" "--precision int8 --separating" "--precision bf16" \
+      "--precision bf16 --separating"; do
+      tag=$split; [[ $flags == *int8* ]] && tag+=-int8; [[ $flags == *bf16* ]] && tag+=-bf16
+      [[ $flags == *separating* ]] && tag+=-separating
       [[ -f $OUT/$run/evaluation/$tag/results.json ]] && continue
       # shellcheck disable=SC2086  # $flags is a list of options
       sugar evaluate "$OUT/$run" --split "$split" $flags >> "$OUT/logs/$run-fastrank.log" 2>&1
