@@ -197,9 +197,9 @@ def feed_lm_head_contiguous(model: Any) -> None:
     With `logits_to_keep=k > 1` transformers hands the head a slice of the hidden states that cannot be viewed as
     one matrix, so torch.matmul falls back to a batched matmul that copies the whole [vocab x width] weight once
     per row: 0.45 GB per 8-row batch for SmolLM2's 49k vocabulary, 2.7 GB for Gemma 3's 262k. Copying the few
-    kept positions instead made ranking a batch of 8 4.4x faster with SmolLM2-135M and 64x with Gemma-3-270M
-    (docs/benchmarks.md). The hook survives bf16 casts, PEFT wrapping and dynamic int8 quantisation (which
-    carries a module's pre-hooks over to its replacement).
+    kept positions instead made ranking a batch of 32 (bf16, --separating) 6.4x faster with SmolLM2-135M and 83x
+    with Gemma 3 270M (docs/benchmarks.md). The hook survives bf16 casts, PEFT wrapping and dynamic int8
+    quantisation (which carries a module's pre-hooks over to its replacement).
     """
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is not None and not getattr(head, "_sugar_contiguous_input", False):
