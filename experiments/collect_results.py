@@ -1591,6 +1591,7 @@ def main() -> None:
     out += fast_rank_table(runs, "ucla-f-joint-llm-pool")
     out += fast_rank_table(runs, "ucla-fj-llm-e4")  # the released nw-ucla since 2026-12-05 (6)
     out += fast_rank_table(runs, "nw-ucla-released-ce")  # ... with its classifier since 2026-12-06 (13)
+    out += fast_rank_table(runs, "ucla-fj5-llm-e4")  # fj5closed's seed 1, on the repeat-5 joint (2026-12-07 (17))
     out += bridge_table(runs)
     out += bridge_table(runs, "-full")
     print("\n".join(out) if out else f"no finished runs under {runs}")
