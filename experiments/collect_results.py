@@ -1407,7 +1407,9 @@ CLASSIFIER_PROXY_FAMILIES = [("NW-UCLA on the (10) joint, seeds 1 / 2 / 3", [f"u
                                                                               for s in SEED_SUFFIXES]),
                              ("the released `nw-ucla` (`released_ucla_classifier`)", ["nw-ucla-released-ce"]),
                              ("NW-UCLA on the repeat-5 joint, seed 1, on the repeat-5 proxies (`fj5proxyweight`)",
-                              ["ucla-fj5-llm-e4"])]
+                              ["ucla-fj5-llm-e4"]),
+                             ("the same with Gemma 3 270M, on its repeat-5 proxies (`gemmaproxyweight`)",
+                              ["ucla-fj5g-llm-e4"])]
 
 
 def classifier_proxy_table(runs: Path) -> list[str]:

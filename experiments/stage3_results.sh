@@ -202,6 +202,9 @@ fj5proxyweight() { proxy_calibrate ucla-fj5-llm-e4 ucla-vp-rep5-llm ucla-vp-rep5
 # joints as vprep5llm (rules R1 of 2026-12-07 (17); ~45 min each, two side by side); fj5gemma: fj5closed's runs on
 # the released repeat-5 joint with it, each fused with the encoder's CE head (FJ5_SEEDS, default 1)
 vpgemma() { VP_ENCODERS=${VP_ENCODERS:-ucla-vp-rep5 ucla-vp-rep5-s2} vp_tune -gemma --set llm=gemma3-270m; }
+# ... and fj5gemma's seed 1 with the three-way weights chosen on those Gemma proxy recognisers (copy -pw; as
+# fj5proxyweight for SmolLM2; rules R5 of (17), ~1 min)
+gemmaproxyweight() { proxy_calibrate ucla-fj5g-llm-e4 ucla-vp-rep5-llm-gemma ucla-vp-rep5-s2-llm-gemma; }
 fj5gemma() {
   local seed stem=ucla-fj5g-llm-e4
   features nw-ucla-field-joint
