@@ -1218,7 +1218,9 @@ def ce_fusion_table(runs: Path) -> list[str]:
              "LLM + CE head % | LLM + text + CE heads % |", "|---|---|---|---|---|---|---|"]
     for stem, label in CE_FUSION_FAMILIES:
         names = [stem + suffix for suffix in SEED_SUFFIXES if (runs / f"{stem}{suffix}").is_dir()]
-        for split in ("val", "test") if names else ():
+        if not names:
+            continue
+        for split in ("val", "test"):
             llmce = [read_json(runs / f"{n}-llmce-{split}" / "results.json") for n in names]
             three = [read_json(runs / f"{n}-llmtextce-{split}" / "results.json") for n in names]
             own = [read_json(runs / n / "evaluation" / split / "results.json") for n in names]

