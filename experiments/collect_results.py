@@ -1565,6 +1565,9 @@ def main() -> None:
                                                "random list per training row, 2-way choice", "-text")
     out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot, bridge kind text and a random list per "
                                               "training row, 4-way choice", "-text")
+    out += stage3_zeroshot_table(runs, "ucla", "NW-UCLA zero-shot with Gemma 3 270M as the LLM, 2-way choice", "-gemma")
+    out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot with Gemma 3 270M as the LLM, 4-way choice",
+                                 "-gemma")
     for split in ("val", "test"):
         out += open_list_table(runs, "ucla-llm-zs", "NW-UCLA zero-shot recognisers, 2 held-out classes", split)
         out += open_list_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes", split)
@@ -1577,7 +1580,7 @@ def main() -> None:
               "msr-llm", "msr-label-llm", "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-llm-ho-fixed",
               "msr-llm-ho-vary"]
     stage3 += [f"{name}{suffix}" for name, _ in CLOSED_FAMILIES for suffix in SEED_SUFFIXES]
-    stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text")
+    stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text", "-gemma")
                for s in range(1, 10)]
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")

@@ -10,6 +10,7 @@
 #   bash experiments/stage3_results.sh varylist        # MSR zero-shot with a random action list per training row
 #   bash experiments/stage3_results.sh textzeroshot    # NW-UCLA zero-shot, bridge in the LLM's language + varied lists
 #   bash experiments/stage3_results.sh zsleaveout      # zero-shot fusion weights chosen on other seeds' held-out classes
+#   bash experiments/stage3_results.sh gemmazeroshot msrgemmazeroshot  # zero-shot with Gemma 3 270M (issue 15)
 #   L_EPOCHS=1 bash experiments/stage3_results.sh msrlist   # the same, cheaper: held out of the LLM only
 #   bash experiments/stage3_results.sh release msrrelease   # earlier releases (NW-UCLA, MSR Action3D)
 #   bash experiments/stage3_results.sh fieldllm        # NW-UCLA recogniser on the 65-epoch joint stream
@@ -506,6 +507,19 @@ msrtextzeroshot() {  # the same on MSR Action3D (4 held-out classes; stage-2 run
   for seed in ${MSR_ZS_SEEDS:-1 2 3}; do
     CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-zs-text-seed$seed" "msr-zs-seed$seed" --set epochs="$E3" \
       --set bridge.kind=text --set vary_list=true
+  done
+}
+
+gemmazeroshot() {  # issue 15: zeroshot with Gemma 3 270M as the LLM (the gemma extra), beside SmolLM2's zeroshot runs
+  for seed in $ZS_SEEDS; do
+    tune "ucla-llm-zs-gemma-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3" --set llm=gemma3-270m
+  done
+}
+
+msrgemmazeroshot() {  # the same on MSR Action3D (E3=8 as msrzeroshot's runs)
+  for seed in ${MSR_ZS_SEEDS:-1 2 3}; do
+    CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-zs-gemma-seed$seed" "msr-zs-seed$seed" --set epochs="$E3" \
+      --set llm=gemma3-270m
   done
 }
 
