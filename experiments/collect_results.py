@@ -1159,7 +1159,9 @@ CLOSED_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs (`epochs4`, `closedseed
                     "(`fj10closed`)"),
                    ("ucla-fj5-llm-e4", "NW-UCLA on the repeat-5 joint released since 2026-12-07 (14), 4 epochs, last "
                     "epoch (`fj5closed`)"),
-                   ("ucla-fj5g-llm-e4", "the same with Gemma 3 270M as the LLM (`fj5gemma`)")]
+                   ("ucla-fj5g-llm-e4", "the same with Gemma 3 270M as the LLM (`fj5gemma`)"),
+                   ("msr-ajg-llm-e8-pool", "MSR Action3D on the released last-epoch joint with Gemma 3 270M as the "
+                    "LLM, 8 epochs, last epoch (`msrgemma`)")]
 
 
 def seed_means_table(runs: Path, families: list[tuple[str, str]], title: str) -> list[str]:
@@ -1200,7 +1202,9 @@ CE_FUSION_FAMILIES = [("ucla-fj-llm-e4", "NW-UCLA, 4 epochs"), ("msr-f-label-llm
                       ("msr-aj-llm-e8-pool-last", "the same at their last epoch"),
                       ("ucla-fj10-llm-e4", "NW-UCLA on the joint released since (10), 4 epochs, last epoch"),
                       ("ucla-fj5-llm-e4", "NW-UCLA on the repeat-5 joint released since (14), 4 epochs, last epoch"),
-                      ("ucla-fj5g-llm-e4", "the same with Gemma 3 270M as the LLM (`fj5gemma`)")]
+                      ("ucla-fj5g-llm-e4", "the same with Gemma 3 270M as the LLM (`fj5gemma`)"),
+                      ("msr-ajg-llm-e8-pool", "MSR Action3D on the released last-epoch joint with Gemma 3 270M, "
+                       "8 epochs")]
 
 
 def seeds_cell(values: list[float | None]) -> str:

@@ -33,6 +33,7 @@
 #   bash experiments/stage3_results.sh vpllmaug        # ... tuned on augmented views
 #   bash experiments/stage3_results.sh vprep5llm fj5proxyweight  # ... on the repeat-5 proxy joints (which nw-ucla releases)
 #   bash experiments/stage3_results.sh vpgemma fj5gemma # ... with Gemma 3 270M instead of SmolLM2-135M (issue 15)
+#   bash experiments/stage3_results.sh msrgemma        # MSR's recogniser with Gemma 3 270M, seeds 1-3 (issue 15)
 #   bash experiments/stage3_results.sh proxyweight     # the closed-set recognisers' fusion weight chosen on the proxies
 #   bash experiments/stage3_results.sh ceproxy ceclosed released_ucla_classifier ceproxyweight  # ... with the CE classifier too
 #   bash experiments/stage3_results.sh openlist        # zero-shot runs scored with open-list fusion (issue 15)
@@ -208,6 +209,16 @@ vpgemma() { VP_ENCODERS=${VP_ENCODERS:-ucla-vp-rep5 ucla-vp-rep5-s2} vp_tune -ge
 # fj5proxyweight for SmolLM2; rules R5 of (17), ~1 min)
 gemmaproxyweight() { proxy_calibrate ucla-fj5g-llm-e4 ucla-vp-rep5-llm-gemma ucla-vp-rep5-s2-llm-gemma; }
 fj5gemma() { fj5_runs ucla-fj5g-llm-e4 1 --set llm=gemma3-270m; }
+# ... and msrlastpool's recogniser (the released MSR joint, 8 epochs, last epoch) with Gemma, each seed fused with the
+# encoder's CE head; MSRG_SEEDS picks seeds (default 1 2 3, one process)
+msrgemma() {
+  local seed stem=msr-ajg-llm-e${E_MSR3:-8}-pool
+  features msr-action3d-joint
+  for seed in ${MSRG_SEEDS:-1 2 3}; do
+    MSR3_ENC=msr-action3d-joint msr_closed "$seed" "$stem" --set llm=gemma3-270m
+    ce_fuse "$stem$(seed_suffix "$seed")" msr-action3d-joint
+  done
+}
 # issue 15: the closed-set comparison over encoder seeds, not one encoder: fj10closed's recogniser recipe (4 epochs,
 # LLM seed 1, three-way at val weights) on each of the recipe joint's seeds, beside that encoder's own CE head. Seed 1
 # is the repeat-1 nw-ucla-field-joint (fj10closed's seed-1 run again; released until 2026-12-07, in git at 6b42411:
