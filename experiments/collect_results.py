@@ -1573,8 +1573,11 @@ def main() -> None:
     out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot with Gemma 3 270M as the LLM, 4-way choice",
                                  "-gemma")
     for split in ("val", "test"):
-        out += open_list_table(runs, "ucla-llm-zs", "NW-UCLA zero-shot recognisers, 2 held-out classes", split)
-        out += open_list_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes", split)
+        for llm, name in (("", ""), ("-gemma", ", Gemma 3 270M")):
+            out += open_list_table(runs, f"ucla-llm-zs{llm}",
+                                   f"NW-UCLA zero-shot recognisers{name}, 2 held-out classes", split)
+            out += open_list_table(runs, f"msr-llm-zs{llm}",
+                                   f"MSR Action3D zero-shot recognisers{name}, 4 held-out classes", split)
     out += stacking_table(runs, "ucla-llm-zs", "NW-UCLA zero-shot recognisers, 2 held-out classes")
     out += stacking_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes")
     out += cross_dataset_table(runs)

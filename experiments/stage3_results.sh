@@ -467,11 +467,17 @@ crossmsr() {  # issue 15, cross-dataset the other way: MSR's recogniser (msrfpoo
   echo "$(date -u +%H:%M:%S) evaluated cross-dataset MSR Action3D (pool recogniser) -> NW-UCLA"
 }
 
-zeroshot() {  # the encoder's held-out classes stay held out for the LLM (tune inherits exclude_classes)
-  for seed in $ZS_SEEDS; do
-    tune "ucla-llm-zs-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3"
+ucla_zs() {  # run-suffix [--set ...]: ucla-llm-zs<suffix>-seedN on each zero-shot encoder ucla-zs-seedN (ZS_SEEDS)
+  local suffix=$1 seed; shift
+  for seed in $ZS_SEEDS; do tune "ucla-llm-zs$suffix-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3" "$@"; done
+}
+msr_zs() {  # run-suffix [--set ...]: msr-llm-zs<suffix>-seedN on each msr-zs-seedN (MSR_ZS_SEEDS)
+  local suffix=$1 seed; shift
+  for seed in ${MSR_ZS_SEEDS:-1 2 3}; do
+    CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-zs$suffix-seed$seed" "msr-zs-seed$seed" --set epochs="$E3" "$@"
   done
 }
+zeroshot() { ucla_zs ""; }  # the encoder's held-out classes stay held out for the LLM (tune inherits exclude_classes)
 
 openlist() {  # issue 15: the zero-shot runs of ZS_PREFIX at ZS_SEEDS scored again (val, test) on the whole list too
   # (generalized zero-shot), with open-list fusion (entries the LLM was not tuned on ranked by the text head alone,
@@ -507,49 +513,23 @@ zsleaveout() {  # issue 15: each zero-shot run's fusion weight chosen on the OTH
   echo "$(date -u +%H:%M:%S) calibrated $prefix seeds $ZS_SEEDS leave-classes-out"
 }
 
-textzeroshot() {  # issue 15: zeroshot with the bridge in the LLM's language (bridge kind "text": the stage-2 text head
-  # and a text-to-LLM map fitted without the held-out names) and a random action list per training row
-  for seed in $ZS_SEEDS; do
-    tune "ucla-llm-zs-text-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3" --set bridge.kind=text --set vary_list=true
-  done
-}
-
-msrtextzeroshot() {  # the same on MSR Action3D (4 held-out classes; stage-2 runs of stage2_results.sh msrzeroshot)
-  for seed in ${MSR_ZS_SEEDS:-1 2 3}; do
-    CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-zs-text-seed$seed" "msr-zs-seed$seed" --set epochs="$E3" \
-      --set bridge.kind=text --set vary_list=true
-  done
-}
-
-gemmazeroshot() {  # issue 15: zeroshot with Gemma 3 270M as the LLM (the gemma extra), beside SmolLM2's zeroshot runs
-  for seed in $ZS_SEEDS; do
-    tune "ucla-llm-zs-gemma-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3" --set llm=gemma3-270m
-  done
-}
-
-msrgemmazeroshot() {  # the same on MSR Action3D (E3=8 as msrzeroshot's runs)
-  for seed in ${MSR_ZS_SEEDS:-1 2 3}; do
-    CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-zs-gemma-seed$seed" "msr-zs-seed$seed" --set epochs="$E3" \
-      --set llm=gemma3-270m
-  done
-}
+# issue 15: zeroshot with the bridge in the LLM's language (bridge kind "text": the stage-2 text head and a
+# text-to-LLM map fitted without the held-out names) and a random action list per training row; msr...: the same on
+# MSR Action3D (4 held-out classes; stage-2 runs of stage2_results.sh msrzeroshot)
+textzeroshot() { ucla_zs -text --set bridge.kind=text --set vary_list=true; }
+msrtextzeroshot() { msr_zs -text --set bridge.kind=text --set vary_list=true; }
+# issue 15: zeroshot / msrzeroshot with Gemma 3 270M as the LLM (the gemma extra), beside SmolLM2's runs
+gemmazeroshot() { ucla_zs -gemma --set llm=gemma3-270m; }
+msrgemmazeroshot() { msr_zs -gemma --set llm=gemma3-270m; }  # E3=8 as msrzeroshot's runs
 
 msr() {  # MSR Action3D cross-subject, closed set, on the stage-2 MIL-NCE encoder
   CONFIG=configs/tune/msr-action3d-cpu.yaml tune msr-llm msr-milnce --set epochs="$E3"
 }
 
-msrzeroshot() {  # MSR Action3D with 4 held-out classes (stage-2 run msr-zs-seedN of stage2_results.sh msrzeroshot)
-  for seed in ${MSR_ZS_SEEDS:-1 2 3}; do
-    CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-zs-seed$seed" "msr-zs-seed$seed" --set epochs="$E3"
-  done
-}
+msrzeroshot() { msr_zs ""; }  # MSR Action3D with 4 held-out classes (stage-2 runs msr-zs-seedN of stage2 msrzeroshot)
 
-varylist() {  # MSR zero-shot as msrzeroshot, but every training row lists a random subset (true class + distractors)
-  for seed in ${MSR_ZS_SEEDS:-1 2 3}; do
-    CONFIG=configs/tune/msr-action3d-cpu.yaml tune "msr-llm-zs-vary-seed$seed" "msr-zs-seed$seed" --set epochs="$E3" \
-      --set vary_list=true
-  done
-}
+# MSR zero-shot as msrzeroshot, but every training row lists a random subset (true class + distractors)
+varylist() { msr_zs -vary --set vary_list=true; }
 
 msrlist() {  # cheaper: 4 classes held out of the LLM only, on the closed-set encoder msr-milnce (which saw them),
   # fixed list vs a random list per row at an equal budget of L_EPOCHS; the classes are MSR seed 1's zero-shot choice
@@ -560,11 +540,7 @@ msrlist() {  # cheaper: 4 classes held out of the LLM only, on the closed-set en
   done
 }
 
-uclavarylist() {  # the same on NW-UCLA (2 held-out classes)
-  for seed in $ZS_SEEDS; do
-    tune "ucla-llm-zs-vary-seed$seed" "ucla-zs-seed$seed" --set epochs="$E3" --set vary_list=true
-  done
-}
+uclavarylist() { ucla_zs -vary --set vary_list=true; }  # the same on NW-UCLA (2 held-out classes)
 
 fuse() {  # runs finished before the text head was fused: attach it, calibrate on val, score test again
   local run
