@@ -17,6 +17,8 @@
 #   bash experiments/stage2_results.sh viewproxy3    # two more
 #   bash experiments/stage2_results.sh viewproxyseeds  # the recipe and 64 frames with seeds 2-3 (~35 min)
 #   VP_TAG=-align VP_ARGS="--set data.align=true" bash experiments/stage2_results.sh viewproxy_candidate  # 3 seeds
+#   R5S_STREAMS="joint joint_motion" bash experiments/stage2_results.sh ucla_rep5_seed_streams  # seed 2 of the released streams
+#   bash experiments/stage2_results.sh ucla_rep5_seed_fuse  # ... fused with the released four (plain sum)
 #   bash experiments/stage2_results.sh field_protocol  # the joint streams with the field's reporting beside ours (~85 min)
 #   bash experiments/stage2_results.sh recipe_f64 fuse_f64  # the recipe's four streams at 64 frames, fused (not run yet)
 #
@@ -335,6 +337,23 @@ release_rep5_streams() {
     fi
   done
   fuse_streams ucla-frs5 "${UCLA_RELEASED[@]}"
+}
+# issue 14: a second seed of each repeat-5 stream (the released recipe, seed R5_SEED, default 2; ucla-r5-STREAM-sN),
+# for a seed ensemble: the released four and these fused by the plain sum (ucla_rep5_seed_fuse, as ucla-fr5x2).
+# R5S_STREAMS splits the streams over two processes (~90 min a stream on one core beside another)
+ucla_rep5_seed_streams() {
+  local stream seed=${R5_SEED:-2}
+  for stream in ${R5S_STREAMS:-joint bone joint_motion bone_motion}; do
+    field_run "ucla-r5-${stream//_/-}$(seed_suffix "$seed")" "${CTRGCN_UCLA[@]}" --set data.repeat=5 \
+      --set data.stream="$stream" --set seed="$seed"
+  done
+}
+ucla_rep5_seed_fuse() {  # the released four and every finished seed-R5_SEED stream of ucla_rep5_seed_streams
+  local stream runs=() suffix; suffix=$(seed_suffix "${R5_SEED:-2}")
+  for stream in joint bone joint-motion bone-motion; do
+    [ -f "$OUT/ucla-r5-$stream$suffix/evaluation/test/results.json" ] && runs+=("ucla-r5-$stream$suffix")
+  done
+  fuse_streams "ucla-fr5x2${suffix}-${#runs[@]}" "${UCLA_RELEASED[@]}" "${runs[@]}"
 }
 # issue 15: the recipe joint's seeds 2 and 3 trained again (repeat 1 as CTRGCN_UCLA pins it, keep: last: the same
 # training as recipe_fp's ucla-c1-joint-fp-s2/-s3, whose last epochs gave 90.1 / 90.7 and 87.9 / 87.9), as encoders
