@@ -1572,8 +1572,11 @@ def main() -> None:
     out += stage3_zeroshot_table(runs, "ucla", "NW-UCLA zero-shot with Gemma 3 270M as the LLM, 2-way choice", "-gemma")
     out += stage3_zeroshot_table(runs, "msr", "MSR Action3D zero-shot with Gemma 3 270M as the LLM, 4-way choice",
                                  "-gemma")
+    gloss = "each list entry followed by its knowledge gloss (list_gloss_words 14)"
+    out += stage3_zeroshot_table(runs, "ucla", f"NW-UCLA zero-shot, {gloss}, 2-way choice", "-gloss")
+    out += stage3_zeroshot_table(runs, "msr", f"MSR Action3D zero-shot, {gloss}, 4-way choice", "-gloss")
     for split in ("val", "test"):
-        for llm, name in (("", ""), ("-gemma", ", Gemma 3 270M")):
+        for llm, name in (("", ""), ("-gemma", ", Gemma 3 270M"), ("-gloss", ", list glossed")):
             out += open_list_table(runs, f"ucla-llm-zs{llm}",
                                    f"NW-UCLA zero-shot recognisers{name}, 2 held-out classes", split)
             out += open_list_table(runs, f"msr-llm-zs{llm}",
@@ -1587,7 +1590,7 @@ def main() -> None:
               "msr-llm", "msr-label-llm", "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-llm-ho-fixed",
               "msr-llm-ho-vary"]
     stage3 += [f"{name}{suffix}" for name, _ in CLOSED_FAMILIES for suffix in SEED_SUFFIXES]
-    stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text", "-gemma")
+    stage3 += [f"{p}-llm-zs{v}-seed{s}" for p in ("ucla", "msr") for v in ("", "-vary", "-text", "-gemma", "-gloss")
                for s in range(1, 10)]
     out += evidence_table(runs, stage3, "Stage 3 with the encoder's text head fused (issue 15): LLM alone, text "
                                         "head alone, fused")

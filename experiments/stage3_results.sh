@@ -9,6 +9,7 @@
 #   bash experiments/stage3_results.sh byanswer        # re-score finished runs by label + description (no training)
 #   bash experiments/stage3_results.sh varylist        # MSR zero-shot with a random action list per training row
 #   bash experiments/stage3_results.sh textzeroshot    # NW-UCLA zero-shot, bridge in the LLM's language + varied lists
+#   bash experiments/stage3_results.sh glosszeroshot msrglosszeroshot  # zero-shot, each list entry with its gloss
 #   bash experiments/stage3_results.sh zsleaveout      # zero-shot fusion weights chosen on other seeds' held-out classes
 #   bash experiments/stage3_results.sh gemmazeroshot msrgemmazeroshot  # zero-shot with Gemma 3 270M (issue 15)
 #   L_EPOCHS=1 bash experiments/stage3_results.sh msrlist   # the same, cheaper: held out of the LLM only
@@ -521,6 +522,11 @@ msrtextzeroshot() { msr_zs -text --set bridge.kind=text --set vary_list=true; }
 # issue 15: zeroshot / msrzeroshot with Gemma 3 270M as the LLM (the gemma extra), beside SmolLM2's runs
 gemmazeroshot() { ucla_zs -gemma --set llm=gemma3-270m; }
 msrgemmazeroshot() { msr_zs -gemma --set llm=gemma3-270m; }  # E3=8 as msrzeroshot's runs
+# issue 15: zeroshot / msrzeroshot with each entry of the instruction's list followed by a gloss of its knowledge
+# description (list_gloss_words: the first 14 words of its first sentence), so the held-out entries are read by what
+# the body does, not by a name the LLM never answered with
+glosszeroshot() { ucla_zs -gloss --set list_gloss_words=14; }
+msrglosszeroshot() { msr_zs -gloss --set list_gloss_words=14; }
 
 msr() {  # MSR Action3D cross-subject, closed set, on the stage-2 MIL-NCE encoder
   CONFIG=configs/tune/msr-action3d-cpu.yaml tune msr-llm msr-milnce --set epochs="$E3"

@@ -12,6 +12,7 @@ from sugar.models.prompt import (
     build_batch,
     build_prompt,
     candidate_ids,
+    gloss,
     instruction_text,
 )
 
@@ -111,3 +112,41 @@ def test_loss_equals_the_plain_causal_lm_loss(tmp_path_factory, tok) -> None:
         plain = rec.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
                         labels=batch["labels"]).loss
         assert rec.loss(tokens, [2, 5]).item() == pytest.approx(plain.item(), rel=1e-5)
+
+
+def test_gloss_is_the_first_sentence_without_the_person_cut_to_words() -> None:
+    text = "A person sits down on a chair, bending the knees and hips. Then rests."
+    assert gloss(text, 5) == "sits down on a chair"  # the cut's trailing comma goes
+    assert gloss(text, 40) == "sits down on a chair, bending the knees and hips"
+    assert gloss("", 6) == ""
+
+
+def test_glossed_list_names_each_entry_with_its_gloss(tok) -> None:
+    names_only = build_prompt(tok, ACTIONS[:2])
+    glossed = build_prompt(tok, ACTIONS[:2], glosses=["bends to the floor", ""])
+    text = tok.decode(list(glossed.prefix_ids))
+    assert "from: [pick up with one hand (bends to the floor); pick up with two hands], and" in text
+    assert glossed.suffix_ids == names_only.suffix_ids and glossed.end_ids == names_only.end_ids
+    with pytest.raises(ValueError, match="1 glosses for 2 actions"):
+        instruction_text(ACTIONS[:2], glosses=["x"])
+
+
+def test_recogniser_glosses_its_list_and_asks_for_new_entries_knowledge(tmp_path_factory, tok) -> None:
+    from stage3helpers import build_tiny, random_tokens
+    from sugar.errors import ConfigError
+
+    rec = build_tiny(tmp_path_factory, tok)
+    with torch.no_grad():
+        plain_loss = rec.loss(random_tokens(2), [4, 5]).item()
+    rec.cfg.list_gloss_words = 4
+    with torch.no_grad():  # training reads the glossed list too
+        assert rec.loss(random_tokens(2), [4, 5]).item() != pytest.approx(plain_loss)
+    assert "(performs sit down with); stand up" in tok.decode(list(rec.prompt(["sit down", "stand up"]).prefix_ids))
+    with pytest.raises(ConfigError, match="no description for \\['jump'\\]"):
+        rec.recognize(random_tokens(2), ["sit down", "jump"], describe=False)
+    knowledge = {"jump": "A person jumps up with both feet."}
+    out = rec.recognize(random_tokens(2), ["sit down", "jump"], knowledge=knowledge, describe=False)
+    assert [r["label"] in ("sit down", "jump") for r in out] == [True, True]
+    other = rec.recognize(random_tokens(2), ["sit down", "jump"], knowledge={"jump": "A person hops on one foot."},
+                          describe=False)  # another gloss is another prompt: not the first one's cached prefix
+    assert [r["score"] for r in out] != [r["score"] for r in other]

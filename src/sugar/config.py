@@ -143,6 +143,10 @@ class TuneConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     knowledge: str | None = None  # knowledge file; None = the dataset's shipped file
     zero_shot_prompt: bool = False  # the paper's "choose the top five ..." instruction
+    # > 0: each entry of the instruction's action list is followed by the first N words of its knowledge description
+    # ("sit down (sits down on a chair, bending the knees ...)"), so a class the LLM was not tuned on is read by what
+    # the body does (issue 15's unseen classes); 0 = names only, the paper's prompt
+    list_gloss_words: int = 0
     epochs: int = 1
     batch_size: int = 8
     grad_accum: int = 1

@@ -283,8 +283,8 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
                   "all": list(range(len(classes)))}
 
     rank_by = rank_by or rec.cfg.rank_by
-    knowledge = (_descriptions(rec, dataset if other else None, classes, knowledge_file) if rank_by == "answer"
-                 else {})
+    knowledge = (_descriptions(rec, dataset if other else None, classes, knowledge_file)
+                 if rank_by == "answer" or rec.cfg.list_gloss_words > 0 else {})
     report: dict[str, Any] = {"run": str(run_dir), "dataset": name, "split": split, "mode": mode,
                               "rank_by": rank_by, "llm": rec.cfg.llm, "fusion_weight": rec.fusion_weight,
                               "ce_weight": rec.ce_weight,
@@ -331,14 +331,19 @@ def evaluate_recognizer_run(run_dir: str | Path, split: str = "test", dataset: s
 
 def _descriptions(rec: Recognizer, dataset: str | None, classes: list[str], knowledge_file: str | None
                   ) -> dict[str, str]:
-    """label -> description of `classes` for rank_by="answer": the given knowledge file, else another
-    dataset's shipped knowledge, else the run's own descriptions."""
+    """label -> description of `classes` for rank_by="answer" or a glossed list (list_gloss_words): the given
+    knowledge file, else another dataset's shipped knowledge, else the run's own descriptions, completed for
+    classes held out of tuning from the knowledge its encoder was trained with."""
     if knowledge_file or dataset:
         table = {c.label: c.description for c in load_knowledge(knowledge_file or knowledge_name(dataset)).classes}
     elif rec.cfg.knowledge == "none":
-        raise ConfigError("rank_by=answer needs knowledge descriptions; this run was tuned with knowledge=none")
+        raise ConfigError("rank_by=answer and list_gloss_words need knowledge descriptions; this run was tuned "
+                          "with knowledge=none")
     else:
         table = dict(rec.descriptions)
+        if any(c not in table for c in classes) and rec.data is not None:
+            source = rec.cfg.knowledge or rec.data.knowledge_file
+            table = {**{c.label: c.description for c in load_knowledge(source).classes}, **table}
     missing = [c for c in classes if c not in table]
     if missing:
         raise ConfigError(f"the knowledge has no description for {missing[:5]}")

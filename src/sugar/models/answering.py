@@ -84,7 +84,7 @@ def ranked_context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, p
         ids = torch.tensor([parts.prefix_ids], device=device)
         return decoding.run_cached(rec.llm, None, input_ids=ids, logits_to_keep=1)[1]
 
-    prefix_cache = rec.prefix_cache.get((parts.actions, zero_shot), compute)
+    prefix_cache = rec.prefix_cache.get((parts.actions, parts.prefix_ids, zero_shot), compute)  # glosses may differ
     if tree is not None and decoding.tree_fits_one_pass(n, tree, embed.num_embeddings):
         cache, last, scores = decoding.context_and_tree(rec.llm, prefix_cache, x, mask, positions[:, p:], tree,
                                                         keep_cache)
@@ -170,7 +170,7 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
     bonus = new_class_bonus(rec, actions) if fusion is None and mode == "rank" else None
     refs = {**rec.descriptions, **descriptions_from(knowledge)}
     zero_shot = rec.cfg.zero_shot_prompt if zero_shot_prompt is None else zero_shot_prompt
-    parts = rec.prompt(actions, zero_shot)
+    parts = rec.prompt(actions, zero_shot, refs)
     tree = decoding.CandidateTree.build([
         candidate_ids(rec.tokenizer, a, refs.get(a) if rank_by == "answer" else None, rec.cfg.max_answer_tokens)
         for a in actions], separating=rec.rank_separating)

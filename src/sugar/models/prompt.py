@@ -18,6 +18,7 @@ where the answer is "{label}. {description}"; the loss is on the answer and end-
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,20 +46,36 @@ class PromptParts:
     end_ids: tuple[int, ...]  # what closes the answer (end of turn)
 
 
-def instruction_text(actions: Sequence[str], zero_shot: bool = False) -> str:
+def instruction_text(actions: Sequence[str], zero_shot: bool = False, glosses: Sequence[str] | None = None) -> str:
+    """The instruction for a list; with glosses each entry reads "name (gloss)" and entries are separated by
+    semicolons (glosses hold commas). Without, the paper's comma-separated names, byte for byte."""
     template = ZERO_SHOT_INSTRUCTION if zero_shot else INSTRUCTION
-    return template.format(actions=", ".join(actions))
+    if glosses is None:
+        return template.format(actions=", ".join(actions))
+    if len(glosses) != len(actions):
+        raise ValueError(f"{len(glosses)} glosses for {len(actions)} actions")
+    return template.format(actions="; ".join(f"{a} ({g})" if g else a for a, g in zip(actions, glosses, strict=True)))
+
+
+def gloss(description: str, words: int) -> str:
+    """A list entry's gloss: the first sentence of its knowledge description without the opening "A person",
+    cut to `words` words, so an entry the LLM was never tuned on is read by what the body does, not by its name
+    alone (list_gloss_words)."""
+    first = sentences(description)[0] if description and description.strip() else ""
+    first = re.sub(r"^(a|the) person\s+", "", first.strip(), flags=re.IGNORECASE).rstrip(".!?")
+    return " ".join(first.split()[:words]).rstrip(",;:")
 
 
 def _encode(tokenizer: Any, text: str) -> tuple[int, ...]:
     return tuple(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else ()
 
 
-def build_prompt(tokenizer: Any, actions: Sequence[str], zero_shot: bool = False) -> PromptParts:
+def build_prompt(tokenizer: Any, actions: Sequence[str], zero_shot: bool = False,
+                 glosses: Sequence[str] | None = None) -> PromptParts:
     """Split the (chat-templated) instruction at <action> into prefix/suffix ids; find the end-of-turn ids."""
     if not actions:
         raise ValueError("the action list is empty")
-    user = instruction_text(actions, zero_shot)
+    user = instruction_text(actions, zero_shot, glosses)
     if getattr(tokenizer, "chat_template", None):
         messages = [{"role": "user", "content": user}]
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -21,12 +21,12 @@ from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from torch import nn
 
 from sugar.config import TuneConfig
-from sugar.errors import SugarError
+from sugar.errors import ConfigError, SugarError
 from sugar.models import answering, decoding
 from sugar.models.evidence import ClassifierEvidence, TextEvidence, without_classifier
 from sugar.models.inference import merge_lora
 from sugar.models.llm import add_lora, load_causal_lm
-from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt, build_row_batch
+from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt, build_row_batch, gloss
 from sugar.models.tqp import build_bridge, pad_tokens
 from sugar.skeleton.datasets import DataSource
 from sugar.skeleton.processor import Processor
@@ -154,8 +154,21 @@ class Recognizer(nn.Module):
         """Forget cached prompt prefixes (they depend on the LoRA weights)."""
         self.prefix_cache.clear()
 
-    def prompt(self, actions: Sequence[str], zero_shot: bool | None = None) -> PromptParts:
-        return build_prompt(self.tokenizer, actions, self.cfg.zero_shot_prompt if zero_shot is None else zero_shot)
+    def prompt(self, actions: Sequence[str], zero_shot: bool | None = None,
+               knowledge: Mapping[str, str] | None = None) -> PromptParts:
+        """The instruction for `actions`; with cfg.list_gloss_words each entry carries a gloss of its description
+        (`knowledge`, label -> description, over the training descriptions), which every entry must then have."""
+        glosses = None
+        if self.cfg.list_gloss_words > 0:
+            table = {**self.descriptions, **(knowledge or {})}
+            missing = [a for a in actions if not table.get(a)]
+            if missing:
+                raise ConfigError(f"this recogniser lists each action with its description (list_gloss_words="
+                                  f"{self.cfg.list_gloss_words}); no description for {missing[:5]}: pass knowledge "
+                                  "for the list")
+            glosses = [gloss(table[a], self.cfg.list_gloss_words) for a in actions]
+        return build_prompt(self.tokenizer, actions, self.cfg.zero_shot_prompt if zero_shot is None else zero_shot,
+                            glosses)
 
     @torch.no_grad()
     def encode(self, samples: Sequence[Sample]) -> list[torch.Tensor]:
