@@ -129,6 +129,14 @@ def test_zero_shot_holdout(llm_cfg, tmp_path) -> None:
     assert json.loads((tmp_path / "run" / "recognizer.json").read_text())["actions"] == CLASSES[:3]
 
 
+def test_zero_shot_with_a_glossed_list_reads_the_held_out_descriptions(llm_cfg, tmp_path) -> None:
+    cfg = replace(llm_cfg, epochs=1, exclude_classes=tuple(CLASSES[2:]), knowledge="nw-ucla", list_gloss_words=5)
+    report = tune(cfg, tmp_path / "run", progress=False, data=_data())
+    assert report["excluded"] == CLASSES[2:] and report["test_unseen"]["samples"] == 4
+    saved = json.loads((tmp_path / "run" / "recognizer.json").read_text())
+    assert saved["config"]["list_gloss_words"] == 5 and saved["actions"] == CLASSES[:2]
+
+
 def test_no_progress_hides_the_model_loading_bar(llm_cfg, capfd) -> None:
     from sugar.commands.library_bars import show_library_progress
     from sugar.models.llm import load_causal_lm
