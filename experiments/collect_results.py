@@ -205,6 +205,8 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                     f"test also scored every epoch (`ucla_rep5_joint`)") for n, suffix in enumerate(SEED_SUFFIXES, 1)],
                  *[(f"ucla-r5-{s}", f"{s.replace('-', ' ')}, the recipe with repeat 5, seed 1, last epoch "
                     f"(`ucla_rep5_streams`)") for s in ("bone", "joint-motion", "bone-motion")],
+                 *[(f"ucla-r5-{s}-s2", f"{s.replace('-', ' ')}, the recipe with repeat 5, seed 2, last epoch "
+                    f"(`ucla_rep5_seed_streams`)") for s in ("joint", "bone", "joint-motion", "bone-motion")],
                  ("ucla-f64-joint", "joint, the recipe with 64 frames per clip (`recipe_f64`)"),
                  ("ucla-f64-bone", "bone, the recipe with 64 frames per clip (`recipe_f64`)"),
                  ("ucla-f64-joint-motion", "joint motion, the recipe with 64 frames per clip (`recipe_f64`)"),
@@ -295,7 +297,10 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                              "(`release_rep5_joint`)"),
                ("ucla-fr5", "the recipe with repeat 5, all four streams (`ucla_rep5_streams ucla_rep5_fuse`)"),
                ("ucla-frs5", "the four released streams after the repeat-5 streams that finished were released, "
-                             "fp16 (`release_rep5_streams`)")]
+                             "fp16 (`release_rep5_streams`)"),
+               *[(f"ucla-fr5x2-s2-{n}", f"the released four and {which} (`ucla_rep5_seed_fuse`)",
+                  f"{n} runs fused") for n, which in ((6, "seed 2 of the repeat-5 joint and bone"),
+                                                      (8, "seed 2 of all four repeat-5 streams"))]]
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
                ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion"),
@@ -307,20 +312,20 @@ MSR_FUSED = [("msr-fs", "msr-f-label's settings (`msr_field`)"),
 
 
 def streams_table(runs: Path, title: str, streams: list[tuple[str, str]],
-                  fused: list[tuple[str, str]]) -> list[str]:
+                  fused: list[tuple[str, ...]]) -> list[str]:
     """Single streams and their fusions (weights chosen on val, and equal weights); fusions print without their
     streams' runs too (released streams are fused from the package)."""
     found = [(n, lab, r) for n, lab in streams if (r := load(runs / n)) is not None]
     lines = [f"| {lab} | `{n}` | {best_val(r)} | {both_heads(r, 'text')} | {both_heads(r, 'ce')} | {setting(r)} |"
              for n, lab, r in found]
-    for prefix, described in fused:
+    for prefix, described, *what in fused:  # what: how many runs, when not the four streams
         for tag, label in (("", "weights chosen on val"), ("-equal", "equal weights")):
             text, ce = fused_cell(runs, f"{prefix}-fused-text{tag}"), fused_cell(runs, f"{prefix}-fused-ce{tag}")
             val = "" if tag else f"{fused_cell(runs, f'{prefix}-fused-text-val')} text, " \
                                  f"{fused_cell(runs, f'{prefix}-fused-ce-val')} CE"
             if text != "-" or ce != "-":
-                lines.append(f"| 4 streams fused, {described}, {label} | `{prefix}-fused-*{tag}` | {val} | {text} | "
-                             f"{ce} | |")
+                lines.append(f"| {what[0] if what else '4 streams fused'}, {described}, {label} | "
+                             f"`{prefix}-fused-*{tag}` | {val} | {text} | {ce} | |")
     if not lines:
         return []
     return [title, "", "| stream | run | val top-1 % (best epoch) | text head test top-1 % | CE head test top-1 % | "
