@@ -339,8 +339,10 @@ release_rep5_streams() {
   fuse_streams ucla-frs5 "${UCLA_RELEASED[@]}"
 }
 # issue 14: a second seed of each repeat-5 stream (the released recipe, seed R5_SEED, default 2; ucla-r5-STREAM-sN),
-# for a seed ensemble: the released four and these fused by the plain sum (ucla_rep5_seed_fuse, as ucla-fr5x2).
-# R5S_STREAMS splits the streams over two processes (~90 min a stream on one core beside another)
+# for a seed ensemble: the released four and these fused by the plain sum (ucla_rep5_seed_fuse: ucla-fr5x2-sN-RUNS).
+# A run's val carve follows its seed, so runs of two seeds share no val split: the plain sum on test only, and whether
+# a seed ensemble is worth releasing is read on the view proxy (ucla_proxy_seed_fuse). R5S_STREAMS splits the
+# streams over two processes (~90 min a stream on one core beside another)
 ucla_rep5_seed_streams() {
   local stream seed=${R5_SEED:-2}
   for stream in ${R5S_STREAMS:-joint bone joint_motion bone_motion}; do
@@ -349,11 +351,23 @@ ucla_rep5_seed_streams() {
   done
 }
 ucla_rep5_seed_fuse() {  # the released four and every finished seed-R5_SEED stream of ucla_rep5_seed_streams
-  local stream runs=() suffix; suffix=$(seed_suffix "${R5_SEED:-2}")
+  local stream runs=("${UCLA_RELEASED[@]}") suffix; suffix=$(seed_suffix "${R5_SEED:-2}")
   for stream in joint bone joint-motion bone-motion; do
     [ -f "$OUT/ucla-r5-$stream$suffix/evaluation/test/results.json" ] && runs+=("ucla-r5-$stream$suffix")
   done
-  fuse_streams "ucla-fr5x2${suffix}-${#runs[@]}" "${UCLA_RELEASED[@]}" "${runs[@]}"
+  plain_sum "ucla-fr5x2$suffix-${#runs[@]}" "${runs[@]}"
+}
+# ... and on the view proxy (train view 1, score view 2): the repeat-5 joint's seeds 1 and 2 (viewproxy_candidate's
+# ucla-vp-rep5, ucla-vp-rep5-s2) by the plain sum, beside each alone (rules R1b of 2026-12-07 (19))
+ucla_proxy_seed_fuse() { plain_sum ucla-vp-rep5x2 ucla-vp-rep5 ucla-vp-rep5-s2; }
+plain_sum() {  # out-prefix run ...: both heads' plain sum on test (PREFIX-fused-HEAD-equal), no val (seeds' carves differ)
+  local prefix=$1 head runs; shift
+  run_paths "$@"; runs=("${RUN_PATHS[@]}")
+  for head in text ce; do
+    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --weights equal \
+      --out "$OUT/$prefix-fused-$head-equal" >> "$OUT/logs/$prefix-fused.log" 2>&1
+  done
+  echo "$(date -u +%H:%M:%S) fused $prefix (plain sum)"
 }
 # issue 15: the recipe joint's seeds 2 and 3 trained again (repeat 1 as CTRGCN_UCLA pins it, keep: last: the same
 # training as recipe_fp's ucla-c1-joint-fp-s2/-s3, whose last epochs gave 90.1 / 90.7 and 87.9 / 87.9), as encoders
@@ -445,14 +459,17 @@ field() {  # issue 14: NW-UCLA's four streams at CTR-GCN's schedule, fused with 
   run:ucla-f-joint; run:ucla-f-bone; run:ucla-f-joint-motion; run:ucla-f-bone-motion
   fuse_field
 }
+run_paths() {  # run ... -> RUN_PATHS: a run of $OUT, or a released model's name (evaluated into ./runs/released/NAME)
+  local run; RUN_PATHS=()
+  for run in "$@"; do
+    if [[ -e $OUT/$run ]]; then RUN_PATHS+=("$OUT/$run"); else RUN_PATHS+=("$run"); fi
+  done
+}
 fuse_streams() {  # out-prefix run ...: fused with weights chosen on val (NW-UCLA: 102 samples) and CTR-GCN's plain sum, both
   # heads; -val: val itself at the weights chosen there (what comparing two stream sets may use; never test)
   # CLIPS=N: each run's scores averaged over N clips per sample (sugar evaluate --multi-clip N)
-  local prefix=$1 head clips=(--multi-clip "${CLIPS:-1}"); shift
-  local runs=() run
-  for run in "$@"; do  # a run of $OUT, or a released model's name (its evaluations go to ./runs/released/NAME)
-    if [[ -e $OUT/$run ]]; then runs+=("$OUT/$run"); else runs+=("$run"); fi
-  done
+  local prefix=$1 head clips=(--multi-clip "${CLIPS:-1}") runs; shift
+  run_paths "$@"; runs=("${RUN_PATHS[@]}")
   for head in text ce; do
     $PY -m sugar.cli fuse "${runs[@]}" --head $head --split val "${clips[@]}" --out "$OUT/$prefix-fused-$head-val" \
       >> "$OUT/logs/$prefix-fused.log" 2>&1
