@@ -319,9 +319,11 @@ fused by sugar fuse --weights equal, the plain sum chosen on the cross-view prox
 # beside, as ucla-fr5
 ucla_rep5_streams() {
   local stream
-  for stream in ${R5S_STREAMS:-bone joint_motion bone_motion}; do
-    field_run "ucla-r5-${stream//_/-}" "${CTRGCN_UCLA[@]}" --set data.repeat=5 --set data.stream="$stream"
-  done
+  for stream in ${R5S_STREAMS:-bone joint_motion bone_motion}; do rep5_stream "$stream" ""; done
+}
+rep5_stream() {  # stream name-suffix [args ...]: ucla-r5-STREAM<suffix>, the recipe with repeat 5
+  local stream=$1 suffix=$2; shift 2
+  field_run "ucla-r5-${stream//_/-}$suffix" "${CTRGCN_UCLA[@]}" --set data.repeat=5 --set data.stream="$stream" "$@"
 }
 ucla_rep5_fuse() { fuse_streams ucla-fr5 ucla-r5-joint-fp ucla-r5-bone ucla-r5-joint-motion ucla-r5-bone-motion; }
 # ... and each of them that has finished released in place of its repeat-1 stream (rules R1 of 2026-12-07 (15): the
@@ -346,8 +348,7 @@ release_rep5_streams() {
 ucla_rep5_seed_streams() {
   local stream seed=${R5_SEED:-2}
   for stream in ${R5S_STREAMS:-joint bone joint_motion bone_motion}; do
-    field_run "ucla-r5-${stream//_/-}$(seed_suffix "$seed")" "${CTRGCN_UCLA[@]}" --set data.repeat=5 \
-      --set data.stream="$stream" --set seed="$seed"
+    rep5_stream "$stream" "$(seed_suffix "$seed")" --set seed="$seed"
   done
 }
 ucla_rep5_seed_fuse() {  # the released four and every finished seed-R5_SEED stream of ucla_rep5_seed_streams
@@ -360,11 +361,11 @@ ucla_rep5_seed_fuse() {  # the released four and every finished seed-R5_SEED str
 # ... and on the view proxy (train view 1, score view 2): the repeat-5 joint's seeds 1 and 2 (viewproxy_candidate's
 # ucla-vp-rep5, ucla-vp-rep5-s2) by the plain sum, beside each alone (rules R1b of 2026-12-07 (19))
 ucla_proxy_seed_fuse() { plain_sum ucla-vp-rep5x2 ucla-vp-rep5 ucla-vp-rep5-s2; }
-plain_sum() {  # out-prefix run ...: both heads' plain sum on test (PREFIX-fused-HEAD-equal), no val (seeds' carves differ)
+plain_sum() {  # out-prefix run ...: both heads' plain sum on test (PREFIX-fused-HEAD-equal), no val; CLIPS as fuse_streams
   local prefix=$1 head runs; shift
   run_paths "$@"; runs=("${RUN_PATHS[@]}")
   for head in text ce; do
-    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --weights equal \
+    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test --multi-clip "${CLIPS:-1}" --weights equal \
       --out "$OUT/$prefix-fused-$head-equal" >> "$OUT/logs/$prefix-fused.log" 2>&1
   done
   echo "$(date -u +%H:%M:%S) fused $prefix (plain sum)"
@@ -475,10 +476,8 @@ fuse_streams() {  # out-prefix run ...: fused with weights chosen on val (NW-UCL
       >> "$OUT/logs/$prefix-fused.log" 2>&1
     $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test "${clips[@]}" --out "$OUT/$prefix-fused-$head" \
       >> "$OUT/logs/$prefix-fused.log" 2>&1
-    $PY -m sugar.cli fuse "${runs[@]}" --head $head --split test "${clips[@]}" --weights equal \
-      --out "$OUT/$prefix-fused-$head-equal" >> "$OUT/logs/$prefix-fused.log" 2>&1
   done
-  echo "$(date -u +%H:%M:%S) fused $prefix"
+  plain_sum "$prefix" "$@"
 }
 fuse_field() { fuse_streams ucla-f ucla-f-joint ucla-f-bone ucla-f-joint-motion ucla-f-bone-motion; }
 # issue 14: the four streams of CTR-GCN's recipe (the joint stream is ucla-c1-joint), fused like `field`

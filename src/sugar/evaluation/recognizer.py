@@ -39,7 +39,7 @@ from sugar.models.inference import set_encoder_precision, set_precision
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
 from sugar.models.released import evaluation_dir, resolve_run
-from sugar.skeleton.datasets import dataset_label, get_benchmark, knowledge_name
+from sugar.skeleton.datasets import dataset_label, get_benchmark, knowledge_name, tuned_knowledge
 from sugar.skeleton.torchdata import ClassSubset, seeded_subset
 from sugar.viz import plot_confusion
 
@@ -333,7 +333,7 @@ def _descriptions(rec: Recognizer, dataset: str | None, classes: list[str], know
                   ) -> dict[str, str]:
     """label -> description of `classes` for rank_by="answer" or a glossed list (list_gloss_words): the given
     knowledge file, else another dataset's shipped knowledge, else the run's own descriptions, completed for
-    classes held out of tuning from the knowledge its encoder was trained with."""
+    classes held out of tuning from the knowledge it was tuned with."""
     if knowledge_file or dataset:
         table = {c.label: c.description for c in load_knowledge(knowledge_file or knowledge_name(dataset)).classes}
     elif rec.cfg.knowledge == "none":
@@ -341,9 +341,9 @@ def _descriptions(rec: Recognizer, dataset: str | None, classes: list[str], know
                           "with knowledge=none")
     else:
         table = dict(rec.descriptions)
-        if any(c not in table for c in classes) and rec.data is not None:
-            source = rec.cfg.knowledge or rec.data.knowledge_file
-            table = {**{c.label: c.description for c in load_knowledge(source).classes}, **table}
+        if any(c not in table for c in classes) and rec.data is not None:  # classes held out of tuning
+            name = tuned_knowledge(rec.cfg.knowledge, rec.data, rec.cfg.dataset or rec.data.dataset)
+            table = {**{c.label: c.description for c in load_knowledge(name).classes}, **table}
     missing = [c for c in classes if c not in table]
     if missing:
         raise ConfigError(f"the knowledge has no description for {missing[:5]}")

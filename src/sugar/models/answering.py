@@ -53,15 +53,14 @@ def descriptions_from(knowledge: Any) -> dict[str, str]:
 
 
 @torch.no_grad()
-def context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: PromptParts,
-            zero_shot: bool = False) -> Context:
+def context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: PromptParts) -> Context:
     """Run [prefix][action tokens][suffix] for a batch: (cache, 2-D mask, logits of the last position)."""
-    return ranked_context(rec, embeds, amask, parts, zero_shot)[0]
+    return ranked_context(rec, embeds, amask, parts)[0]
 
 
 @torch.no_grad()
 def ranked_context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, parts: PromptParts,
-                   zero_shot: bool = False, tree: decoding.CandidateTree | None = None, keep_cache: bool = True
+                   tree: decoding.CandidateTree | None = None, keep_cache: bool = True
                    ) -> tuple[Context, torch.Tensor | None]:
     """`context`, and given `tree`, the candidates' scores [N, C] from the same forward pass where the prompt
     prefix is cached and the tree's logits fit the budget (else None: score them with rank_candidates). With the
@@ -84,7 +83,7 @@ def ranked_context(rec: Recognizer, embeds: torch.Tensor, amask: torch.Tensor, p
         ids = torch.tensor([parts.prefix_ids], device=device)
         return decoding.run_cached(rec.llm, None, input_ids=ids, logits_to_keep=1)[1]
 
-    prefix_cache = rec.prefix_cache.get((parts.actions, parts.prefix_ids, zero_shot), compute)  # glosses may differ
+    prefix_cache = rec.prefix_cache.get(parts.prefix_ids, compute)  # the exact prompt: list, glosses, instruction
     if tree is not None and decoding.tree_fits_one_pass(n, tree, embed.num_embeddings):
         cache, last, scores = decoding.context_and_tree(rec.llm, prefix_cache, x, mask, positions[:, p:], tree,
                                                         keep_cache)
@@ -188,7 +187,7 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
             else:
                 raise SugarError("recognize() takes Sample objects or token tensors [T', d], not a mix")
             embeds, amask = rec.action_tokens(tokens)
-            ctx, scores = ranked_context(rec, embeds, amask, parts, zero_shot, tree if mode == "rank" else None,
+            ctx, scores = ranked_context(rec, embeds, amask, parts, tree if mode == "rank" else None,
                                          keep_cache=describe)
             if mode == "rank":
                 text = rec.evidence.logits(tokens, actions, knowledge) if weight > 0 and rec.evidence else None

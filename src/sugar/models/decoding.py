@@ -281,7 +281,7 @@ def greedy_continue(model: nn.Module, cache, context_mask: torch.Tensor, last_lo
 
 
 class PrefixCache:
-    """KV caches of prompt prefixes, one per (action list, prompt kind), the oldest dropped past `size`."""
+    """KV caches of prompt prefixes, one per prompt (its token ids), the oldest dropped past `size`."""
 
     def __init__(self, size: int = 8):
         self.size = size

@@ -361,6 +361,16 @@ def knowledge_name(dataset: str) -> str:
     return get_benchmark(dataset).knowledge_file()
 
 
+def tuned_knowledge(knowledge: str | None, source: DataSource | None, dataset: str) -> str:
+    """The knowledge a recogniser tunes with: its config's, else its encoder's (when tuned on the encoder's
+    dataset), else the dataset's default."""
+    if knowledge:
+        return knowledge
+    if source is not None and source.dataset == dataset:
+        return source.knowledge_file
+    return knowledge_name(dataset)
+
+
 def dataset_for_format(fmt: str) -> str | None:
     """The named dataset whose class list a file format's labels index (the longest list when several
     datasets share a format: NTU-120's for .skeleton files), or None for formats without one."""

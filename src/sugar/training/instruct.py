@@ -46,7 +46,7 @@ from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
 from sugar.models.text_map import init_text_bridge
 from sugar.runs import RunDir
-from sugar.skeleton.datasets import DataSource, knowledge_name
+from sugar.skeleton.datasets import DataSource, tuned_knowledge
 from sugar.skeleton.processor import Processor
 from sugar.skeleton.torchdata import ClassSubset, seeded_subset
 from sugar.training.frozen_bf16 import FrozenLinearsInBf16
@@ -155,12 +155,7 @@ def load_descriptions(cfg: TuneConfig, data: TuneData) -> dict[str, str]:
     dataset's shipped file."""
     if cfg.knowledge == "none":
         return {}
-    if cfg.knowledge:
-        name = cfg.knowledge
-    elif data.source is not None and data.source.dataset == data.dataset:
-        name = data.source.knowledge_file
-    else:
-        name = knowledge_name(data.dataset)
+    name = tuned_knowledge(cfg.knowledge, data.source, data.dataset)
     table = {c.label: c.description for c in load_knowledge(name).classes}
     missing = [c for c in data.classes if c not in table]
     if missing:
