@@ -9,6 +9,7 @@
 #   bash experiments/stage3_results.sh byanswer        # re-score finished runs by label + description (no training)
 #   bash experiments/stage3_results.sh varylist        # MSR zero-shot with a random action list per training row
 #   bash experiments/stage3_results.sh textzeroshot    # NW-UCLA zero-shot, bridge in the LLM's language + varied lists
+#   ZS_PREFIX=ucla-llm-zs bash experiments/stage3_results.sh listprior   # the zero-shot runs with the LLM's list prior divided out (val; LP_SPLITS=test)
 #   bash experiments/stage3_results.sh glosszeroshot msrglosszeroshot  # zero-shot, each list entry with its gloss
 #   bash experiments/stage3_results.sh zsleaveout      # zero-shot fusion weights chosen on other seeds' held-out classes
 #   bash experiments/stage3_results.sh gemmazeroshot msrgemmazeroshot  # zero-shot with Gemma 3 270M (issue 15)
@@ -512,6 +513,23 @@ zsleaveout() {  # issue 15: each zero-shot run's fusion weight chosen on the OTH
   done
   sugar calibrate-unseen "${runs[@]}" >> "$OUT/logs/$prefix-leaveout.log" 2>&1
   echo "$(date -u +%H:%M:%S) calibrated $prefix seeds $ZS_SEEDS leave-classes-out"
+}
+
+listprior() {  # issue 15 (rules R3 of 2026-12-07 (20)): the zero-shot runs of ZS_PREFIX (seeds ZS_SEEDS) copied as
+  # PREFIX-lp-seedN, given the reference samples of their LLM's list prior (`sugar calibrate`, which stores them now;
+  # it re-chooses the fusion weight on the seen classes' val, as before) and scored on LP_SPLITS (default val; the
+  # decision is read there, then LP_SPLITS=test). Evidence "llm_prior": the LLM with its list prior divided out
+  local prefix=${ZS_PREFIX:-ucla-llm-zs} seed split run
+  for seed in $ZS_SEEDS; do
+    run=$prefix-lp-seed$seed
+    copy_run "$prefix-seed$seed" "$run"
+    [[ -f $OUT/$run/list_prior.safetensors ]] || sugar calibrate "$OUT/$run" >> "$OUT/logs/$run.log" 2>&1
+    for split in ${LP_SPLITS:-val}; do
+      [[ -f $OUT/$run/evaluation/$split/scores-llm_prior-zero_shot.npz ]] ||
+        sugar evaluate "$OUT/$run" --split "$split" >> "$OUT/logs/$run.log" 2>&1
+    done
+  done
+  echo "$(date -u +%H:%M:%S) scored $prefix seeds $ZS_SEEDS with the list prior divided out (${LP_SPLITS:-val})"
 }
 
 # issue 15: zeroshot with the bridge in the LLM's language (bridge kind "text": the stage-2 text head and a

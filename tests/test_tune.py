@@ -66,6 +66,9 @@ def test_tune_writes_a_loadable_run_and_the_loss_falls(llm_cfg, tmp_path) -> Non
     rec = load_recognizer(run, with_encoder=False)
     out = rec.recognize([_Tokens(2, 9)[0][0]])
     assert out[0]["label"] in CLASSES
+    # the list prior's reference samples: training samples' action tokens, stored with the recogniser
+    assert rec.list_prior is not None and 0 < len(rec.list_prior) <= 64
+    assert rec.list_prior.embeds.shape[-1] == rec.llm.config.hidden_size
 
 
 @pytest.mark.parametrize("ema_decay", [0.0, 0.8], ids=["raw", "weight-average"])

@@ -24,7 +24,7 @@ from sugar.evaluation.encoder import load_run, load_texts, text_scorer
 from sugar.evaluation.metrics import classification_report, generalized_zero_shot, save_scores
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
-from sugar.models.answering import check_rank_by, new_class_bonus
+from sugar.models.answering import check_rank_by, descriptions_from, list_log_prior, list_question, new_class_bonus
 from sugar.models.encoder import load_encoder
 from sugar.models.evidence import (
     ClassifierEvidence,
@@ -36,6 +36,7 @@ from sugar.models.evidence import (
     with_bonus,
 )
 from sugar.models.inference import set_encoder_precision, set_precision
+from sugar.models.list_prior import applies, corrected
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
 from sugar.models.released import evaluation_dir, resolve_run
@@ -55,12 +56,14 @@ def collate(batch: list[tuple[torch.Tensor, int]]) -> tuple[list[torch.Tensor] |
 
 
 def scores(rec: Any, samples: Sequence[Any], actions: list[str], mode: str, batch_size: int,
-           knowledge: Any, rank_by: str | None, fusion: float | None = None) -> np.ndarray:
+           knowledge: Any, rank_by: str | None, fusion: float | None = None, list_prior: bool | None = None
+           ) -> np.ndarray:
     """[N, K] scores, rank mode's softmax over the list; generate mode: [N, K + 1], the matched label (or the
     last column, NO_MATCH, when the answer matched no list entry) above every listed score."""
     out = np.zeros((len(samples), len(actions) + (mode == "generate")), dtype=np.float64)
     results = rec.recognize(samples, actions=actions, knowledge=knowledge, mode=mode, batch_size=batch_size,
-                            describe=False, top_k=len(actions), rank_by=rank_by, fusion=fusion)
+                            describe=False, top_k=len(actions), rank_by=rank_by, fusion=fusion,
+                            list_prior=list_prior)
     for row, r in enumerate(results):
         for label, score in r.get("top5") or []:
             out[row, actions.index(label)] = score
@@ -122,9 +125,20 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
     with entries the LLM was not tuned on also "fused_open_list" (those entries scored by the text head alone:
     measured, not the default, docs/RESULTS.md) and, when the recogniser has a never-seen-class bias,
     "fused_stacked" (the bias added to those entries: its answers). texts: a Knowledge object for the text head's
-    class prototypes."""
-    probs = scores(rec, tokens, actions, "rank", batch_size or rec.cfg.eval_batch_size, knowledge, rank_by, 0.0)
+    class prototypes.
+
+    On such a list a recogniser with reference samples also gets "llm_prior": the LLM with its list prior divided
+    out (sugar.models.list_prior); the fused kinds use the LLM as recognize() does (corrected where it applies)."""
+    step = batch_size or rec.cfg.eval_batch_size
+    probs = scores(rec, tokens, actions, "rank", step, knowledge, rank_by, 0.0, list_prior=False)
     out = {"llm": np.log(np.clip(probs, 1e-30, None))}
+    llm = out["llm"]
+    if rec.list_prior is not None and any(a not in rec.actions for a in actions):
+        refs = {**rec.descriptions, **descriptions_from(knowledge)}
+        log_prior = list_log_prior(rec, *list_question(rec, actions, refs, check_rank_by(rank_by or rec.cfg.rank_by)))
+        out["llm_prior"] = corrected(llm, log_prior).numpy()  # type: ignore[arg-type]
+        if applies(rec.actions, actions, None):
+            llm = out["llm_prior"]
 
     def in_chunks(head: Callable[[Sequence[torch.Tensor]], torch.Tensor]) -> np.ndarray:
         return torch.cat([head(tokens[i:i + 256]) for i in range(0, len(tokens), 256)]).cpu().double().numpy()
@@ -136,12 +150,12 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
         out["text"] = in_chunks(lambda chunk: rec.evidence.logits(chunk, actions, texts))  # type: ignore[union-attr]
         weights = open_list_weights(weight, actions, rec.actions)
         if isinstance(weights, list):
-            out["fused_open_list"] = fuse(out["llm"], out["text"], weights).numpy()
+            out["fused_open_list"] = fuse(llm, out["text"], weights).numpy()
     if "text" in out or ce_weight > 0:  # what recognize() ranks by
-        out["fused"] = fuse(out["llm"], out.get("text"), weight, out.get("ce"), ce_weight).numpy()
+        out["fused"] = fuse(llm, out.get("text"), weight, out.get("ce"), ce_weight).numpy()
     bonus = new_class_bonus(rec, actions)
     if bonus is not None:  # what recognize() answers when the recogniser has a never-seen-class bias
-        out["fused_stacked"] = with_bonus(out.get("fused", out["llm"]), bonus).numpy()
+        out["fused_stacked"] = with_bonus(out.get("fused", llm), bonus).numpy()
     return out
 
 

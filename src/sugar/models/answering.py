@@ -20,6 +20,7 @@ import torch
 from sugar.errors import ConfigError, SugarError
 from sugar.models import decoding
 from sugar.models.evidence import fuse, with_bonus
+from sugar.models.list_prior import applies, corrected, mean_log_prior
 from sugar.models.matching import match_label
 from sugar.models.prompt import PromptParts, candidate_ids
 from sugar.models.sentences import whole_sentence
@@ -104,14 +105,16 @@ def _stop_ids(rec: Recognizer, parts: PromptParts) -> list[int]:
 def rank(rec: Recognizer, ctx: Context, parts: PromptParts, tree: decoding.CandidateTree, actions: list[str],
          describe: bool, top_k: int, text_logits: torch.Tensor | None = None, weight: float = 0.0,
          scores: torch.Tensor | None = None, bonus: list[float] | None = None,
-         ce_logits: torch.Tensor | None = None, ce_weight: float = 0.0) -> list[dict[str, Any]]:
-    """Score every list entry (fused with the text head's and the classifier's logits when given; `scores`:
-    already computed with the context; `bonus`: added to each entry's fused log-probability); the best one's
-    description is generated after its forced label."""
+         ce_logits: torch.Tensor | None = None, ce_weight: float = 0.0,
+         log_prior: torch.Tensor | None = None) -> list[dict[str, Any]]:
+    """Score every list entry (the LLM's list prior divided out when `log_prior` is given; fused with the text
+    head's and the classifier's logits when given; `scores`: already computed with the context; `bonus`: added to
+    each entry's fused log-probability); the best one's description is generated after its forced label."""
     cache, mask, last = ctx
     if scores is None:
         scores = decoding.rank_candidates(rec.llm, cache, mask, last, tree)  # [N, C]
-    logp = fuse(scores, text_logits, weight, ce_logits, ce_weight)
+    llm = scores if log_prior is None else corrected(scores, log_prior)
+    logp = fuse(llm, text_logits, weight, ce_logits, ce_weight)
     probs = (logp if bonus is None else with_bonus(logp, bonus)).exp().float().to(scores.device)
     order = probs.argsort(-1, descending=True)[:, :top_k]
     best = order[:, 0].tolist()
@@ -152,7 +155,7 @@ def generate(rec: Recognizer, ctx: Context, parts: PromptParts, actions: list[st
 def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions: Sequence[str] | None = None,
               knowledge: Any = None, mode: str | None = None, batch_size: int | None = None, describe: bool = True,
               top_k: int = 5, zero_shot_prompt: bool | None = None, rank_by: str | None = None,
-              fusion: float | None = None) -> list[dict[str, Any]]:
+              fusion: float | None = None, list_prior: bool | None = None) -> list[dict[str, Any]]:
     """One result per sample (see `Recognizer.recognize`)."""
     mode = mode or rec.cfg.decode
     actions = list(actions) if actions is not None else list(rec.actions)
@@ -169,10 +172,9 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
     bonus = new_class_bonus(rec, actions) if fusion is None and mode == "rank" else None
     refs = {**rec.descriptions, **descriptions_from(knowledge)}
     zero_shot = rec.cfg.zero_shot_prompt if zero_shot_prompt is None else zero_shot_prompt
-    parts = rec.prompt(actions, zero_shot, refs)
-    tree = decoding.CandidateTree.build([
-        candidate_ids(rec.tokenizer, a, refs.get(a) if rank_by == "answer" else None, rec.cfg.max_answer_tokens)
-        for a in actions], separating=rec.rank_separating)
+    parts, tree = list_question(rec, actions, refs, rank_by, zero_shot)
+    log_prior = (list_log_prior(rec, parts, tree)
+                 if mode == "rank" and applies(rec.actions, actions, list_prior) else None)
     was_training = rec.training
     rec.eval()
     results: list[dict[str, Any]] = []
@@ -193,7 +195,7 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
                 text = rec.evidence.logits(tokens, actions, knowledge) if weight > 0 and rec.evidence else None
                 ce = rec.classifier.logits(tokens, actions) if ce_weight > 0 and rec.classifier else None
                 results += rank(rec, ctx, parts, tree, actions, describe, top_k, text, weight, scores, bonus, ce,
-                                ce_weight)
+                                ce_weight, log_prior)
             else:
                 results += generate(rec, ctx, parts, actions)
     finally:
@@ -206,7 +208,45 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
                 r["fusion_ce"] = ce_weight
             if bonus is not None:
                 r["new_class_bias"] = rec.new_class_bias
+            if log_prior is not None:
+                r["list_prior"] = True
     return results
+
+
+def list_question(rec: Recognizer, actions: Sequence[str], refs: Mapping[str, str], rank_by: str | None,
+                  zero_shot: bool | None = None) -> tuple[PromptParts, decoding.CandidateTree]:
+    """The prompt for a list and the tree of its answers as ranking scores them (rank_by "answer": each entry
+    with its description from `refs`)."""
+    parts = rec.prompt(actions, rec.cfg.zero_shot_prompt if zero_shot is None else zero_shot, refs)
+    tree = decoding.CandidateTree.build([
+        candidate_ids(rec.tokenizer, a, refs.get(a) if rank_by == "answer" else None, rec.cfg.max_answer_tokens)
+        for a in actions], separating=rec.rank_separating)
+    return parts, tree
+
+
+@torch.no_grad()
+def list_log_prior(rec: Recognizer, parts: PromptParts, tree: decoding.CandidateTree) -> torch.Tensor | None:
+    """[C] the LLM's log prior over a list (sugar.models.list_prior): the log of its mean answer distribution for
+    the recogniser's reference samples, computed once per prompt and answer tree; None without reference samples."""
+    prior = rec.list_prior
+    if prior is None:
+        return None
+
+    def compute() -> torch.Tensor:
+        rows = []
+        step = rec.cfg.eval_batch_size
+        for start in range(0, len(prior), step):
+            embeds = prior.embeds[start:start + step].to(rec.device)
+            amask = prior.mask[start:start + step].to(rec.device)
+            (cache, mask, last), scores = ranked_context(rec, embeds, amask, parts, tree, keep_cache=False)
+            if scores is None:
+                scores = decoding.rank_candidates(rec.llm, cache, mask, last, tree)
+            rows.append(scores.float().cpu())
+        return mean_log_prior(torch.cat(rows))
+
+    key = (parts.prefix_ids, parts.suffix_ids, tuple(tree.first.tolist()), tuple(tree.lengths.tolist()),
+           tuple(tree.node_tokens.tolist()), tuple(map(tuple, tree.pairs.tolist())))
+    return rec.prior_cache.get(key, compute)
 
 
 def new_class_bonus(rec: Recognizer, actions: Sequence[str]) -> list[float] | None:

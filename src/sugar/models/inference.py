@@ -2,8 +2,8 @@
 native bf16: AVX512-BF16/AMX, and GPUs), int8 dynamic quantisation; `set_precision` picks one by name.
 `set_encoder_precision` runs the skeleton encoder under bf16 autocast.
 
-All three change the LLM in place and invalidate the cached prompt prefixes. Training never runs on a merged or
-quantised LLM: `Recognizer.train()` unmerges, and refuses after quantisation.
+All three change the LLM in place and invalidate the cached prompt prefixes and list priors. Training never runs
+on a merged or quantised LLM: `Recognizer.train()` unmerges, and refuses after quantisation.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def merge_lora(rec: Recognizer, merge: bool = True) -> None:
     elif not merge and rec.merged:
         rec.llm.unmerge_adapter()
     rec.merged = merge
-    rec.prefix_cache.clear()
+    rec.clear_cache()
 
 
 # Linear layers left in float32 by `quantize_int8`: the MLP output projections read the LLM's "massive
@@ -61,7 +61,7 @@ def quantize_int8(rec: Recognizer) -> Recognizer:
         warnings.simplefilter("ignore", UserWarning)
         rec.llm = quantize_dynamic(plain, int8_linears(plain), dtype=torch.qint8)
     rec.int8, rec.merged = True, True
-    rec.prefix_cache.clear()
+    rec.clear_cache()
     return rec
 
 
@@ -90,7 +90,7 @@ def cast_bf16(rec: Recognizer) -> Recognizer:
     merge_lora(rec, False)
     rec.llm = rec.llm.merge_and_unload().to(torch.bfloat16)
     rec.bf16, rec.merged = True, True
-    rec.prefix_cache.clear()
+    rec.clear_cache()
     return rec
 
 

@@ -25,6 +25,7 @@ from sugar.errors import ConfigError, SugarError
 from sugar.models import answering, decoding
 from sugar.models.evidence import ClassifierEvidence, TextEvidence, without_classifier
 from sugar.models.inference import merge_lora
+from sugar.models.list_prior import ListPrior
 from sugar.models.llm import add_lora, load_causal_lm
 from sugar.models.prompt import IGNORE_INDEX, PromptParts, answer_ids, build_batch, build_prompt, build_row_batch, gloss
 from sugar.models.tqp import build_bridge, pad_tokens
@@ -74,6 +75,9 @@ class Recognizer(nn.Module):
         # `sugar calibrate-unseen --whole-list --save`), so that new classes can win against the tuned ones
         self.new_class_bias = 0.0
         self.new_class_calibration: dict[str, Any] = {}  # how the bias was chosen (donor runs, split, table)
+        # reference samples whose mean answer is divided out of lists with untuned entries (sugar.models.list_prior)
+        self.list_prior: ListPrior | None = None
+        self.prior_cache = decoding.PrefixCache()  # the log prior of each list; depends on the LoRA weights
 
     def attach_evidence(self, evidence: TextEvidence | None, weight: float = 0.0) -> None:
         """Use the encoder's text head as a second opinion in rank mode, with this weight (frozen, not trained)."""
@@ -151,8 +155,9 @@ class Recognizer(nn.Module):
         return self
 
     def clear_cache(self) -> None:
-        """Forget cached prompt prefixes (they depend on the LoRA weights)."""
+        """Forget cached prompt prefixes and list priors (they depend on the LoRA weights)."""
         self.prefix_cache.clear()
+        self.prior_cache.clear()
 
     def prompt(self, actions: Sequence[str], zero_shot: bool | None = None,
                knowledge: Mapping[str, str] | None = None) -> PromptParts:
@@ -241,7 +246,8 @@ class Recognizer(nn.Module):
     def recognize(self, samples: Sequence[Sample | torch.Tensor], actions: Sequence[str] | None = None,
                   knowledge: Any = None, mode: str | None = None, batch_size: int | None = None,
                   describe: bool = True, top_k: int = 5, zero_shot_prompt: bool | None = None,
-                  rank_by: str | None = None, fusion: float | None = None) -> list[dict[str, Any]]:
+                  rank_by: str | None = None, fusion: float | None = None, list_prior: bool | None = None
+                  ) -> list[dict[str, Any]]:
         """One result per sample: {label, score, top5, description, knowledge, match, answer}.
 
         samples: Sample objects (run through the encoder) or precomputed encoder token sequences [T', d].
@@ -253,7 +259,9 @@ class Recognizer(nn.Module):
         fusion (rank mode): weight of the encoder's text head beside the LLM (sugar.models.evidence); None = the
         weights calibrated on validation (text head, and the encoder's CE classifier on lists of its classes; 0 when
         the recogniser has neither), 0 = the LLM alone.
+        list_prior (rank mode): divide the LLM's prior over the list out of its scores (sugar.models.list_prior;
+        needs the reference samples `sugar tune` stores); None = on lists with entries the LLM was not tuned on.
         generate: score = geometric-mean probability of the generated answer tokens.
         """
         return answering.recognize(self, samples, actions, knowledge, mode, batch_size, describe, top_k,
-                                   zero_shot_prompt, rank_by, fusion)
+                                   zero_shot_prompt, rank_by, fusion, list_prior)

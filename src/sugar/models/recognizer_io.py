@@ -22,6 +22,8 @@ from sugar.fileio import atomic_save_safetensors, atomic_write_text, read_json_o
 from sugar.models.encoder import load_encoder, save_pretrained
 from sugar.models.evidence import ClassifierEvidence, TextEvidence
 from sugar.models.inference import merge_lora as fold_lora
+from sugar.models.list_prior import FILE as LIST_PRIOR_FILE
+from sugar.models.list_prior import ListPrior
 from sugar.models.llm import load_causal_lm, load_lora
 from sugar.models.recognizer import Recognizer
 from sugar.models.released import resolve_run, unknown_run_hint
@@ -60,6 +62,9 @@ def save_recognizer(rec: Recognizer, folder: str | Path) -> None:
             meta["classifier"]["calibration"] = rec.fusion_calibration
     if rec.new_class_bias:
         meta["new_class_bias"] = {"bias": rec.new_class_bias, "calibration": rec.new_class_calibration}
+    if rec.list_prior is not None:
+        atomic_save_safetensors(rec.list_prior.tensors(), folder / LIST_PRIOR_FILE)
+        meta["list_prior"] = {"file": LIST_PRIOR_FILE, "samples": len(rec.list_prior)}
     if rec.encoder is not None and rec.processor is not None:
         save_pretrained(rec.encoder, folder / ENCODER_DIR, rec.processor, rec.data)
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=1))  # last: its presence means complete
@@ -71,7 +76,8 @@ def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with
 
     with_encoder=False skips the encoder (then only precomputed token sequences can be recognised).
     A folder with text_head.safetensors also gets the encoder's text head and the fusion weight it was saved with;
-    one with classifier.safetensors, the encoder's CE classifier and its weight.
+    one with classifier.safetensors, the encoder's CE classifier and its weight; one with list_prior.safetensors,
+    the reference samples of the LLM's list prior.
     merge_lora folds the adapters into the base weights for inference (undone by `.train()`).
     A released model's name (`nw-ucla`, see models/released.py) stands for its folder.
     """
@@ -111,6 +117,8 @@ def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with
     stacking = meta.get("new_class_bias") or {}
     rec.new_class_bias = float(stacking.get("bias", 0.0))
     rec.new_class_calibration = stacking.get("calibration") or {}
+    if meta.get("list_prior") and (folder / LIST_PRIOR_FILE).is_file():
+        rec.list_prior = ListPrior.from_tensors(load_file(str(folder / LIST_PRIOR_FILE)))
     if merge_lora:
         fold_lora(rec)
     return rec

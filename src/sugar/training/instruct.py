@@ -41,6 +41,7 @@ from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
 from sugar.models.answering import check_rank_by
 from sugar.models.encoder import encoder_digest, load_encoder
+from sugar.models.list_prior import REFERENCE_SAMPLES, ListPrior
 from sugar.models.prompt import sample_list
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
@@ -360,6 +361,7 @@ def finish_report(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData,
             calibrate(rec, tokens, y, actions, evidence, classifier=classifier)
     if (rec.evidence is not None or rec.classifier is not None) and rec.fusion_calibration:
         report["fusion"] = {k: v for k, v in rec.fusion_calibration.items() if k != "table"}
+    attach_list_prior(rec, data, seen)
     save_recognizer(rec, run.path)
     if "test" in data.splits:
         views = [("test", actions, seen, {})]
@@ -381,6 +383,16 @@ def finish_report(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData,
                     report[f"{key}_{kind}"] = {**reps[kind], "samples": len(y)}
     atomic_write_text(run.path / "report.json", json.dumps(report, indent=1))
     return report
+
+
+@torch.no_grad()
+def attach_list_prior(rec: Recognizer, data: TuneData, seen: list[int]) -> None:
+    """Give the recogniser the reference samples of its LLM's list prior (sugar.models.list_prior): the action
+    tokens of a seeded subset of training samples of the tuned classes."""
+    tokens, _ = split_tokens(rec, data.splits, data.labels, "train", seen, REFERENCE_SAMPLES)
+    if tokens:
+        embeds, mask = rec.action_tokens(tokens)
+        rec.list_prior = ListPrior(embeds.float().cpu(), mask.cpu())
 
 
 def refinish(run_dir: str | Path, calibration: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,0 +1,96 @@
+"""The LLM's list prior (sugar.models.list_prior): divided out of lists with untuned entries, exactly as the mean
+answer of the reference samples, kept on the tuning list, saved with the recogniser, computed once per list."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stage3helpers import ACTIONS, random_tokens
+from sugar.evaluation.recognizer import evidence_scores
+from sugar.models import list_prior
+from sugar.models.list_prior import ListPrior, applies, corrected
+from sugar.models.recognizer_io import load_recognizer, save_recognizer
+
+NEW_LIST = ["juggle", "pick up with one hand", "cartwheel", "drop trash"]  # two entries the LLM was never tuned on
+
+
+def _probs(results: list[dict], actions: list[str]) -> np.ndarray:
+    out = np.zeros((len(results), len(actions)))
+    for row, r in enumerate(results):
+        for label, p in r["top5"]:
+            out[row, actions.index(label)] = p
+    return out
+
+
+@pytest.fixture()
+def with_prior(rec):
+    """`rec` with 6 reference samples; the prior is taken off again afterwards (the fixture is per module)."""
+    reference = random_tokens(6, seed=11)
+    with torch.no_grad():
+        embeds, mask = rec.action_tokens(reference)
+    rec.list_prior = ListPrior(embeds, mask)
+    rec.clear_cache()
+    yield rec, reference
+    rec.list_prior = None
+    rec.clear_cache()
+
+
+def test_new_lists_get_the_reference_mean_divided_out(with_prior) -> None:
+    rec, reference = with_prior
+    tokens = random_tokens(3, seed=12)
+    raw = rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST), list_prior=False)
+    ref = _probs(rec.recognize(reference, NEW_LIST, describe=False, top_k=len(NEW_LIST), list_prior=False),
+                 NEW_LIST)
+    expected = torch.softmax(corrected(np.log(_probs(raw, NEW_LIST)), np.log(ref.mean(0))), -1).numpy()
+    got = rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST))  # the default on a new list
+    assert all(r["list_prior"] for r in got)
+    np.testing.assert_allclose(_probs(got, NEW_LIST), expected, atol=1e-5)
+    assert not np.allclose(_probs(got, NEW_LIST), _probs(raw, NEW_LIST), atol=1e-3)  # the prior is not flat
+
+
+def test_the_tuning_list_is_left_as_the_llm_learnt_it(with_prior) -> None:
+    rec, _ = with_prior
+    tokens = random_tokens(3, seed=13)
+    default = rec.recognize(tokens, describe=False, top_k=len(ACTIONS))
+    raw = rec.recognize(tokens, describe=False, top_k=len(ACTIONS), list_prior=False)
+    assert [r["top5"] for r in default] == [r["top5"] for r in raw]
+    assert "list_prior" not in default[0]
+    forced = rec.recognize(tokens, describe=False, top_k=len(ACTIONS), list_prior=True)  # asked for by name
+    assert forced[0]["list_prior"]
+    assert applies(ACTIONS, ACTIONS, None) is False and applies(ACTIONS, NEW_LIST, None) is list_prior.APPLY_TO_NEW_LISTS
+
+
+def test_the_prior_of_a_list_is_computed_once(with_prior, monkeypatch) -> None:
+    rec, _ = with_prior
+    calls = []
+    real = list_prior.mean_log_prior
+    monkeypatch.setattr("sugar.models.answering.mean_log_prior", lambda s: calls.append(1) or real(s))
+    for seed in (14, 15):
+        rec.recognize(random_tokens(2, seed=seed), NEW_LIST, describe=False, list_prior=True)
+    assert len(calls) == 1
+    rec.recognize(random_tokens(2, seed=16), NEW_LIST[:3], describe=False, list_prior=True)  # another list
+    assert len(calls) == 2
+
+
+def test_evaluation_reports_the_llm_with_and_without_its_prior(with_prior) -> None:
+    rec, _ = with_prior
+    tokens = random_tokens(4, seed=17)
+    out = evidence_scores(rec, tokens, NEW_LIST)
+    raw = _probs(rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST), list_prior=False), NEW_LIST)
+    np.testing.assert_allclose(np.exp(out["llm"]), raw, atol=1e-6)
+    fixed = _probs(rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST)), NEW_LIST)
+    np.testing.assert_allclose(np.exp(out["llm_prior"]), fixed, atol=1e-6)
+    assert "llm_prior" not in evidence_scores(rec, tokens, ACTIONS[:4])  # a tuned list: nothing to divide out
+
+
+def test_the_reference_samples_are_saved_with_the_recogniser(with_prior, tmp_path) -> None:
+    rec, _ = with_prior
+    save_recognizer(rec, tmp_path)
+    again = load_recognizer(tmp_path, with_encoder=False, merge_lora=False)
+    assert again.list_prior is not None and len(again.list_prior) == 6
+    tokens = random_tokens(3, seed=18)
+    a = _probs(rec.recognize(tokens, NEW_LIST, describe=False, top_k=4), NEW_LIST)
+    b = _probs(again.recognize(tokens, NEW_LIST, describe=False, top_k=4), NEW_LIST)
+    np.testing.assert_allclose(a, b, atol=2e-3)  # saved in float16
