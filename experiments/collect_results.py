@@ -961,6 +961,42 @@ def stage3_zeroshot_table(runs: Path, prefix: str, title: str, variant: str = ""
     return [*lines, ""]
 
 
+PRIOR_KINDS = ("llm", "llm_prior", "text", "fused_prior")  # LLM, its list prior divided out, text head, the two fused
+
+
+def list_prior_table(runs: Path, prefix: str, title: str, split: str) -> list[str]:
+    """Issue 15: zero-shot runs with their LLM's list prior divided out (`stage3_results.sh listprior`, runs
+    PREFIX-lp-seedN): the held-out list, and the whole list's harmonic mean of seen and unseen top-1."""
+    lines = [f"### {title}, {split} split: the LLM's list prior divided out", "",
+             "| seed | held-out classes | held-out samples | held-out list top-1 %: LLM / LLM, prior divided out / "
+             "text head / the LLM with its prior fused with the text head (seen-class val weight) | whole list, "
+             "harmonic mean of seen and unseen top-1 %: LLM / LLM, prior divided out / the two fused |",
+             "|---|---|---|---|---|"]
+    cols: dict[str, list[float]] = {}
+    for seed in ZS_SEEDS:
+        res = read_json(runs / f"{prefix}-lp-seed{seed}" / "evaluation" / split / "results.json")
+        if res is None or "fused_prior" not in res["evidence"].get("zero_shot", {}):
+            continue
+        held, whole = res["evidence"]["zero_shot"], res["evidence"].get("all", {})
+        values = {f"held-{k}": held[k]["top1"] for k in PRIOR_KINDS if k in held}
+        values.update({f"h-{k}": whole[k]["generalized"]["harmonic"] for k in ("llm", "llm_prior", "fused_prior")
+                       if k in whole})
+        for k, v in values.items():
+            cols.setdefault(k, []).append(v)
+        cell = {k: pct(values[k]) if k in values else "-" for k in
+                [*(f"held-{k}" for k in PRIOR_KINDS), "h-llm", "h-llm_prior", "h-fused_prior"]}
+        lines.append(f"| {seed} | {', '.join(held['llm']['classes'])} | {held['llm']['samples']} | "
+                     + " / ".join(cell[f"held-{k}"] for k in PRIOR_KINDS) + " | "
+                     + " / ".join(cell[k] for k in ("h-llm", "h-llm_prior", "h-fused_prior")) + " |")
+    n = len(lines) - 4
+    if n < 1:
+        return []
+    mean = {k: pct(sum(v) / len(v)) if len(v) == n else "-" for k, v in cols.items()}
+    lines.append(f"| mean of {n} | | | " + " / ".join(mean.get(f"held-{k}", "-") for k in PRIOR_KINDS) + " | "
+                 + " / ".join(mean.get(k, "-") for k in ("h-llm", "h-llm_prior", "h-fused_prior")) + " |")
+    return [*lines, ""]
+
+
 OPEN_KINDS = ("llm", "text", "fused", "fused_open_list")  # LLM alone, text head alone, one weight, open-list
 
 
@@ -1590,6 +1626,12 @@ def main() -> None:
                                    f"NW-UCLA zero-shot recognisers{name}, 2 held-out classes", split)
             out += open_list_table(runs, f"msr-llm-zs{llm}",
                                    f"MSR Action3D zero-shot recognisers{name}, 4 held-out classes", split)
+    for split in ("val", "test"):
+        for llm, name in (("", ""), ("-gemma", ", Gemma 3 270M")):
+            out += list_prior_table(runs, f"ucla-llm-zs{llm}", f"NW-UCLA zero-shot recognisers{name}, 2 held-out "
+                                    "classes", split)
+            out += list_prior_table(runs, f"msr-llm-zs{llm}", f"MSR Action3D zero-shot recognisers{name}, 4 held-out "
+                                    "classes", split)
     out += stacking_table(runs, "ucla-llm-zs", "NW-UCLA zero-shot recognisers, 2 held-out classes")
     out += stacking_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes")
     out += cross_dataset_table(runs)

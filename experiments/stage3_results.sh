@@ -523,9 +523,9 @@ listprior() {  # issue 15 (rules R3 of 2026-12-07 (20)): the zero-shot runs of Z
   for seed in $ZS_SEEDS; do
     run=$prefix-lp-seed$seed
     copy_run "$prefix-seed$seed" "$run"
-    [[ -f $OUT/$run/list_prior.safetensors ]] || sugar calibrate "$OUT/$run" >> "$OUT/logs/$run.log" 2>&1
+    grep -q '"list_prior"' "$OUT/$run/recognizer.json" || sugar calibrate "$OUT/$run" >> "$OUT/logs/$run.log" 2>&1
     for split in ${LP_SPLITS:-val}; do
-      [[ -f $OUT/$run/evaluation/$split/scores-llm_prior-zero_shot.npz ]] ||
+      [[ -f $OUT/$run/evaluation/$split/scores-fused_prior-zero_shot.npz ]] ||
         sugar evaluate "$OUT/$run" --split "$split" >> "$OUT/logs/$run.log" 2>&1
     done
   done

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from stage3helpers import ACTIONS, random_tokens
+from sugar.errors import ConfigError
 from sugar.evaluation.recognizer import evidence_scores
 from sugar.models import list_prior
 from sugar.models.list_prior import ListPrior, applies, corrected
@@ -44,10 +45,26 @@ def test_new_lists_get_the_reference_mean_divided_out(with_prior) -> None:
     ref = _probs(rec.recognize(reference, NEW_LIST, describe=False, top_k=len(NEW_LIST), list_prior=False),
                  NEW_LIST)
     expected = torch.softmax(corrected(np.log(_probs(raw, NEW_LIST)), np.log(ref.mean(0))), -1).numpy()
-    got = rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST))  # the default on a new list
+    got = rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST), list_prior=True)
     assert all(r["list_prior"] for r in got)
     np.testing.assert_allclose(_probs(got, NEW_LIST), expected, atol=1e-5)
     assert not np.allclose(_probs(got, NEW_LIST), _probs(raw, NEW_LIST), atol=1e-3)  # the prior is not flat
+
+
+def test_asking_for_it_without_reference_samples_says_how_to_get_them(rec) -> None:
+    assert rec.list_prior is None
+    with pytest.raises(ConfigError, match="sugar calibrate"):
+        rec.recognize(random_tokens(1), NEW_LIST, describe=False, list_prior=True)
+
+
+def test_the_default_leaves_lists_as_the_llm_learnt_them(with_prior) -> None:
+    """Not the default on new lists (rules R3, docs/RESULTS.md (20)), and never on the tuning list."""
+    rec, _ = with_prior
+    tokens = random_tokens(3, seed=19)
+    on_new = rec.recognize(tokens, NEW_LIST, describe=False, top_k=4)
+    assert [r["top5"] for r in on_new] == [r["top5"] for r in
+                                           rec.recognize(tokens, NEW_LIST, describe=False, top_k=4, list_prior=False)]
+    assert "list_prior" not in on_new[0]
 
 
 def test_the_tuning_list_is_left_as_the_llm_learnt_it(with_prior) -> None:
@@ -59,7 +76,8 @@ def test_the_tuning_list_is_left_as_the_llm_learnt_it(with_prior) -> None:
     assert "list_prior" not in default[0]
     forced = rec.recognize(tokens, describe=False, top_k=len(ACTIONS), list_prior=True)  # asked for by name
     assert forced[0]["list_prior"]
-    assert applies(ACTIONS, ACTIONS, None) is False and applies(ACTIONS, NEW_LIST, None) is list_prior.APPLY_TO_NEW_LISTS
+    assert applies(ACTIONS, ACTIONS, None) is False
+    assert applies(ACTIONS, NEW_LIST, None) is list_prior.APPLY_TO_NEW_LISTS
 
 
 def test_the_prior_of_a_list_is_computed_once(with_prior, monkeypatch) -> None:
@@ -80,7 +98,7 @@ def test_evaluation_reports_the_llm_with_and_without_its_prior(with_prior) -> No
     out = evidence_scores(rec, tokens, NEW_LIST)
     raw = _probs(rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST), list_prior=False), NEW_LIST)
     np.testing.assert_allclose(np.exp(out["llm"]), raw, atol=1e-6)
-    fixed = _probs(rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST)), NEW_LIST)
+    fixed = _probs(rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST), list_prior=True), NEW_LIST)
     np.testing.assert_allclose(np.exp(out["llm_prior"]), fixed, atol=1e-6)
     assert "llm_prior" not in evidence_scores(rec, tokens, ACTIONS[:4])  # a tuned list: nothing to divide out
 
@@ -91,6 +109,6 @@ def test_the_reference_samples_are_saved_with_the_recogniser(with_prior, tmp_pat
     again = load_recognizer(tmp_path, with_encoder=False, merge_lora=False)
     assert again.list_prior is not None and len(again.list_prior) == 6
     tokens = random_tokens(3, seed=18)
-    a = _probs(rec.recognize(tokens, NEW_LIST, describe=False, top_k=4), NEW_LIST)
-    b = _probs(again.recognize(tokens, NEW_LIST, describe=False, top_k=4), NEW_LIST)
+    a = _probs(rec.recognize(tokens, NEW_LIST, describe=False, top_k=4, list_prior=True), NEW_LIST)
+    b = _probs(again.recognize(tokens, NEW_LIST, describe=False, top_k=4, list_prior=True), NEW_LIST)
     np.testing.assert_allclose(a, b, atol=2e-3)  # saved in float16

@@ -74,6 +74,9 @@ def predict_cmd(
     fusion: float = FUSION,
     separating: bool = typer.Option(False, "--separating", help="Rank mode: score each action only up to its first "
                                     "token no other action shares (faster; accuracy in docs/benchmarks.md)."),
+    list_prior: bool = typer.Option(False, "--list-prior", help="Rank mode: divide the LLM's prior over the list out "
+                                    "of its scores (contextual calibration, docs/recognizer.md; measured, not the "
+                                    "default)."),
 ) -> None:
     """Recognise and describe the action in each skeleton file; prints one JSON object per file."""
     from sugar.errors import SugarError
@@ -102,7 +105,7 @@ def predict_cmd(
     for f in files:
         samples += read_input(f, format=fmt, pose=pose, progress=True)
     results = rec.recognize(samples, actions=names, knowledge=knowledge, mode=mode, batch_size=batch_size,
-                            rank_by=rank_by, fusion=fusion)
+                            rank_by=rank_by, fusion=fusion, list_prior=True if list_prior else None)
     for s, r in zip(samples, results, strict=True):
         picture = {}
         if render is not None:

@@ -128,7 +128,8 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
     class prototypes.
 
     On such a list a recogniser with reference samples also gets "llm_prior": the LLM with its list prior divided
-    out (sugar.models.list_prior); the fused kinds use the LLM as recognize() does (corrected where it applies)."""
+    out (sugar.models.list_prior), and "fused_prior" (it fused as "fused" is); the other fused kinds use the LLM as
+    recognize() does by default."""
     step = batch_size or rec.cfg.eval_batch_size
     probs = scores(rec, tokens, actions, "rank", step, knowledge, rank_by, 0.0, list_prior=False)
     out = {"llm": np.log(np.clip(probs, 1e-30, None))}
@@ -153,6 +154,8 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
             out["fused_open_list"] = fuse(llm, out["text"], weights).numpy()
     if "text" in out or ce_weight > 0:  # what recognize() ranks by
         out["fused"] = fuse(llm, out.get("text"), weight, out.get("ce"), ce_weight).numpy()
+        if "llm_prior" in out:  # ... and what it ranks by with list_prior=True
+            out["fused_prior"] = fuse(out["llm_prior"], out.get("text"), weight, out.get("ce"), ce_weight).numpy()
     bonus = new_class_bonus(rec, actions)
     if bonus is not None:  # what recognize() answers when the recogniser has a never-seen-class bias
         out["fused_stacked"] = with_bonus(out.get("fused", llm), bonus).numpy()
