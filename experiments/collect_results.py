@@ -237,10 +237,12 @@ def proxy_seeds_table(runs: Path) -> list[str]:
             cells += [" / ".join(pct(v) for v in values), pct(float(np.mean(values)))]
         names = ", ".join(f"`{r['name']}`" for r in found)
         lines.append(f"| {label} | {names} | {' | '.join(cells)} |")
-        summed = [fused_cell(runs, f"{stem}x2-fused-{head}-equal") for head in ("text", "ce")]
-        if summed != ["-", "-"]:  # a seed ensemble (`ucla_proxy_seed_fuse`)
-            lines.append(f"| {label}, seeds 1 + 2 summed (`ucla_proxy_seed_fuse`) | `{stem}x2-fused-*-equal` | "
-                         f"{summed[0]} | | {summed[1]} | |")
+        for n in (2, 3):  # seed ensembles (`ucla_proxy_seed_fuse`)
+            summed = [fused_cell(runs, f"{stem}x{n}-fused-{head}-equal") for head in ("text", "ce")]
+            if summed != ["-", "-"]:
+                seeds = " + ".join(str(i) for i in range(1, n + 1))
+                lines.append(f"| {label}, seeds {seeds} summed (`ucla_proxy_seed_fuse`) | `{stem}x{n}-fused-*-equal` "
+                             f"| {summed[0]} | | {summed[1]} | |")
     return [*lines, ""] if len(lines) > 4 else []
 
 

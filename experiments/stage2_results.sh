@@ -19,6 +19,7 @@
 #   VP_TAG=-align VP_ARGS="--set data.align=true" bash experiments/stage2_results.sh viewproxy_candidate  # 3 seeds
 #   R5S_STREAMS="joint joint_motion" bash experiments/stage2_results.sh ucla_rep5_seed_streams  # seed 2 of the released streams
 #   bash experiments/stage2_results.sh ucla_rep5_seed_fuse  # ... fused with the released four (plain sum)
+#   bash experiments/stage2_results.sh release_rep5_seed  # ... each released as nw-ucla-field-STREAM-s2 (8 runs fused)
 #   bash experiments/stage2_results.sh field_protocol  # the joint streams with the field's reporting beside ours (~85 min)
 #   bash experiments/stage2_results.sh recipe_f64 fuse_f64  # the recipe's four streams at 64 frames, fused (not run yet)
 #
@@ -304,14 +305,17 @@ release_rep5_joint() {
   release_rep5 ucla-r5-joint-fp joint ucla_rep5_joint release_rep5_joint
   fuse_streams ucla-frj5 "${UCLA_RELEASED[@]}"
 }
-release_rep5() {  # run stream (joint | bone | joint-motion | bone-motion) functions...: a repeat-5 run released
-  local run=$1 stream=$2; shift 2
-  $PY -m sugar.cli models release "$OUT/$run" "nw-ucla-field-$stream" --command "bash experiments/stage2_results.sh \
-$* (configs/pretrain/nw-ucla-field-cpu.yaml: CTR-GCN's data recipe with repeat 5, data.stream=${stream//-/_}, seed 1, \
-the last epoch kept; repeat 5 adopted on the cross-view proxy, docs/RESULTS.md 2026-12-07; the four NW-UCLA streams \
-fused by sugar fuse --weights equal, the plain sum chosen on the cross-view proxy in 2026-12-06 (12))" \
+release_rep5() {  # run stream (joint | bone | joint-motion | bone-motion) functions...: a repeat-5 run released as
+  # nw-ucla-field-STREAM (seed 1), or nw-ucla-field-STREAM-sN with RELEASE_SEED=N
+  local run=$1 stream=$2 seed=${RELEASE_SEED:-1} name; shift 2
+  name=nw-ucla-field-$stream$(seed_suffix "$seed")
+  $PY -m sugar.cli models release "$OUT/$run" "$name" --command "bash experiments/stage2_results.sh \
+$* (configs/pretrain/nw-ucla-field-cpu.yaml: CTR-GCN's data recipe with repeat 5, data.stream=${stream//-/_}, seed $seed, \
+the last epoch kept; repeat 5 adopted on the cross-view proxy, docs/RESULTS.md 2026-12-07; the NW-UCLA streams \
+fused by sugar fuse --weights equal, the plain sum chosen on the cross-view proxy in 2026-12-06 (12); since \
+2026-12-07 (20) seeds 1 and 2 of the four streams, eight runs, adopted on the proxy by rules R1b of (19))" \
     >> "$OUT/logs/release-rep5-$stream.log" 2>&1
-  echo "$(date -u +%H:%M:%S) released nw-ucla-field-$stream from $run"
+  echo "$(date -u +%H:%M:%S) released $name from $run"
 }
 # issue 14, next: the other three streams with repeat 5 (seed 1, keep: last, as the field config trains them; 76-103
 # min a stream on one core beside another, 2026-12-07 (15)-(16), so R5S_STREAMS splits them over two processes),
@@ -358,9 +362,27 @@ ucla_rep5_seed_fuse() {  # the released four and every finished seed-R5_SEED str
   done
   plain_sum "ucla-fr5x2$suffix-${#runs[@]}" "${runs[@]}"
 }
+# ... and each finished one released as nw-ucla-field-STREAM-sN beside the seed-1 four (rules R1b of (19): the two
+# seeds summed beat seed 1 on the view proxy), NW-UCLA's stream set since 2026-12-07 (20): the eight by the plain sum
+release_rep5_seed() {
+  local stream seed=${R5_SEED:-2} suffix; suffix=$(seed_suffix "${R5_SEED:-2}")
+  for stream in joint bone joint-motion bone-motion; do
+    if [ -f "$OUT/ucla-r5-$stream$suffix/evaluation/test/results.json" ]; then
+      RELEASE_SEED=$seed release_rep5 "ucla-r5-$stream$suffix" "$stream" ucla_rep5_seed_streams release_rep5_seed
+    else
+      echo "no finished ucla-r5-$stream$suffix in $OUT: not released"
+    fi
+  done
+}
 # ... and on the view proxy (train view 1, score view 2): the repeat-5 joint's seeds 1 and 2 (viewproxy_candidate's
-# ucla-vp-rep5, ucla-vp-rep5-s2) by the plain sum, beside each alone (rules R1b of 2026-12-07 (19))
-ucla_proxy_seed_fuse() { plain_sum ucla-vp-rep5x2 ucla-vp-rep5 ucla-vp-rep5-s2; }
+# ucla-vp-rep5, ucla-vp-rep5-s2) by the plain sum, beside each alone (rules R1b of 2026-12-07 (19)); with seed 3
+# (VP_TAG=-rep5 VP_ARGS="--set data.repeat=5" VP_SEEDS=3 viewproxy_candidate) the three summed too (R1c of (20))
+ucla_proxy_seed_fuse() {
+  plain_sum ucla-vp-rep5x2 ucla-vp-rep5 ucla-vp-rep5-s2
+  if [ -f "$OUT/ucla-vp-rep5-s3/evaluation/test/results.json" ]; then
+    plain_sum ucla-vp-rep5x3 ucla-vp-rep5 ucla-vp-rep5-s2 ucla-vp-rep5-s3
+  fi
+}
 plain_sum() {  # out-prefix run ...: both heads' plain sum on test (PREFIX-fused-HEAD-equal), no val; CLIPS as fuse_streams
   local prefix=$1 head runs; shift
   run_paths "$@"; runs=("${RUN_PATHS[@]}")

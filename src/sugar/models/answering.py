@@ -174,8 +174,9 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
     zero_shot = rec.cfg.zero_shot_prompt if zero_shot_prompt is None else zero_shot_prompt
     parts, tree = list_question(rec, actions, refs, rank_by, zero_shot)
     if list_prior and rec.list_prior is None:
-        raise ConfigError("this recogniser stores no reference samples for its list prior; `sugar calibrate RUN` "
-                          "adds them to a tuned run")
+        raise ConfigError("this recogniser stores no reference samples for its list prior (it was tuned before "
+                          "they were stored; the released models have none): `sugar calibrate RUN` adds them to a "
+                          "tuned run")
     log_prior = (list_log_prior(rec, parts, tree)
                  if mode == "rank" and applies(rec.actions, actions, list_prior) else None)
     was_training = rec.training
