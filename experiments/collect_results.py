@@ -306,7 +306,9 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                              "fp16 (`release_rep5_streams`)"),
                *[(f"ucla-fr5x2-s2-{n}", f"the released four and {which} (`ucla_rep5_seed_fuse`)",
                   f"{n} runs fused") for n, which in ((6, "seed 2 of the repeat-5 joint and bone"),
-                                                      (8, "seed 2 of all four repeat-5 streams"))]]
+                                                      (8, "seed 2 of all four repeat-5 streams"))],
+               ("ucla-frr8", "the eight released streams (seeds 1 and 2 of the repeat-5 four), fp16 "
+                             "(`release_rep5_seed released_seeds`)", "8 runs fused")]
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
                ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion"),

@@ -20,6 +20,7 @@
 #   R5S_STREAMS="joint joint_motion" bash experiments/stage2_results.sh ucla_rep5_seed_streams  # seed 2 of the released streams
 #   bash experiments/stage2_results.sh ucla_rep5_seed_fuse  # ... fused with the released four (plain sum)
 #   bash experiments/stage2_results.sh release_rep5_seed  # ... each released as nw-ucla-field-STREAM-s2 (8 runs fused)
+#   bash experiments/stage2_results.sh released_seeds     # the eight released NW-UCLA streams (fp16) by the plain sum
 #   bash experiments/stage2_results.sh field_protocol  # the joint streams with the field's reporting beside ours (~85 min)
 #   bash experiments/stage2_results.sh recipe_f64 fuse_f64  # the recipe's four streams at 64 frames, fused (not run yet)
 #
@@ -461,6 +462,8 @@ recipe_f64() {  # F64_STREAMS="joint bone" trains some of them (two workers: one
 }
 released_clips() { CLIPS=5 fuse_streams ucla-frr5 "${UCLA_RELEASED[@]}"; }  # the released streams (fp16) at 5 clips
 released_field() { fuse_streams ucla-frr1 "${UCLA_RELEASED[@]}"; }  # and at 1 clip, as the package fuses them
+# NW-UCLA's released stream set since 2026-12-07 (20): seeds 1 and 2 of the four repeat-5 streams, fp16, plain sum
+released_seeds() { plain_sum ucla-frr8 "${UCLA_RELEASED[@]}" "${UCLA_RELEASED[@]/%/-s2}"; }
 fuse_f64() {
   fuse_streams ucla-f64 ucla-f64-joint ucla-f64-bone ucla-f64-joint-motion ucla-f64-bone-motion
   CLIPS=5 fuse_streams ucla-f64c5 ucla-f64-joint ucla-f64-bone ucla-f64-joint-motion ucla-f64-bone-motion
