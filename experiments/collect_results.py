@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -965,6 +966,14 @@ def stage3_zeroshot_table(runs: Path, prefix: str, title: str, variant: str = ""
     return [*lines, ""]
 
 
+def zs_seed_results(runs: Path, stem: str, split: str, kind: str, view: str) -> Iterator[tuple[int, dict]]:
+    """(seed, results.json) of each STEM-seedN evaluated on `split` whose `view` has evidence `kind`."""
+    for seed in ZS_SEEDS:
+        res = read_json(runs / f"{stem}-seed{seed}" / "evaluation" / split / "results.json")
+        if res is not None and kind in res["evidence"].get(view, {}):
+            yield seed, res
+
+
 PRIOR_KINDS = ("llm", "llm_prior", "text", "fused_prior")  # LLM, its list prior divided out, text head, the two fused
 
 
@@ -977,10 +986,7 @@ def list_prior_table(runs: Path, prefix: str, title: str, split: str) -> list[st
              "harmonic mean of seen and unseen top-1 %: LLM / LLM, prior divided out / the two fused |",
              "|---|---|---|---|---|"]
     cols: dict[str, list[float]] = {}
-    for seed in ZS_SEEDS:
-        res = read_json(runs / f"{prefix}-lp-seed{seed}" / "evaluation" / split / "results.json")
-        if res is None or "fused_prior" not in res["evidence"].get("zero_shot", {}):
-            continue
+    for seed, res in zs_seed_results(runs, f"{prefix}-lp", split, "fused_prior", "zero_shot"):
         held, whole = res["evidence"]["zero_shot"], res["evidence"].get("all", {})
         values = {f"held-{k}": held[k]["top1"] for k in PRIOR_KINDS if k in held}
         values.update({f"h-{k}": whole[k]["generalized"]["harmonic"] for k in ("llm", "llm_prior", "fused_prior")
@@ -1013,10 +1019,7 @@ def open_list_table(runs: Path, prefix: str, title: str, split: str) -> list[str
              "open-list | whole list, seen / unseen top-1 %: one weight | open-list |",
              "|---|---|---|---|---|"]
     cols: dict[str, list[float]] = {}
-    for seed in ZS_SEEDS:
-        res = read_json(runs / f"{prefix}-seed{seed}" / "evaluation" / split / "results.json")
-        if res is None or "fused_open_list" not in res["evidence"].get("all", {}):
-            continue
+    for seed, res in zs_seed_results(runs, prefix, split, "fused_open_list", "all"):
         held, whole = res["evidence"]["zero_shot"], res["evidence"]["all"]
         values = {**{f"held-{k}": held[k]["top1"] for k in OPEN_KINDS},
                   **{f"h-{k}": whole[k]["generalized"]["harmonic"] for k in OPEN_KINDS},
