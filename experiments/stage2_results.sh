@@ -313,8 +313,8 @@ release_rep5() {  # run stream (joint | bone | joint-motion | bone-motion) funct
   $PY -m sugar.cli models release "$OUT/$run" "$name" --command "bash experiments/stage2_results.sh \
 $* (configs/pretrain/nw-ucla-field-cpu.yaml: CTR-GCN's data recipe with repeat 5, data.stream=${stream//-/_}, seed $seed, \
 the last epoch kept; repeat 5 adopted on the cross-view proxy, docs/RESULTS.md 2026-12-07; the NW-UCLA streams \
-fused by sugar fuse --weights equal, the plain sum chosen on the cross-view proxy in 2026-12-06 (12); since \
-2026-12-07 (20) seeds 1 and 2 of the four streams, eight runs, adopted on the proxy by rules R1b of (19))" \
+fused by sugar fuse --weights equal, the plain sum chosen on the cross-view proxy in 2026-12-06 (12); every \
+released seed of the four streams summed, each further seed adopted on the proxy (rules R1b of (19), R1c of (20)))" \
     >> "$OUT/logs/release-rep5-$stream.log" 2>&1
   echo "$(date -u +%H:%M:%S) released $name from $run"
 }
@@ -356,12 +356,15 @@ ucla_rep5_seed_streams() {
     rep5_stream "$stream" "$(seed_suffix "$seed")" --set seed="$seed"
   done
 }
-ucla_rep5_seed_fuse() {  # the released four and every finished seed-R5_SEED stream of ucla_rep5_seed_streams
-  local stream runs=("${UCLA_RELEASED[@]}") suffix; suffix=$(seed_suffix "${R5_SEED:-2}")
-  for stream in joint bone joint-motion bone-motion; do
-    [ -f "$OUT/ucla-r5-$stream$suffix/evaluation/test/results.json" ] && runs+=("ucla-r5-$stream$suffix")
+ucla_rep5_seed_fuse() {  # the released four and every finished stream of seeds 2..R5_SEED (ucla_rep5_seed_streams)
+  local stream seed last=${R5_SEED:-2} runs=("${UCLA_RELEASED[@]}") suffix
+  for seed in $(seq 2 "$last"); do
+    suffix=$(seed_suffix "$seed")
+    for stream in joint bone joint-motion bone-motion; do
+      [ -f "$OUT/ucla-r5-$stream$suffix/evaluation/test/results.json" ] && runs+=("ucla-r5-$stream$suffix")
+    done
   done
-  plain_sum "ucla-fr5x2$suffix-${#runs[@]}" "${runs[@]}"
+  plain_sum "ucla-fr5x$last$(seed_suffix "$last")-${#runs[@]}" "${runs[@]}"
 }
 # ... and each finished one released as nw-ucla-field-STREAM-sN beside the seed-1 four (rules R1b of (19): the two
 # seeds summed beat seed 1 on the view proxy), NW-UCLA's stream set since 2026-12-07 (20): the eight by the plain sum
@@ -462,8 +465,13 @@ recipe_f64() {  # F64_STREAMS="joint bone" trains some of them (two workers: one
 }
 released_clips() { CLIPS=5 fuse_streams ucla-frr5 "${UCLA_RELEASED[@]}"; }  # the released streams (fp16) at 5 clips
 released_field() { fuse_streams ucla-frr1 "${UCLA_RELEASED[@]}"; }  # and at 1 clip, as the package fuses them
-# NW-UCLA's released stream set since 2026-12-07 (20): seeds 1 and 2 of the four repeat-5 streams, fp16, plain sum
-released_seeds() { plain_sum ucla-frr8 "${UCLA_RELEASED[@]}" "${UCLA_RELEASED[@]/%/-s2}"; }
+# NW-UCLA's released stream set since 2026-12-07 (20): seeds 1..RELEASED_SEEDS (default 2) of the four repeat-5
+# streams, fp16, plain sum (ucla-frrN, N runs)
+released_seeds() {
+  local seed names=("${UCLA_RELEASED[@]}")
+  for seed in $(seq 2 "${RELEASED_SEEDS:-2}"); do names+=("${UCLA_RELEASED[@]/%/-s$seed}"); done
+  plain_sum "ucla-frr${#names[@]}" "${names[@]}"
+}
 fuse_f64() {
   fuse_streams ucla-f64 ucla-f64-joint ucla-f64-bone ucla-f64-joint-motion ucla-f64-bone-motion
   CLIPS=5 fuse_streams ucla-f64c5 ucla-f64-joint ucla-f64-bone ucla-f64-joint-motion ucla-f64-bone-motion

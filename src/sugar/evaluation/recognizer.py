@@ -24,7 +24,7 @@ from sugar.evaluation.encoder import load_run, load_texts, text_scorer
 from sugar.evaluation.metrics import classification_report, generalized_zero_shot, save_scores
 from sugar.fileio import atomic_write_text
 from sugar.knowledge.schema import load_knowledge
-from sugar.models.answering import check_rank_by, descriptions_from, list_log_prior, list_question, new_class_bonus
+from sugar.models.answering import check_rank_by, list_log_prior_for, new_class_bonus
 from sugar.models.encoder import load_encoder
 from sugar.models.evidence import (
     ClassifierEvidence,
@@ -135,9 +135,7 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
     out = {"llm": np.log(np.clip(probs, 1e-30, None))}
     llm = out["llm"]
     if rec.list_prior is not None and any(a not in rec.actions for a in actions):
-        refs = {**rec.descriptions, **descriptions_from(knowledge)}
-        log_prior = list_log_prior(rec, *list_question(rec, actions, refs, check_rank_by(rank_by or rec.cfg.rank_by)))
-        out["llm_prior"] = corrected(llm, log_prior).numpy()  # type: ignore[arg-type]
+        out["llm_prior"] = corrected(llm, list_log_prior_for(rec, actions, knowledge, rank_by)).numpy()  # type: ignore[arg-type]
         if applies(rec.actions, actions, None):
             llm = out["llm_prior"]
 

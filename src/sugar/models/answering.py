@@ -170,13 +170,12 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
         raise ConfigError(f"mode {mode!r}: choose rank or generate")
     rank_by = check_rank_by(rank_by or rec.cfg.rank_by)
     bonus = new_class_bonus(rec, actions) if fusion is None and mode == "rank" else None
-    refs = {**rec.descriptions, **descriptions_from(knowledge)}
-    zero_shot = rec.cfg.zero_shot_prompt if zero_shot_prompt is None else zero_shot_prompt
-    parts, tree = list_question(rec, actions, refs, rank_by, zero_shot)
     if list_prior and rec.list_prior is None:
         raise ConfigError("this recogniser stores no reference samples for its list prior (it was tuned before "
                           "they were stored; the released models have none): `sugar calibrate RUN` adds them to a "
                           "tuned run")
+    refs = {**rec.descriptions, **descriptions_from(knowledge)}
+    parts, tree = list_question(rec, actions, refs, rank_by, zero_shot_prompt)
     log_prior = (list_log_prior(rec, parts, tree)
                  if mode == "rank" and applies(rec.actions, actions, list_prior) else None)
     was_training = rec.training
@@ -221,11 +220,18 @@ def list_question(rec: Recognizer, actions: Sequence[str], refs: Mapping[str, st
                   zero_shot: bool | None = None) -> tuple[PromptParts, decoding.CandidateTree]:
     """The prompt for a list and the tree of its answers as ranking scores them (rank_by "answer": each entry
     with its description from `refs`)."""
-    parts = rec.prompt(actions, rec.cfg.zero_shot_prompt if zero_shot is None else zero_shot, refs)
+    parts = rec.prompt(actions, zero_shot, refs)  # zero_shot None: the recogniser's setting
     tree = decoding.CandidateTree.build([
         candidate_ids(rec.tokenizer, a, refs.get(a) if rank_by == "answer" else None, rec.cfg.max_answer_tokens)
         for a in actions], separating=rec.rank_separating)
     return parts, tree
+
+
+def list_log_prior_for(rec: Recognizer, actions: Sequence[str], knowledge: Any = None, rank_by: str | None = None
+                       ) -> torch.Tensor | None:
+    """`list_log_prior` of the list as `recognize` asks it (same descriptions, rank_by and prompt)."""
+    refs = {**rec.descriptions, **descriptions_from(knowledge)}
+    return list_log_prior(rec, *list_question(rec, actions, refs, check_rank_by(rank_by or rec.cfg.rank_by)))
 
 
 @torch.no_grad()
