@@ -29,6 +29,7 @@
 #   E_LS=6 bash experiments/stage3_results.sh lsmooth  # NW-UCLA's recogniser with label smoothing 0.1, seeds 1-3
 #   bash experiments/stage3_results.sh msrlsmooth      # MSR's (msrfpool) likewise
 #   bash experiments/stage3_results.sh crossmsr        # MSR's recogniser on NW-UCLA's test view and list
+#   bash experiments/stage3_results.sh crossprior      # the released recognisers on each other's list, list prior divided out (val; CP_SPLITS=test)
 #   bash experiments/stage3_results.sh cefusion        # the closed-set recognisers fused with their encoder's CE head
 #   bash experiments/stage3_results.sh msrproxyllm     # MSR's recogniser on the 5 proxy folds (stage2 msr_proxy_folds)
 #   bash experiments/stage3_results.sh vpllm           # NW-UCLA's recogniser on the 3 cross-view proxy encoders
@@ -467,6 +468,23 @@ crossmsr() {  # issue 15, cross-dataset the other way: MSR's recogniser (msrfpoo
     >> "$OUT/logs/msr-f-label-llm-e8-pool-cross.log" 2>&1
   sugar evaluate "$OUT/msr-f-label" --dataset nw-ucla --split test --no-tsne >> "$OUT/logs/msr-f-label-cross.log" 2>&1
   echo "$(date -u +%H:%M:%S) evaluated cross-dataset MSR Action3D (pool recogniser) -> NW-UCLA"
+}
+
+crossprior() {  # issue 15 (rules R4 of 2026-12-07 (21)): each released recogniser copied as NAME-lp with the
+  # reference samples of its LLM's list prior (`sugar list-prior --out`) and scored on the other dataset's skeletons
+  # and action list, CP_SPLITS (default val; the recommendation is read there, then CP_SPLITS=test). Evidence
+  # "llm_prior" / "fused_prior": the LLM (fused) with its list prior divided out
+  local pair name other split
+  for pair in nw-ucla:msr-action3d msr-action3d:nw-ucla; do
+    name=${pair%%:*} other=${pair##*:}
+    [[ -f $OUT/$name-lp/list_prior.safetensors ]] || sugar list-prior "$name" --out "$OUT/$name-lp" \
+      >> "$OUT/logs/$name-lp.log" 2>&1
+    for split in ${CP_SPLITS:-val}; do
+      [[ -f $OUT/$name-lp/evaluation/$other-$split/results.json ]] ||
+        sugar evaluate "$OUT/$name-lp" --dataset "$other" --split "$split" >> "$OUT/logs/$name-lp.log" 2>&1
+    done
+  done
+  echo "$(date -u +%H:%M:%S) scored the released recognisers across datasets with the list prior (${CP_SPLITS:-val})"
 }
 
 ucla_zs() {  # run-suffix [--set ...]: ucla-llm-zs<suffix>-seedN on each zero-shot encoder ucla-zs-seedN (ZS_SEEDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,34 @@ def calibrate_cmd(
                                        if k.startswith("test") else report[k]) for k in keys}))
 
 
+def list_prior_cmd(
+    recognizer: Path = typer.Argument(..., help="A recogniser folder (a `sugar tune` run or a released model's "
+                                                "folder), or a released model's name."),
+    root: Path = typer.Option(None, "--root", help="Where the dataset its encoder was trained on lives (default: "
+                                                   "that dataset's usual place)."),
+    out: Path = typer.Option(None, "--out", help="Write a copy of the recogniser there instead of changing it in "
+                                                 "place (e.g. for a released model of a read-only install)."),
+) -> None:
+    """Store the reference samples of the LLM's list prior in a recogniser, drawn from the training split of the
+    data its encoder records, so `sugar predict --list-prior` can divide the prior out on new action lists
+    (`sugar tune` stores them itself; this is for released folders and older runs)."""
+    from sugar.models.recognizer_io import load_recognizer, record_list_prior
+    from sugar.models.released import resolve_run
+    from sugar.training.instruct import list_prior_from_source
+
+    if out is not None and out.exists():
+        raise typer.BadParameter(f"{out} exists; give a new folder", param_hint="--out")
+    folder = resolve_run(recognizer)
+    rec = load_recognizer(folder)
+    if out is not None:
+        shutil.copytree(folder, out)
+        folder = out
+    prior = list_prior_from_source(rec, str(root) if root else None)
+    meta_path = record_list_prior(folder, prior)
+    console.print(f"stored {len(prior)} reference samples of {rec.data.dataset if rec.data else '?'}'s training "
+                  f"split in {meta_path.parent}")
+
+
 def calibrate_unseen_cmd(
     runs: list[Path] = typer.Argument(..., help="Zero-shot `sugar tune` runs with different held-out classes, each "
                                                 "evaluated with `sugar evaluate RUN --split val` and `--split test`."),
@@ -236,4 +265,5 @@ def register(app: typer.Typer) -> None:
     app.command("tune")(tune_cmd)
     app.command("calibrate")(calibrate_cmd)
     app.command("calibrate-unseen")(calibrate_unseen_cmd)
+    app.command("list-prior")(list_prior_cmd)
     app.command("predict")(predict_cmd)

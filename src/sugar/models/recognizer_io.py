@@ -63,8 +63,7 @@ def save_recognizer(rec: Recognizer, folder: str | Path) -> None:
     if rec.new_class_bias:
         meta["new_class_bias"] = {"bias": rec.new_class_bias, "calibration": rec.new_class_calibration}
     if rec.list_prior is not None:
-        atomic_save_safetensors(rec.list_prior.tensors(), folder / LIST_PRIOR_FILE)
-        meta["list_prior"] = {"file": LIST_PRIOR_FILE, "samples": len(rec.list_prior)}
+        meta["list_prior"] = _save_list_prior(rec.list_prior, folder)
     if rec.encoder is not None and rec.processor is not None:
         save_pretrained(rec.encoder, folder / ENCODER_DIR, rec.processor, rec.data)
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=1))  # last: its presence means complete
@@ -122,6 +121,23 @@ def load_recognizer(folder: str | Path, device: str | torch.device = "cpu", with
     if merge_lora:
         fold_lora(rec)
     return rec
+
+
+def _save_list_prior(prior: ListPrior, folder: Path) -> dict[str, Any]:
+    """Write the reference samples; return their entry in recognizer.json."""
+    atomic_save_safetensors(prior.tensors(), folder / LIST_PRIOR_FILE)
+    return {"file": LIST_PRIOR_FILE, "samples": len(prior)}
+
+
+def record_list_prior(folder: str | Path, prior: ListPrior) -> Path:
+    """Store the reference samples of the LLM's list prior in a saved recogniser (nothing else changes): for
+    released folders and runs tuned before `sugar tune` stored them."""
+    folder = Path(folder)
+    meta_path = folder / META_FILE
+    meta = read_json_object(meta_path, "recogniser description", SugarError)
+    meta["list_prior"] = _save_list_prior(prior, folder)
+    atomic_write_text(meta_path, json.dumps(meta, indent=1))
+    return meta_path
 
 
 def record_new_class_bias(folder: str | Path, bias: float, calibration: dict[str, Any]) -> Path:

@@ -389,10 +389,37 @@ def finish_report(cfg: TuneConfig, run: RunDir, rec: Recognizer, data: TuneData,
 def attach_list_prior(rec: Recognizer, data: TuneData, seen: list[int]) -> None:
     """Give the recogniser the reference samples of its LLM's list prior (sugar.models.list_prior): the action
     tokens of a seeded subset of training samples of the tuned classes."""
-    tokens, _ = split_tokens(rec, data.splits, data.labels, "train", seen, REFERENCE_SAMPLES)
-    if tokens:
-        embeds, mask = rec.action_tokens(tokens)
-        rec.list_prior = ListPrior(embeds.float().cpu(), mask.cpu())
+    prior = reference_samples(rec, data.splits, data.labels, seen)
+    if prior is not None:
+        rec.list_prior = prior
+
+
+@torch.no_grad()
+def reference_samples(rec: Recognizer, splits: dict[str, Dataset], labels: dict[str, np.ndarray],
+                      seen: list[int]) -> ListPrior | None:
+    """The action tokens of REFERENCE_SAMPLES seeded training samples of classes `seen` (None: no such sample)."""
+    tokens, _ = split_tokens(rec, splits, labels, "train", seen, REFERENCE_SAMPLES)
+    if not tokens:
+        return None
+    embeds, mask = rec.action_tokens(tokens)
+    return ListPrior(embeds.float().cpu(), mask.cpu())
+
+
+def list_prior_from_source(rec: Recognizer, root: str | None = None) -> ListPrior:
+    """Reference samples drawn from the training split of the data the recogniser's encoder records (its
+    DataSource; `root`: where that dataset lives, if not its default place), for a recogniser folder that is not
+    a run `sugar calibrate` can finish: a released model. Samples are taken without training augmentation."""
+    if rec.encoder is None or rec.processor is None or rec.data is None:
+        raise ConfigError("the recogniser's encoder does not record its data (or has no processor), so there is "
+                          "no training split to draw reference samples from")
+    ds = rec.data.open_split("train", root=root, layout=rec.encoder.layout)  # type: ignore[arg-type]
+    seen = [i for i, c in enumerate(ds.classes) if c in set(rec.actions)]
+    prior = reference_samples(rec, {"train": rec.processor.dataset(ds, train=False, seed=rec.cfg.seed)},
+                              {"train": np.asarray(ds.labels)}, seen)
+    if prior is None:
+        raise DataError(f"{rec.data.dataset}: its training split has no sample of the recogniser's actions "
+                        f"{rec.actions[:5]}")
+    return prior
 
 
 def refinish(run_dir: str | Path, calibration: dict[str, Any] | None = None) -> dict[str, Any]:
