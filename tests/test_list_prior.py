@@ -6,13 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
-from stage3helpers import ACTIONS, random_tokens
-from sugar.errors import ConfigError
+from stage3helpers import ACTIONS, build_tiny_with_encoder, random_tokens, session_tokenizer
+from sugar.cli import app
+from sugar.errors import ConfigError, DataError
 from sugar.evaluation.recognizer import evidence_scores
 from sugar.models import list_prior
 from sugar.models.list_prior import ListPrior, applies, corrected
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
+from sugar.skeleton.datasets import DataSource
+from sugar.training.instruct import list_prior_from_source
 
 NEW_LIST = ["juggle", "pick up with one hand", "cartwheel", "drop trash"]  # two entries the LLM was never tuned on
 
@@ -53,7 +57,7 @@ def test_new_lists_get_the_reference_mean_divided_out(with_prior) -> None:
 
 def test_asking_for_it_without_reference_samples_says_how_to_get_them(rec) -> None:
     assert rec.list_prior is None
-    with pytest.raises(ConfigError, match="sugar calibrate"):
+    with pytest.raises(ConfigError, match="sugar list-prior"):
         rec.recognize(random_tokens(1), NEW_LIST, describe=False, list_prior=True)
 
 
@@ -112,3 +116,32 @@ def test_the_reference_samples_are_saved_with_the_recogniser(with_prior, tmp_pat
     a = _probs(rec.recognize(tokens, NEW_LIST, describe=False, top_k=4, list_prior=True), NEW_LIST)
     b = _probs(again.recognize(tokens, NEW_LIST, describe=False, top_k=4, list_prior=True), NEW_LIST)
     np.testing.assert_allclose(a, b, atol=2e-3)  # saved in float16
+
+
+def test_a_folder_gets_reference_samples_from_its_encoders_training_data(tmp_path_factory, tmp_path,
+                                                                         shared_data) -> None:
+    """`sugar list-prior`: what a released folder (not a run `sugar calibrate` can finish) needs for --list-prior."""
+    tiny = build_tiny_with_encoder(tmp_path_factory, session_tokenizer(tmp_path_factory)).eval()
+    folder = tmp_path / "rec"
+    save_recognizer(tiny, folder)  # an encoder that does not record its data
+    no_data = CliRunner().invoke(app, ["list-prior", str(folder), "--out", str(tmp_path / "a")])
+    assert no_data.exit_code != 0 and "does not record its data" in str(no_data.exception)
+
+    tiny.data = DataSource("nw-ucla", "xview", seed=1)
+    save_recognizer(tiny, folder)
+    done = CliRunner().invoke(app, ["list-prior", str(folder), "--out", str(tmp_path / "copy")])
+    assert done.exit_code == 0, done.output
+    assert load_recognizer(folder, merge_lora=False).list_prior is None  # --out leaves the original alone
+    copy = load_recognizer(tmp_path / "copy", merge_lora=False)
+    assert copy.list_prior is not None and len(copy.list_prior) == list_prior.REFERENCE_SAMPLES
+    again = list_prior_from_source(copy)  # seeded: the same samples every time
+    torch.testing.assert_close(copy.list_prior.embeds, again.embeds, atol=2e-3, rtol=1e-2)  # stored in float16
+    tokens = [torch.randn(6, copy.encoder_dim) for _ in range(2)]
+    got = copy.recognize(tokens, NEW_LIST, describe=False, list_prior=True)
+    assert all(r["list_prior"] for r in got)
+    exists = CliRunner().invoke(app, ["list-prior", str(folder), "--out", str(tmp_path / "copy")])
+    assert exists.exit_code != 0 and "exists" in exists.output
+
+    tiny.actions = ["juggle", "cartwheel"]  # none of them in NW-UCLA: nothing to draw
+    with pytest.raises(DataError, match="no sample of the recogniser's actions"):
+        list_prior_from_source(tiny)

@@ -172,8 +172,8 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
     bonus = new_class_bonus(rec, actions) if fusion is None and mode == "rank" else None
     if list_prior and rec.list_prior is None:
         raise ConfigError("this recogniser stores no reference samples for its list prior (it was tuned before "
-                          "they were stored; the released models have none): `sugar calibrate RUN` adds them to a "
-                          "tuned run")
+                          "they were stored): `sugar list-prior RECOGNISER` draws them from the training data its "
+                          "encoder records (`sugar calibrate RUN` also adds them to a tuned run)")
     refs = {**rec.descriptions, **descriptions_from(knowledge)}
     parts, tree = list_question(rec, actions, refs, rank_by, zero_shot_prompt)
     log_prior = (list_log_prior(rec, parts, tree)

@@ -417,8 +417,8 @@ def list_prior_from_source(rec: Recognizer, root: str | None = None) -> ListPrio
     prior = reference_samples(rec, {"train": rec.processor.dataset(ds, train=False, seed=rec.cfg.seed)},
                               {"train": np.asarray(ds.labels)}, seen)
     if prior is None:
-        raise DataError(f"{rec.data.dataset}: its training split has no sample of the recogniser's actions "
-                        f"{rec.actions[:5]}")
+        raise DataError(rec.data.root or rec.data.dataset, "its training split has no sample of the "
+                        f"recogniser's actions {rec.actions[:5]}")
     return prior
 
 
