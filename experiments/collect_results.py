@@ -1147,6 +1147,42 @@ def reverse_cross_table(runs: Path) -> list[str]:
     return [*lines, *found, "", *shared_actions_table(pool, enc, "ucla")] if found else []
 
 
+CROSS_PAIRS = (("nw-ucla", "msr-action3d", "MSR Action3D", 20), ("msr-action3d", "nw-ucla", "NW-UCLA", 10))
+CROSS_KINDS = ("llm", "llm_prior", "text", "fused", "fused_prior")
+
+
+def cross_prior_table(runs: Path) -> list[str]:
+    """Issue 15 (`stage3_results.sh crossprior`, rules R4 of (21)): the released recognisers, given reference
+    samples (`sugar list-prior --out NAME-lp`), on the other dataset's skeletons and list, val then test."""
+    lines = ["### Cross-dataset with the LLM's list prior divided out: the released recognisers on the other "
+             "dataset's skeletons and action list (`stage3_results.sh crossprior`)", "",
+             "| released recogniser | tested on | split | samples | chance top-1 % | top-1 %: LLM / LLM, prior divided "
+             "out / text head / fused / fused, prior divided out | top-5 %, same order |",
+             "|---|---|---|---|---|---|---|"]
+    shared: list[str] = []
+    for name, other, other_label, classes in CROSS_PAIRS:
+        for split in ("val", "test"):
+            res = read_json(runs / f"{name}-lp" / "evaluation" / f"{other}-{split}" / "results.json")
+            if res is None:
+                continue
+            ev = res["evidence"]["all"]
+            cells = [" / ".join(pct(ev[k][m]) if k in ev else "-" for k in CROSS_KINDS) for m in ("top1", "top5")]
+            lines.append(f"| `{name}` | {other_label} | {split} | {ev['llm']['samples']} | {pct(1 / classes)} | "
+                         f"{cells[0]} | {cells[1]} |")
+            if split == "test":
+                for ucla, msr in SHARED_ACTIONS:
+                    recalls = " / ".join(recall_precision(ev[k], msr if other == "msr-action3d" else ucla)
+                                         if k in ev else "-" for k in CROSS_KINDS)
+                    shared.append(f"| `{name}` | {ucla} | {msr} | {recalls} |")
+    if len(lines) == 4:
+        return []
+    if shared:
+        shared = ["#### Actions both lists share: recall (precision) % on the tested dataset's test samples of that "
+                  "class", "", "| released recogniser | NW-UCLA action | MSR Action3D action | LLM / LLM, prior "
+                  "divided out / text head / fused / fused, prior divided out |", "|---|---|---|---|", *shared, ""]
+    return [*lines, "", *shared]
+
+
 def recall_precision(report: dict[str, Any], name: str) -> str:
     """A class's recall, and its precision from the confusion matrix (rows: true class, columns: answer):
     recall alone rewards a model that answers this class for everything."""
@@ -1643,6 +1679,7 @@ def main() -> None:
     out += stacking_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes")
     out += cross_dataset_table(runs)
     out += reverse_cross_table(runs)
+    out += cross_prior_table(runs)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
               "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
               "msr-llm", "msr-label-llm", "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-llm-ho-fixed",

@@ -142,3 +142,15 @@ def test_fp16_copies_keep_batchnorm_statistics_and_large_values_fp32() -> None:
     assert all(half[k].dtype == torch.float32 for k in ("bn.running_var", "bn.running_mean", "big.weight"))
     assert half["bn.num_batches_tracked"].dtype == torch.int64
     assert torch.isfinite(half["bn.running_var"]).all()
+
+
+RECOGNISERS = sorted(n for n, m in released.released_models().items() if m.kind == released.RECOGNIZER)
+
+
+@pytest.mark.parametrize("name", RECOGNISERS)
+def test_each_released_recogniser_stores_its_list_prior(name) -> None:
+    """`sugar predict --run NAME --actions NEW --list-prior` works from a clean checkout (`sugar list-prior NAME`)."""
+    folder = released.released_models()[name].folder
+    meta = json.loads((folder / "recognizer.json").read_text())
+    tensors = load_file(str(folder / meta["list_prior"]["file"]))
+    assert tensors["embeds"].shape[0] == tensors["mask"].shape[0] == meta["list_prior"]["samples"] == 64
