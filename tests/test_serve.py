@@ -25,12 +25,15 @@ class PoseHeightRecognizer:
     def __init__(self) -> None:
         self.actions = ["arms down", "arms middle", "arms up"]
         self.batch_sizes: list[int] = []
+        self.asked_prior: list[bool | None] = []  # each call's list_prior
+        self.list_prior = None  # no reference samples (sugar.models.list_prior)
         self.lock = threading.Lock()
 
-    def recognize(self, samples, actions=None, knowledge=None):
+    def recognize(self, samples, actions=None, knowledge=None, list_prior=None):
         actions = actions or self.actions
         with self.lock:
             self.batch_sizes.append(len(samples))
+            self.asked_prior.append(list_prior)
         out = []
         for s in samples:
             wrists = s.joints[0, :, [6, 10], 1].mean()
@@ -77,6 +80,20 @@ def test_recognize_json_and_zero_shot_list(service):
     assert httpx.post(f"{url}/v1/actions", json=new).status_code == 200
     res = httpx.post(f"{url}/v1/recognize", json={"layout": "kinect20", "joints": skeleton(0.9)}).json()
     assert res["results"][0]["label"] == "high" and res["results"][0]["description"] == "Hands high."
+
+
+def test_a_posted_list_asks_for_the_list_prior_only_where_there_are_reference_samples(service):
+    url, rec = service
+    new = {"actions": ["low", "high"], "list_prior": True}
+    refused = httpx.post(f"{url}/v1/actions", json=new)
+    assert refused.status_code == 422 and "sugar list-prior" in refused.text
+    assert httpx.get(f"{url}/v1/actions").json()["actions"] == rec.actions  # the list did not change
+    rec.list_prior = object()  # reference samples stored
+    assert httpx.post(f"{url}/v1/actions", json=new).json()["list_prior"] is True
+    httpx.post(f"{url}/v1/recognize", json={"layout": "kinect20", "joints": skeleton(0.9)})
+    assert httpx.post(f"{url}/v1/actions", json={"actions": ["a", "b"]}).json()["list_prior"] is None
+    httpx.post(f"{url}/v1/recognize", json={"layout": "kinect20", "joints": skeleton(0.9)})
+    assert rec.asked_prior == [True, None]  # each list's choice reaches the recogniser; unsaid: its default
 
 
 @pytest.mark.parametrize(

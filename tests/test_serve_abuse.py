@@ -47,7 +47,7 @@ class Recognizer3D(PoseHeightRecognizer):
 
     processor = SimpleNamespace(in_channels=3)
 
-    def recognize(self, samples, actions=None, knowledge=None):
+    def recognize(self, samples, actions=None, knowledge=None, list_prior=None):
         for s in samples:
             if np.isclose(s.joints[0, :, [6, 10], 1].mean(), POISON):
                 with self.lock:
@@ -434,7 +434,7 @@ def test_trickled_body_gets_408(served):
 
 
 class SlowRecognizer(Recognizer3D):
-    def recognize(self, samples, actions=None, knowledge=None):
+    def recognize(self, samples, actions=None, knowledge=None, list_prior=None):
         time.sleep(0.5)
         return super().recognize(samples, actions, knowledge)
 

@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
         fusion: float = FUSION,
         separating: bool = typer.Option(False, "--separating", help="Rank mode: score each action only up to its "
                                         "first token no other action shares (faster; docs/benchmarks.md)."),
+        list_prior: bool = typer.Option(False, "--list-prior", help="Rank mode: divide the LLM's prior over posted "
+                                        "action lists out (needs reference samples: `sugar list-prior`)."),
         api_key: str = typer.Option(None, "--api-key", envvar=API_KEY_ENV, show_envvar=True,
                                     help="Require this key on /v1 requests (X-API-Key or Authorization: Bearer)."),
         max_body_mb: float = typer.Option(20.0, "--max-body-mb", min=0.001, help="Largest request body."),
@@ -67,6 +69,9 @@ def register(app: typer.Typer) -> None:
         if warning:
             typer.secho(warning, err=True, fg=typer.colors.YELLOW)
         recognizer = load_recognizer(run)
+        if list_prior and recognizer.list_prior is None:
+            raise typer.BadParameter(f"{run} stores no reference samples; run `sugar list-prior` on it first",
+                                     param_hint="--list-prior")
         if rank_by is not None:
             recognizer.cfg = replace(recognizer.cfg, rank_by=rank_by)
         if fusion is not None:  # the user's weight for the text head, and no classifier (as `sugar predict`)
@@ -76,7 +81,7 @@ def register(app: typer.Typer) -> None:
         set_encoder_precision(recognizer, encoder_precision)
         recognizer.rank_separating = separating
         app_ = create_app(recognizer, max_batch=max_batch, max_wait_s=max_wait_ms / 1000, limits=limits,
-                          api_key=api_key or None)
+                          api_key=api_key or None, list_prior=True if list_prior else None)
         typer.echo(f"serving {run} on http://{host}:{port}  (web page at /, API docs at /docs"
                    f"{'; API key required on /v1' if api_key else ''})")
         uvicorn.Server(server_config(app_, host, port, limits)).run()

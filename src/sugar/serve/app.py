@@ -66,6 +66,9 @@ class ActionList(BaseModel):
 
     actions: list[ActionName] = Field(min_length=2, max_length=MAX_ACTIONS)
     descriptions: dict[ActionName, Annotated[str, StringConstraints(max_length=2000)]] | None = None
+    list_prior: bool | None = Field(None, description="Divide the LLM's prior over this list out (for actions it "
+                                    "was not tuned on; the recogniser must store reference samples, `sugar "
+                                    "list-prior`). Omitted: the server's setting (`sugar serve --list-prior`).")
 
 
 def model_input(recognizer: Recognizes, limits: ServiceLimits) -> ModelInput:
@@ -137,14 +140,16 @@ async def _read_upload(request: Request) -> tuple[str | None, bytes, str | None]
 
 def create_app(recognizer: Recognizes, max_batch: int = 32, max_wait_s: float = 0.01,
                max_upload_bytes: int | None = None, limits: ServiceLimits | None = None,
-               api_key: str | None = None) -> FastAPI:
+               api_key: str | None = None, list_prior: bool | None = None) -> FastAPI:
     """The FastAPI app around one loaded recogniser. `max_upload_bytes` overrides limits.max_body_bytes;
-    `api_key` (None: open) guards every /v1 endpoint."""
+    `api_key` (None: open) guards every /v1 endpoint; `list_prior` is the default for posted action lists (None:
+    the recogniser's own, sugar.models.list_prior.APPLY_TO_NEW_LISTS)."""
     limits = limits or ServiceLimits()
     if max_upload_bytes is not None:
         limits = ServiceLimits(**{**limits.__dict__, "max_body_bytes": max_upload_bytes})
     admission = Admission(limits.max_pending, max_batch)
     batcher = RequestBatcher(recognizer, max_batch=max_batch, max_wait_s=max_wait_s, on_batch=admission.observe_batch)
+    batcher.list_prior = list_prior
     model = model_input(recognizer, limits)
     pose, no_video = video_options(recognizer, limits)
     budget: MemoryBudget | None = None
@@ -178,7 +183,7 @@ def create_app(recognizer: Recognizes, max_batch: int = 32, max_wait_s: float = 
 
     @v1.get("/actions")
     async def get_actions() -> dict[str, Any]:
-        return {"actions": batcher.actions, "descriptions": batcher.descriptions}
+        return {"actions": batcher.actions, "descriptions": batcher.descriptions, "list_prior": batcher.list_prior}
 
     @v1.post("/actions")
     async def set_actions(body: ActionList) -> dict[str, Any]:
@@ -186,9 +191,14 @@ def create_app(recognizer: Recognizes, max_batch: int = 32, max_wait_s: float = 
             raise HTTPException(422, "action names must be unique")
         if body.descriptions and set(body.descriptions) - set(body.actions):
             raise HTTPException(422, "descriptions name actions that are not in the list")
+        prior = list_prior if body.list_prior is None else body.list_prior
+        if prior and getattr(recognizer, "list_prior", None) is None:
+            raise HTTPException(422, "this recogniser stores no reference samples for its list prior; run "
+                                     "`sugar list-prior` on it first")
         batcher.actions = list(body.actions)
         batcher.descriptions = body.descriptions
-        return {"actions": batcher.actions}
+        batcher.list_prior = prior
+        return {"actions": batcher.actions, "list_prior": batcher.list_prior}
 
     @v1.post(
         "/recognize",

@@ -29,7 +29,7 @@ class Recognizes(Protocol):
     actions: list[str]
 
     def recognize(self, samples: list[Sample], actions: list[str] | None = None, knowledge: Any = None,
-                  ) -> list[dict[str, Any]]: ...
+                  list_prior: bool | None = None) -> list[dict[str, Any]]: ...
 
 
 @dataclass
@@ -49,6 +49,7 @@ class RequestBatcher:
         self.on_batch = on_batch  # told the seconds each batch took (the queue's Retry-After estimate)
         self.actions: list[str] = list(recognizer.actions)
         self.descriptions: dict[str, str] | None = None
+        self.list_prior: bool | None = None  # divide the LLM's list prior out (None: the recogniser's default)
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
 
@@ -87,10 +88,10 @@ class RequestBatcher:
             jobs = [j for j in await self._collect() if not j.future.done()]
             if not jobs:
                 continue
-            actions, descriptions = self.actions, self.descriptions  # one list for the whole batch
+            actions, descriptions, prior = self.actions, self.descriptions, self.list_prior  # one list per batch
             samples = [s for j in jobs for s in j.samples]
             try:
-                results = await self._timed(samples, actions, descriptions)
+                results = await self._timed(samples, actions, descriptions, prior)
             except Exception as exc:
                 if len(jobs) == 1:
                     _deliver(jobs[0], error=exc)
@@ -99,7 +100,7 @@ class RequestBatcher:
                             type(exc).__name__, exc)
                 for j in jobs:
                     try:
-                        _deliver(j, await self._timed(j.samples, actions, descriptions))
+                        _deliver(j, await self._timed(j.samples, actions, descriptions, prior))
                     except Exception as one:
                         _deliver(j, error=one)
                 continue
@@ -108,11 +109,11 @@ class RequestBatcher:
                 _deliver(j, results[start : start + len(j.samples)])
                 start += len(j.samples)
 
-    async def _timed(self, samples: list[Sample], actions: list[str],
-                     descriptions: dict[str, str] | None) -> list[dict[str, Any]]:
+    async def _timed(self, samples: list[Sample], actions: list[str], descriptions: dict[str, str] | None,
+                     list_prior: bool | None) -> list[dict[str, Any]]:
         began = time.perf_counter()
         results = await asyncio.to_thread(self.recognizer.recognize, samples, actions=actions,
-                                          knowledge=descriptions)
+                                          knowledge=descriptions, list_prior=list_prior)
         if self.on_batch is not None:
             self.on_batch(time.perf_counter() - began)
         if len(results) != len(samples):
