@@ -356,12 +356,16 @@ ucla_rep5_seed_streams() {
     rep5_stream "$stream" "$(seed_suffix "$seed")" --set seed="$seed"
   done
 }
-ucla_rep5_seed_fuse() {  # the released four and every finished stream of seeds 2..R5_SEED (ucla_rep5_seed_streams)
+ucla_rep5_seed_fuse() {  # the released four and every finished stream of seeds 2..R5_SEED (ucla_rep5_seed_streams);
+  # a stream whose run is not in $OUT but released (nw-ucla-field-STREAM-sN: its fp16 copy, which fuses to the same
+  # numbers, 2026-12-07 (20)) is taken from the package
   local stream seed last=${R5_SEED:-2} runs=("${UCLA_RELEASED[@]}") suffix
   for seed in $(seq 2 "$last"); do
     suffix=$(seed_suffix "$seed")
     for stream in joint bone joint-motion bone-motion; do
-      [ -f "$OUT/ucla-r5-$stream$suffix/evaluation/test/results.json" ] && runs+=("ucla-r5-$stream$suffix")
+      if [ -f "$OUT/ucla-r5-$stream$suffix/evaluation/test/results.json" ]; then runs+=("ucla-r5-$stream$suffix")
+      elif [ -d "src/sugar/released/nw-ucla-field-$stream$suffix" ]; then runs+=("nw-ucla-field-$stream$suffix")
+      fi
     done
   done
   plain_sum "ucla-fr5x$last$(seed_suffix "$last")-${#runs[@]}" "${runs[@]}"
