@@ -10,6 +10,7 @@
 #   bash experiments/stage3_results.sh varylist        # MSR zero-shot with a random action list per training row
 #   bash experiments/stage3_results.sh textzeroshot    # NW-UCLA zero-shot, bridge in the LLM's language + varied lists
 #   ZS_PREFIX=ucla-llm-zs bash experiments/stage3_results.sh listprior   # the zero-shot runs with the LLM's list prior divided out (val; LP_SPLITS=test)
+#   ZS_PREFIX=ucla-llm-zs bash experiments/stage3_results.sh listpriortrain  # ... on the held-out classes' training-view samples (rules R5)
 #   bash experiments/stage3_results.sh glosszeroshot msrglosszeroshot  # zero-shot, each list entry with its gloss
 #   bash experiments/stage3_results.sh zsleaveout      # zero-shot fusion weights chosen on other seeds' held-out classes
 #   bash experiments/stage3_results.sh gemmazeroshot msrgemmazeroshot  # zero-shot with Gemma 3 270M (issue 15)
@@ -548,6 +549,22 @@ listprior() {  # issue 15 (rules R3 of 2026-12-07 (20)): the zero-shot runs of Z
     done
   done
   echo "$(date -u +%H:%M:%S) scored $prefix seeds $ZS_SEEDS with the list prior divided out (${LP_SPLITS:-val})"
+}
+
+listpriortrain() {  # issue 15 (rules R5 of 2026-12-07 (21)): the zero-shot runs of ZS_PREFIX (seeds ZS_SEEDS) scored
+  # on their held-out classes' samples in the TRAINING views / subjects (excluded from the encoder's and the LLM's
+  # training, so never seen; ~10x the val split's held-out samples), on the held-out list only (evaluation/list-train):
+  # the LLM, the LLM with its list prior divided out (llm_prior), the text head and the fused answers
+  local prefix=${ZS_PREFIX:-ucla-llm-zs} seed run
+  for seed in $ZS_SEEDS; do
+    run=$OUT/$prefix-seed$seed
+    grep -q '"list_prior"' "$run/recognizer.json" || sugar calibrate "$run" >> "$OUT/logs/$prefix-seed$seed.log" 2>&1
+    $PY -c "import json, sys; print(*json.load(open(sys.argv[1]))['config']['exclude_classes'], sep='\n')" \
+      "$run/recognizer.json" > "$run/held-out.txt"
+    [[ -f $run/evaluation/list-train/results.json ]] ||
+      sugar evaluate "$run" --split train --actions "$run/held-out.txt" >> "$OUT/logs/$prefix-seed$seed-lpt.log" 2>&1
+  done
+  echo "$(date -u +%H:%M:%S) scored $prefix seeds $ZS_SEEDS on the held-out classes' training samples"
 }
 
 # issue 15: zeroshot with the bridge in the LLM's language (bridge kind "text": the stage-2 text head and a
