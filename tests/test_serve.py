@@ -96,6 +96,16 @@ def test_a_posted_list_asks_for_the_list_prior_only_where_there_are_reference_sa
     assert rec.asked_prior == [True, None]  # each list's choice reaches the recogniser; unsaid: its default
 
 
+def test_the_servers_list_prior_setting_is_the_default_for_posted_lists_only():
+    rec = PoseHeightRecognizer()
+    rec.list_prior = object()
+    with running_server(create_app(rec, max_wait_s=0.05, limits=IN_PROCESS, list_prior=True)) as url:
+        assert httpx.get(f"{url}/v1/actions").json()["list_prior"] is None  # the tuning list stays as learnt
+        assert httpx.post(f"{url}/v1/actions", json={"actions": ["a", "b"]}).json()["list_prior"] is True
+        assert httpx.post(f"{url}/v1/actions", json={"actions": ["a", "b"], "list_prior": False}).json()[
+            "list_prior"] is False
+
+
 @pytest.mark.parametrize(
     ("body", "status", "fragment"),
     [

@@ -143,13 +143,13 @@ def create_app(recognizer: Recognizes, max_batch: int = 32, max_wait_s: float = 
                api_key: str | None = None, list_prior: bool | None = None) -> FastAPI:
     """The FastAPI app around one loaded recogniser. `max_upload_bytes` overrides limits.max_body_bytes;
     `api_key` (None: open) guards every /v1 endpoint; `list_prior` is the default for posted action lists (None:
-    the recogniser's own, sugar.models.list_prior.APPLY_TO_NEW_LISTS)."""
+    the recogniser's own, sugar.models.list_prior.APPLY_TO_NEW_LISTS); the tuning list it starts with is never
+    corrected."""
     limits = limits or ServiceLimits()
     if max_upload_bytes is not None:
         limits = ServiceLimits(**{**limits.__dict__, "max_body_bytes": max_upload_bytes})
     admission = Admission(limits.max_pending, max_batch)
     batcher = RequestBatcher(recognizer, max_batch=max_batch, max_wait_s=max_wait_s, on_batch=admission.observe_batch)
-    batcher.list_prior = list_prior
     model = model_input(recognizer, limits)
     pose, no_video = video_options(recognizer, limits)
     budget: MemoryBudget | None = None
