@@ -1007,6 +1007,31 @@ def list_prior_table(runs: Path, prefix: str, title: str, split: str) -> list[st
     return [*lines, ""]
 
 
+def list_prior_train_table(runs: Path, prefix: str, title: str) -> list[str]:
+    """Issue 15, rules R5 of (21) (`stage3_results.sh listpriortrain`): zero-shot runs PREFIX-seedN on their
+    held-out classes' samples in the training views / subjects (never trained on), the held-out list only."""
+    lines = [f"### {title}: the held-out classes' samples in the training views / subjects (never trained on), "
+             "the LLM's list prior divided out", "",
+             "| seed | held-out classes | samples | top-1 %: LLM / LLM, prior divided out / text head / the LLM with "
+             "its prior fused with the text head | LLM: gain from the prior, points |", "|---|---|---|---|---|"]
+    cols: dict[str, list[float]] = {}
+    for seed, res in zs_seed_results(runs, prefix, "list-train", "llm_prior", "all"):
+        ev = res["evidence"]["all"]
+        for k in PRIOR_KINDS:
+            if k in ev:
+                cols.setdefault(k, []).append(ev[k]["top1"])
+        lines.append(f"| {seed} | {', '.join(ev['llm']['classes'])} | {ev['llm']['samples']} | "
+                     + " / ".join(pct(ev[k]["top1"]) if k in ev else "-" for k in PRIOR_KINDS)
+                     + f" | {100 * (ev['llm_prior']['top1'] - ev['llm']['top1']):+.1f} |")
+    n = len(lines) - 4
+    if n < 1:
+        return []
+    mean = {k: sum(v) / len(v) for k, v in cols.items() if len(v) == n}
+    lines.append(f"| mean of {n} | | | " + " / ".join(pct(mean[k]) if k in mean else "-" for k in PRIOR_KINDS)
+                 + f" | {100 * (mean['llm_prior'] - mean['llm']):+.1f} |")
+    return [*lines, ""]
+
+
 OPEN_KINDS = ("llm", "text", "fused", "fused_open_list")  # LLM alone, text head alone, one weight, open-list
 
 
@@ -1675,6 +1700,8 @@ def main() -> None:
                                     "classes", split)
             out += list_prior_table(runs, f"msr-llm-zs{llm}", f"MSR Action3D zero-shot recognisers{name}, 4 held-out "
                                     "classes", split)
+    out += list_prior_train_table(runs, "ucla-llm-zs", "NW-UCLA zero-shot recognisers, 2 held-out classes")
+    out += list_prior_train_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes")
     out += stacking_table(runs, "ucla-llm-zs", "NW-UCLA zero-shot recognisers, 2 held-out classes")
     out += stacking_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes")
     out += cross_dataset_table(runs)
