@@ -206,8 +206,9 @@ FIELD_STREAMS = [("ucla-f-joint", "joint"), ("ucla-f-bone", "bone"), ("ucla-f-jo
                     f"test also scored every epoch (`ucla_rep5_joint`)") for n, suffix in enumerate(SEED_SUFFIXES, 1)],
                  *[(f"ucla-r5-{s}", f"{s.replace('-', ' ')}, the recipe with repeat 5, seed 1, last epoch "
                     f"(`ucla_rep5_streams`)") for s in ("bone", "joint-motion", "bone-motion")],
-                 *[(f"ucla-r5-{s}-s2", f"{s.replace('-', ' ')}, the recipe with repeat 5, seed 2, last epoch "
-                    f"(`ucla_rep5_seed_streams`)") for s in ("joint", "bone", "joint-motion", "bone-motion")],
+                 *[(f"ucla-r5-{s}-s{seed}", f"{s.replace('-', ' ')}, the recipe with repeat 5, seed {seed}, last "
+                    f"epoch (`ucla_rep5_seed_streams`)") for seed in (2, 3)
+                   for s in ("joint", "bone", "joint-motion", "bone-motion")],
                  ("ucla-f64-joint", "joint, the recipe with 64 frames per clip (`recipe_f64`)"),
                  ("ucla-f64-bone", "bone, the recipe with 64 frames per clip (`recipe_f64`)"),
                  ("ucla-f64-joint-motion", "joint motion, the recipe with 64 frames per clip (`recipe_f64`)"),
@@ -309,7 +310,10 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                   f"{n} runs fused") for n, which in ((6, "seed 2 of the repeat-5 joint and bone"),
                                                       (8, "seed 2 of all four repeat-5 streams"))],
                ("ucla-frr8", "the eight released streams (seeds 1 and 2 of the repeat-5 four), fp16 "
-                             "(`release_rep5_seed released_seeds`)", "8 runs fused")]
+                             "(`release_rep5_seed released_seeds`)", "8 runs fused"),
+               *[(f"ucla-fr5x3-s3-{n}", f"the eight released streams and {which} (`R5_SEED=3 ucla_rep5_seed_fuse`)",
+                  f"{n} runs fused") for n, which in ((10, "seed 3 of the repeat-5 joint and bone"),
+                                                      (12, "seed 3 of all four repeat-5 streams"))]]
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
                ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion"),
