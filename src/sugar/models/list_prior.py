@@ -21,8 +21,10 @@ import torch
 
 FILE = "list_prior.safetensors"
 REFERENCE_SAMPLES = 64  # training samples whose mean answer is the prior (a seeded subset of the seen classes)
-# R3 of 2026-12-07 (20), docs/RESULTS.md: whether lists with untuned entries are corrected when nobody says
-APPLY_TO_NEW_LISTS = False  # R3 failed: +3.4 points on NW-UCLA val, the bar was +5
+# whether lists with untuned entries are corrected when nobody says (docs/RESULTS.md): R3 of 2026-12-07 (20) failed
+# (+3.4 points on NW-UCLA's 20 val samples a seed, the bar was +5); R5 of (21), on the held-out classes' ~180 (NW-UCLA)
+# and ~50 (MSR) training-view samples a seed, failed too (one NW-UCLA pair lost 29.5 points; MSR -2.1 on average)
+APPLY_TO_NEW_LISTS = False
 
 
 @dataclass
