@@ -313,7 +313,9 @@ FIELD_FUSED = [("ucla-f", "earlier field settings"), ("ucla-fr", "CTR-GCN's reci
                              "(`release_rep5_seed released_seeds`)", "8 runs fused"),
                *[(f"ucla-fr5x3-s3-{n}", f"the eight released streams and {which} (`R5_SEED=3 ucla_rep5_seed_fuse`)",
                   f"{n} runs fused") for n, which in ((10, "seed 3 of the repeat-5 joint and bone"),
-                                                      (12, "seed 3 of all four repeat-5 streams"))]]
+                                                      (12, "seed 3 of all four repeat-5 streams"))],
+               ("ucla-frr12", "the twelve released streams (seeds 1-3 of the repeat-5 four), fp16 "
+                              "(`RELEASED_SEEDS=3 released_seeds`)", "12 runs fused")]
 
 MSR_STREAMS = [("msr-f-label", "joint (released as `msr-action3d-joint`)"), ("msr-fs-bone", "bone"),
                ("msr-fs-joint-motion", "joint motion"), ("msr-fs-bone-motion", "bone motion"),
