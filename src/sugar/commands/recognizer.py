@@ -213,8 +213,7 @@ def list_prior_cmd(
         folder = out
     prior = list_prior_from_source(rec, str(root) if root else None)
     meta_path = record_list_prior(folder, prior)
-    console.print(f"stored {len(prior)} reference samples of {rec.data.dataset if rec.data else '?'}'s training "
-                  f"split in {meta_path.parent}")
+    console.print(f"stored {len(prior)} reference samples (its encoder's training split) in {meta_path.parent}")
 
 
 def calibrate_unseen_cmd(

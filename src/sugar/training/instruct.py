@@ -413,11 +413,12 @@ def list_prior_from_source(rec: Recognizer, root: str | None = None) -> ListPrio
         raise ConfigError("the recogniser's encoder does not record its data (or has no processor), so there is "
                           "no training split to draw reference samples from")
     ds = rec.data.open_split("train", root=root, layout=rec.encoder.layout)  # type: ignore[arg-type]
-    seen = [i for i, c in enumerate(ds.classes) if c in set(rec.actions)]
+    tuned = set(rec.actions)
+    seen = [i for i, c in enumerate(ds.classes) if c in tuned]
     prior = reference_samples(rec, {"train": rec.processor.dataset(ds, train=False, seed=rec.cfg.seed)},
                               {"train": np.asarray(ds.labels)}, seen)
     if prior is None:
-        raise DataError(rec.data.root or rec.data.dataset, "its training split has no sample of the "
+        raise DataError(root or rec.data.root or rec.data.dataset, "its training split has no sample of the "
                         f"recogniser's actions {rec.actions[:5]}")
     return prior
 
