@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from scipy.stats import binomtest
 
 # Published top-1 (%) quoted for comparison; they are not produced here.
 REFERENCES = {
@@ -1188,8 +1189,9 @@ def cross_prior_table(runs: Path) -> list[str]:
     lines = ["### Cross-dataset with the LLM's list prior divided out: the released recognisers on the other "
              "dataset's skeletons and action list (`stage3_results.sh crossprior`)", "",
              "| released recogniser | tested on | split | samples | chance top-1 % | top-1 %: LLM / LLM, prior divided "
-             "out / text head / fused / fused, prior divided out | top-5 %, same order |",
-             "|---|---|---|---|---|---|---|"]
+             "out / text head / fused / fused, prior divided out | top-5 %, same order | one-sided binomial p of each "
+             "top-1 against chance, same order |",
+             "|---|---|---|---|---|---|---|---|"]
     shared: list[str] = []
     for name, other, other_label, classes in CROSS_PAIRS:
         for split in ("val", "test"):
@@ -1198,8 +1200,11 @@ def cross_prior_table(runs: Path) -> list[str]:
                 continue
             ev = res["evidence"]["all"]
             cells = [" / ".join(pct(ev[k][m]) if k in ev else "-" for k in CROSS_KINDS) for m in ("top1", "top5")]
-            lines.append(f"| `{name}` | {other_label} | {split} | {ev['llm']['samples']} | {pct(1 / classes)} | "
-                         f"{cells[0]} | {cells[1]} |")
+            n = ev["llm"]["samples"]
+            p_values = " / ".join(f"{binomtest(round(ev[k]['top1'] * n), n, 1 / classes, 'greater').pvalue:.3f}"
+                                  if k in ev else "-" for k in CROSS_KINDS)
+            lines.append(f"| `{name}` | {other_label} | {split} | {n} | {pct(1 / classes)} | "
+                         f"{cells[0]} | {cells[1]} | {p_values} |")
             if split == "test":
                 for ucla, msr in SHARED_ACTIONS:
                     recalls = " / ".join(recall_precision(ev[k], msr if other == "msr-action3d" else ucla)
