@@ -1039,6 +1039,38 @@ def list_prior_train_table(runs: Path, prefix: str, title: str) -> list[str]:
     return [*lines, ""]
 
 
+BATCH_KINDS = ("llm", "llm_prior", "llm_batch", "text", "text_batch", "fused", "fused_batch")
+BATCH_NAMES = ("LLM / LLM, list prior divided out / LLM, batch prior / text head / text head, batch prior / fused / "
+               "fused, batch prior")
+
+
+def batch_prior_table(runs: Path, prefix: str, title: str, split: str, view: str) -> list[str]:
+    """Issue 15, rules R6 of (22): zero-shot runs PREFIX-seedN on their held-out list with each kind's batch prior
+    (the scored samples' own mean answer) divided out, beside the list prior; split "list-train" is
+    `stage3_results.sh listpriortrain` (view "all"), "test" / "val" the runs' own evaluation (view "zero_shot")."""
+    where = ("the held-out classes' samples in the training views / subjects (never trained on)"
+             if split == "list-train" else f"{split} split, held-out list")
+    lines = [f"### {title}, {where}: the batch prior", "",
+             f"| seed | held-out classes | samples | top-1 %: {BATCH_NAMES} | LLM: gain from the batch prior, points |",
+             "|---|---|---|---|---|"]
+    cols: dict[str, list[float]] = {}
+    for seed, res in zs_seed_results(runs, prefix, split, "llm_batch", view):
+        ev = res["evidence"][view]
+        for k in BATCH_KINDS:
+            if k in ev:
+                cols.setdefault(k, []).append(ev[k]["top1"])
+        lines.append(f"| {seed} | {', '.join(ev['llm']['classes'])} | {ev['llm']['samples']} | "
+                     + " / ".join(pct(ev[k]["top1"]) if k in ev else "-" for k in BATCH_KINDS)
+                     + f" | {100 * (ev['llm_batch']['top1'] - ev['llm']['top1']):+.1f} |")
+    n = len(lines) - 4
+    if n < 1:
+        return []
+    mean = {k: sum(v) / len(v) for k, v in cols.items() if len(v) == n}
+    lines.append(f"| mean of {n} | | | " + " / ".join(pct(mean[k]) if k in mean else "-" for k in BATCH_KINDS)
+                 + f" | {100 * (mean['llm_batch'] - mean['llm']):+.1f} |")
+    return [*lines, ""]
+
+
 OPEN_KINDS = ("llm", "text", "fused", "fused_open_list")  # LLM alone, text head alone, one weight, open-list
 
 
@@ -1183,14 +1215,16 @@ CROSS_PAIRS = (("nw-ucla", "msr-action3d", "MSR Action3D", 20), ("msr-action3d",
 CROSS_KINDS = ("llm", "llm_prior", "text", "fused", "fused_prior")
 
 
-def cross_prior_table(runs: Path) -> list[str]:
-    """Issue 15 (`stage3_results.sh crossprior`, rules R4 of (21)): the released recognisers, given reference
-    samples (`sugar list-prior --out NAME-lp`), on the other dataset's skeletons and list, val then test."""
-    lines = ["### Cross-dataset with the LLM's list prior divided out: the released recognisers on the other "
+def cross_prior_table(runs: Path, kinds: tuple[str, ...] = CROSS_KINDS, what: str = "the LLM's list prior divided out",
+                      names: str = "LLM / LLM, prior divided out / text head / fused / fused, prior divided out"
+                      ) -> list[str]:
+    """Issue 15 (`stage3_results.sh crossprior`, rules R4 of (21); R6c of (22) with the batch kinds): the released
+    recognisers, given reference samples (`sugar list-prior --out NAME-lp`), on the other dataset's skeletons and
+    list, val then test."""
+    lines = [f"### Cross-dataset with {what}: the released recognisers on the other "
              "dataset's skeletons and action list (`stage3_results.sh crossprior`)", "",
-             "| released recogniser | tested on | split | samples | chance top-1 % | top-1 %: LLM / LLM, prior divided "
-             "out / text head / fused / fused, prior divided out | top-5 %, same order | one-sided binomial p of each "
-             "top-1 against chance, same order |",
+             f"| released recogniser | tested on | split | samples | chance top-1 % | top-1 %: {names} | top-5 %, same "
+             "order | one-sided binomial p of each top-1 against chance, same order |",
              "|---|---|---|---|---|---|---|---|"]
     shared: list[str] = []
     for name, other, other_label, classes in CROSS_PAIRS:
@@ -1199,23 +1233,23 @@ def cross_prior_table(runs: Path) -> list[str]:
             if res is None:
                 continue
             ev = res["evidence"]["all"]
-            cells = [" / ".join(pct(ev[k][m]) if k in ev else "-" for k in CROSS_KINDS) for m in ("top1", "top5")]
+            cells = [" / ".join(pct(ev[k][m]) if k in ev else "-" for k in kinds) for m in ("top1", "top5")]
             n = ev["llm"]["samples"]
             p_values = " / ".join(f"{binomtest(round(ev[k]['top1'] * n), n, 1 / classes, 'greater').pvalue:.3f}"
-                                  if k in ev else "-" for k in CROSS_KINDS)
+                                  if k in ev else "-" for k in kinds)
             lines.append(f"| `{name}` | {other_label} | {split} | {n} | {pct(1 / classes)} | "
                          f"{cells[0]} | {cells[1]} | {p_values} |")
             if split == "test":
                 for ucla, msr in SHARED_ACTIONS:
                     recalls = " / ".join(recall_precision(ev[k], msr if other == "msr-action3d" else ucla)
-                                         if k in ev else "-" for k in CROSS_KINDS)
+                                         if k in ev else "-" for k in kinds)
                     shared.append(f"| `{name}` | {ucla} | {msr} | {recalls} |")
     if len(lines) == 4:
         return []
     if shared:
         shared = ["#### Actions both lists share: recall (precision) % on the tested dataset's test samples of that "
-                  "class", "", "| released recogniser | NW-UCLA action | MSR Action3D action | LLM / LLM, prior "
-                  "divided out / text head / fused / fused, prior divided out |", "|---|---|---|---|", *shared, ""]
+                  "class", "", f"| released recogniser | NW-UCLA action | MSR Action3D action | {names} |",
+                  "|---|---|---|---|", *shared, ""]
     return [*lines, "", *shared]
 
 
@@ -1718,6 +1752,11 @@ def main() -> None:
     out += cross_dataset_table(runs)
     out += reverse_cross_table(runs)
     out += cross_prior_table(runs)
+    out += cross_prior_table(runs, BATCH_KINDS, "the batch prior (rules R6c)", BATCH_NAMES)
+    for split, view in (("list-train", "all"), ("val", "zero_shot"), ("test", "zero_shot")):
+        out += batch_prior_table(runs, "ucla-llm-zs", "NW-UCLA zero-shot recognisers, 2 held-out classes", split, view)
+        out += batch_prior_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes", split,
+                                 view)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
               "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
               "msr-llm", "msr-label-llm", "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-llm-ho-fixed",

@@ -206,7 +206,7 @@ def test_evaluation_reports_open_list_fusion_beside_the_default(rec) -> None:
     try:
         rec.actions = list(tuned)
         by_kind = evidence_scores(rec, tokens, ACTIONS)
-        assert set(by_kind) == {"llm", "text", "fused", "fused_open_list"}
+        assert set(by_kind) == {"llm", "text", "fused", "fused_open_list", "llm_batch", "text_batch", "fused_batch"}
         weights = [0.3] * 3 + [1.0] * len(new)
         assert np.allclose(by_kind["fused_open_list"], fuse(by_kind["llm"], by_kind["text"], weights).numpy())
         assert np.allclose(by_kind["fused"], fuse(by_kind["llm"], by_kind["text"], 0.3).numpy())

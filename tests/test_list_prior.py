@@ -13,7 +13,7 @@ from sugar.cli import app
 from sugar.errors import ConfigError, DataError
 from sugar.evaluation.recognizer import evidence_scores
 from sugar.models import list_prior
-from sugar.models.list_prior import ListPrior, applies, corrected
+from sugar.models.list_prior import ListPrior, applies, batch_corrected, corrected
 from sugar.models.recognizer_io import load_recognizer, save_recognizer
 from sugar.skeleton.datasets import DataSource
 from sugar.training.instruct import list_prior_from_source
@@ -105,6 +105,27 @@ def test_evaluation_reports_the_llm_with_and_without_its_prior(with_prior) -> No
     fixed = _probs(rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST), list_prior=True), NEW_LIST)
     np.testing.assert_allclose(np.exp(out["llm_prior"]), fixed, atol=1e-6)
     assert "llm_prior" not in evidence_scores(rec, tokens, ACTIONS[:4])  # a tuned list: nothing to divide out
+
+
+def test_the_batch_prior_is_the_scored_samples_own_mean_answer() -> None:
+    """A scorer that answers class 0 for everything, with a faint signal in class 1's rows, is turned into one
+    whose mean answer is flat, and that signal decides."""
+    logp = np.log(np.array([[0.90, 0.10], [0.80, 0.20], [0.85, 0.15], [0.75, 0.25]]))
+    fixed = torch.exp(batch_corrected(logp)).numpy()
+    np.testing.assert_allclose(fixed.sum(1), 1.0, atol=1e-12)
+    mean = np.exp(logp).mean(0)
+    expected = np.exp(logp) / mean
+    np.testing.assert_allclose(fixed, expected / expected.sum(1, keepdims=True), atol=1e-12)
+    assert fixed.argmax(1).tolist() == [0, 1, 0, 1]
+    assert np.exp(logp).argmax(1).tolist() == [0, 0, 0, 0]
+
+
+def test_evaluation_reports_each_kind_with_the_batch_prior_on_new_lists_only(rec) -> None:
+    tokens = random_tokens(5, seed=21)
+    out = evidence_scores(rec, tokens, NEW_LIST)
+    np.testing.assert_allclose(out["llm_batch"], batch_corrected(out["llm"]).numpy(), atol=1e-9)
+    assert not any(k.endswith("_batch") for k in evidence_scores(rec, tokens, ACTIONS[:4]))  # the tuning list
+    assert "llm_batch" not in evidence_scores(rec, tokens[:1], NEW_LIST)  # one sample: its mean is itself
 
 
 def test_the_reference_samples_are_saved_with_the_recogniser(with_prior, tmp_path) -> None:

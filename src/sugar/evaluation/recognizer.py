@@ -36,7 +36,7 @@ from sugar.models.evidence import (
     with_bonus,
 )
 from sugar.models.inference import set_encoder_precision, set_precision
-from sugar.models.list_prior import applies, corrected
+from sugar.models.list_prior import applies, batch_corrected, corrected
 from sugar.models.recognizer import Recognizer
 from sugar.models.recognizer_io import load_recognizer
 from sugar.models.released import evaluation_dir, resolve_run
@@ -116,6 +116,9 @@ def evaluate_split(rec: Recognizer, splits: Mapping[str, Dataset], labels: Mappi
     return score_report(rec, inputs, y, actions, mode, rec.cfg.eval_batch_size, knowledge or {}, None, fusion)
 
 
+BATCH_KINDS = ("llm", "text", "fused")  # the kinds also scored with the batch prior on a list with new entries
+
+
 def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: list[str], knowledge: Any = None,
                     rank_by: str | None = None, batch_size: int | None = None, texts: Any = None
                     ) -> dict[str, np.ndarray]:
@@ -129,7 +132,9 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
 
     On such a list a recogniser with reference samples also gets "llm_prior": the LLM with its list prior divided
     out (sugar.models.list_prior), and "fused_prior" (it fused as "fused" is); the other fused kinds use the LLM as
-    recognize() does by default."""
+    recognize() does by default. Such a list also gets "llm_batch", "text_batch" and "fused_batch": those kinds
+    with the mean answer of the samples scored here divided out (`batch_corrected`; transductive, so measured
+    beside the others, never a per-sample default)."""
     step = batch_size or rec.cfg.eval_batch_size
     probs = scores(rec, tokens, actions, "rank", step, knowledge, rank_by, 0.0, list_prior=False)
     out = {"llm": np.log(np.clip(probs, 1e-30, None))}
@@ -157,6 +162,9 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
     bonus = new_class_bonus(rec, actions)
     if bonus is not None:  # what recognize() answers when the recogniser has a never-seen-class bias
         out["fused_stacked"] = with_bonus(out.get("fused", llm), bonus).numpy()
+    if any(a not in rec.actions for a in actions):  # the batch prior: each kind's mean answer here divided out
+        out.update({f"{kind}_batch": batch_corrected(out[kind]).numpy()
+                    for kind in BATCH_KINDS if kind in out and len(tokens) > 1})
     return out
 
 

@@ -9,6 +9,10 @@ no held-out class is ever looked at); their mean answer over a new list is what 
 the skeleton tells it nothing it knows. The tokens are stored with the recogniser (`list_prior.safetensors`), so
 `sugar predict` and `sugar serve` apply it without the training data; the prior of each list is computed once
 and cached.
+
+A second estimate needs no reference samples: the mean answer of the samples being scored together (Zhou et al.,
+"Batch Calibration", ICLR 2024). It assumes the set covers the list roughly evenly, and it looks at the unlabelled
+inputs themselves (transductive), so it is an evaluation kind (`batch_corrected`), not a per-sample default.
 """
 
 from __future__ import annotations
@@ -66,3 +70,10 @@ def corrected(scores: torch.Tensor | np.ndarray, log_prior: torch.Tensor | np.nd
     """[N, C] log-probabilities over the list with the prior divided out, renormalised."""
     logp = torch.log_softmax(torch.as_tensor(scores, dtype=torch.float64), -1)
     return torch.log_softmax(logp - torch.as_tensor(log_prior, dtype=torch.float64, device=logp.device), -1)
+
+
+def batch_corrected(scores: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """[N, C] log-probabilities over the list with the N scored samples' own mean answer divided out (the batch
+    prior: no labels are read; a set that is mostly one class is pushed toward the others)."""
+    logp = torch.log_softmax(torch.as_tensor(scores, dtype=torch.float64), -1)
+    return corrected(logp, mean_log_prior(logp))
