@@ -128,6 +128,22 @@ def test_evaluation_reports_each_kind_with_the_batch_prior_on_new_lists_only(rec
     assert "llm_batch" not in evidence_scores(rec, tokens[:1], NEW_LIST)  # one sample: its mean is itself
 
 
+def test_recognising_with_the_batch_prior_ranks_and_describes_by_the_corrected_answer(rec) -> None:
+    tokens = random_tokens(5, seed=22)
+    raw = _probs(rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST)), NEW_LIST)
+    expected = torch.exp(batch_corrected(np.log(raw))).numpy()
+    got = rec.recognize(tokens, NEW_LIST, describe=False, top_k=len(NEW_LIST), batch_prior=True)
+    assert all(r["batch_prior"] for r in got)
+    np.testing.assert_allclose(_probs(got, NEW_LIST), expected, atol=1e-5)
+    described = rec.recognize(tokens, NEW_LIST, batch_prior=True)
+    assert [r["label"] for r in described] == [NEW_LIST[j] for j in expected.argmax(1)]
+    assert all(isinstance(r["description"], str) for r in described)
+    with pytest.raises(ConfigError, match="at least 2"):
+        rec.recognize(tokens[:1], NEW_LIST, batch_prior=True)
+    with pytest.raises(ConfigError, match="mode rank"):
+        rec.recognize(tokens, NEW_LIST, mode="generate", batch_prior=True)
+
+
 def test_the_reference_samples_are_saved_with_the_recogniser(with_prior, tmp_path) -> None:
     rec, _ = with_prior
     save_recognizer(rec, tmp_path)

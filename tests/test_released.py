@@ -61,6 +61,20 @@ def test_a_released_copy_is_fp16_and_answers_like_the_run(run_folder, tmp_path, 
     assert listed.exit_code == 0 and "tiny-ucla" in listed.stdout
 
 
+def test_predict_divides_the_batch_prior_out_of_the_files_given_together(run_folder, shared_data) -> None:
+    files = [str(shared_data / "nw_ucla" / "all_sqe" / f"a0{a}_s01_e00_v01.json") for a in (1, 2)]
+    result = runner.invoke(app, ["predict", *files, "--run", str(run_folder), "--batch-prior"])
+    assert result.exit_code == 0, result.output
+    text, answers, decoder = result.stdout, [], json.JSONDecoder()
+    while "{" in text:
+        answer, end = decoder.raw_decode(text[text.index("{"):])
+        answers.append(answer)
+        text = text[text.index("{") + end:]
+    assert len(answers) == 2 and all(a["batch_prior"] and a["label"] in ACTIONS for a in answers)
+    alone = runner.invoke(app, ["predict", files[0], "--run", str(run_folder), "--batch-prior"])
+    assert alone.exit_code != 0 and "at least 2" in str(alone.exception)  # `sugar` prints SugarErrors cleanly
+
+
 def test_an_unknown_run_names_the_released_models(tmp_path, monkeypatch, run_folder) -> None:
     monkeypatch.setattr(released, "RELEASED_DIR", tmp_path)
     released.release_run(run_folder, "tiny-ucla", dataset="nw-ucla", protocol="xview", stream="joint",

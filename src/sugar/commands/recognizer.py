@@ -78,6 +78,9 @@ def predict_cmd(
     list_prior: bool = typer.Option(False, "--list-prior", help="Rank mode: divide the LLM's prior over the list out "
                                     "of its scores (contextual calibration, docs/recognizer.md; measured, not the "
                                     "default)."),
+    batch_prior: bool = typer.Option(False, "--batch-prior", help="Rank mode: divide out the mean answer of the "
+                                     "files given together (for a set that covers the list roughly evenly, e.g. "
+                                     "another dataset's clips; docs/recognizer.md)."),
 ) -> None:
     """Recognise and describe the action in each skeleton file; prints one JSON object per file."""
     from sugar.errors import SugarError
@@ -106,7 +109,8 @@ def predict_cmd(
     for f in files:
         samples += read_input(f, format=fmt, pose=pose, progress=True)
     results = rec.recognize(samples, actions=names, knowledge=knowledge, mode=mode, batch_size=batch_size,
-                            rank_by=rank_by, fusion=fusion, list_prior=True if list_prior else None)
+                            rank_by=rank_by, fusion=fusion, list_prior=True if list_prior else None,
+                            batch_prior=batch_prior)
     for s, r in zip(samples, results, strict=True):
         picture = {}
         if render is not None:

@@ -155,12 +155,25 @@ def generate(rec: Recognizer, ctx: Context, parts: PromptParts, actions: list[st
 def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions: Sequence[str] | None = None,
               knowledge: Any = None, mode: str | None = None, batch_size: int | None = None, describe: bool = True,
               top_k: int = 5, zero_shot_prompt: bool | None = None, rank_by: str | None = None,
-              fusion: float | None = None, list_prior: bool | None = None) -> list[dict[str, Any]]:
+              fusion: float | None = None, list_prior: bool | None = None, batch_prior: bool = False
+              ) -> list[dict[str, Any]]:
     """One result per sample (see `Recognizer.recognize`)."""
     mode = mode or rec.cfg.decode
     actions = list(actions) if actions is not None else list(rec.actions)
     if len(actions) < 1 or len(set(actions)) != len(actions):
         raise ConfigError("the action list must be non-empty and without duplicates")
+    if batch_prior:
+        return _with_batch_prior(rec, samples, actions, knowledge, mode, batch_size, describe, top_k,
+                                 zero_shot_prompt, rank_by, fusion, list_prior)
+    return _recognize(rec, samples, actions, knowledge, mode, batch_size, describe, top_k, zero_shot_prompt,
+                      rank_by, fusion, list_prior)
+
+
+def _recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions: list[str], knowledge: Any,
+               mode: str, batch_size: int | None, describe: bool, top_k: int, zero_shot_prompt: bool | None,
+               rank_by: str | None, fusion: float | None, list_prior: bool | None,
+               shift: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """`recognize` on a checked list; `shift`: added to each entry's fused log-probability (the batch prior)."""
     weight, ce_weight = rec.fusion_weights(actions, fusion)
     if weight > 0 and rec.evidence is None:
         raise ConfigError("fusion needs the encoder's text head; this recogniser has none (see `sugar calibrate`)")
@@ -169,7 +182,9 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
     if mode not in ("rank", "generate"):
         raise ConfigError(f"mode {mode!r}: choose rank or generate")
     rank_by = check_rank_by(rank_by or rec.cfg.rank_by)
-    bonus = new_class_bonus(rec, actions) if fusion is None and mode == "rank" else None
+    stacked = new_class_bonus(rec, actions) if fusion is None and mode == "rank" else None
+    bonus = stacked if shift is None else list(shift) if stacked is None else [
+        b + d for b, d in zip(stacked, shift, strict=True)]
     if list_prior and rec.list_prior is None:
         raise ConfigError("this recogniser stores no reference samples for its list prior (it was tuned before "
                           "they were stored): `sugar list-prior RECOGNISER` draws them from the training data its "
@@ -209,10 +224,35 @@ def recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions
             r["fusion"] = weight
             if ce_weight > 0:
                 r["fusion_ce"] = ce_weight
-            if bonus is not None:
+            if stacked is not None:
                 r["new_class_bias"] = rec.new_class_bias
             if log_prior is not None:
                 r["list_prior"] = True
+    return results
+
+
+def _with_batch_prior(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], actions: list[str], knowledge: Any,
+                      mode: str, batch_size: int | None, describe: bool, top_k: int, zero_shot_prompt: bool | None,
+                      rank_by: str | None, fusion: float | None, list_prior: bool | None) -> list[dict[str, Any]]:
+    """`recognize` with the samples' own mean answer divided out of the ranking (sugar.models.list_prior,
+    `batch_corrected`): a first pass ranks every entry for every sample, a second answers (and describes) with that
+    mean taken off each entry as a bonus. Why two passes: the descriptions follow the corrected label."""
+    if mode != "rank":
+        raise ConfigError("the batch prior corrects a ranking: use it with mode rank")
+    if len(samples) < 2:
+        raise ConfigError("the batch prior is the mean answer of the samples given together: it needs at least 2 "
+                          "(and a set that covers the list roughly evenly)")
+    first = _recognize(rec, samples, actions, knowledge, mode, batch_size, False, len(actions), zero_shot_prompt,
+                       rank_by, fusion, list_prior)
+    probs = torch.zeros(len(first), len(actions), dtype=torch.float64)
+    for row, r in enumerate(first):
+        for label, p in r["top5"]:
+            probs[row, actions.index(label)] = p
+    shift = (-mean_log_prior(torch.log(probs.clamp_min(1e-30)))).tolist()
+    results = _recognize(rec, samples, actions, knowledge, mode, batch_size, describe, top_k, zero_shot_prompt,
+                         rank_by, fusion, list_prior, shift)
+    for r in results:
+        r["batch_prior"] = True
     return results
 
 

@@ -246,8 +246,8 @@ class Recognizer(nn.Module):
     def recognize(self, samples: Sequence[Sample | torch.Tensor], actions: Sequence[str] | None = None,
                   knowledge: Any = None, mode: str | None = None, batch_size: int | None = None,
                   describe: bool = True, top_k: int = 5, zero_shot_prompt: bool | None = None,
-                  rank_by: str | None = None, fusion: float | None = None, list_prior: bool | None = None
-                  ) -> list[dict[str, Any]]:
+                  rank_by: str | None = None, fusion: float | None = None, list_prior: bool | None = None,
+                  batch_prior: bool = False) -> list[dict[str, Any]]:
         """One result per sample: {label, score, top5, description, knowledge, match, answer}.
 
         samples: Sample objects (run through the encoder) or precomputed encoder token sequences [T', d].
@@ -261,7 +261,9 @@ class Recognizer(nn.Module):
         the recogniser has neither), 0 = the LLM alone.
         list_prior (rank mode): divide the LLM's prior over the list out of its scores (sugar.models.list_prior;
         needs the reference samples `sugar tune` stores); None = on lists with entries the LLM was not tuned on.
+        batch_prior (rank mode): divide the samples' own mean answer out of the ranking (sugar.models.list_prior,
+        `batch_corrected`); for a set of at least 2 samples that covers the list roughly evenly.
         generate: score = geometric-mean probability of the generated answer tokens.
         """
         return answering.recognize(self, samples, actions, knowledge, mode, batch_size, describe, top_k,
-                                   zero_shot_prompt, rank_by, fusion, list_prior)
+                                   zero_shot_prompt, rank_by, fusion, list_prior, batch_prior)
