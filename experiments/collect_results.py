@@ -1017,26 +1017,11 @@ def list_prior_table(runs: Path, prefix: str, title: str, split: str) -> list[st
 def list_prior_train_table(runs: Path, prefix: str, title: str) -> list[str]:
     """Issue 15, rules R5 of (21) (`stage3_results.sh listpriortrain`): zero-shot runs PREFIX-seedN on their
     held-out classes' samples in the training views / subjects (never trained on), the held-out list only."""
-    lines = [f"### {title}: the held-out classes' samples in the training views / subjects (never trained on), "
-             "the LLM's list prior divided out", "",
-             "| seed | held-out classes | samples | top-1 %: LLM / LLM, prior divided out / text head / the LLM with "
-             "its prior fused with the text head | LLM: gain from the prior, points |", "|---|---|---|---|---|"]
-    cols: dict[str, list[float]] = {}
-    for seed, res in zs_seed_results(runs, prefix, "list-train", "llm_prior", "all"):
-        ev = res["evidence"]["all"]
-        for k in PRIOR_KINDS:
-            if k in ev:
-                cols.setdefault(k, []).append(ev[k]["top1"])
-        lines.append(f"| {seed} | {', '.join(ev['llm']['classes'])} | {ev['llm']['samples']} | "
-                     + " / ".join(pct(ev[k]["top1"]) if k in ev else "-" for k in PRIOR_KINDS)
-                     + f" | {100 * (ev['llm_prior']['top1'] - ev['llm']['top1']):+.1f} |")
-    n = len(lines) - 4
-    if n < 1:
-        return []
-    mean = {k: sum(v) / len(v) for k, v in cols.items() if len(v) == n}
-    lines.append(f"| mean of {n} | | | " + " / ".join(pct(mean[k]) if k in mean else "-" for k in PRIOR_KINDS)
-                 + f" | {100 * (mean['llm_prior'] - mean['llm']):+.1f} |")
-    return [*lines, ""]
+    return seed_kinds_table(
+        runs, prefix, "list-train", "all", PRIOR_KINDS, "llm_prior",
+        f"### {title}: the held-out classes' samples in the training views / subjects (never trained on), the LLM's "
+        "list prior divided out", "LLM / LLM, prior divided out / text head / the LLM with its prior fused with the "
+        "text head", "the prior")
 
 
 BATCH_KINDS = ("llm", "llm_prior", "llm_batch", "text", "text_batch", "fused", "fused_batch")
@@ -1050,24 +1035,31 @@ def batch_prior_table(runs: Path, prefix: str, title: str, split: str, view: str
     `stage3_results.sh listpriortrain` (view "all"), "test" / "val" the runs' own evaluation (view "zero_shot")."""
     where = ("the held-out classes' samples in the training views / subjects (never trained on)"
              if split == "list-train" else f"{split} split, held-out list")
-    lines = [f"### {title}, {where}: the batch prior", "",
-             f"| seed | held-out classes | samples | top-1 %: {BATCH_NAMES} | LLM: gain from the batch prior, points |",
-             "|---|---|---|---|---|"]
+    return seed_kinds_table(runs, prefix, split, view, BATCH_KINDS, "llm_batch", f"### {title}, {where}: the batch "
+                            "prior", BATCH_NAMES, "the batch prior")
+
+
+def seed_kinds_table(runs: Path, prefix: str, split: str, view: str, kinds: tuple[str, ...], gain_kind: str,
+                     heading: str, names: str, gain_name: str) -> list[str]:
+    """Top-1 of each evidence kind of the runs PREFIX-seedN (evaluation/SPLIT, view VIEW) a row per seed, their
+    mean, and the LLM's gain from `gain_kind`."""
+    lines = [heading, "", f"| seed | held-out classes | samples | top-1 %: {names} | LLM: gain from {gain_name}, "
+             "points |", "|---|---|---|---|---|"]
     cols: dict[str, list[float]] = {}
-    for seed, res in zs_seed_results(runs, prefix, split, "llm_batch", view):
+    for seed, res in zs_seed_results(runs, prefix, split, gain_kind, view):
         ev = res["evidence"][view]
-        for k in BATCH_KINDS:
+        for k in kinds:
             if k in ev:
                 cols.setdefault(k, []).append(ev[k]["top1"])
         lines.append(f"| {seed} | {', '.join(ev['llm']['classes'])} | {ev['llm']['samples']} | "
-                     + " / ".join(pct(ev[k]["top1"]) if k in ev else "-" for k in BATCH_KINDS)
-                     + f" | {100 * (ev['llm_batch']['top1'] - ev['llm']['top1']):+.1f} |")
+                     + " / ".join(pct(ev[k]["top1"]) if k in ev else "-" for k in kinds)
+                     + f" | {100 * (ev[gain_kind]['top1'] - ev['llm']['top1']):+.1f} |")
     n = len(lines) - 4
     if n < 1:
         return []
     mean = {k: sum(v) / len(v) for k, v in cols.items() if len(v) == n}
-    lines.append(f"| mean of {n} | | | " + " / ".join(pct(mean[k]) if k in mean else "-" for k in BATCH_KINDS)
-                 + f" | {100 * (mean['llm_batch'] - mean['llm']):+.1f} |")
+    lines.append(f"| mean of {n} | | | " + " / ".join(pct(mean[k]) if k in mean else "-" for k in kinds)
+                 + f" | {100 * (mean[gain_kind] - mean['llm']):+.1f} |")
     return [*lines, ""]
 
 
@@ -1754,9 +1746,11 @@ def main() -> None:
     out += cross_prior_table(runs)
     out += cross_prior_table(runs, BATCH_KINDS, "the batch prior (rules R6c)", BATCH_NAMES)
     for split, view in (("list-train", "all"), ("val", "zero_shot"), ("test", "zero_shot")):
-        out += batch_prior_table(runs, "ucla-llm-zs", "NW-UCLA zero-shot recognisers, 2 held-out classes", split, view)
-        out += batch_prior_table(runs, "msr-llm-zs", "MSR Action3D zero-shot recognisers, 4 held-out classes", split,
-                                 view)
+        for llm, name in (("", ""), ("-gemma", ", Gemma 3 270M")):
+            out += batch_prior_table(runs, f"ucla-llm-zs{llm}", f"NW-UCLA zero-shot recognisers{name}, 2 held-out "
+                                     "classes", split, view)
+            out += batch_prior_table(runs, f"msr-llm-zs{llm}", f"MSR Action3D zero-shot recognisers{name}, 4 "
+                                     "held-out classes", split, view)
     stage3 = ["ucla-llm", "ucla-neg-llm", "ucla-f-joint-llm", "ucla-f-joint-llm-fast", "ucla-f-joint-llm-aug",
               "ucla-f-joint-llm-pool", "ucla-c1-joint-llm", "acc-fp32", "acc-bf16", "acc-bf16-nodrop",
               "msr-llm", "msr-label-llm", "msr-label-llm-e8", "msr-label-llm-e8-pool", "msr-llm-ho-fixed",
