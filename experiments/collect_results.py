@@ -1024,9 +1024,9 @@ def list_prior_train_table(runs: Path, prefix: str, title: str) -> list[str]:
         "text head", "the prior")
 
 
-BATCH_KINDS = ("llm", "llm_prior", "llm_batch", "text", "text_batch", "fused", "fused_batch")
-BATCH_NAMES = ("LLM / LLM, list prior divided out / LLM, batch prior / text head / text head, batch prior / fused / "
-               "fused, batch prior")
+BATCH_COLUMNS = ("llm", "llm_prior", "llm_batch", "text", "text_batch", "fused", "fused_batch")
+BATCH_COLUMN_NAMES = ("LLM / LLM, list prior divided out / LLM, batch prior / text head / text head, batch prior / "
+                      "fused / fused, batch prior")
 
 
 def batch_prior_table(runs: Path, prefix: str, title: str, split: str, view: str) -> list[str]:
@@ -1035,8 +1035,8 @@ def batch_prior_table(runs: Path, prefix: str, title: str, split: str, view: str
     `stage3_results.sh listpriortrain` (view "all"), "test" / "val" the runs' own evaluation (view "zero_shot")."""
     where = ("the held-out classes' samples in the training views / subjects (never trained on)"
              if split == "list-train" else f"{split} split, held-out list")
-    return seed_kinds_table(runs, prefix, split, view, BATCH_KINDS, "llm_batch", f"### {title}, {where}: the batch "
-                            "prior", BATCH_NAMES, "the batch prior")
+    return seed_kinds_table(runs, prefix, split, view, BATCH_COLUMNS, "llm_batch", f"### {title}, {where}: the batch "
+                            "prior", BATCH_COLUMN_NAMES, "the batch prior")
 
 
 def seed_kinds_table(runs: Path, prefix: str, split: str, view: str, kinds: tuple[str, ...], gain_kind: str,
@@ -1744,7 +1744,7 @@ def main() -> None:
     out += cross_dataset_table(runs)
     out += reverse_cross_table(runs)
     out += cross_prior_table(runs)
-    out += cross_prior_table(runs, BATCH_KINDS, "the batch prior (rules R6c)", BATCH_NAMES)
+    out += cross_prior_table(runs, BATCH_COLUMNS, "the batch prior (rules R6c)", BATCH_COLUMN_NAMES)
     for split, view in (("list-train", "all"), ("val", "zero_shot"), ("test", "zero_shot")):
         for llm, name in (("", ""), ("-gemma", ", Gemma 3 270M")):
             out += batch_prior_table(runs, f"ucla-llm-zs{llm}", f"NW-UCLA zero-shot recognisers{name}, 2 held-out "

@@ -554,7 +554,8 @@ listprior() {  # issue 15 (rules R3 of 2026-12-07 (20)): the zero-shot runs of Z
 listpriortrain() {  # issue 15 (rules R5 of 2026-12-07 (21)): the zero-shot runs of ZS_PREFIX (seeds ZS_SEEDS) scored
   # on their held-out classes' samples in the TRAINING views / subjects (excluded from the encoder's and the LLM's
   # training, so never seen; ~10x the val split's held-out samples), on the held-out list only (evaluation/list-train):
-  # the LLM, the LLM with its list prior divided out (llm_prior), the text head and the fused answers
+  # the LLM, the LLM with its list prior divided out (llm_prior), the text head and the fused answers, and each of
+  # them with the batch prior (llm_batch, text_batch, fused_batch; rules R6 of 2026-12-08 (22))
   local prefix=${ZS_PREFIX:-ucla-llm-zs} seed run
   for seed in $ZS_SEEDS; do
     run=$OUT/$prefix-seed$seed

@@ -162,9 +162,8 @@ def evidence_scores(rec: Recognizer, tokens: Sequence[torch.Tensor], actions: li
     bonus = new_class_bonus(rec, actions)
     if bonus is not None:  # what recognize() answers when the recogniser has a never-seen-class bias
         out["fused_stacked"] = with_bonus(out.get("fused", llm), bonus).numpy()
-    if any(a not in rec.actions for a in actions):  # the batch prior: each kind's mean answer here divided out
-        out.update({f"{kind}_batch": batch_corrected(out[kind]).numpy()
-                    for kind in BATCH_KINDS if kind in out and len(tokens) > 1})
+    if len(tokens) > 1 and any(a not in rec.actions for a in actions):  # the batch prior: each kind's mean answer
+        out.update({f"{kind}_batch": batch_corrected(out[kind]).numpy() for kind in BATCH_KINDS if kind in out})
     return out
 
 

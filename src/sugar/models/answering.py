@@ -183,8 +183,9 @@ def _recognize(rec: Recognizer, samples: Sequence[Sample | torch.Tensor], action
         raise ConfigError(f"mode {mode!r}: choose rank or generate")
     rank_by = check_rank_by(rank_by or rec.cfg.rank_by)
     stacked = new_class_bonus(rec, actions) if fusion is None and mode == "rank" else None
-    bonus = stacked if shift is None else list(shift) if stacked is None else [
-        b + d for b, d in zip(stacked, shift, strict=True)]
+    bonus = stacked
+    if shift is not None:
+        bonus = [b + d for b, d in zip(stacked or [0.0] * len(actions), shift, strict=True)]
     if list_prior and rec.list_prior is None:
         raise ConfigError("this recogniser stores no reference samples for its list prior (it was tuned before "
                           "they were stored): `sugar list-prior RECOGNISER` draws them from the training data its "

@@ -12,7 +12,8 @@ and cached.
 
 A second estimate needs no reference samples: the mean answer of the samples being scored together (Zhou et al.,
 "Batch Calibration", ICLR 2024). It assumes the set covers the list roughly evenly, and it looks at the unlabelled
-inputs themselves (transductive), so it is an evaluation kind (`batch_corrected`), not a per-sample default.
+inputs themselves (transductive), so it is asked for by name (`recognize(..., batch_prior=True)`, `sugar predict
+--batch-prior`; `sugar evaluate` reports it as its own kinds) and never applied to a single sample.
 """
 
 from __future__ import annotations
